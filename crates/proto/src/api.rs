@@ -1,0 +1,222 @@
+//! Request and response bodies of the HTTP API, and the frames pushed over the WebSocket.
+
+use serde::{Deserialize, Serialize};
+
+use crate::B64;
+
+/// `POST /v1/register`: a new user with its first device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The user's address, `name@domain`.
+    pub address: String,
+    /// One-time invite code from the administrator (not needed under open registration).
+    #[serde(default)]
+    pub invite: Option<String>,
+    /// The user's Ed25519 identity public key (32 bytes).
+    pub identity_key: B64,
+    /// The first device's certificate, signed by the identity key (see [`crate::cert`]).
+    pub device_certificate: B64,
+}
+
+/// A registered device and its token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegisterResponse {
+    pub address: String,
+    /// Hex device id, as in the certificate.
+    pub device_id: String,
+    /// Bearer token for this device: `DEVICE_ID.SECRET`. Shown once; the server keeps a hash.
+    pub token: String,
+}
+
+/// One device as published by the server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceInfo {
+    pub device_id: String,
+    pub certificate: B64,
+}
+
+/// `GET /v1/users/{address}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserResponse {
+    pub address: String,
+    pub identity_key: B64,
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// `POST /v1/key-packages`: add to this device's stock.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UploadKeyPackagesRequest {
+    /// One-time key packages (TLS-serialized MLS messages).
+    #[serde(default)]
+    pub key_packages: Vec<B64>,
+    /// The last-resort key package, replacing any previous one.
+    #[serde(default)]
+    pub last_resort: Option<B64>,
+}
+
+/// `GET /v1/key-packages/count` and the answer to an upload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyPackageCount {
+    /// One-time packages left.
+    pub count: u32,
+    /// Whether a last-resort package is stored.
+    pub last_resort: bool,
+}
+
+/// `POST /v1/key-packages/claim`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClaimKeyPackagesRequest {
+    pub address: String,
+}
+
+/// One claimed key package.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClaimedKeyPackage {
+    pub device_id: String,
+    pub key_package: B64,
+}
+
+/// Exactly one key package per device of the user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClaimKeyPackagesResponse {
+    pub key_packages: Vec<ClaimedKeyPackage>,
+}
+
+/// `POST /v1/groups`: register a new group at epoch 0, with its creator as only member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupRequest {
+    /// A signed MLS GroupInfo carrying the ratchet tree extension.
+    pub group_info: B64,
+}
+
+/// The group's id and current epoch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupResponse {
+    pub group_id: B64,
+    pub epoch: u64,
+}
+
+/// `POST /v1/groups/{group}/commits`: one commit, its Welcome, and the new epoch's GroupInfo.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    /// The commit as an MLS PublicMessage.
+    pub commit: B64,
+    /// The Welcome for the devices it adds, if any.
+    #[serde(default)]
+    pub welcome: Option<B64>,
+    /// GroupInfo of the epoch the commit creates, with the ratchet tree extension.
+    pub group_info: B64,
+}
+
+/// An accepted commit.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CommitResponse {
+    pub epoch: u64,
+    pub seq: u64,
+    pub event_id: u64,
+}
+
+/// `POST /v1/groups/{group}/messages`: an MLS PrivateMessage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub message: B64,
+}
+
+/// An accepted message: its place in the group and in the event log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SendResponse {
+    pub seq: u64,
+    pub event_id: u64,
+}
+
+/// `GET /v1/groups/{group}/group-info`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupInfoResponse {
+    pub epoch: u64,
+    pub group_info: B64,
+}
+
+/// What an event carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An accepted commit (MLS PublicMessage).
+    Commit,
+    /// An application message (MLS PrivateMessage).
+    Message,
+    /// A Welcome addressed to this device.
+    Welcome,
+}
+
+/// One entry of a device's inbox.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Event {
+    /// Position in the server's event log; the device's cursor.
+    pub id: u64,
+    pub group_id: B64,
+    /// Sequence number within the group (commits and messages); 0 for a Welcome.
+    pub seq: u64,
+    pub kind: EventKind,
+    /// Device id of the sender, as the server saw it authenticate.
+    pub sender: String,
+    pub payload: B64,
+    /// Server time of acceptance, in milliseconds since the Unix epoch.
+    pub timestamp: u64,
+}
+
+/// `GET /v1/events?after=CURSOR&limit=N`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventsResponse {
+    pub events: Vec<Event>,
+    /// Whether more events follow the last one returned.
+    pub more: bool,
+}
+
+/// `POST /v1/events/ack`: everything up to `cursor` is durably processed by the device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    pub cursor: u64,
+}
+
+/// A frame the server pushes over `GET /v1/ws`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PushFrame {
+    /// New events for this device, in order.
+    Events { events: Vec<Event> },
+}
+
+/// `GET /healthz`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    pub status: String,
+    pub domain: String,
+}

@@ -1,0 +1,93 @@
+//! Errors on the wire: a stable machine code and a human message.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable machine-readable error codes. Clients match on these; never rename one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The body is not valid JSON or does not match the expected shape.
+    MalformedRequest,
+    /// The body exceeds this route's limit.
+    PayloadTooLarge,
+    /// A binary field (MLS message, key package, certificate) does not decode.
+    MalformedMls,
+    /// Missing, malformed or unknown device token.
+    Unauthorized,
+    /// The device is known but may not do this (not a member, not its own key package...).
+    Forbidden,
+    /// The address is not in a domain this server serves.
+    DomainNotAllowed,
+    /// Registration needs an invite code.
+    InviteRequired,
+    /// The invite code is unknown, already used, expired, or for another address.
+    InviteInvalid,
+    /// The address is already registered.
+    AddressTaken,
+    /// The device certificate does not verify against the identity key.
+    InvalidCertificate,
+    /// The key package does not verify or does not belong to this device.
+    InvalidKeyPackage,
+    /// No such user, group or resource.
+    NotFound,
+    /// The group already exists.
+    GroupExists,
+    /// The commit or message is not for the group's current epoch; see `current_epoch`.
+    StaleEpoch,
+    /// The commit does not validate against the group's public state.
+    InvalidCommit,
+    /// The target user has a device without any key package left.
+    NoKeyPackage,
+    /// Too many requests; retry later.
+    RateLimited,
+    /// Method not allowed on this route.
+    MethodNotAllowed,
+    /// The server failed; the request may be retried.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedRequest => "malformed_request",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::MalformedMls => "malformed_mls",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::DomainNotAllowed => "domain_not_allowed",
+            ErrorCode::InviteRequired => "invite_required",
+            ErrorCode::InviteInvalid => "invite_invalid",
+            ErrorCode::AddressTaken => "address_taken",
+            ErrorCode::InvalidCertificate => "invalid_certificate",
+            ErrorCode::InvalidKeyPackage => "invalid_key_package",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::GroupExists => "group_exists",
+            ErrorCode::StaleEpoch => "stale_epoch",
+            ErrorCode::InvalidCommit => "invalid_commit",
+            ErrorCode::NoKeyPackage => "no_key_package",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// With `stale_epoch`: the group's current epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_epoch: Option<u64>,
+}

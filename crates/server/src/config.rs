@@ -1,0 +1,187 @@
+//! The server's configuration file, `missive.toml` in the data directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the configuration file inside the data directory.
+pub const CONFIG_FILE: &str = "missive.toml";
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "missive.db";
+
+/// Server settings. Written by `missive-server init`, edited by the administrator.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The domain this server serves (`interieur.gouv.fr`).
+    pub domain: String,
+    /// Domains whose addresses may register here; by default only `domain`.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Let any address of an allowed domain register without an invite (pilots only).
+    #[serde(default)]
+    pub open_registration: bool,
+    /// How long an invite code stays valid, in hours.
+    #[serde(default = "default_invite_ttl_hours")]
+    pub invite_ttl_hours: u64,
+}
+
+fn default_invite_ttl_hours() -> u64 {
+    7 * 24
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no configuration in {0}: run `missive-server --data DIR init --domain DOMAIN` first")]
+    Missing(PathBuf),
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("{path} already configures domain {existing}, not {requested}")]
+    DomainMismatch {
+        path: PathBuf,
+        existing: String,
+        requested: String,
+    },
+}
+
+impl Config {
+    /// A configuration for `domain` with defaults.
+    pub fn new(domain: &str) -> Self {
+        Config {
+            domain: domain.to_owned(),
+            allowed_domains: vec![domain.to_owned()],
+            open_registration: false,
+            invite_ttl_hours: default_invite_ttl_hours(),
+        }
+    }
+
+    /// Reads `DIR/missive.toml`.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing(dir.to_owned()))
+            }
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path, message })?;
+        if config.allowed_domains.is_empty() {
+            config.allowed_domains.push(config.domain.clone());
+        }
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for d in std::iter::once(&self.domain).chain(&self.allowed_domains) {
+            if !is_domain(d) {
+                return Err(format!("{d:?} is not a domain name"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the configuration for `domain` unless one exists; idempotent for the same domain.
+    pub fn init(dir: &Path, domain: &str) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let domain = domain.to_ascii_lowercase();
+        if !is_domain(&domain) {
+            return Err(ConfigError::Invalid {
+                path,
+                message: format!("{domain:?} is not a domain name"),
+            });
+        }
+        match Config::load(dir) {
+            Ok(existing) if existing.domain == domain => return Ok(existing),
+            Ok(existing) => {
+                return Err(ConfigError::DomainMismatch {
+                    path,
+                    existing: existing.domain,
+                    requested: domain,
+                })
+            }
+            Err(ConfigError::Missing(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let io = |source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let config = Config::new(&domain);
+        let text = format!(
+            "# Missive server configuration.\n{}",
+            toml::to_string(&config).map_err(|e| ConfigError::Invalid {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+        );
+        std::fs::write(&path, text).map_err(io)?;
+        Ok(config)
+    }
+
+    /// Whether `address` is `local@domain` with `domain` allowed here.
+    pub fn allows(&self, address: &str) -> bool {
+        match split_address(address) {
+            Some((_, domain)) => self.allowed_domains.iter().any(|d| d == domain),
+            None => false,
+        }
+    }
+}
+
+/// Splits a well-formed lowercase address into local part and domain.
+pub fn split_address(address: &str) -> Option<(&str, &str)> {
+    let (local, domain) = address.split_once('@')?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-+".contains(&b));
+    (local_ok && is_domain(domain)).then_some((local, domain))
+}
+
+fn is_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let c = Config::new("example.org");
+        for (addr, ok) in [
+            ("alice@example.org", true),
+            ("a.b-c+d@example.org", true),
+            ("alice@other.org", false),
+            ("Alice@example.org", false),
+            ("@example.org", false),
+            ("alice@", false),
+            ("alice", false),
+            ("alice@example.org@example.org", false),
+        ] {
+            assert_eq!(c.allows(addr), ok, "{addr}");
+        }
+    }
+}

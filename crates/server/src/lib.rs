@@ -1,0 +1,105 @@
+//! The Missive delivery server: accounts and devices, key packages, public MLS group state,
+//! and ordered delivery of ciphertext to devices over HTTP and WebSocket.
+//!
+//! Entry points: [`app`] builds the router (tests drive it over real sockets), [`serve`] runs it.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod groups;
+pub mod push;
+pub mod routes;
+pub mod sqlite;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+
+pub use config::Config;
+use store::Store;
+
+/// Shared state of a running server.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Arc<dyn Store>,
+    hub: push::Hub,
+    group_locks: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                hub: push::Hub::default(),
+                group_locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub fn hub(&self) -> &push::Hub {
+        &self.inner.hub
+    }
+
+    /// The lock serializing commits of one group within this process. Across processes the
+    /// store's conditional write at the expected epoch keeps commits ordered.
+    pub fn group_lock(&self, group_id: &[u8]) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .group_locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(group_id.to_vec()).or_default().clone()
+    }
+}
+
+/// The router with every route, limit and fallback.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,132 @@
+//! `missive-server`: initialise a data directory, create invites, serve.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use missive_server::config::{Config, DB_FILE};
+use missive_server::sqlite::SqliteStore;
+use missive_server::store::Store;
+use missive_server::{auth, now_secs, AppState};
+
+#[derive(Parser)]
+#[command(name = "missive-server", version, about = "The Missive delivery server")]
+struct Cli {
+    /// Data directory: configuration, database.
+    #[arg(long, env = "MISSIVE_DATA", default_value = "./missive-data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the configuration for DOMAIN and create the database (idempotent).
+    Init {
+        #[arg(long)]
+        domain: String,
+    },
+    /// Create a one-time invite code for ADDRESS; prints the code alone on its last line.
+    Invite { address: String },
+    /// Serve the API.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn open_store(data: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&data.join(DB_FILE))
+        .with_context(|| format!("opening the database in {}", data.display()))
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    match cli.command {
+        Command::Init { domain } => {
+            let config = Config::init(&cli.data, &domain)?;
+            open_store(&cli.data)?;
+            println!(
+                "initialised {} for domain {}",
+                cli.data.display(),
+                config.domain
+            );
+        }
+        Command::Invite { address } => {
+            let config = Config::load(&cli.data)?;
+            if !config.allows(&address) {
+                anyhow::bail!(
+                    "{address} is not an address of an allowed domain ({})",
+                    config.allowed_domains.join(", ")
+                );
+            }
+            let store = open_store(&cli.data)?;
+            let code = auth::new_secret();
+            let expires = now_secs() + config.invite_ttl_hours * 3600;
+            rt.block_on(store.create_invite(&address, auth::hash_secret(&code), expires))?;
+            println!(
+                "invite for {address}, valid {} hours:",
+                config.invite_ttl_hours
+            );
+            println!("{code}");
+        }
+        Command::Serve { listen } => {
+            init_tracing();
+            let config = Config::load(&cli.data)?;
+            let store = open_store(&cli.data)?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("listening on {listen}"))?;
+                let addr = listener.local_addr()?;
+                tracing::info!(%addr, domain = %config.domain, "serving");
+                println!("missive-server listening on http://{addr}");
+                let state = AppState::new(config, Arc::new(store) as Arc<dyn Store>);
+                missive_server::serve(listener, state, shutdown_signal()).await?;
+                anyhow::Ok(())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MISSIVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,606 @@
+//! HTTP routes. Each handler is registered together with its OpenAPI description
+//! (utoipa-axum), so `/openapi.json` lists exactly the routes the server has.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use missive_proto::api::*;
+use missive_proto::cert::DeviceCertificate;
+use missive_proto::{ErrorBody, ErrorCode, B64};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use crate::auth::{self, Device};
+use crate::error::AppError;
+use crate::groups::{self, GroupState};
+use crate::store::*;
+use crate::{now_ms, now_secs, AppState};
+
+/// Body limit of small JSON requests (registration, claims, acks).
+pub const SMALL_BODY: usize = 16 * 1024;
+/// Body limit of requests carrying MLS messages (commits with Welcomes and GroupInfos of large
+/// groups, key package batches).
+pub const MLS_BODY: usize = 4 * 1024 * 1024;
+/// Body limit of an application message.
+pub const MESSAGE_BODY: usize = 256 * 1024;
+/// Most events returned by one fetch.
+pub const MAX_EVENTS: u32 = 500;
+/// Most key packages in one upload.
+pub const MAX_KEY_PACKAGES: usize = 200;
+
+type ApiResult<T> = Result<Json<T>, AppError>;
+
+/// JSON body extractor whose rejections are [`AppError`]s with stable codes.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> AppError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::new(status, ErrorCode::PayloadTooLarge, "request body too large")
+    } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        AppError::new(
+            status,
+            ErrorCode::MalformedRequest,
+            "expected Content-Type: application/json",
+        )
+    } else {
+        AppError::bad_request(ErrorCode::MalformedRequest, rejection.body_text())
+    }
+}
+
+/// A group id in the path, as base64url.
+struct GroupPath(Vec<u8>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for GroupPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, AppError> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::bad_request(ErrorCode::MalformedRequest, "bad group id"))?;
+        match B64::decode(&text) {
+            Some(id) if !id.is_empty() && id.len() <= 64 => Ok(GroupPath(id)),
+            _ => Err(AppError::bad_request(
+                ErrorCode::MalformedRequest,
+                "group id must be 1 to 64 bytes of base64url",
+            )),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Missive", description = "Missive delivery server API"),
+    components(schemas(ErrorBody, ErrorCode))
+)]
+struct ApiDoc;
+
+/// The full router.
+pub fn router(state: AppState) -> Router {
+    let small = DefaultBodyLimit::max(SMALL_BODY);
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(register).layer(small))
+        .routes(routes!(get_user))
+        .routes(routes!(upload_key_packages).layer(DefaultBodyLimit::max(MLS_BODY)))
+        .routes(routes!(count_key_packages))
+        .routes(routes!(claim_key_packages).layer(small))
+        .routes(routes!(create_group).layer(DefaultBodyLimit::max(MLS_BODY)))
+        .routes(routes!(get_group_info))
+        .routes(routes!(post_commit).layer(DefaultBodyLimit::max(MLS_BODY)))
+        .routes(routes!(post_message).layer(DefaultBodyLimit::max(MESSAGE_BODY)))
+        .routes(routes!(get_events))
+        .routes(routes!(ack_events).layer(small))
+        .routes(routes!(websocket))
+        .split_for_parts();
+    let doc_json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
+    api.route(
+        "/openapi.json",
+        get(move || async move {
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], doc_json)
+        }),
+    )
+    .fallback(|| async { AppError::not_found("no such route") })
+    .method_not_allowed_fallback(|| async {
+        AppError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            "method not allowed on this route",
+        )
+    })
+    // Nothing should panic; if something does, the client still gets a JSON error and the
+    // server keeps serving.
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |_: Box<dyn std::any::Any + Send>| {
+            AppError::internal("handler panicked").into_response()
+        },
+    ))
+    .with_state(state)
+}
+
+/// Liveness and the domain served.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        domain: state.config().domain.clone(),
+    })
+}
+
+/// Registers a user with its first device.
+#[utoipa::path(post, path = "/v1/register", request_body = RegisterRequest,
+    responses((status = 200, body = RegisterResponse), (status = "4XX", body = ErrorBody)))]
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<RegisterResponse> {
+    let config = state.config();
+    if crate::config::split_address(&req.address).is_none() {
+        return Err(AppError::bad_request(
+            ErrorCode::MalformedRequest,
+            "address must be lowercase name@domain",
+        ));
+    }
+    if !config.allows(&req.address) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::DomainNotAllowed,
+            "this server does not register addresses of that domain",
+        ));
+    }
+    let invite_hash = match (&req.invite, config.open_registration) {
+        (Some(code), _) => Some(auth::hash_secret(code.trim())),
+        (None, true) => None,
+        (None, false) => {
+            return Err(AppError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::InviteRequired,
+                "registration needs an invite code from the administrator",
+            ))
+        }
+    };
+    let cert = DeviceCertificate::from_bytes(req.device_certificate.as_bytes())
+        .and_then(|c| c.verify().map(|()| c))
+        .map_err(|e| AppError::bad_request(ErrorCode::InvalidCertificate, e.to_string()))?;
+    if cert.address != req.address || cert.identity_key.as_slice() != req.identity_key.as_bytes()
+    {
+        return Err(AppError::bad_request(
+            ErrorCode::InvalidCertificate,
+            "certificate is not for this address and identity key",
+        ));
+    }
+    let device_id = cert.device_id_hex();
+    let secret = auth::new_secret();
+    let user = NewUser {
+        address: req.address.clone(),
+        identity_key: req.identity_key.0,
+        device: NewDevice {
+            device_id: device_id.clone(),
+            certificate: req.device_certificate.0,
+            token_hash: auth::hash_secret(&secret),
+        },
+    };
+    state.store().register(user, invite_hash, now_secs()).await?;
+    tracing::info!(device = %device_id, "registered");
+    Ok(Json(RegisterResponse {
+        address: req.address,
+        token: format!("{device_id}.{secret}"),
+        device_id,
+    }))
+}
+
+/// A user's identity key and device certificates.
+#[utoipa::path(get, path = "/v1/users/{address}",
+    params(("address" = String, Path, description = "the user's address")),
+    responses((status = 200, body = UserResponse), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn get_user(
+    State(state): State<AppState>,
+    _device: Device,
+    Path(address): Path<String>,
+) -> ApiResult<UserResponse> {
+    let user = state
+        .store()
+        .user(&address)
+        .await?
+        .ok_or_else(|| AppError::not_found("no such user"))?;
+    Ok(Json(UserResponse {
+        address: user.address,
+        identity_key: B64(user.identity_key),
+        devices: user
+            .devices
+            .into_iter()
+            .map(|(device_id, cert)| DeviceInfo {
+                device_id,
+                certificate: B64(cert),
+            })
+            .collect(),
+    }))
+}
+
+/// Adds key packages to this device's stock.
+#[utoipa::path(post, path = "/v1/key-packages", request_body = UploadKeyPackagesRequest,
+    responses((status = 200, body = KeyPackageCount), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn upload_key_packages(
+    State(state): State<AppState>,
+    device: Device,
+    ApiJson(req): ApiJson<UploadKeyPackagesRequest>,
+) -> ApiResult<KeyPackageCount> {
+    if req.key_packages.len() > MAX_KEY_PACKAGES {
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("at most {MAX_KEY_PACKAGES} key packages per upload"),
+        ));
+    }
+    let cert = state
+        .store()
+        .device_certificate(&device.device_id)
+        .await?
+        .ok_or_else(AppError::unauthorized)?;
+    let check = |bytes: &[u8]| {
+        groups::check_key_package(bytes, &cert)
+            .map_err(|e| AppError::bad_request(ErrorCode::InvalidKeyPackage, e.to_string()))
+    };
+    let mut packages = Vec::with_capacity(req.key_packages.len());
+    for kp in req.key_packages {
+        packages.push((check(kp.as_bytes())?, kp.0));
+    }
+    let last_resort = match req.last_resort {
+        Some(kp) => {
+            check(kp.as_bytes())?;
+            Some(kp.0)
+        }
+        None => None,
+    };
+    let (count, last_resort) = state
+        .store()
+        .add_key_packages(&device.device_id, packages, last_resort)
+        .await?;
+    Ok(Json(KeyPackageCount { count, last_resort }))
+}
+
+/// How many one-time key packages this device has left.
+#[utoipa::path(get, path = "/v1/key-packages/count",
+    responses((status = 200, body = KeyPackageCount), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn count_key_packages(
+    State(state): State<AppState>,
+    device: Device,
+) -> ApiResult<KeyPackageCount> {
+    let (count, last_resort) = state.store().key_package_count(&device.device_id).await?;
+    Ok(Json(KeyPackageCount { count, last_resort }))
+}
+
+/// Claims one key package per device of a user.
+#[utoipa::path(post, path = "/v1/key-packages/claim", request_body = ClaimKeyPackagesRequest,
+    responses((status = 200, body = ClaimKeyPackagesResponse), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn claim_key_packages(
+    State(state): State<AppState>,
+    _device: Device,
+    ApiJson(req): ApiJson<ClaimKeyPackagesRequest>,
+) -> ApiResult<ClaimKeyPackagesResponse> {
+    let claimed = state.store().claim_key_packages(&req.address).await?;
+    Ok(Json(ClaimKeyPackagesResponse {
+        key_packages: claimed
+            .into_iter()
+            .map(|(device_id, kp)| ClaimedKeyPackage {
+                device_id,
+                key_package: B64(kp),
+            })
+            .collect(),
+    }))
+}
+
+/// Registers a new group, whose only member is the calling device.
+#[utoipa::path(post, path = "/v1/groups", request_body = CreateGroupRequest,
+    responses((status = 200, body = GroupResponse), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn create_group(
+    State(state): State<AppState>,
+    device: Device,
+    ApiJson(req): ApiJson<CreateGroupRequest>,
+) -> ApiResult<GroupResponse> {
+    let (group, group_id, members) = GroupState::create(req.group_info.as_bytes())?;
+    if members != [device.device_id.clone()] {
+        return Err(AppError::forbidden(
+            "a new group must have the creating device as its only member",
+        ));
+    }
+    state
+        .store()
+        .create_group(NewGroup {
+            group_id: group_id.clone(),
+            epoch: group.epoch(),
+            state: group.to_bytes()?,
+            group_info: req.group_info.0,
+            members,
+        })
+        .await?;
+    Ok(Json(GroupResponse {
+        group_id: B64(group_id),
+        epoch: group.epoch(),
+    }))
+}
+
+/// The current GroupInfo (with ratchet tree), for members and external joins.
+#[utoipa::path(get, path = "/v1/groups/{group}/group-info",
+    params(("group" = String, Path, description = "group id, base64url")),
+    responses((status = 200, body = GroupInfoResponse), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn get_group_info(
+    State(state): State<AppState>,
+    device: Device,
+    GroupPath(group_id): GroupPath,
+) -> ApiResult<GroupInfoResponse> {
+    let members = state.store().group_members(&group_id).await?;
+    if !members.contains(&device.device_id) {
+        return Err(AppError::not_found("no such group"));
+    }
+    let (epoch, info) = state
+        .store()
+        .group_info(&group_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("no such group"))?;
+    Ok(Json(GroupInfoResponse {
+        epoch,
+        group_info: B64(info),
+    }))
+}
+
+/// Submits a commit for the group's current epoch.
+#[utoipa::path(post, path = "/v1/groups/{group}/commits", request_body = CommitRequest,
+    params(("group" = String, Path, description = "group id, base64url")),
+    responses((status = 200, body = CommitResponse),
+        (status = 409, description = "stale epoch", body = ErrorBody),
+        (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn post_commit(
+    State(state): State<AppState>,
+    device: Device,
+    GroupPath(group_id): GroupPath,
+    ApiJson(req): ApiJson<CommitRequest>,
+) -> ApiResult<CommitResponse> {
+    let lock = state.group_lock(&group_id);
+    let _guard = lock.lock().await;
+    let record = state
+        .store()
+        .group(&group_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("no such group"))?;
+    let mut group = GroupState::load(&group_id, &record.state)?;
+    let effect = group.apply_commit(
+        req.commit.as_bytes(),
+        &device.device_id,
+        req.group_info.as_bytes(),
+    )?;
+    let welcome = match (req.welcome, effect.added.is_empty()) {
+        (Some(w), false) => {
+            groups::check_welcome(w.as_bytes())?;
+            Some((w.0, effect.added.clone()))
+        }
+        (None, true) => None,
+        (None, false) => {
+            return Err(AppError::bad_request(
+                ErrorCode::InvalidCommit,
+                "a commit that adds devices needs their Welcome",
+            ))
+        }
+        (Some(_), true) => {
+            return Err(AppError::bad_request(
+                ErrorCode::InvalidCommit,
+                "a Welcome without added devices",
+            ))
+        }
+    };
+    let recipients: Vec<String> = group
+        .member_devices()?
+        .into_iter()
+        .chain(effect.removed.iter().cloned())
+        .collect();
+    let accepted = state
+        .store()
+        .commit(CommitWrite {
+            group_id,
+            expected_epoch: record.epoch,
+            new_epoch: effect.new_epoch,
+            state: group.to_bytes()?,
+            group_info: req.group_info.0,
+            sender: device.device_id,
+            commit: req.commit.0,
+            welcome,
+            removed: effect.removed,
+            now_ms: now_ms(),
+        })
+        .await?;
+    state.hub().notify(&recipients, accepted.event_id);
+    Ok(Json(CommitResponse {
+        epoch: effect.new_epoch,
+        seq: accepted.seq,
+        event_id: accepted.event_id,
+    }))
+}
+
+/// Sends an application message (MLS PrivateMessage) to the group.
+#[utoipa::path(post, path = "/v1/groups/{group}/messages", request_body = SendRequest,
+    params(("group" = String, Path, description = "group id, base64url")),
+    responses((status = 200, body = SendResponse),
+        (status = 409, description = "stale epoch", body = ErrorBody),
+        (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn post_message(
+    State(state): State<AppState>,
+    device: Device,
+    GroupPath(group_id): GroupPath,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> ApiResult<SendResponse> {
+    let (msg_group, epoch) = groups::private_message_header(req.message.as_bytes())?;
+    if msg_group != group_id {
+        return Err(AppError::bad_request(
+            ErrorCode::MalformedMls,
+            "the message is for another group",
+        ));
+    }
+    let accepted = state
+        .store()
+        .post_message(MessageWrite {
+            group_id: group_id.clone(),
+            sender: device.device_id,
+            epoch,
+            payload: req.message.0,
+            now_ms: now_ms(),
+        })
+        .await?;
+    let members = state.store().group_members(&group_id).await?;
+    state.hub().notify(&members, accepted.event_id);
+    Ok(Json(SendResponse {
+        seq: accepted.seq,
+        event_id: accepted.event_id,
+    }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct EventsQuery {
+    /// Return events after this cursor (an event id); 0 for all.
+    #[serde(default)]
+    after: u64,
+    /// At most this many events (default and maximum 500).
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// Events for this device after a cursor.
+#[utoipa::path(get, path = "/v1/events", params(EventsQuery),
+    responses((status = 200, body = EventsResponse), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn get_events(
+    State(state): State<AppState>,
+    device: Device,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<EventsResponse> {
+    let Query(query) = query
+        .map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
+    let limit = query.limit.unwrap_or(MAX_EVENTS).clamp(1, MAX_EVENTS);
+    let mut events = state
+        .store()
+        .events(&device.device_id, query.after, limit + 1)
+        .await?;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    Ok(Json(EventsResponse { events, more }))
+}
+
+/// Records that this device durably processed everything up to `cursor`.
+#[utoipa::path(post, path = "/v1/events/ack", request_body = AckRequest,
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn ack_events(
+    State(state): State<AppState>,
+    device: Device,
+    ApiJson(req): ApiJson<AckRequest>,
+) -> Result<StatusCode, AppError> {
+    state.store().ack(&device.device_id, req.cursor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+struct WsQuery {
+    /// Push events after this cursor.
+    #[serde(default)]
+    after: u64,
+}
+
+/// Live push of this device's events (JSON `PushFrame`s) over WebSocket.
+#[utoipa::path(get, path = "/v1/ws", params(WsQuery),
+    responses((status = 101, description = "switching to WebSocket"),
+        (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn websocket(
+    State(state): State<AppState>,
+    device: Device,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, AppError> {
+    let Query(query) = query
+        .map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
+    let ws = ws.map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024)
+        .write_buffer_size(8 * 1024)
+        .on_upgrade(move |socket| push_loop(state, device, query.after, socket)))
+}
+
+async fn push_loop(state: AppState, device: Device, mut cursor: u64, mut socket: WebSocket) {
+    let mut wake = state.hub().subscribe(&device.device_id);
+    let ping_every = Duration::from_secs(30);
+    loop {
+        // Send everything after the cursor, page by page.
+        loop {
+            let events = match state
+                .store()
+                .events(&device.device_id, cursor, MAX_EVENTS)
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "push: reading events failed");
+                    return;
+                }
+            };
+            let Some(last) = events.last().map(|e| e.id) else {
+                break;
+            };
+            let frame = PushFrame::Events { events };
+            let Ok(text) = serde_json::to_string(&frame) else {
+                return;
+            };
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+            cursor = last;
+        }
+        tokio::select! {
+            changed = wake.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                // Clients send nothing but pings and pongs; axum answers pings itself.
+                Some(Ok(_)) => {}
+            },
+            () = tokio::time::sleep(ping_every) => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

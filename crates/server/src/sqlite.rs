@@ -1,0 +1,744 @@
+//! The embedded SQLite [`Store`]: one writer thread that commits queued writes in batches (one
+//! fsync per batch, so an acknowledged write survives a power cut without costing one fsync per
+//! request), and a small pool of reader connections. WAL mode, `synchronous=FULL`.
+
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+
+use async_trait::async_trait;
+use missive_proto::api::{Event, EventKind};
+use missive_proto::B64;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use tokio::sync::oneshot;
+
+use crate::store::*;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE invites (
+    code_hash BLOB PRIMARY KEY,
+    address TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE users (
+    address TEXT PRIMARY KEY,
+    identity_key BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE devices (
+    device_id TEXT PRIMARY KEY,
+    address TEXT NOT NULL REFERENCES users(address),
+    certificate BLOB NOT NULL,
+    token_hash BLOB NOT NULL,
+    cursor INTEGER NOT NULL DEFAULT 0,
+    revoked_at INTEGER,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX devices_by_address ON devices(address);
+CREATE TABLE key_packages (
+    id INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    hash_ref BLOB NOT NULL UNIQUE,
+    data BLOB NOT NULL
+);
+CREATE INDEX key_packages_by_device ON key_packages(device_id, id);
+CREATE TABLE last_resort_key_packages (
+    device_id TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE groups (
+    group_id BLOB PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    group_info BLOB NOT NULL,
+    next_seq INTEGER NOT NULL
+);
+-- A device's membership of a group over a range of the event log: it receives the group's
+-- events with from_event < id <= to_event (to_event NULL while it is still a member).
+CREATE TABLE group_devices (
+    group_id BLOB NOT NULL,
+    device_id TEXT NOT NULL,
+    from_event INTEGER NOT NULL,
+    to_event INTEGER,
+    PRIMARY KEY (group_id, device_id, from_event)
+);
+CREATE INDEX group_devices_by_device ON group_devices(device_id);
+-- The event log. Group events (target NULL) are stored once and read by every member
+-- (fan-out on read); Welcomes are addressed to one device.
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    target TEXT,
+    payload BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX events_by_group ON events(group_id, id) WHERE target IS NULL;
+CREATE INDEX events_by_target ON events(target, id) WHERE target IS NOT NULL;
+"#];
+
+const KIND_COMMIT: i64 = 0;
+const KIND_MESSAGE: i64 = 1;
+const KIND_WELCOME: i64 = 2;
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        backend(e)
+    }
+}
+
+trait Job: Send {
+    fn run(&mut self, tx: &Transaction<'_>);
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct FnJob<F, R> {
+    f: Option<F>,
+    out: Option<Result<R, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> Job for FnJob<F, R>
+where
+    F: FnOnce(&Transaction<'_>) -> Result<R, StoreError> + Send,
+    R: Send,
+{
+    fn run(&mut self, tx: &Transaction<'_>) {
+        let Some(f) = self.f.take() else { return };
+        // Each job runs in its own savepoint so that one refused write does not undo the
+        // others of its batch.
+        let result = tx
+            .execute_batch("SAVEPOINT job")
+            .map_err(StoreError::from)
+            .and_then(|()| f(tx));
+        let undo = if result.is_err() {
+            "ROLLBACK TO job; RELEASE job"
+        } else {
+            "RELEASE job"
+        };
+        self.out = Some(match tx.execute_batch(undo) {
+            Ok(()) => result,
+            Err(e) => Err(backend(e)),
+        });
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        let out = match committed {
+            Ok(()) => self
+                .out
+                .unwrap_or_else(|| Err(backend("write job did not run"))),
+            Err(e) => Err(StoreError::Backend(e)),
+        };
+        // The requester may have gone away; its write is durable all the same.
+        let _ = self.reply.send(out);
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: mpsc::Sender<Box<dyn Job>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: std::path::PathBuf,
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; \
+         PRAGMA busy_timeout=5000;",
+    )?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = open(path)?;
+        migrate(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            writer: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: path.to_owned(),
+        })
+    }
+
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = FnJob {
+            f: Some(f),
+            out: None,
+            reply,
+        };
+        self.writer
+            .send(Box::new(job))
+            .map_err(|_| backend("writer thread stopped"))?;
+        rx.await.map_err(|_| backend("writer thread dropped a job"))?
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().map_err(backend)?.pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open(&path)?,
+            };
+            let out = f(&conn);
+            readers.lock().map_err(backend)?.push(conn);
+            out
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = (|| -> Result<(), rusqlite::Error> {
+            let tx = conn.transaction()?;
+            for job in batch.iter_mut() {
+                job.run(&tx);
+            }
+            tx.commit()
+        })()
+        .map_err(|e| e.to_string());
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, jobs = batch.len(), "write batch failed");
+        }
+        for job in batch {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn hash_array(v: Vec<u8>) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if v.len() == 32 {
+        out.copy_from_slice(&v);
+    }
+    out
+}
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let kind = match row.get::<_, i64>(3)? {
+        KIND_COMMIT => EventKind::Commit,
+        KIND_WELCOME => EventKind::Welcome,
+        _ => EventKind::Message,
+    };
+    Ok(Event {
+        id: to_u64(row.get(0)?),
+        group_id: B64(row.get(1)?),
+        seq: to_u64(row.get(2)?),
+        kind,
+        sender: row.get(4)?,
+        payload: B64(row.get(5)?),
+        timestamp: to_u64(row.get(6)?),
+    })
+}
+
+fn group_epoch(tx: &Connection, group_id: &[u8]) -> Result<(u64, u64), StoreError> {
+    tx.query_row(
+        "SELECT epoch, next_seq FROM groups WHERE group_id = ?1",
+        [group_id],
+        |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))),
+    )
+    .optional()?
+    .ok_or(StoreError::NoGroup)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_invite(
+        &self,
+        address: &str,
+        code_hash: [u8; 32],
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO invites (code_hash, address, expires_at) VALUES (?1, ?2, ?3)",
+                params![code_hash.as_slice(), address, to_i64(expires_at)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn register(
+        &self,
+        user: NewUser,
+        invite_hash: Option<[u8; 32]>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            if let Some(hash) = invite_hash {
+                let used = tx.execute(
+                    "UPDATE invites SET used_at = ?1 WHERE code_hash = ?2 AND address = ?3 \
+                     AND used_at IS NULL AND expires_at > ?1",
+                    params![to_i64(now), hash.as_slice(), user.address],
+                )?;
+                if used != 1 {
+                    return Err(StoreError::InviteInvalid);
+                }
+            }
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE address = ?1)",
+                [&user.address],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(StoreError::AddressTaken);
+            }
+            let device_taken: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM devices WHERE device_id = ?1)",
+                [&user.device.device_id],
+                |r| r.get(0),
+            )?;
+            if device_taken {
+                return Err(StoreError::DeviceExists);
+            }
+            tx.execute(
+                "INSERT INTO users (address, identity_key, created_at) VALUES (?1, ?2, ?3)",
+                params![user.address, user.identity_key, to_i64(now)],
+            )?;
+            tx.execute(
+                "INSERT INTO devices (device_id, address, certificate, token_hash, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    user.device.device_id,
+                    user.address,
+                    user.device.certificate,
+                    user.device.token_hash.as_slice(),
+                    to_i64(now)
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
+        let device_id = device_id.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT address, token_hash FROM devices WHERE device_id = ?1 \
+                 AND revoked_at IS NULL",
+                [device_id],
+                |r| {
+                    Ok(DeviceAuth {
+                        address: r.get(0)?,
+                        token_hash: hash_array(r.get(1)?),
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn device_certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let device_id = device_id.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT certificate FROM devices WHERE device_id = ?1 AND revoked_at IS NULL",
+                [device_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {
+        let address = address.to_owned();
+        self.read(move |c| {
+            let Some(identity_key) = c
+                .query_row(
+                    "SELECT identity_key FROM users WHERE address = ?1",
+                    [&address],
+                    |r| r.get::<_, Vec<u8>>(0),
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let mut stmt = c.prepare_cached(
+                "SELECT device_id, certificate FROM devices WHERE address = ?1 \
+                 AND revoked_at IS NULL ORDER BY created_at, device_id",
+            )?;
+            let devices = stmt
+                .query_map([&address], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(UserRecord {
+                address,
+                identity_key,
+                devices,
+            }))
+        })
+        .await
+    }
+
+    async fn add_key_packages(
+        &self,
+        device_id: &str,
+        packages: Vec<(Vec<u8>, Vec<u8>)>,
+        last_resort: Option<Vec<u8>>,
+    ) -> Result<(u32, bool), StoreError> {
+        let device_id = device_id.to_owned();
+        self.write(move |tx| {
+            for (hash_ref, data) in packages {
+                // A package uploaded twice is stored once.
+                tx.execute(
+                    "INSERT OR IGNORE INTO key_packages (device_id, hash_ref, data) \
+                     VALUES (?1, ?2, ?3)",
+                    params![device_id, hash_ref, data],
+                )?;
+            }
+            if let Some(data) = last_resort {
+                tx.execute(
+                    "INSERT OR REPLACE INTO last_resort_key_packages (device_id, data) \
+                     VALUES (?1, ?2)",
+                    params![device_id, data],
+                )?;
+            }
+            count_key_packages(tx, &device_id)
+        })
+        .await
+    }
+
+    async fn key_package_count(&self, device_id: &str) -> Result<(u32, bool), StoreError> {
+        let device_id = device_id.to_owned();
+        self.read(move |c| count_key_packages(c, &device_id)).await
+    }
+
+    async fn claim_key_packages(
+        &self,
+        address: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT device_id FROM devices WHERE address = ?1 AND revoked_at IS NULL \
+                 ORDER BY created_at, device_id",
+            )?;
+            let devices = stmt
+                .query_map([&address], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            if devices.is_empty() {
+                return Err(StoreError::NoUser);
+            }
+            let mut out = Vec::with_capacity(devices.len());
+            for device in devices {
+                let one_time = tx
+                    .query_row(
+                        "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \
+                         WHERE device_id = ?1 ORDER BY id LIMIT 1) RETURNING data",
+                        [&device],
+                        |r| r.get::<_, Vec<u8>>(0),
+                    )
+                    .optional()?;
+                let data = match one_time {
+                    Some(d) => d,
+                    None => tx
+                        .query_row(
+                            "SELECT data FROM last_resort_key_packages WHERE device_id = ?1",
+                            [&device],
+                            |r| r.get(0),
+                        )
+                        .optional()?
+                        .ok_or(StoreError::NoKeyPackage)?,
+                };
+                out.push((device, data));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_group(&self, group: NewGroup) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM groups WHERE group_id = ?1)",
+                [&group.group_id],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(StoreError::GroupExists);
+            }
+            tx.execute(
+                "INSERT INTO groups (group_id, epoch, state, group_info, next_seq) \
+                 VALUES (?1, ?2, ?3, ?4, 1)",
+                params![
+                    group.group_id,
+                    to_i64(group.epoch),
+                    group.state,
+                    group.group_info
+                ],
+            )?;
+            let last_event: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+            for device in &group.members {
+                tx.execute(
+                    "INSERT INTO group_devices (group_id, device_id, from_event) \
+                     VALUES (?1, ?2, ?3)",
+                    params![group.group_id, device, last_event],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>, StoreError> {
+        let group_id = group_id.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT epoch, state FROM groups WHERE group_id = ?1",
+                [group_id],
+                |r| {
+                    Ok(GroupRecord {
+                        epoch: to_u64(r.get(0)?),
+                        state: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn group_info(&self, group_id: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        let group_id = group_id.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT epoch, group_info FROM groups WHERE group_id = ?1",
+                [group_id],
+                |r| Ok((to_u64(r.get(0)?), r.get(1)?)),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn group_members(&self, group_id: &[u8]) -> Result<Vec<String>, StoreError> {
+        let group_id = group_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT device_id FROM group_devices WHERE group_id = ?1 AND to_event IS NULL",
+            )?;
+            let rows = stmt
+                .query_map([group_id], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn commit(&self, commit: CommitWrite) -> Result<Accepted, StoreError> {
+        self.write(move |tx| {
+            let (epoch, seq) = group_epoch(tx, &commit.group_id)?;
+            if epoch != commit.expected_epoch {
+                return Err(StoreError::StaleEpoch(epoch));
+            }
+            tx.execute(
+                "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    commit.group_id,
+                    to_i64(seq),
+                    KIND_COMMIT,
+                    commit.sender,
+                    commit.commit,
+                    to_i64(commit.now_ms)
+                ],
+            )?;
+            let event_id = tx.last_insert_rowid();
+            for device in &commit.removed {
+                tx.execute(
+                    "UPDATE group_devices SET to_event = ?1 WHERE group_id = ?2 \
+                     AND device_id = ?3 AND to_event IS NULL",
+                    params![event_id, commit.group_id, device],
+                )?;
+            }
+            if let Some((welcome, devices)) = &commit.welcome {
+                for device in devices {
+                    tx.execute(
+                        "INSERT INTO group_devices (group_id, device_id, from_event) \
+                         VALUES (?1, ?2, ?3)",
+                        params![commit.group_id, device, event_id],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO events (group_id, seq, kind, sender, target, payload, \
+                         created_at) VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            commit.group_id,
+                            KIND_WELCOME,
+                            commit.sender,
+                            device,
+                            welcome,
+                            to_i64(commit.now_ms)
+                        ],
+                    )?;
+                }
+            }
+            tx.execute(
+                "UPDATE groups SET epoch = ?1, state = ?2, group_info = ?3, next_seq = ?4 \
+                 WHERE group_id = ?5",
+                params![
+                    to_i64(commit.new_epoch),
+                    commit.state,
+                    commit.group_info,
+                    to_i64(seq + 1),
+                    commit.group_id
+                ],
+            )?;
+            Ok(Accepted {
+                seq,
+                event_id: to_u64(event_id),
+            })
+        })
+        .await
+    }
+
+    async fn post_message(&self, message: MessageWrite) -> Result<Accepted, StoreError> {
+        self.write(move |tx| {
+            let (epoch, seq) = group_epoch(tx, &message.group_id)?;
+            let member: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS(SELECT 1 FROM group_devices WHERE group_id = ?1 \
+                     AND device_id = ?2 AND to_event IS NULL)",
+                )?
+                .query_row(params![message.group_id, message.sender], |r| r.get(0))?;
+            if !member {
+                return Err(StoreError::NotMember);
+            }
+            if epoch != message.epoch {
+                return Err(StoreError::StaleEpoch(epoch));
+            }
+            tx.prepare_cached(
+                "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                message.group_id,
+                to_i64(seq),
+                KIND_MESSAGE,
+                message.sender,
+                message.payload,
+                to_i64(message.now_ms)
+            ])?;
+            let event_id = tx.last_insert_rowid();
+            tx.prepare_cached("UPDATE groups SET next_seq = ?1 WHERE group_id = ?2")?
+                .execute(params![to_i64(seq + 1), message.group_id])?;
+            Ok(Accepted {
+                seq,
+                event_id: to_u64(event_id),
+            })
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        device_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let device_id = device_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT e.id, e.group_id, e.seq, e.kind, e.sender, e.payload, e.created_at \
+                 FROM group_devices m JOIN events e ON e.group_id = m.group_id \
+                 AND e.target IS NULL AND e.id > m.from_event \
+                 AND (m.to_event IS NULL OR e.id <= m.to_event) \
+                 WHERE m.device_id = ?1 AND e.id > ?2 \
+                 UNION ALL \
+                 SELECT id, group_id, seq, kind, sender, payload, created_at FROM events \
+                 WHERE target = ?1 AND id > ?2 \
+                 ORDER BY 1 LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![device_id, to_i64(after), limit], row_to_event)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn ack(&self, device_id: &str, cursor: u64) -> Result<(), StoreError> {
+        let device_id = device_id.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE devices SET cursor = MAX(cursor, ?1) WHERE device_id = ?2",
+                params![to_i64(cursor), device_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn count_key_packages(c: &Connection, device_id: &str) -> Result<(u32, bool), StoreError> {
+    let count: u32 = c.query_row(
+        "SELECT COUNT(*) FROM key_packages WHERE device_id = ?1",
+        [device_id],
+        |r| r.get(0),
+    )?;
+    let last_resort: bool = c.query_row(
+        "SELECT EXISTS(SELECT 1 FROM last_resort_key_packages WHERE device_id = ?1)",
+        [device_id],
+        |r| r.get(0),
+    )?;
+    Ok((count, last_resort))
+}

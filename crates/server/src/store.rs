@@ -1,0 +1,178 @@
+//! The server's storage interface. Every backend (SQLite now, PostgreSQL later) implements
+//! [`Store`] and must pass the same test suite.
+//!
+//! Architecture Invariant: the store holds the only truth. Nothing a request relies on lives
+//! only in one process's memory, so several server nodes can share one database.
+
+use async_trait::async_trait;
+use missive_proto::api::Event;
+
+/// A storage failure or a refused write.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("address already registered")]
+    AddressTaken,
+    #[error("device id already registered")]
+    DeviceExists,
+    #[error("invite code unknown, used, expired or for another address")]
+    InviteInvalid,
+    #[error("group already exists")]
+    GroupExists,
+    #[error("no such group")]
+    NoGroup,
+    #[error("not a member of the group")]
+    NotMember,
+    #[error("stale epoch, current is {0}")]
+    StaleEpoch(u64),
+    #[error("a device of the user has no key package left")]
+    NoKeyPackage,
+    #[error("no such user")]
+    NoUser,
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// A user registering with its first device.
+pub struct NewUser {
+    pub address: String,
+    pub identity_key: Vec<u8>,
+    pub device: NewDevice,
+}
+
+/// A device to record.
+pub struct NewDevice {
+    pub device_id: String,
+    pub certificate: Vec<u8>,
+    /// SHA-256 of the token secret.
+    pub token_hash: [u8; 32],
+}
+
+/// What authentication needs to know of a device.
+pub struct DeviceAuth {
+    pub address: String,
+    pub token_hash: [u8; 32],
+}
+
+/// A user as published to other users.
+pub struct UserRecord {
+    pub address: String,
+    pub identity_key: Vec<u8>,
+    /// `(device_id, certificate)` of every active device.
+    pub devices: Vec<(String, Vec<u8>)>,
+}
+
+/// A group's server-side state.
+pub struct GroupRecord {
+    pub epoch: u64,
+    /// Serialized public MLS state (see `groups::GroupState`).
+    pub state: Vec<u8>,
+}
+
+/// A new group at its first epoch.
+pub struct NewGroup {
+    pub group_id: Vec<u8>,
+    pub epoch: u64,
+    pub state: Vec<u8>,
+    pub group_info: Vec<u8>,
+    pub members: Vec<String>,
+}
+
+/// An accepted commit, written atomically with its effects.
+pub struct CommitWrite {
+    pub group_id: Vec<u8>,
+    /// The epoch the commit was made in; the write fails with `StaleEpoch` if it moved.
+    pub expected_epoch: u64,
+    pub new_epoch: u64,
+    pub state: Vec<u8>,
+    pub group_info: Vec<u8>,
+    pub sender: String,
+    pub commit: Vec<u8>,
+    /// The Welcome and the devices it is for.
+    pub welcome: Option<(Vec<u8>, Vec<String>)>,
+    pub removed: Vec<String>,
+    pub now_ms: u64,
+}
+
+/// Where an accepted commit or message landed.
+#[derive(Clone, Copy, Debug)]
+pub struct Accepted {
+    pub seq: u64,
+    pub event_id: u64,
+}
+
+/// A new application message.
+pub struct MessageWrite {
+    pub group_id: Vec<u8>,
+    pub sender: String,
+    pub epoch: u64,
+    pub payload: Vec<u8>,
+    pub now_ms: u64,
+}
+
+/// Storage of accounts, key packages, groups and the event log.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records an invite code (by hash) for `address`, valid until `expires_at` (seconds).
+    async fn create_invite(
+        &self,
+        address: &str,
+        code_hash: [u8; 32],
+        expires_at: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Registers a user and its first device, consuming the invite if one is given.
+    async fn register(
+        &self,
+        user: NewUser,
+        invite_hash: Option<[u8; 32]>,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError>;
+
+    async fn device_certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    async fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Adds one-time key packages `(hash_ref, bytes)` and optionally replaces the last resort.
+    async fn add_key_packages(
+        &self,
+        device_id: &str,
+        packages: Vec<(Vec<u8>, Vec<u8>)>,
+        last_resort: Option<Vec<u8>>,
+    ) -> Result<(u32, bool), StoreError>;
+
+    async fn key_package_count(&self, device_id: &str) -> Result<(u32, bool), StoreError>;
+
+    /// Atomically takes one key package per active device of `address`: a one-time package
+    /// when one is left (never handed out twice), else the device's last-resort package.
+    async fn claim_key_packages(&self, address: &str)
+        -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    async fn create_group(&self, group: NewGroup) -> Result<(), StoreError>;
+
+    async fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>, StoreError>;
+
+    async fn group_info(&self, group_id: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError>;
+
+    /// Device ids currently in the group.
+    async fn group_members(&self, group_id: &[u8]) -> Result<Vec<String>, StoreError>;
+
+    /// Writes an accepted commit: new state, the commit event, Welcome events, membership.
+    async fn commit(&self, commit: CommitWrite) -> Result<Accepted, StoreError>;
+
+    /// Appends an application message from a current member at the current epoch. Its cost
+    /// does not depend on the group's size.
+    async fn post_message(&self, message: MessageWrite) -> Result<Accepted, StoreError>;
+
+    /// Events for `device_id` after `after`, oldest first, at most `limit`.
+    async fn events(
+        &self,
+        device_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Records the device's durable cursor.
+    async fn ack(&self, device_id: &str, cursor: u64) -> Result<(), StoreError>;
+}
