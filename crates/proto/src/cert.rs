@@ -198,7 +198,10 @@ mod tests {
             [good.clone(), vec![0]].concat(),
             [b"XXXX".as_slice(), &good[4..]].concat(),
         ] {
-            assert_eq!(DeviceCertificate::from_bytes(&bad), Err(CertError::Malformed));
+            assert_eq!(
+                DeviceCertificate::from_bytes(&bad),
+                Err(CertError::Malformed)
+            );
         }
     }
 }

@@ -75,7 +75,9 @@ impl Config {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid { path, message })?;
+        config
+            .validate()
+            .map_err(|message| ConfigError::Invalid { path, message })?;
         if config.allowed_domains.is_empty() {
             config.allowed_domains.push(config.domain.clone());
         }

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use missive_proto::cert::DeviceCertificate;
+use openmls::messages::group_info::VerifiableGroupInfo;
+use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
 use openmls_libcrux_crypto::CryptoProvider;
 use openmls_memory_storage::MemoryStorage;
-use openmls::messages::group_info::VerifiableGroupInfo;
-use openmls::prelude::tls_codec::Deserialize as _;
 
 /// Why a group operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,9 @@ pub fn parse_message(bytes: &[u8]) -> Result<MlsMessageIn, GroupError> {
     let msg = MlsMessageIn::tls_deserialize(&mut rest)
         .map_err(|_| GroupError::Malformed("not an MLS message"))?;
     if !rest.is_empty() {
-        return Err(GroupError::Malformed("trailing bytes after the MLS message"));
+        return Err(GroupError::Malformed(
+            "trailing bytes after the MLS message",
+        ));
     }
     Ok(msg)
 }
@@ -95,7 +97,9 @@ impl GroupState {
         let tree = info
             .extensions()
             .ratchet_tree()
-            .ok_or(GroupError::Invalid("GroupInfo lacks the ratchet tree".into()))?
+            .ok_or(GroupError::Invalid(
+                "GroupInfo lacks the ratchet tree".into(),
+            ))?
             .ratchet_tree()
             .clone();
         let storage = MemoryStorage::default();
@@ -111,7 +115,8 @@ impl GroupState {
 
     /// Loads a group from its serialized state.
     pub fn load(group_id: &[u8], bytes: &[u8]) -> Result<Self, GroupError> {
-        let values = decode_values(bytes).ok_or(GroupError::Internal("corrupt group state".into()))?;
+        let values =
+            decode_values(bytes).ok_or(GroupError::Internal("corrupt group state".into()))?;
         let storage = MemoryStorage {
             values: std::sync::RwLock::new(values),
         };
@@ -154,7 +159,11 @@ impl GroupState {
         let msg = parse_message(commit)?;
         let protocol = match msg.extract() {
             MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
-            _ => return Err(GroupError::Malformed("a commit must be an MLS PublicMessage")),
+            _ => {
+                return Err(GroupError::Malformed(
+                    "a commit must be an MLS PublicMessage",
+                ))
+            }
         };
         if protocol.group_id() != self.group.group_id() {
             return Err(GroupError::Invalid("commit is for another group".into()));
@@ -247,7 +256,9 @@ pub fn check_key_package(bytes: &[u8], device_certificate: &[u8]) -> Result<Vec<
         ));
     }
     if leaf_device(leaf.credential(), leaf.signature_key().as_slice()).is_none() {
-        return Err(GroupError::Forbidden("key package signature key is not certified"));
+        return Err(GroupError::Forbidden(
+            "key package signature key is not certified",
+        ));
     }
     let hash = kp.hash_ref(&crypto).map_err(internal)?;
     Ok(hash.as_slice().to_vec())
@@ -277,12 +288,13 @@ fn decode_values(mut bytes: &[u8]) -> Option<HashMap<Vec<u8>, Vec<u8>>> {
     };
     let mut map = HashMap::new();
     while !bytes.is_empty() {
-        let klen = usize::try_from(u64::from_be_bytes(take(8, &mut bytes)?.try_into().ok()?)).ok()?;
-        let vlen = usize::try_from(u64::from_be_bytes(take(8, &mut bytes)?.try_into().ok()?)).ok()?;
+        let klen =
+            usize::try_from(u64::from_be_bytes(take(8, &mut bytes)?.try_into().ok()?)).ok()?;
+        let vlen =
+            usize::try_from(u64::from_be_bytes(take(8, &mut bytes)?.try_into().ok()?)).ok()?;
         let k = take(klen, &mut bytes)?;
         let v = take(vlen, &mut bytes)?;
         map.insert(k, v);
     }
     Some(map)
 }
-

@@ -11,7 +11,11 @@ use missive_server::store::Store;
 use missive_server::{auth, now_secs, AppState};
 
 #[derive(Parser)]
-#[command(name = "missive-server", version, about = "The Missive delivery server")]
+#[command(
+    name = "missive-server",
+    version,
+    about = "The Missive delivery server"
+)]
 struct Cli {
     /// Data directory: configuration, database.
     #[arg(long, env = "MISSIVE_DATA", default_value = "./missive-data")]

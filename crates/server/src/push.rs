@@ -49,6 +49,9 @@ impl Hub {
             .devices
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        devices.values().filter(|tx| tx.receiver_count() > 0).count()
+        devices
+            .values()
+            .filter(|tx| tx.receiver_count() > 0)
+            .count()
     }
 }

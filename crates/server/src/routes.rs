@@ -120,7 +120,10 @@ pub fn router(state: AppState) -> Router {
     api.route(
         "/openapi.json",
         get(move || async move {
-            ([(axum::http::header::CONTENT_TYPE, "application/json")], doc_json)
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                doc_json,
+            )
         }),
     )
     .fallback(|| async { AppError::not_found("no such route") })
@@ -134,9 +137,7 @@ pub fn router(state: AppState) -> Router {
     // Nothing should panic; if something does, the client still gets a JSON error and the
     // server keeps serving.
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-        |_: Box<dyn std::any::Any + Send>| {
-            AppError::internal("handler panicked").into_response()
-        },
+        |_: Box<dyn std::any::Any + Send>| AppError::internal("handler panicked").into_response(),
     ))
     .with_state(state)
 }
@@ -185,8 +186,7 @@ async fn register(
     let cert = DeviceCertificate::from_bytes(req.device_certificate.as_bytes())
         .and_then(|c| c.verify().map(|()| c))
         .map_err(|e| AppError::bad_request(ErrorCode::InvalidCertificate, e.to_string()))?;
-    if cert.address != req.address || cert.identity_key.as_slice() != req.identity_key.as_bytes()
-    {
+    if cert.address != req.address || cert.identity_key.as_slice() != req.identity_key.as_bytes() {
         return Err(AppError::bad_request(
             ErrorCode::InvalidCertificate,
             "certificate is not for this address and identity key",
@@ -203,7 +203,10 @@ async fn register(
             token_hash: auth::hash_secret(&secret),
         },
     };
-    state.store().register(user, invite_hash, now_secs()).await?;
+    state
+        .store()
+        .register(user, invite_hash, now_secs())
+        .await?;
     tracing::info!(device = %device_id, "registered");
     Ok(Json(RegisterResponse {
         address: req.address,
@@ -503,8 +506,8 @@ async fn get_events(
     device: Device,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<EventsResponse> {
-    let Query(query) = query
-        .map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
     let limit = query.limit.unwrap_or(MAX_EVENTS).clamp(1, MAX_EVENTS);
     let mut events = state
         .store()
@@ -546,8 +549,8 @@ async fn websocket(
     query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
-    let Query(query) = query
-        .map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
     let ws = ws.map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
     Ok(ws
         .max_message_size(64 * 1024)

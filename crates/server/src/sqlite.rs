@@ -202,7 +202,8 @@ impl SqliteStore {
         self.writer
             .send(Box::new(job))
             .map_err(|_| backend("writer thread stopped"))?;
-        rx.await.map_err(|_| backend("writer thread dropped a job"))?
+        rx.await
+            .map_err(|_| backend("writer thread dropped a job"))?
     }
 
     async fn read<R, F>(&self, f: F) -> Result<R, StoreError>

@@ -1,0 +1,951 @@
+//! The account engine: identity, devices, contacts, MLS conversations. It does no network I/O:
+//! it builds request bodies and applies server answers and events.
+//!
+//! Persistence: openmls writes into an in-memory key-value map; [`Account::save`] writes what
+//! changed since the last save together with the pending app-level writes in one transaction,
+//! and [`Account::rollback`] drops everything since. A step is either wholly stored or not at
+//! all, so a crash never leaves MLS state and conversations out of step.
+
+use std::collections::{BTreeSet, HashMap};
+
+use missive_proto::api::*;
+use missive_proto::app::{AppBody, AppMessage};
+use missive_proto::cert::DeviceCertificate;
+use missive_proto::B64;
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use rand::RngCore;
+
+use crate::error::{Alert, AlertCode, CoreError};
+use crate::identity::{self, Identity, LeafOwner};
+use crate::provider::Provider;
+use crate::store::*;
+use crate::{hex, now_ms, DEFAULT_CIPHERSUITE};
+
+/// One-time key packages a device keeps on the server.
+pub const KEY_PACKAGE_STOCK: usize = 50;
+/// Replenish when fewer than this are left.
+pub const KEY_PACKAGE_LOW: u32 = 10;
+/// Padding of application messages, so that sizes leak only in buckets of this many bytes.
+const PADDING: usize = 64;
+
+mod keys {
+    pub const ADDRESS: &str = "address";
+    pub const SERVER: &str = "server";
+    pub const TOKEN: &str = "token";
+    pub const IDENTITY: &str = "identity";
+    pub const DEVICE_KEY: &str = "device_key";
+    pub const CERTIFICATE: &str = "certificate";
+    pub const CURSOR: &str = "cursor";
+}
+
+fn capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        Some(&[
+            DEFAULT_CIPHERSUITE,
+            Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
+        ]),
+        Some(&[ExtensionType::LastResort]),
+        None,
+        Some(&[CredentialType::Basic]),
+    )
+}
+
+fn sender_ratchet() -> SenderRatchetConfiguration {
+    SenderRatchetConfiguration::new(20, 10_000)
+}
+
+fn create_config() -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(DEFAULT_CIPHERSUITE)
+        .capabilities(capabilities())
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .padding_size(PADDING)
+        .max_past_epochs(3)
+        .sender_ratchet_configuration(sender_ratchet())
+        .build()
+}
+
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .padding_size(PADDING)
+        .max_past_epochs(3)
+        .sender_ratchet_configuration(sender_ratchet())
+        .build()
+}
+
+fn tls_bytes(msg: &impl openmls::prelude::tls_codec::Serialize) -> Result<Vec<u8>, CoreError> {
+    msg.tls_serialize_detached().map_err(CoreError::mls)
+}
+
+fn parse_mls(bytes: &[u8]) -> Result<MlsMessageIn, CoreError> {
+    let mut rest = bytes;
+    let msg = MlsMessageIn::tls_deserialize(&mut rest).map_err(|_| {
+        CoreError::refused(AlertCode::RejectedMessage, "bytes are not an MLS message")
+    })?;
+    if !rest.is_empty() {
+        return Err(CoreError::refused(
+            AlertCode::RejectedMessage,
+            "trailing bytes after an MLS message",
+        ));
+    }
+    Ok(msg)
+}
+
+/// A group id as a conversation id.
+pub fn conversation_id(group_id: &[u8]) -> String {
+    hex(group_id)
+}
+
+fn group_id_of(conversation: &str) -> Result<GroupId, CoreError> {
+    ::hex::decode(conversation)
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| GroupId::from_slice(&b))
+        .ok_or_else(|| CoreError::Usage(format!("{conversation:?} is not a conversation id")))
+}
+
+/// What processing one event produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new message to show.
+    Message(MessageRecord),
+    /// This device joined a conversation.
+    Joined(String),
+    /// This device was removed from a conversation.
+    Left(String),
+    /// Membership of a conversation changed.
+    MembershipChanged(String),
+    /// Something was refused.
+    Alert(Alert),
+}
+
+/// A ready commit: the request to send and the conversation it is for.
+pub struct PreparedCommit {
+    pub group_id: Vec<u8>,
+    pub request: CommitRequest,
+}
+
+/// A registered (or registering) account on this device.
+pub struct Account {
+    store: Box<dyn AccountStore + Send>,
+    provider: Provider,
+    persisted: HashMap<Vec<u8>, Vec<u8>>,
+    pending: Batch,
+    identity: Identity,
+    device_key: SignatureKeyPair,
+    cert: DeviceCertificate,
+    server: String,
+    token: String,
+    cursor: u64,
+}
+
+fn setting(store: &dyn AccountStore, key: &str) -> Result<Vec<u8>, CoreError> {
+    store
+        .setting(key)?
+        .ok_or_else(|| CoreError::Storage(format!("account setting {key} missing")))
+}
+
+fn text(bytes: Vec<u8>) -> Result<String, CoreError> {
+    String::from_utf8(bytes).map_err(CoreError::storage)
+}
+
+impl Account {
+    /// Opens the account in `store`; `None` if no account was registered there.
+    pub fn open(store: Box<dyn AccountStore + Send>) -> Result<Option<Self>, CoreError> {
+        if store.setting(keys::TOKEN)?.is_none() {
+            return Ok(None);
+        }
+        let s = store.as_ref();
+        let identity = Identity::from_secret(&setting(s, keys::IDENTITY)?)?;
+        let device_key: SignatureKeyPair =
+            serde_json::from_slice(&setting(s, keys::DEVICE_KEY)?).map_err(CoreError::storage)?;
+        let cert = DeviceCertificate::from_bytes(&setting(s, keys::CERTIFICATE)?)
+            .map_err(CoreError::storage)?;
+        let server = text(setting(s, keys::SERVER)?)?;
+        let token = text(setting(s, keys::TOKEN)?)?;
+        let cursor = s
+            .setting(keys::CURSOR)?
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let persisted = s.mls_entries()?;
+        let provider = Provider::new()?;
+        *provider
+            .storage
+            .values
+            .write()
+            .map_err(CoreError::storage)? = persisted.clone();
+        Ok(Some(Account {
+            store,
+            provider,
+            persisted,
+            pending: Vec::new(),
+            identity,
+            device_key,
+            cert,
+            server,
+            token,
+            cursor,
+        }))
+    }
+
+    /// Creates keys for a new account and its first device; returns the registration request.
+    /// Nothing is stored until [`Account::finish_registration`].
+    pub fn create(
+        store: Box<dyn AccountStore + Send>,
+        address: &str,
+        server: &str,
+        invite: Option<String>,
+    ) -> Result<(Self, RegisterRequest), CoreError> {
+        if store.setting(keys::TOKEN)?.is_some() {
+            return Err(CoreError::Usage(
+                "this home already holds a registered account".into(),
+            ));
+        }
+        let identity = Identity::generate();
+        let device_key = identity::new_device_key()?;
+        let mut device_id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut device_id);
+        let cert = identity.certify(address, device_id, device_key.public())?;
+        let request = RegisterRequest {
+            address: address.to_owned(),
+            invite,
+            identity_key: B64(identity.public().to_vec()),
+            device_certificate: B64(cert.to_bytes()),
+        };
+        let account = Account {
+            store,
+            provider: Provider::new()?,
+            persisted: HashMap::new(),
+            pending: Vec::new(),
+            identity,
+            device_key,
+            cert,
+            server: server.trim_end_matches('/').to_owned(),
+            token: String::new(),
+            cursor: 0,
+        };
+        Ok((account, request))
+    }
+
+    /// Stores the account once the server accepted the registration.
+    pub fn finish_registration(&mut self, response: &RegisterResponse) -> Result<(), CoreError> {
+        if response.device_id != self.device_id() || response.address != self.address() {
+            return Err(CoreError::Usage(
+                "the server registered another device or address".into(),
+            ));
+        }
+        self.token = response.token.clone();
+        let device_key = serde_json::to_vec(&self.device_key).map_err(CoreError::storage)?;
+        self.pending.extend([
+            Op::Setting(keys::ADDRESS, self.cert.address.clone().into_bytes()),
+            Op::Setting(keys::SERVER, self.server.clone().into_bytes()),
+            Op::Setting(keys::IDENTITY, self.identity.secret().to_vec()),
+            Op::Setting(keys::DEVICE_KEY, device_key),
+            Op::Setting(keys::CERTIFICATE, self.cert.to_bytes()),
+            Op::Setting(keys::CURSOR, 0u64.to_be_bytes().to_vec()),
+            Op::Setting(keys::TOKEN, self.token.clone().into_bytes()),
+        ]);
+        self.save()
+    }
+
+    pub fn address(&self) -> &str {
+        &self.cert.address
+    }
+
+    pub fn device_id(&self) -> String {
+        self.cert.device_id_hex()
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    pub fn identity_key(&self) -> [u8; 32] {
+        self.identity.public()
+    }
+
+    pub fn store(&self) -> &dyn AccountStore {
+        self.store.as_ref()
+    }
+
+    /// Writes the MLS changes and pending app writes since the last save, atomically.
+    pub fn save(&mut self) -> Result<(), CoreError> {
+        let current = self
+            .provider
+            .storage
+            .values
+            .read()
+            .map_err(CoreError::storage)?
+            .clone();
+        let mut batch = std::mem::take(&mut self.pending);
+        for (k, v) in &current {
+            if self.persisted.get(k) != Some(v) {
+                batch.push(Op::Mls(k.clone(), Some(v.clone())));
+            }
+        }
+        for k in self.persisted.keys() {
+            if !current.contains_key(k) {
+                batch.push(Op::Mls(k.clone(), None));
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(batch)?;
+        self.persisted = current;
+        Ok(())
+    }
+
+    /// Forgets every change since the last save.
+    pub fn rollback(&mut self) -> Result<(), CoreError> {
+        self.pending.clear();
+        *self
+            .provider
+            .storage
+            .values
+            .write()
+            .map_err(CoreError::storage)? = self.persisted.clone();
+        self.cursor = self
+            .store
+            .setting(keys::CURSOR)?
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        Ok(())
+    }
+
+    fn set_cursor(&mut self, cursor: u64) {
+        self.cursor = cursor;
+        self.pending
+            .push(Op::Setting(keys::CURSOR, cursor.to_be_bytes().to_vec()));
+    }
+
+    fn alert(&mut self, alert: &Alert) {
+        self.pending.push(Op::Alert(AlertRecord {
+            at: now_ms(),
+            code: alert.code.as_str().to_owned(),
+            detail: alert.detail.clone(),
+        }));
+    }
+
+    // --- Key packages -----------------------------------------------------------------------
+
+    fn key_package(&self, last_resort: bool) -> Result<Vec<u8>, CoreError> {
+        let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities());
+        if last_resort {
+            builder = builder.mark_as_last_resort();
+        }
+        let bundle = builder
+            .build(
+                DEFAULT_CIPHERSUITE,
+                &self.provider,
+                &self.device_key,
+                identity::credential_with_key(&self.cert),
+            )
+            .map_err(CoreError::mls)?;
+        tls_bytes(&MlsMessageOut::from(bundle.key_package().clone()))
+    }
+
+    /// New key packages for the server (their private keys are kept here); save after upload.
+    pub fn new_key_packages(
+        &mut self,
+        count: usize,
+        last_resort: bool,
+    ) -> Result<UploadKeyPackagesRequest, CoreError> {
+        let key_packages = (0..count)
+            .map(|_| self.key_package(false).map(B64))
+            .collect::<Result<_, _>>()?;
+        let last_resort = if last_resort {
+            Some(B64(self.key_package(true)?))
+        } else {
+            None
+        };
+        Ok(UploadKeyPackagesRequest {
+            key_packages,
+            last_resort,
+        })
+    }
+
+    // --- Contacts ---------------------------------------------------------------------------
+
+    /// The identity key trusted for `address`, if any.
+    pub fn pinned_identity(&self, address: &str) -> Result<Option<Vec<u8>>, CoreError> {
+        if address == self.address() {
+            return Ok(Some(self.identity.public().to_vec()));
+        }
+        Ok(self.store.contact(address)?.map(|c| c.identity_key))
+    }
+
+    /// Pins a user's identity key on first contact; refuses a changed key.
+    pub fn pin(&mut self, user: &UserResponse) -> Result<(), CoreError> {
+        match self.pinned_identity(&user.address)? {
+            Some(key) if key == user.identity_key.0 => Ok(()),
+            Some(_) => Err(CoreError::refused(
+                AlertCode::IdentityChanged,
+                format!(
+                    "the identity key of {} changed; messages to them are blocked until you \
+                     accept the new key",
+                    user.address
+                ),
+            )),
+            None => self.store.apply(vec![Op::Contact(ContactRecord {
+                address: user.address.clone(),
+                identity_key: user.identity_key.0.clone(),
+                verified: false,
+            })]),
+        }
+    }
+
+    /// Checks that a leaf carries a certificate from its user's pinned identity key.
+    pub fn check_leaf(
+        &self,
+        credential: &Credential,
+        signature_key: &[u8],
+    ) -> Result<LeafOwner, CoreError> {
+        let cert = identity::leaf_certificate(credential, signature_key)?;
+        match self.pinned_identity(&cert.address)? {
+            None => Err(CoreError::NeedContacts(vec![cert.address])),
+            Some(key) if key == cert.identity_key => Ok(LeafOwner {
+                device_id: cert.device_id_hex(),
+                address: cert.address,
+            }),
+            Some(_) => Err(CoreError::refused(
+                AlertCode::UncertifiedDevice,
+                format!(
+                    "a device claiming to belong to {} is not certified by their identity key",
+                    cert.address
+                ),
+            )),
+        }
+    }
+
+    /// Checks every leaf of a set, collecting all unknown contacts at once.
+    fn check_leaves<'a>(
+        &self,
+        leaves: impl IntoIterator<Item = (&'a Credential, &'a [u8])>,
+    ) -> Result<Vec<LeafOwner>, CoreError> {
+        let mut owners = Vec::new();
+        let mut unknown = BTreeSet::new();
+        for (credential, key) in leaves {
+            match self.check_leaf(credential, key) {
+                Ok(owner) => owners.push(owner),
+                Err(CoreError::NeedContacts(addrs)) => unknown.extend(addrs),
+                Err(e) => return Err(e),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(CoreError::NeedContacts(unknown.into_iter().collect()));
+        }
+        Ok(owners)
+    }
+
+    /// Verifies key packages claimed for `address`: each must be signed, for our ciphersuite,
+    /// and carry a certificate from `address`'s pinned identity key for the device it was
+    /// claimed for.
+    pub fn verify_claimed(
+        &self,
+        address: &str,
+        claimed: &[ClaimedKeyPackage],
+    ) -> Result<Vec<KeyPackage>, CoreError> {
+        let forged = |why: String| CoreError::refused(AlertCode::ForgedKeyPackage, why);
+        let mut out = Vec::with_capacity(claimed.len());
+        for c in claimed {
+            let MlsMessageBodyIn::KeyPackage(kp) = parse_mls(c.key_package.as_bytes())?.extract()
+            else {
+                return Err(forged(format!(
+                    "the server sent something else than a key package for {address}"
+                )));
+            };
+            let kp = kp
+                .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                .map_err(|_| forged(format!("a key package for {address} does not verify")))?;
+            if kp.ciphersuite() != DEFAULT_CIPHERSUITE {
+                return Err(forged(format!(
+                    "a key package for {address} uses another ciphersuite"
+                )));
+            }
+            let leaf = kp.leaf_node();
+            let owner = self.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+            if owner.address != address || owner.device_id != c.device_id {
+                return Err(forged(format!(
+                    "a key package claimed for {address} belongs to another device or user"
+                )));
+            }
+            out.push(kp);
+        }
+        Ok(out)
+    }
+
+    // --- Conversations ----------------------------------------------------------------------
+
+    fn load_group(&self, conversation: &str) -> Result<MlsGroup, CoreError> {
+        MlsGroup::load(self.provider.storage(), &group_id_of(conversation)?)
+            .map_err(CoreError::mls)?
+            .ok_or_else(|| CoreError::Usage(format!("no conversation {conversation}")))
+    }
+
+    /// Creates a new group with this device as its only member. Save once the server accepted.
+    pub fn create_group(
+        &mut self,
+        name: Option<String>,
+        dm_peer: Option<String>,
+    ) -> Result<(String, CreateGroupRequest), CoreError> {
+        let mut id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let group = MlsGroup::new_with_group_id(
+            &self.provider,
+            &self.device_key,
+            &create_config(),
+            GroupId::from_slice(&id),
+            identity::credential_with_key(&self.cert),
+        )
+        .map_err(CoreError::mls)?;
+        let info = group
+            .export_group_info(self.provider.crypto(), &self.device_key, true)
+            .map_err(CoreError::mls)?;
+        let conversation = conversation_id(&id);
+        self.pending.push(Op::Conversation(ConversationRecord {
+            id: conversation.clone(),
+            name,
+            dm_peer,
+            created_at: now_ms(),
+            left: false,
+        }));
+        Ok((
+            conversation,
+            CreateGroupRequest {
+                group_info: B64(tls_bytes(&info)?),
+            },
+        ))
+    }
+
+    /// Builds a commit that adds `add` and removes the devices of `remove_users`; the pending
+    /// commit is saved so that a crash after the server accepted it can still merge it.
+    pub fn prepare_commit(
+        &mut self,
+        conversation: &str,
+        add: &[KeyPackage],
+        remove_users: &[String],
+    ) -> Result<PreparedCommit, CoreError> {
+        let mut group = self.load_group(conversation)?;
+        if group.pending_commit().is_some() {
+            group
+                .clear_pending_commit(self.provider.storage())
+                .map_err(CoreError::mls)?;
+        }
+        let mut removals = Vec::new();
+        for m in group.members() {
+            let owner = self.check_leaf(&m.credential, &m.signature_key)?;
+            if remove_users.contains(&owner.address) {
+                removals.push(m.index);
+            }
+        }
+        if removals.is_empty() && !remove_users.is_empty() {
+            return Err(CoreError::Usage(format!(
+                "{} is not a member of this conversation",
+                remove_users.join(", ")
+            )));
+        }
+        let bundle = group
+            .commit_builder()
+            .propose_adds(add.iter().cloned())
+            .propose_removals(removals)
+            .force_self_update(true)
+            .load_psks(self.provider.storage())
+            .map_err(CoreError::mls)?
+            .use_ratchet_tree_extension(true)
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.device_key,
+                |_| true,
+            )
+            .map_err(CoreError::mls)?
+            .stage_commit(&self.provider)
+            .map_err(CoreError::mls)?;
+        let (commit, welcome, info) = bundle.into_messages();
+        let info = info.ok_or_else(|| CoreError::Mls("no GroupInfo for the new epoch".into()))?;
+        let request = CommitRequest {
+            commit: B64(tls_bytes(&commit)?),
+            welcome: welcome.map(|w| tls_bytes(&w)).transpose()?.map(B64),
+            group_info: B64(tls_bytes(&info)?),
+        };
+        self.save()?;
+        Ok(PreparedCommit {
+            group_id: group.group_id().as_slice().to_vec(),
+            request,
+        })
+    }
+
+    /// The server accepted our commit: merge it.
+    pub fn commit_accepted(&mut self, conversation: &str) -> Result<(), CoreError> {
+        let mut group = self.load_group(conversation)?;
+        group
+            .merge_pending_commit(&self.provider)
+            .map_err(CoreError::mls)?;
+        self.save()
+    }
+
+    /// The server refused our commit: drop it.
+    pub fn commit_refused(&mut self, conversation: &str) -> Result<(), CoreError> {
+        let mut group = self.load_group(conversation)?;
+        group
+            .clear_pending_commit(self.provider.storage())
+            .map_err(CoreError::mls)?;
+        self.save()
+    }
+
+    /// Encrypts an application message for a conversation.
+    pub fn encrypt(
+        &mut self,
+        conversation: &str,
+        body: AppBody,
+    ) -> Result<(Vec<u8>, SendRequest, AppMessage), CoreError> {
+        let mut group = self.load_group(conversation)?;
+        if !group.is_active() {
+            return Err(CoreError::Usage(
+                "you are no longer a member of this conversation".into(),
+            ));
+        }
+        self.check_sendable(&group)?;
+        let mut id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let message = AppMessage {
+            id: hex(&id),
+            sent_at: now_ms(),
+            body,
+        };
+        let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
+        let out = group
+            .create_message(&self.provider, &self.device_key, &plaintext)
+            .map_err(CoreError::mls)?;
+        self.save()?;
+        Ok((
+            group.group_id().as_slice().to_vec(),
+            SendRequest {
+                message: B64(tls_bytes(&out)?),
+            },
+            message,
+        ))
+    }
+
+    /// Refuses to send into a group with a member whose certificate no longer checks out
+    /// (for example after that user's identity key changed).
+    fn check_sendable(&self, group: &MlsGroup) -> Result<(), CoreError> {
+        let members: Vec<Member> = group.members().collect();
+        self.check_leaves(
+            members
+                .iter()
+                .map(|m| (&m.credential, m.signature_key.as_slice())),
+        )?;
+        Ok(())
+    }
+
+    /// Records a message we sent once the server accepted it.
+    pub fn sent(
+        &mut self,
+        conversation: &str,
+        message: &AppMessage,
+        accepted: &SendResponse,
+    ) -> Result<Option<MessageRecord>, CoreError> {
+        let record = match &message.body {
+            AppBody::Text { text } => Some(MessageRecord {
+                id: message.id.clone(),
+                conversation: conversation.to_owned(),
+                sender: self.address().to_owned(),
+                sender_device: self.device_id(),
+                text: text.clone(),
+                sent_at: message.sent_at,
+                server_time: 0,
+                seq: accepted.seq,
+            }),
+            _ => None,
+        };
+        if let Some(r) = &record {
+            self.pending.push(Op::Message(r.clone()));
+            self.pending.push(Op::MarkShown(vec![r.id.clone()]));
+        }
+        self.save()?;
+        Ok(record)
+    }
+
+    /// Verified members of a conversation: distinct addresses, sorted.
+    pub fn members(&self, conversation: &str) -> Result<Vec<String>, CoreError> {
+        let group = self.load_group(conversation)?;
+        let mut out = BTreeSet::new();
+        for m in group.members() {
+            if let Ok(owner) = self.check_leaf(&m.credential, &m.signature_key) {
+                out.insert(owner.address);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The conversation's epoch and epoch authenticator (equal on all members in sync).
+    pub fn epoch_authenticator(&self, conversation: &str) -> Result<(u64, Vec<u8>), CoreError> {
+        let group = self.load_group(conversation)?;
+        Ok((
+            group.epoch().as_u64(),
+            group.epoch_authenticator().as_slice().to_vec(),
+        ))
+    }
+
+    /// Marks messages as shown to the user.
+    pub fn mark_shown(&mut self, ids: Vec<String>) -> Result<(), CoreError> {
+        self.pending.push(Op::MarkShown(ids));
+        self.save()
+    }
+
+    /// Sets a conversation's metadata locally.
+    pub fn set_conversation(&mut self, record: ConversationRecord) {
+        self.pending.push(Op::Conversation(record));
+    }
+
+    // --- Events -----------------------------------------------------------------------------
+
+    /// Processes one event and saves the result with the new cursor. A refused event is
+    /// recorded as an alert and skipped; `NeedContacts` leaves nothing changed so the caller can
+    /// fetch and pin those users and call again.
+    pub fn process_event(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
+        if event.id <= self.cursor {
+            return Ok(Vec::new());
+        }
+        let result = self.apply_event(event);
+        match result {
+            Ok(outcomes) => {
+                self.set_cursor(event.id);
+                self.save()?;
+                Ok(outcomes)
+            }
+            Err(CoreError::Refused(alert)) => {
+                self.rollback()?;
+                self.alert(&alert);
+                self.set_cursor(event.id);
+                self.save()?;
+                Ok(vec![Outcome::Alert(alert)])
+            }
+            Err(e) => {
+                self.rollback()?;
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_event(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
+        match event.kind {
+            EventKind::Welcome => self.apply_welcome(event),
+            EventKind::Commit => self.apply_commit(event),
+            EventKind::Message => self.apply_message(event),
+        }
+    }
+
+    fn apply_welcome(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
+        let rejected = |why: String| CoreError::refused(AlertCode::RejectedCommit, why);
+        let MlsMessageBodyIn::Welcome(welcome) = parse_mls(event.payload.as_bytes())?.extract()
+        else {
+            return Err(rejected("a Welcome event does not hold a Welcome".into()));
+        };
+        let conversation = conversation_id(event.group_id.as_bytes());
+        if self.store.conversation(&conversation)?.is_some() {
+            return Ok(Vec::new());
+        }
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
+            .map_err(|e| rejected(format!("cannot join from this Welcome: {e:?}")))?;
+        if staged.group_context().group_id().as_slice() != event.group_id.as_bytes() {
+            return Err(rejected(
+                "a Welcome is for another group than announced".into(),
+            ));
+        }
+        let members: Vec<Member> = staged.members().collect();
+        self.check_leaves(
+            members
+                .iter()
+                .map(|m| (&m.credential, m.signature_key.as_slice())),
+        )?;
+        staged
+            .into_group(&self.provider)
+            .map_err(|e| rejected(format!("cannot join from this Welcome: {e:?}")))?;
+        self.pending.push(Op::Conversation(ConversationRecord {
+            id: conversation.clone(),
+            name: None,
+            dm_peer: None,
+            created_at: event.timestamp,
+            left: false,
+        }));
+        Ok(vec![Outcome::Joined(conversation)])
+    }
+
+    fn protocol_message(&self, event: &Event) -> Result<ProtocolMessage, CoreError> {
+        let msg = parse_mls(event.payload.as_bytes())?;
+        let pm = msg.try_into_protocol_message().map_err(|_| {
+            CoreError::refused(AlertCode::RejectedMessage, "not an MLS protocol message")
+        })?;
+        if pm.group_id().as_slice() != event.group_id.as_bytes() {
+            return Err(CoreError::refused(
+                AlertCode::RejectedMessage,
+                "a message was delivered in another group than its own",
+            ));
+        }
+        Ok(pm)
+    }
+
+    fn apply_commit(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
+        let conversation = conversation_id(event.group_id.as_bytes());
+        let Some(mut record) = self.store.conversation(&conversation)? else {
+            // A commit for a group we never joined (or already dropped): nothing to do.
+            return Ok(Vec::new());
+        };
+        let mut group = self.load_group(&conversation)?;
+        let pm = self.protocol_message(event)?;
+        if event.sender == self.device_id() {
+            // Our own commit: merge it if a crash came between the server's acceptance and our
+            // merge; otherwise it is merged already.
+            if pm.epoch() == group.epoch() && group.pending_commit().is_some() {
+                group
+                    .merge_pending_commit(&self.provider)
+                    .map_err(CoreError::mls)?;
+            }
+            return Ok(Vec::new());
+        }
+        if pm.epoch() != group.epoch() {
+            return Err(CoreError::refused(
+                AlertCode::RejectedCommit,
+                format!(
+                    "a commit for epoch {} arrived while the conversation is at epoch {}",
+                    pm.epoch().as_u64(),
+                    group.epoch().as_u64()
+                ),
+            ));
+        }
+        if group.pending_commit().is_some() {
+            group
+                .clear_pending_commit(self.provider.storage())
+                .map_err(CoreError::mls)?;
+        }
+        let processed = group
+            .process_message(&self.provider, pm)
+            .map_err(|e| CoreError::refused(AlertCode::RejectedCommit, format!("{e:?}")))?;
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            return Err(CoreError::refused(
+                AlertCode::RejectedCommit,
+                "a commit event holds something else than a commit",
+            ));
+        };
+        // Every leaf the commit brings in must chain to its user's identity key.
+        let added: Vec<(Credential, Vec<u8>)> = staged
+            .add_proposals()
+            .map(|p| {
+                let leaf = p.add_proposal().key_package().leaf_node();
+                (
+                    leaf.credential().clone(),
+                    leaf.signature_key().as_slice().to_vec(),
+                )
+            })
+            .chain(staged.update_path_leaf_node().map(|leaf| {
+                (
+                    leaf.credential().clone(),
+                    leaf.signature_key().as_slice().to_vec(),
+                )
+            }))
+            .collect();
+        self.check_leaves(added.iter().map(|(c, k)| (c, k.as_slice())))?;
+        let self_removed = staged.self_removed();
+        group
+            .merge_staged_commit(&self.provider, *staged)
+            .map_err(CoreError::mls)?;
+        if self_removed {
+            record.left = true;
+            self.pending.push(Op::Conversation(record));
+            return Ok(vec![Outcome::Left(conversation)]);
+        }
+        Ok(vec![Outcome::MembershipChanged(conversation)])
+    }
+
+    fn apply_message(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
+        let conversation = conversation_id(event.group_id.as_bytes());
+        let Some(mut record) = self.store.conversation(&conversation)? else {
+            return Err(CoreError::refused(
+                AlertCode::RejectedMessage,
+                "a message for a conversation this device is not in",
+            ));
+        };
+        if event.sender == self.device_id() {
+            // Our own message, stored when the server accepted it.
+            return Ok(Vec::new());
+        }
+        let mut group = self.load_group(&conversation)?;
+        let pm = self.protocol_message(event)?;
+        let processed = group.process_message(&self.provider, pm).map_err(|e| {
+            CoreError::refused(
+                AlertCode::RejectedMessage,
+                format!("a message in {conversation} was refused: {e:?}"),
+            )
+        })?;
+        let sender_leaf = match processed.sender() {
+            Sender::Member(leaf) => *leaf,
+            _ => {
+                return Err(CoreError::refused(
+                    AlertCode::RejectedMessage,
+                    "an application message not from a member",
+                ))
+            }
+        };
+        let leaf = group.member_at(sender_leaf).ok_or_else(|| {
+            CoreError::refused(AlertCode::RejectedMessage, "sender is not in the group")
+        })?;
+        let owner = self.check_leaf(&leaf.credential, &leaf.signature_key)?;
+        let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
+            return Err(CoreError::refused(
+                AlertCode::RejectedMessage,
+                "a message event holds a handshake message",
+            ));
+        };
+        let message: AppMessage = serde_json::from_slice(&app.into_bytes()).map_err(|_| {
+            CoreError::refused(
+                AlertCode::RejectedMessage,
+                "a message's content is not a Missive message",
+            )
+        })?;
+        if self.store.has_message(&message.id)? {
+            return Ok(Vec::new());
+        }
+        match message.body {
+            AppBody::Text { text } => {
+                let m = MessageRecord {
+                    id: message.id,
+                    conversation,
+                    sender: owner.address,
+                    sender_device: owner.device_id,
+                    text,
+                    sent_at: message.sent_at,
+                    server_time: event.timestamp,
+                    seq: event.seq,
+                };
+                self.pending.push(Op::Message(m.clone()));
+                Ok(vec![Outcome::Message(m)])
+            }
+            AppBody::Meta { name, dm } => {
+                record.name = name;
+                record.dm_peer = dm.then_some(owner.address);
+                self.pending.push(Op::Conversation(record));
+                Ok(Vec::new())
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The network client: carries the account's requests to a Missive server over HTTP, receives
+//! pushed events over WebSocket, and retries commits and sends that lost an epoch race.
+
+use futures_util::StreamExt;
+use missive_proto::api::*;
+use missive_proto::app::{AppBody, AppMessage};
+use missive_proto::{ErrorBody, B64};
+use openmls::prelude::KeyPackage;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::account::{Account, Outcome, KEY_PACKAGE_LOW, KEY_PACKAGE_STOCK};
+use crate::error::CoreError;
+use crate::store::{AccountStore, ConversationRecord, MessageRecord};
+
+/// Attempts at a commit or send that keeps losing epoch races before giving up.
+const MAX_ATTEMPTS: usize = 8;
+/// Rounds of fetching unknown contacts while processing one event.
+const MAX_CONTACT_ROUNDS: usize = 3;
+
+/// An account connected to its server.
+pub struct Client {
+    pub account: Account,
+    http: reqwest::Client,
+    /// Whether this process already checked the server's stock of our key packages.
+    stock_checked: bool,
+}
+
+/// How a commit went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// 1 when the first try was accepted; more after lost epoch races.
+    pub attempts: usize,
+    pub epoch: u64,
+}
+
+fn network(e: impl std::fmt::Display) -> CoreError {
+    CoreError::Network(e.to_string())
+}
+
+fn http_client() -> Result<reqwest::Client, CoreError> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(network)
+}
+
+impl Client {
+    /// Registers a new account in `store` and uploads its first key packages.
+    pub async fn register(
+        store: Box<dyn AccountStore + Send>,
+        server: &str,
+        address: &str,
+        invite: Option<String>,
+    ) -> Result<Client, CoreError> {
+        let (account, request) = Account::create(store, address, server, invite)?;
+        let mut client = Client {
+            account,
+            http: http_client()?,
+            stock_checked: false,
+        };
+        let response: RegisterResponse = client.post("/v1/register", &request).await?;
+        client.account.finish_registration(&response)?;
+        client.ensure_key_packages().await?;
+        Ok(client)
+    }
+
+    /// Opens the account in `store`.
+    pub fn open(store: Box<dyn AccountStore + Send>) -> Result<Client, CoreError> {
+        let account = Account::open(store)?.ok_or_else(|| {
+            CoreError::Usage("no account here: run `missive register` first".into())
+        })?;
+        Ok(Client {
+            account,
+            http: http_client()?,
+            stock_checked: false,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.account.server(), path)
+    }
+
+    async fn answer<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, CoreError> {
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.map_err(network);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(e) => CoreError::Server {
+                status: status.as_u16(),
+                code: e.code.as_str().to_owned(),
+                message: e.message,
+                current_epoch: e.current_epoch,
+            },
+            Err(_) => CoreError::Server {
+                status: status.as_u16(),
+                code: "unknown".into(),
+                message: format!("HTTP {status}"),
+                current_epoch: None,
+            },
+        })
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CoreError> {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if !self.account.token().is_empty() {
+            req = req.bearer_auth(self.account.token());
+        }
+        Self::answer(req.send().await.map_err(network)?).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
+        let req = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(self.account.token());
+        Self::answer(req.send().await.map_err(network)?).await
+    }
+
+    /// Tops the server's stock of this device's key packages up when it runs low.
+    pub async fn ensure_key_packages(&mut self) -> Result<(), CoreError> {
+        self.stock_checked = true;
+        let count: KeyPackageCount = self.get("/v1/key-packages/count").await?;
+        if count.count >= KEY_PACKAGE_LOW && count.last_resort {
+            return Ok(());
+        }
+        let missing = KEY_PACKAGE_STOCK.saturating_sub(count.count as usize);
+        let request = self.account.new_key_packages(missing, !count.last_resort)?;
+        // Keep the private keys before the server can hand the packages out.
+        self.account.save()?;
+        let _: KeyPackageCount = self.post("/v1/key-packages", &request).await?;
+        Ok(())
+    }
+
+    /// Fetches a user's identity key and pins it (trust on first use; a change is refused).
+    pub async fn fetch_user(&mut self, address: &str) -> Result<UserResponse, CoreError> {
+        let user: UserResponse = self.get(&format!("/v1/users/{address}")).await?;
+        if user.address != address {
+            return Err(CoreError::Usage(format!(
+                "the server answered for {} instead of {address}",
+                user.address
+            )));
+        }
+        self.account.pin(&user)?;
+        Ok(user)
+    }
+
+    /// Processes events in order, fetching unknown contacts as needed.
+    pub async fn process_events(&mut self, events: &[Event]) -> Result<Vec<Outcome>, CoreError> {
+        let mut outcomes = Vec::new();
+        for event in events {
+            let mut rounds = 0;
+            loop {
+                match self.account.process_event(event) {
+                    Ok(o) => {
+                        outcomes.extend(o);
+                        break;
+                    }
+                    Err(CoreError::NeedContacts(addresses)) if rounds < MAX_CONTACT_ROUNDS => {
+                        rounds += 1;
+                        for a in addresses {
+                            self.fetch_user(&a).await?;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Fetches and processes every event after the cursor; acknowledges them.
+    pub async fn sync(&mut self) -> Result<Vec<Outcome>, CoreError> {
+        let mut outcomes = Vec::new();
+        let start = self.account.cursor();
+        loop {
+            let page: EventsResponse = self
+                .get(&format!("/v1/events?after={}", self.account.cursor()))
+                .await?;
+            outcomes.extend(self.process_events(&page.events).await?);
+            if !page.more || page.events.is_empty() {
+                break;
+            }
+        }
+        if self.account.cursor() > start {
+            let cursor = self.account.cursor();
+            let _: Option<serde_json::Value> = self
+                .post_no_content("/v1/events/ack", &AckRequest { cursor })
+                .await?;
+        }
+        if !self.stock_checked || outcomes.iter().any(|o| matches!(o, Outcome::Joined(_))) {
+            self.ensure_key_packages().await?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn post_no_content<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Option<serde_json::Value>, CoreError> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(self.account.token())
+            .json(body)
+            .send()
+            .await
+            .map_err(network)?;
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Self::answer(resp).await
+    }
+
+    async fn claim(&mut self, address: &str) -> Result<Vec<KeyPackage>, CoreError> {
+        self.fetch_user(address).await?;
+        let claimed: ClaimKeyPackagesResponse = self
+            .post(
+                "/v1/key-packages/claim",
+                &ClaimKeyPackagesRequest {
+                    address: address.to_owned(),
+                },
+            )
+            .await?;
+        let mut rounds = 0;
+        loop {
+            match self.account.verify_claimed(address, &claimed.key_packages) {
+                Err(CoreError::NeedContacts(addresses)) if rounds < MAX_CONTACT_ROUNDS => {
+                    rounds += 1;
+                    for a in addresses {
+                        self.fetch_user(&a).await?;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Creates a conversation with `members` (addresses other than ours).
+    pub async fn create_conversation(
+        &mut self,
+        name: Option<String>,
+        dm_peer: Option<String>,
+        members: &[String],
+    ) -> Result<String, CoreError> {
+        let mut key_packages = Vec::new();
+        for m in members {
+            if m == self.account.address() {
+                return Err(CoreError::Usage(
+                    "you are a member of your own conversations already".into(),
+                ));
+            }
+            key_packages.extend(self.claim(m).await?);
+        }
+        let (conversation, request) = self.account.create_group(name.clone(), dm_peer.clone())?;
+        match self.post::<_, GroupResponse>("/v1/groups", &request).await {
+            Ok(_) => self.account.save()?,
+            Err(e) => {
+                self.account.rollback()?;
+                return Err(e);
+            }
+        }
+        if !key_packages.is_empty() {
+            self.commit_with(&conversation, &key_packages, &[]).await?;
+        }
+        self.send_body(
+            &conversation,
+            AppBody::Meta {
+                name,
+                dm: dm_peer.is_some(),
+            },
+        )
+        .await?;
+        Ok(conversation)
+    }
+
+    /// Sends a text in the one-to-one conversation with `peer`, creating it on first use.
+    pub async fn dm(&mut self, peer: &str, text: &str) -> Result<MessageRecord, CoreError> {
+        let conversation = match self.account.store().dm_with(peer)? {
+            Some(c) => c.id,
+            None => {
+                self.create_conversation(None, Some(peer.to_owned()), &[peer.to_owned()])
+                    .await?
+            }
+        };
+        self.send_text(&conversation, text).await
+    }
+
+    /// Adds users (all their devices) to a conversation.
+    pub async fn add_members(
+        &mut self,
+        conversation: &str,
+        users: &[String],
+    ) -> Result<CommitOutcome, CoreError> {
+        let mut key_packages = Vec::new();
+        for u in users {
+            key_packages.extend(self.claim(u).await?);
+        }
+        let outcome = self.commit_with(conversation, &key_packages, &[]).await?;
+        // Tell the new members what the conversation is.
+        let record = self.conversation(conversation)?;
+        self.send_body(
+            conversation,
+            AppBody::Meta {
+                name: record.name,
+                dm: record.dm_peer.is_some(),
+            },
+        )
+        .await?;
+        Ok(outcome)
+    }
+
+    /// Removes users (all their devices) from a conversation.
+    pub async fn remove_members(
+        &mut self,
+        conversation: &str,
+        users: &[String],
+    ) -> Result<CommitOutcome, CoreError> {
+        self.commit_with(conversation, &[], users).await
+    }
+
+    /// Rotates this device's keys in a conversation (an empty commit with a path update).
+    pub async fn update_keys(&mut self, conversation: &str) -> Result<CommitOutcome, CoreError> {
+        self.commit_with(conversation, &[], &[]).await
+    }
+
+    fn conversation(&self, conversation: &str) -> Result<ConversationRecord, CoreError> {
+        self.account
+            .store()
+            .conversation(conversation)?
+            .ok_or_else(|| CoreError::Usage(format!("no conversation {conversation}")))
+    }
+
+    /// Commits; when another member won the epoch, processes the winner and tries again.
+    async fn commit_with(
+        &mut self,
+        conversation: &str,
+        add: &[KeyPackage],
+        remove: &[String],
+    ) -> Result<CommitOutcome, CoreError> {
+        self.conversation(conversation)?;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let prepared = self.account.prepare_commit(conversation, add, remove)?;
+            let path = format!("/v1/groups/{}/commits", B64::encode(&prepared.group_id));
+            match self
+                .post::<_, CommitResponse>(&path, &prepared.request)
+                .await
+            {
+                Ok(accepted) => {
+                    self.account.commit_accepted(conversation)?;
+                    return Ok(CommitOutcome {
+                        attempts: attempt,
+                        epoch: accepted.epoch,
+                    });
+                }
+                Err(e) if e.server_code() == Some("stale_epoch") => {
+                    self.account.commit_refused(conversation)?;
+                    self.sync().await?;
+                }
+                Err(e) => {
+                    self.account.commit_refused(conversation)?;
+                    return Err(e);
+                }
+            }
+        }
+        Err(CoreError::Usage(format!(
+            "gave up after losing {MAX_ATTEMPTS} epoch races in a row; try again"
+        )))
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(
+        &mut self,
+        conversation: &str,
+        text: &str,
+    ) -> Result<MessageRecord, CoreError> {
+        let (record, _) = self
+            .send_body(
+                conversation,
+                AppBody::Text {
+                    text: text.to_owned(),
+                },
+            )
+            .await?;
+        record.ok_or_else(|| CoreError::Mls("a text message left no record".into()))
+    }
+
+    async fn send_body(
+        &mut self,
+        conversation: &str,
+        body: AppBody,
+    ) -> Result<(Option<MessageRecord>, AppMessage), CoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (group_id, request, message) = self.account.encrypt(conversation, body.clone())?;
+            let path = format!("/v1/groups/{}/messages", B64::encode(&group_id));
+            match self.post::<_, SendResponse>(&path, &request).await {
+                Ok(accepted) => {
+                    let record = self.account.sent(conversation, &message, &accepted)?;
+                    return Ok((record, message));
+                }
+                Err(e) if e.server_code() == Some("stale_epoch") => {
+                    self.sync().await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CoreError::Usage(
+            "the conversation keeps changing; try again".into(),
+        ))
+    }
+
+    /// Opens the push channel, delivering events after the current cursor.
+    pub async fn connect_push(&self) -> Result<PushConnection, CoreError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let base = self.account.server();
+        let ws_base = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            return Err(CoreError::Usage(format!("unsupported server URL {base}")));
+        };
+        let url = format!("{ws_base}/v1/ws?after={}", self.account.cursor());
+        let mut request = url.into_client_request().map_err(network)?;
+        let auth = format!("Bearer {}", self.account.token())
+            .parse()
+            .map_err(network)?;
+        request
+            .headers_mut()
+            .insert(reqwest::header::AUTHORIZATION, auth);
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(network)?;
+        Ok(PushConnection { stream })
+    }
+}
+
+/// A live push channel.
+pub struct PushConnection {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl PushConnection {
+    /// The next batch of events; `None` when the server closed the channel.
+    pub async fn next(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
+        use tokio_tungstenite::tungstenite::Message;
+        while let Some(msg) = self.stream.next().await {
+            match msg.map_err(network)? {
+                Message::Text(text) => {
+                    let frame: PushFrame = serde_json::from_str(&text).map_err(network)?;
+                    match frame {
+                        PushFrame::Events { events } => return Ok(Some(events)),
+                    }
+                }
+                Message::Close(_) => return Ok(None),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+}

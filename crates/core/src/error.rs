@@ -1,0 +1,96 @@
+//! Errors and security alerts of the client library.
+
+use std::fmt;
+
+/// A security-relevant refusal: something the server (or network) sent was not applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub code: AlertCode,
+    pub detail: String,
+}
+
+/// Stable codes of security alerts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertCode {
+    /// A leaf, key package or Welcome member lacks a valid certificate from its user's pinned
+    /// identity key.
+    UncertifiedDevice,
+    /// A key package is not for the user or device it was claimed for, or does not verify.
+    ForgedKeyPackage,
+    /// A user's identity key differs from the pinned one.
+    IdentityChanged,
+    /// A message could not be decrypted or authenticated (replay, wrong group, tampering).
+    RejectedMessage,
+    /// A commit or Welcome could not be applied.
+    RejectedCommit,
+}
+
+impl AlertCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertCode::UncertifiedDevice => "uncertified_device",
+            AlertCode::ForgedKeyPackage => "forged_key_package",
+            AlertCode::IdentityChanged => "identity_changed",
+            AlertCode::RejectedMessage => "rejected_message",
+            AlertCode::RejectedCommit => "rejected_commit",
+        }
+    }
+}
+
+impl fmt::Display for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail)
+    }
+}
+
+/// Failures of client operations.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A security refusal; nothing was applied.
+    #[error("refused ({0})")]
+    Refused(Alert),
+    /// The server answered with an error.
+    #[error("server refused: {message} ({code})")]
+    Server {
+        status: u16,
+        code: String,
+        message: String,
+        current_epoch: Option<u64>,
+    },
+    #[error("cannot reach the server: {0}")]
+    Network(String),
+    #[error("local storage: {0}")]
+    Storage(String),
+    #[error("mls: {0}")]
+    Mls(String),
+    #[error("{0}")]
+    Usage(String),
+    /// Identity keys of these users are needed before the operation can be checked.
+    #[error("unknown contacts: {0:?}")]
+    NeedContacts(Vec<String>),
+}
+
+impl CoreError {
+    pub fn mls(e: impl fmt::Debug) -> Self {
+        CoreError::Mls(format!("{e:?}"))
+    }
+
+    pub fn storage(e: impl fmt::Display) -> Self {
+        CoreError::Storage(e.to_string())
+    }
+
+    pub fn refused(code: AlertCode, detail: impl Into<String>) -> Self {
+        CoreError::Refused(Alert {
+            code,
+            detail: detail.into(),
+        })
+    }
+
+    /// The server's error code, if this is a server refusal.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            CoreError::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}

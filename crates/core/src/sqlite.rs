@@ -1,0 +1,318 @@
+//! The SQLite [`AccountStore`]: one file per account home, readable by its owner only.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::CoreError;
+use crate::store::*;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS mls (key BLOB PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (
+    address TEXT PRIMARY KEY,
+    identity_key BLOB NOT NULL,
+    verified INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    dm_peer TEXT,
+    created_at INTEGER NOT NULL,
+    left_group INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS conversations_by_peer ON conversations(dm_peer);
+CREATE TABLE IF NOT EXISTS messages (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    conversation TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    sender_device TEXT NOT NULL,
+    text TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    server_time INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    shown INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_unshown ON messages(n) WHERE shown = 0;
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation, n);
+CREATE TABLE IF NOT EXISTS alerts (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"#;
+
+/// An account's SQLite file.
+pub struct SqliteAccountStore {
+    conn: Connection,
+}
+
+fn db(e: rusqlite::Error) -> CoreError {
+    CoreError::storage(e)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl SqliteAccountStore {
+    /// Opens or creates the store at `path`, with permissions 0600.
+    pub fn open(path: &Path) -> Result<Self, CoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(CoreError::storage)?;
+            restrict(dir, 0o700)?;
+        }
+        let conn = Connection::open(path).map_err(db)?;
+        restrict(path, 0o600)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if p.exists() {
+                restrict(&p, 0o600)?;
+            }
+        }
+        Ok(SqliteAccountStore { conn })
+    }
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> Result<(), CoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(CoreError::storage)
+}
+
+#[cfg(not(unix))]
+fn restrict(_: &Path, _: u32) -> Result<(), CoreError> {
+    Ok(())
+}
+
+impl SqliteAccountStore {
+    fn query_messages(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<MessageRecord>, CoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, conversation, sender, sender_device, text, sent_at, server_time, seq \
+                 FROM messages {filter} ORDER BY n"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok(MessageRecord {
+                    id: r.get(0)?,
+                    conversation: r.get(1)?,
+                    sender: r.get(2)?,
+                    sender_device: r.get(3)?,
+                    text: r.get(4)?,
+                    sent_at: u(r.get(5)?),
+                    server_time: u(r.get(6)?),
+                    seq: u(r.get(7)?),
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(rows)
+    }
+}
+
+fn conversation(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRecord> {
+    Ok(ConversationRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        dm_peer: r.get(2)?,
+        created_at: u(r.get(3)?),
+        left: r.get::<_, i64>(4)? != 0,
+    })
+}
+
+const CONVERSATION_COLUMNS: &str = "id, name, dm_peer, created_at, left_group";
+
+impl AccountStore for SqliteAccountStore {
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError> {
+        self.conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db)
+    }
+
+    fn mls_entries(&self) -> Result<HashMap<Vec<u8>, Vec<u8>>, CoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM mls")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?
+            .collect::<Result<HashMap<_, _>, _>>()
+            .map_err(db)?;
+        Ok(rows)
+    }
+
+    fn apply(&mut self, batch: Batch) -> Result<(), CoreError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        for op in batch {
+            match op {
+                Op::Setting(k, v) => tx
+                    .execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)", params![k, v]),
+                Op::Mls(k, Some(v)) => tx
+                    .prepare_cached("INSERT OR REPLACE INTO mls (key, value) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![k, v])),
+                Op::Mls(k, None) => tx
+                    .prepare_cached("DELETE FROM mls WHERE key = ?1")
+                    .and_then(|mut s| s.execute(params![k])),
+                Op::Conversation(c) => tx.execute(
+                    "INSERT OR REPLACE INTO conversations (id, name, dm_peer, created_at, left_group) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![c.id, c.name, c.dm_peer, i(c.created_at), c.left as i64],
+                ),
+                Op::Message(m) => tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO messages (id, conversation, sender, sender_device, text, \
+                         sent_at, server_time, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            m.id,
+                            m.conversation,
+                            m.sender,
+                            m.sender_device,
+                            m.text,
+                            i(m.sent_at),
+                            i(m.server_time),
+                            i(m.seq)
+                        ])
+                    }),
+                Op::Contact(c) => tx.execute(
+                    "INSERT OR REPLACE INTO contacts (address, identity_key, verified) VALUES (?1, ?2, ?3)",
+                    params![c.address, c.identity_key, c.verified as i64],
+                ),
+                Op::MarkShown(ids) => ids.iter().try_fold(0, |n, id| {
+                    tx.prepare_cached("UPDATE messages SET shown = 1 WHERE id = ?1")
+                        .and_then(|mut s| s.execute([id]))
+                        .map(|k| n + k)
+                }),
+                Op::Alert(a) => tx.execute(
+                    "INSERT INTO alerts (at, code, detail) VALUES (?1, ?2, ?3)",
+                    params![i(a.at), a.code, a.detail],
+                ),
+            }
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn conversations(&self) -> Result<Vec<ConversationRecord>, CoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations ORDER BY created_at, id"
+            ))
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], conversation)
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(rows)
+    }
+
+    fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, CoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"),
+                [id],
+                conversation,
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    fn dm_with(&self, peer: &str) -> Result<Option<ConversationRecord>, CoreError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE dm_peer = ?1 \
+                     AND left_group = 0 ORDER BY created_at LIMIT 1"
+                ),
+                [peer],
+                conversation,
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    fn messages(&self, conversation: &str) -> Result<Vec<MessageRecord>, CoreError> {
+        self.query_messages("WHERE conversation = ?1", [conversation])
+    }
+
+    fn unshown_messages(&self) -> Result<Vec<MessageRecord>, CoreError> {
+        self.query_messages("WHERE shown = 0", [])
+    }
+
+    fn has_message(&self, id: &str) -> Result<bool, CoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1)",
+                [id],
+                |r| r.get(0),
+            )
+            .map_err(db)
+    }
+
+    fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError> {
+        self.conn
+            .query_row(
+                "SELECT address, identity_key, verified FROM contacts WHERE address = ?1",
+                [address],
+                |r| {
+                    Ok(ContactRecord {
+                        address: r.get(0)?,
+                        identity_key: r.get(1)?,
+                        verified: r.get::<_, i64>(2)? != 0,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    fn alerts(&self) -> Result<Vec<AlertRecord>, CoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, code, detail FROM alerts ORDER BY n")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(AlertRecord {
+                    at: u(r.get(0)?),
+                    code: r.get(1)?,
+                    detail: r.get(2)?,
+                })
+            })
+            .map_err(db)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db)?;
+        Ok(rows)
+    }
+}

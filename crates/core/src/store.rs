@@ -1,0 +1,86 @@
+//! The account's local storage interface. One [`AccountStore`] per account home; every state
+//! change of one step (MLS state, conversations, messages, cursor) is written as one atomic
+//! [`Batch`], so a crash never leaves MLS state and app state out of step.
+
+use std::collections::HashMap;
+
+use crate::error::CoreError;
+
+/// A conversation as the user sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// Hex of the MLS group id.
+    pub id: String,
+    pub name: Option<String>,
+    /// For a one-to-one conversation, the other user.
+    pub dm_peer: Option<String>,
+    pub created_at: u64,
+    /// This device was removed: nothing new can be read or sent.
+    pub left: bool,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// The sender's message id (hex); unique.
+    pub id: String,
+    pub conversation: String,
+    pub sender: String,
+    pub sender_device: String,
+    pub text: String,
+    /// Sender's clock, ms.
+    pub sent_at: u64,
+    /// Server's acceptance time, ms (0 for our own messages until echoed).
+    pub server_time: u64,
+    /// Position in the group's sequence.
+    pub seq: u64,
+}
+
+/// A pinned contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactRecord {
+    pub address: String,
+    pub identity_key: Vec<u8>,
+    pub verified: bool,
+}
+
+/// A security alert kept for the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRecord {
+    pub at: u64,
+    pub code: String,
+    pub detail: String,
+}
+
+/// One write of a batch.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Setting(&'static str, Vec<u8>),
+    /// An MLS storage entry; `None` deletes it.
+    Mls(Vec<u8>, Option<Vec<u8>>),
+    Conversation(ConversationRecord),
+    Message(MessageRecord),
+    Contact(ContactRecord),
+    Alert(AlertRecord),
+    /// Marks messages as shown to the user (by `sync`).
+    MarkShown(Vec<String>),
+}
+
+/// Writes applied atomically, in order.
+pub type Batch = Vec<Op>;
+
+/// Persistent storage of one account.
+pub trait AccountStore {
+    fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError>;
+    fn mls_entries(&self) -> Result<HashMap<Vec<u8>, Vec<u8>>, CoreError>;
+    fn apply(&mut self, batch: Batch) -> Result<(), CoreError>;
+    fn conversations(&self) -> Result<Vec<ConversationRecord>, CoreError>;
+    fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, CoreError>;
+    fn dm_with(&self, peer: &str) -> Result<Option<ConversationRecord>, CoreError>;
+    fn messages(&self, conversation: &str) -> Result<Vec<MessageRecord>, CoreError>;
+    fn has_message(&self, id: &str) -> Result<bool, CoreError>;
+    fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError>;
+    fn alerts(&self) -> Result<Vec<AlertRecord>, CoreError>;
+    /// Received messages not yet shown, oldest first.
+    fn unshown_messages(&self) -> Result<Vec<MessageRecord>, CoreError>;
+}
