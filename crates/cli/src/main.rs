@@ -229,6 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .mark_shown(new.into_iter().map(|m| m.id).collect())?;
         }
         Command::Conversations { json } => {
+            alerts += sync_if_reachable(&mut client).await?;
             for c in client.account.store().conversations()? {
                 let members = client.account.members(&c.id).unwrap_or_default();
                 if json {
@@ -282,6 +283,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn unreachable_register() {
     // Registration returned above; this arm only keeps the match exhaustive.
+}
+
+/// Syncs before showing local state; when the server is unreachable, says so and shows what
+/// is stored.
+async fn sync_if_reachable(client: &mut Client) -> anyhow::Result<usize> {
+    match client.sync().await {
+        Ok(outcomes) => Ok(report(outcomes)),
+        Err(missive_core::CoreError::Network(e)) => {
+            eprintln!("warning: showing stored state; cannot reach the server: {e}");
+            Ok(0)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Prints the alerts among sync outcomes on stderr; returns how many there were.

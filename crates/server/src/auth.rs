@@ -17,6 +17,27 @@ pub fn new_secret() -> String {
     missive_proto::B64::encode(&bytes)
 }
 
+/// A new invite code: 128 random bits as eight groups of four hex digits, easy to read out and
+/// type, and never mistaken for a command-line flag.
+pub fn new_invite_code() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex = hex::encode(bytes);
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The canonical form of a typed invite code: lowercase, without spaces.
+pub fn normalize_invite_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// SHA-256 of a secret (a token secret or an invite code).
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()

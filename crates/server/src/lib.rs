@@ -11,6 +11,7 @@ pub mod error;
 pub mod groups;
 pub mod push;
 pub mod routes;
+pub mod running;
 pub mod sqlite;
 pub mod store;
 
@@ -21,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 
 pub use config::Config;
+pub use running::RunningServer;
 use store::Store;
 
 /// Shared state of a running server.
@@ -33,6 +35,8 @@ struct Inner {
     config: Config,
     store: Arc<dyn Store>,
     hub: push::Hub,
+    /// Set when the server starts shutting down, so that push loops end.
+    closing: tokio::sync::watch::Sender<bool>,
     group_locks: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -43,6 +47,7 @@ impl AppState {
                 config,
                 store,
                 hub: push::Hub::default(),
+                closing: tokio::sync::watch::channel(false).0,
                 group_locks: Mutex::new(HashMap::new()),
             }),
         }
@@ -58,6 +63,12 @@ impl AppState {
 
     pub fn hub(&self) -> &push::Hub {
         &self.inner.hub
+    }
+
+    /// Resolves once the server starts shutting down.
+    pub async fn closing(&self) {
+        let mut rx = self.inner.closing.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
     }
 
     /// The lock serializing commits of one group within this process. Across processes the
@@ -83,6 +94,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = state.inner.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.send_replace(true);
+    };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await

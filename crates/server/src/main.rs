@@ -77,7 +77,7 @@ fn run() -> anyhow::Result<()> {
                 );
             }
             let store = open_store(&cli.data)?;
-            let code = auth::new_secret();
+            let code = auth::new_invite_code();
             let expires = now_secs() + config.invite_ttl_hours * 3600;
             rt.block_on(store.create_invite(&address, auth::hash_secret(&code), expires))?;
             println!(

@@ -173,7 +173,7 @@ async fn register(
         ));
     }
     let invite_hash = match (&req.invite, config.open_registration) {
-        (Some(code), _) => Some(auth::hash_secret(code.trim())),
+        (Some(code), _) => Some(auth::hash_secret(&auth::normalize_invite_code(code))),
         (None, true) => None,
         (None, false) => {
             return Err(AppError::new(
@@ -589,6 +589,10 @@ async fn push_loop(state: AppState, device: Device, mut cursor: u64, mut socket:
             cursor = last;
         }
         tokio::select! {
+            () = state.closing() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
             changed = wake.changed() => {
                 if changed.is_err() {
                     return;

@@ -369,6 +369,41 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_device(
+        &self,
+        address: &str,
+        device: NewDevice,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE address = ?1)",
+                [&address],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Err(StoreError::NoUser);
+            }
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO devices (device_id, address, certificate, token_hash, \
+                 created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    device.device_id,
+                    address,
+                    device.certificate,
+                    device.token_hash.as_slice(),
+                    to_i64(now)
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::DeviceExists);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
         let device_id = device_id.to_owned();
         self.read(move |c| {

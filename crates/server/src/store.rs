@@ -128,6 +128,14 @@ pub trait Store: Send + Sync + 'static {
         now: u64,
     ) -> Result<(), StoreError>;
 
+    /// Adds a further device to an existing user.
+    async fn add_device(
+        &self,
+        address: &str,
+        device: NewDevice,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError>;
 
     async fn device_certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, StoreError>;

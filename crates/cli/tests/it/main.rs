@@ -1,0 +1,299 @@
+//! Acceptance tests of the `missive` binary against a real server on port 0, as a user would
+//! script it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use missive_server::config::Config;
+use missive_server::store::Store;
+use missive_server::{auth, now_secs, RunningServer};
+use serde_json::Value;
+use tempfile::TempDir;
+
+struct World {
+    dir: TempDir,
+    server: Option<RunningServer>,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Config::init(&dir.path().join("server"), "example.org").expect("init");
+        let server =
+            RunningServer::start(&dir.path().join("server"), "127.0.0.1:0", 2).expect("server");
+        World {
+            dir,
+            server: Some(server),
+        }
+    }
+
+    fn server(&self) -> &RunningServer {
+        self.server.as_ref().expect("server running")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("server")
+    }
+
+    /// Stops the server and starts it again on the same address and data.
+    fn restart_server(&mut self) {
+        let server = self.server.take().expect("server running");
+        let addr = server.addr();
+        server.stop();
+        self.server =
+            Some(RunningServer::start(&self.data(), &addr.to_string(), 2).expect("restart"));
+    }
+
+    fn home(&self, name: &str) -> PathBuf {
+        self.dir.path().join("homes").join(name)
+    }
+
+    fn register(&self, name: &str) {
+        let address = format!("{name}@example.org");
+        let code = auth::new_invite_code();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        rt.block_on(self.server().store().create_invite(
+            &address,
+            auth::hash_secret(&code),
+            now_secs() + 600,
+        ))
+        .expect("invite");
+        let url = self.server().url();
+        self.ok(
+            name,
+            &["register", "--server", &url, "--invite", &code, &address],
+        );
+    }
+
+    fn run(&self, name: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_missive"))
+            .arg("--home")
+            .arg(self.home(name))
+            .args(args)
+            .output()
+            .expect("missive runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, name: &str, args: &[&str]) -> String {
+        let out = self.run(name, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "missive {args:?} as {name} failed: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// The texts `sync --json` prints, with their senders.
+    fn sync(&self, name: &str) -> Vec<(String, String)> {
+        self.ok(name, &["sync", "--json"])
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("one JSON object per line");
+                (
+                    v["sender"].as_str().expect("sender").to_owned(),
+                    v["text"].as_str().expect("text").to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn last_line(s: &str) -> String {
+    s.lines().last().expect("output").trim().to_owned()
+}
+
+fn said(sender: &str, text: &str) -> (String, String) {
+    (format!("{sender}@example.org"), text.to_owned())
+}
+
+#[test]
+fn two_officials_talk_one_to_one_and_in_groups() {
+    let w = World::new();
+    for name in ["alice", "bob", "carol", "dave"] {
+        w.register(name);
+    }
+    // A DM both ways.
+    w.ok("alice", &["dm", "bob@example.org", "hello bob"]);
+    assert_eq!(w.sync("bob"), [said("alice", "hello bob")]);
+    w.ok("bob", &["dm", "alice@example.org", "hello alice"]);
+    assert_eq!(w.sync("alice"), [said("bob", "hello alice")]);
+    assert!(w.sync("alice").is_empty(), "nothing is shown twice");
+    let convs: Vec<Value> = w
+        .ok("bob", &["conversations", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(
+        convs.len(),
+        1,
+        "both directions use one conversation: {convs:?}"
+    );
+
+    // A three-user group, then an add and a remove.
+    let group = last_line(&w.ok(
+        "alice",
+        &[
+            "group",
+            "create",
+            "Cabinet",
+            "--member",
+            "bob@example.org",
+            "--member",
+            "carol@example.org",
+        ],
+    ));
+    w.ok("carol", &["send", &group, "carol here"]);
+    assert_eq!(w.sync("bob"), [said("carol", "carol here")]);
+    assert_eq!(w.sync("alice"), [said("carol", "carol here")]);
+    w.ok("bob", &["group", "add", &group, "dave@example.org"]);
+    w.ok("dave", &["send", &group, "dave joined"]);
+    let listing: Value = w
+        .ok("carol", &["conversations", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .find(|c| c["id"] == group.as_str())
+        .expect("carol lists the group");
+    assert_eq!(listing["name"], "Cabinet");
+    assert_eq!(
+        listing["members"],
+        serde_json::json!([
+            "alice@example.org",
+            "bob@example.org",
+            "carol@example.org",
+            "dave@example.org"
+        ])
+    );
+
+    w.ok("alice", &["group", "remove", &group, "carol@example.org"]);
+    w.ok("alice", &["send", &group, "without carol"]);
+    assert_eq!(w.sync("carol"), [said("dave", "dave joined")]);
+    assert_eq!(w.sync("dave"), [said("alice", "without carol")]);
+    assert_eq!(
+        w.sync("bob"),
+        [said("dave", "dave joined"), said("alice", "without carol")]
+    );
+    let out = w.run("carol", &["send", &group, "am I still here?"]);
+    assert!(!out.status.success(), "a removed member cannot send");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one-line error: {stderr}");
+
+    let history: Vec<Value> = w
+        .ok("bob", &["history", &group, "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let texts: Vec<&str> = history
+        .iter()
+        .map(|m| m["text"].as_str().expect("text"))
+        .collect();
+    assert_eq!(texts, ["carol here", "dave joined", "without carol"]);
+}
+
+#[test]
+fn nothing_is_lost_across_server_and_client_restarts() {
+    let mut w = World::new();
+    w.register("alice");
+    w.register("bob");
+    w.ok("alice", &["dm", "bob@example.org", "first"]);
+    w.restart_server();
+    w.ok("alice", &["dm", "bob@example.org", "second"]);
+    w.restart_server();
+    let group = last_line(&w.ok(
+        "bob",
+        &["group", "create", "Crisis", "--member", "alice@example.org"],
+    ));
+    w.restart_server();
+    w.ok("bob", &["send", &group, "third"]);
+    assert_eq!(
+        w.sync("bob"),
+        [said("alice", "first"), said("alice", "second")]
+    );
+    w.restart_server();
+    assert_eq!(w.sync("alice"), [said("bob", "third")]);
+    // Every command was a fresh client process: its state survived each restart.
+    let history = w.ok("bob", &["history", &group, "--json"]);
+    assert_eq!(history.lines().count(), 1);
+}
+
+/// Files below `dir` containing `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .expect("read")
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(path);
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn the_server_stores_no_plaintext() {
+    let w = World::new();
+    w.register("alice");
+    w.register("bob");
+    let secrets = [
+        "the-launch-code-is-4417",
+        "meeting-moved-to-tuesday-room-12",
+    ];
+    w.ok("alice", &["dm", "bob@example.org", secrets[0]]);
+    let group = last_line(&w.ok(
+        "alice",
+        &[
+            "group",
+            "create",
+            "Top-Secret-Group-Name",
+            "--member",
+            "bob@example.org",
+        ],
+    ));
+    w.ok("alice", &["send", &group, secrets[1]]);
+    assert_eq!(w.sync("bob").len(), 2);
+    for needle in secrets.iter().chain(&["Top-Secret-Group-Name"]) {
+        assert_eq!(
+            files_containing(&w.data(), needle.as_bytes()),
+            Vec::<PathBuf>::new(),
+            "{needle} leaked"
+        );
+        // The same search finds it where it must be: in the recipient's own store.
+        assert!(
+            !files_containing(&w.home("bob"), needle.as_bytes()).is_empty(),
+            "{needle} not found at bob"
+        );
+    }
+}
+
+#[test]
+fn errors_are_one_line_and_nonzero() {
+    let w = World::new();
+    w.register("alice");
+    for args in [
+        vec!["send", "0011", "x"],
+        vec!["history", "nope"],
+        vec!["dm", "nobody@example.org", "x"],
+        vec!["group", "add", "00ff", "bob@example.org"],
+    ] {
+        let out = w.run("alice", &args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+    let out = w.run("nobody", &["sync"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("register"));
+}

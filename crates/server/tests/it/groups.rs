@@ -1,0 +1,129 @@
+//! Group behaviour with real clients: epoch races, removal, fan-out.
+
+use futures_util::future::join;
+use missive_core::account::Outcome;
+use missive_core::AlertCode;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn concurrent_commits_one_wins_the_other_retries() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let mut carol = h.user("carol").await;
+    let conv = alice
+        .create_conversation(
+            Some("race".into()),
+            None,
+            &[address("bob"), address("carol")],
+        )
+        .await
+        .expect("group");
+    bob.sync().await.expect("bob sync");
+    carol.sync().await.expect("carol sync");
+
+    // Sequential race: bob commits on an epoch alice already moved past.
+    let first = alice.update_keys(&conv).await.expect("alice commits");
+    assert_eq!(first.attempts, 1);
+    let second = bob
+        .update_keys(&conv)
+        .await
+        .expect("bob commits after a retry");
+    assert_eq!(
+        second.attempts, 2,
+        "bob lost the epoch once, processed the winner, retried"
+    );
+    assert_eq!(second.epoch, first.epoch + 1);
+
+    // True race: both commit at once from the same epoch.
+    alice.sync().await.expect("sync");
+    carol.sync().await.expect("sync");
+    let (a, c) = join(alice.update_keys(&conv), carol.update_keys(&conv)).await;
+    let (a, c) = (a.expect("alice"), c.expect("carol"));
+    assert_eq!(a.attempts.min(c.attempts), 1, "one won outright");
+    assert!(
+        a.attempts.max(c.attempts) >= 2,
+        "the other retried: {a:?} {c:?}"
+    );
+
+    for client in [&mut alice, &mut bob, &mut carol] {
+        let alerts = alerts(&client.sync().await.expect("sync"));
+        assert!(alerts.is_empty(), "{alerts:?}");
+    }
+    let auth =
+        |c: &missive_core::client::Client| c.account.epoch_authenticator(&conv).expect("auth");
+    let (epoch, authenticator) = auth(&alice);
+    assert_eq!(epoch, second.epoch + 2);
+    assert_eq!(auth(&bob), (epoch, authenticator.clone()));
+    assert_eq!(auth(&carol), (epoch, authenticator));
+
+    // Everyone still talks.
+    bob.send_text(&conv, "after the race").await.expect("send");
+    assert_eq!(
+        texts(&alice.sync().await.expect("sync")),
+        ["after the race"]
+    );
+    assert_eq!(
+        texts(&carol.sync().await.expect("sync")),
+        ["after the race"]
+    );
+}
+
+#[tokio::test]
+async fn a_removed_member_cannot_read_anything_new() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let mut carol = h.user("carol").await;
+    let conv = alice
+        .create_conversation(
+            Some("ops".into()),
+            None,
+            &[address("bob"), address("carol")],
+        )
+        .await
+        .expect("group");
+    carol.sync().await.expect("sync");
+    alice.send_text(&conv, "before").await.expect("send");
+    assert_eq!(texts(&carol.sync().await.expect("sync")), ["before"]);
+
+    alice
+        .remove_members(&conv, &[address("carol")])
+        .await
+        .expect("remove");
+    let outcomes = carol.sync().await.expect("sync");
+    assert!(
+        outcomes.contains(&Outcome::Left(conv.clone())),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        alice.account.members(&conv).expect("members"),
+        [address("alice"), address("bob")]
+    );
+
+    let cursor = bob.account.cursor();
+    alice.send_text(&conv, "after").await.expect("send");
+    assert!(
+        texts(&carol.sync().await.expect("sync")).is_empty(),
+        "the server no longer delivers to carol"
+    );
+
+    // Even handed the ciphertext, carol's old state cannot decrypt it.
+    let events = h.raw_events(&bob, cursor).await;
+    let leaked = events
+        .iter()
+        .find(|e| e.kind == missive_proto::api::EventKind::Message)
+        .expect("bob has the message")
+        .clone();
+    let leaked = missive_proto::api::Event {
+        id: carol.account.cursor() + 1,
+        ..leaked
+    };
+    let outcomes = carol.account.process_event(&leaked).expect("processed");
+    assert!(
+        matches!(&outcomes[..], [Outcome::Alert(a)] if a.code == AlertCode::RejectedMessage),
+        "{outcomes:?}"
+    );
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["before", "after"]);
+}

@@ -1,0 +1,119 @@
+//! Test harness: a server on port 0 in a temporary directory, and registered clients.
+
+use missive_core::client::Client;
+use missive_core::sqlite::SqliteAccountStore;
+use missive_server::config::Config;
+use missive_server::store::Store;
+use missive_server::{auth, now_secs, RunningServer};
+use tempfile::TempDir;
+
+pub const DOMAIN: &str = "example.org";
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub server: RunningServer,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("server");
+        Config::init(&data, DOMAIN).expect("init");
+        let server = RunningServer::start(&data, "127.0.0.1:0", 2).expect("server starts");
+        Harness {
+            dir,
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.server.url(), path)
+    }
+
+    /// A fresh invite code for `address`, valid for an hour.
+    pub async fn invite(&self, address: &str) -> String {
+        self.invite_expiring(address, now_secs() + 3600).await
+    }
+
+    pub async fn invite_expiring(&self, address: &str, expires_at: u64) -> String {
+        let code = auth::new_invite_code();
+        self.server
+            .store()
+            .create_invite(address, auth::hash_secret(&code), expires_at)
+            .await
+            .expect("invite stored");
+        code
+    }
+
+    /// A store for a client home named `name`.
+    pub fn home(&self, name: &str) -> Box<SqliteAccountStore> {
+        let path = self
+            .dir
+            .path()
+            .join("clients")
+            .join(name)
+            .join("account.db");
+        Box::new(SqliteAccountStore::open(&path).expect("account store"))
+    }
+
+    /// Registers `name@example.org`.
+    pub async fn user(&self, name: &str) -> Client {
+        let address = format!("{name}@{DOMAIN}");
+        let invite = self.invite(&address).await;
+        Client::register(self.home(name), &self.server.url(), &address, Some(invite))
+            .await
+            .expect("registration")
+    }
+
+    /// Raw events of a client's device after `after`, as the server delivers them.
+    pub async fn raw_events(&self, client: &Client, after: u64) -> Vec<missive_proto::api::Event> {
+        let resp: missive_proto::api::EventsResponse = self
+            .http
+            .get(self.url(&format!("/v1/events?after={after}")))
+            .bearer_auth(client.account.token())
+            .send()
+            .await
+            .expect("events request")
+            .json()
+            .await
+            .expect("events body");
+        resp.events
+    }
+
+    /// A direct connection to the server's database, to play a hostile server.
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.dir.path().join("server").join("missive.db"))
+            .expect("db");
+        c.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("busy timeout");
+        c
+    }
+}
+
+pub fn address(name: &str) -> String {
+    format!("{name}@{DOMAIN}")
+}
+
+/// Texts of the messages that a list of sync outcomes shows.
+pub fn texts(outcomes: &[missive_core::account::Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            missive_core::account::Outcome::Message(m) => Some(m.text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alerts among sync outcomes.
+pub fn alerts(outcomes: &[missive_core::account::Outcome]) -> Vec<missive_core::Alert> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            missive_core::account::Outcome::Alert(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,207 @@
+//! The hostile server of ../shared/threats.md, cases 1, 2, 7 and 8: the server injects devices
+//! and key packages, replays and misroutes ciphertext. Each must end refused, visibly.
+
+use missive_core::account::Account;
+use missive_core::error::CoreError;
+use missive_core::AlertCode;
+use missive_proto::api::EventKind;
+use missive_server::store::{MessageWrite, NewDevice, Store};
+use rusqlite::params;
+
+use crate::support::*;
+
+/// A device for `address` that the server made up: its own identity key, a self-consistent
+/// certificate, key packages. Returns (device id, certificate, key packages, last resort).
+fn forged_device(h: &Harness, address: &str) -> (String, Vec<u8>, Vec<Vec<u8>>, Vec<u8>) {
+    let (mut rogue, request) = Account::create(
+        h.home(&format!("rogue-{address}")),
+        address,
+        &h.server.url(),
+        None,
+    )
+    .expect("rogue account");
+    let kps = rogue.new_key_packages(2, true).expect("key packages");
+    (
+        rogue.device_id(),
+        request.device_certificate.0,
+        kps.key_packages.into_iter().map(|k| k.0).collect(),
+        kps.last_resort.expect("last resort").0,
+    )
+}
+
+fn assert_refused(result: Result<impl std::fmt::Debug, CoreError>, code: AlertCode) {
+    match result {
+        Err(CoreError::Refused(alert)) => assert_eq!(alert.code, code, "{alert}"),
+        other => panic!("expected a refusal with {code:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn threat_1_injected_device_is_refused() {
+    let h = Harness::new();
+    let _alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let (device_id, cert, kps, last_resort) = forged_device(&h, &address("alice"));
+    let store = h.server.store();
+    store
+        .add_device(
+            &address("alice"),
+            NewDevice {
+                device_id: device_id.clone(),
+                certificate: cert,
+                token_hash: [0; 32],
+            },
+            1,
+        )
+        .await
+        .expect("server injects a device");
+    let kps = kps
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (vec![i as u8], k))
+        .collect();
+    store
+        .add_key_packages(&device_id, kps, Some(last_resort))
+        .await
+        .expect("and its key packages");
+
+    assert_refused(
+        bob.dm(&address("alice"), "secret").await,
+        AlertCode::UncertifiedDevice,
+    );
+    assert!(
+        bob.account
+            .store()
+            .conversations()
+            .expect("list")
+            .is_empty(),
+        "no conversation was created"
+    );
+}
+
+#[tokio::test]
+async fn threat_2_forged_key_package_is_refused() {
+    let h = Harness::new();
+    let alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let carol = h.user("carol").await;
+    let (_, _, forged, _) = forged_device(&h, &address("alice"));
+
+    // The server hands out, as alice's device's package: one it generated itself, then one of
+    // carol's real packages.
+    let carol_kp: Vec<u8> = h
+        .db()
+        .query_row(
+            "SELECT data FROM key_packages WHERE device_id = ?1 LIMIT 1",
+            [carol.account.device_id()],
+            |r| r.get(0),
+        )
+        .expect("carol's package");
+    for (package, code) in [
+        (forged[0].clone(), AlertCode::UncertifiedDevice),
+        (carol_kp, AlertCode::ForgedKeyPackage),
+    ] {
+        let db = h.db();
+        db.execute(
+            "DELETE FROM key_packages WHERE device_id = ?1",
+            [alice.account.device_id()],
+        )
+        .expect("delete");
+        db.execute(
+            "INSERT INTO key_packages (device_id, hash_ref, data) VALUES (?1, randomblob(16), ?2)",
+            params![alice.account.device_id(), package],
+        )
+        .expect("inject");
+        assert_refused(bob.dm(&address("alice"), "secret").await, code);
+    }
+    assert!(bob
+        .account
+        .store()
+        .conversations()
+        .expect("list")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn threat_7_and_8_replayed_reflected_and_misrouted_ciphertext_is_refused() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let dm = alice
+        .dm(&address("bob"), "one")
+        .await
+        .expect("dm")
+        .conversation;
+    let other = alice
+        .create_conversation(Some("other".into()), None, &[address("bob")])
+        .await
+        .expect("group");
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
+
+    let events = h.raw_events(&bob, 0).await;
+    let original = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Message)
+        .find(|e| hex::encode(e.group_id.as_bytes()) == dm)
+        .expect("the message event")
+        .clone();
+    let epoch_of = |conv: &str, c: &missive_core::client::Client| {
+        c.account.epoch_authenticator(conv).expect("epoch").0
+    };
+    let inject = |group: &str, sender: String, epoch: u64| MessageWrite {
+        group_id: hex::decode(group).expect("hex"),
+        sender,
+        epoch,
+        payload: original.payload.0.clone(),
+        now_ms: 1,
+    };
+    let store = h.server.store();
+    // Threat 7: the same ciphertext again, as a new event.
+    store
+        .post_message(inject(&dm, original.sender.clone(), epoch_of(&dm, &alice)))
+        .await
+        .expect("replay");
+    let outcomes = bob.sync().await.expect("sync");
+    assert!(texts(&outcomes).is_empty(), "the replay is not shown");
+    assert_eq!(
+        alerts(&outcomes).iter().map(|a| a.code).collect::<Vec<_>>(),
+        [AlertCode::RejectedMessage]
+    );
+    // Threat 7: alice's own message reflected back to her as if from bob.
+    store
+        .post_message(inject(&dm, bob.account.device_id(), epoch_of(&dm, &alice)))
+        .await
+        .expect("reflect");
+    let outcomes = alice.sync().await.expect("sync");
+    assert!(texts(&outcomes).is_empty());
+    assert_eq!(alerts(&outcomes).len(), 1, "{outcomes:?}");
+    // Threat 8: the ciphertext of the DM delivered in the other group.
+    store
+        .post_message(inject(
+            &other,
+            original.sender.clone(),
+            epoch_of(&other, &alice),
+        ))
+        .await
+        .expect("misroute");
+    let outcomes = bob.sync().await.expect("sync");
+    assert!(texts(&outcomes).is_empty());
+    assert_eq!(
+        alerts(&outcomes).iter().map(|a| a.code).collect::<Vec<_>>(),
+        [AlertCode::RejectedMessage]
+    );
+
+    let history = bob.account.store().messages(&dm).expect("history");
+    assert_eq!(
+        history.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["one"]
+    );
+    assert_eq!(
+        bob.account.store().alerts().expect("alerts").len(),
+        2,
+        "alerts are kept for the user"
+    );
+    // The conversation still works after the attacks.
+    alice.send_text(&dm, "two").await.expect("send");
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["two"]);
+}
