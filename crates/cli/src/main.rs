@@ -193,7 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             alerts += report(client.sync().await?);
             let outcome = client
-                .add_members(&conversation, &[address.clone()])
+                .add_members(&conversation, std::slice::from_ref(&address))
                 .await?;
             println!(
                 "added {address}; the conversation is at epoch {}",
@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             alerts += report(client.sync().await?);
             let outcome = client
-                .remove_members(&conversation, &[address.clone()])
+                .remove_members(&conversation, std::slice::from_ref(&address))
                 .await?;
             println!(
                 "removed {address}; the conversation is at epoch {}",

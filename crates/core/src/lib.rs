@@ -27,8 +27,9 @@ pub const DEFAULT_CIPHERSUITE: openmls::prelude::Ciphersuite =
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    // web-time is std's clock on native targets and the JavaScript clock in browsers.
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }

@@ -33,10 +33,13 @@ enum Command {
     },
     /// Create a one-time invite code for ADDRESS; prints the code alone on its last line.
     Invite { address: String },
-    /// Serve the API.
+    /// Serve the API. With --domain, initialises the data directory first if needed.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Domain to initialise the data directory with on first start.
+        #[arg(long)]
+        domain: Option<String>,
     },
 }
 
@@ -86,9 +89,12 @@ fn run() -> anyhow::Result<()> {
             );
             println!("{code}");
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, domain } => {
             init_tracing();
-            let config = Config::load(&cli.data)?;
+            let config = match domain {
+                Some(domain) => Config::init(&cli.data, &domain)?,
+                None => Config::load(&cli.data)?,
+            };
             let store = open_store(&cli.data)?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(&listen)
