@@ -135,8 +135,14 @@ pub struct PreparedCommit {
 pub struct Account {
     store: Box<dyn AccountStore + Send>,
     provider: Provider,
+    /// Groups loaded from the MLS storage, kept to avoid parsing their tree for every message.
+    /// Always in step with `provider`'s storage; emptied on rollback.
+    groups: HashMap<String, MlsGroup>,
     persisted: HashMap<Vec<u8>, Vec<u8>>,
     pending: Batch,
+    /// Certificates whose signature already verified (they are immutable bytes, so the answer
+    /// never changes; the comparison with the pinned identity key is still made every time).
+    verified_certificates: std::sync::Mutex<std::collections::HashSet<Vec<u8>>>,
     identity: Identity,
     device_key: SignatureKeyPair,
     cert: DeviceCertificate,
@@ -184,8 +190,10 @@ impl Account {
         Ok(Some(Account {
             store,
             provider,
+            groups: HashMap::new(),
             persisted,
             pending: Vec::new(),
+            verified_certificates: Default::default(),
             identity,
             device_key,
             cert,
@@ -222,8 +230,10 @@ impl Account {
         let account = Account {
             store,
             provider: Provider::new()?,
+            groups: HashMap::new(),
             persisted: HashMap::new(),
             pending: Vec::new(),
+            verified_certificates: Default::default(),
             identity,
             device_key,
             cert,
@@ -283,37 +293,52 @@ impl Account {
         self.store.as_ref()
     }
 
-    /// Writes the MLS changes and pending app writes since the last save, atomically.
+    /// Writes the MLS changes and pending app writes since the last save, atomically, durable
+    /// against a power cut.
     pub fn save(&mut self) -> Result<(), CoreError> {
-        let current = self
-            .provider
-            .storage
-            .values
-            .read()
-            .map_err(CoreError::storage)?
-            .clone();
+        self.save_with(Durability::Durable)
+    }
+
+    fn save_with(&mut self, durability: Durability) -> Result<(), CoreError> {
+        let changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
+            let current = self
+                .provider
+                .storage
+                .values
+                .read()
+                .map_err(CoreError::storage)?;
+            let mut changes: Vec<_> = current
+                .iter()
+                .filter(|(k, v)| self.persisted.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            changes.extend(
+                self.persisted
+                    .keys()
+                    .filter(|k| !current.contains_key(*k))
+                    .map(|k| (k.clone(), None)),
+            );
+            changes
+        };
         let mut batch = std::mem::take(&mut self.pending);
-        for (k, v) in &current {
-            if self.persisted.get(k) != Some(v) {
-                batch.push(Op::Mls(k.clone(), Some(v.clone())));
-            }
-        }
-        for k in self.persisted.keys() {
-            if !current.contains_key(k) {
-                batch.push(Op::Mls(k.clone(), None));
-            }
-        }
+        batch.extend(changes.iter().map(|(k, v)| Op::Mls(k.clone(), v.clone())));
         if batch.is_empty() {
             return Ok(());
         }
-        self.store.apply(batch)?;
-        self.persisted = current;
+        self.store.apply(batch, durability)?;
+        for (k, v) in changes {
+            match v {
+                Some(v) => self.persisted.insert(k, v),
+                None => self.persisted.remove(&k),
+            };
+        }
         Ok(())
     }
 
     /// Forgets every change since the last save.
     pub fn rollback(&mut self) -> Result<(), CoreError> {
         self.pending.clear();
+        self.groups.clear();
         *self
             .provider
             .storage
@@ -403,11 +428,14 @@ impl Account {
                     user.address
                 ),
             )),
-            None => self.store.apply(vec![Op::Contact(ContactRecord {
-                address: user.address.clone(),
-                identity_key: user.identity_key.0.clone(),
-                verified: false,
-            })]),
+            None => self.store.apply(
+                vec![Op::Contact(ContactRecord {
+                    address: user.address.clone(),
+                    identity_key: user.identity_key.0.clone(),
+                    verified: false,
+                })],
+                Durability::Durable,
+            ),
         }
     }
 
@@ -417,7 +445,7 @@ impl Account {
         credential: &Credential,
         signature_key: &[u8],
     ) -> Result<LeafOwner, CoreError> {
-        let cert = identity::leaf_certificate(credential, signature_key)?;
+        let cert = self.certificate(credential, signature_key)?;
         match self.pinned_identity(&cert.address)? {
             None => Err(CoreError::NeedContacts(vec![cert.address])),
             Some(key) if key == cert.identity_key => Ok(LeafOwner {
@@ -432,6 +460,34 @@ impl Account {
                 ),
             )),
         }
+    }
+
+    /// A leaf's self-consistent certificate, verifying its signature only the first time.
+    fn certificate(
+        &self,
+        credential: &Credential,
+        signature_key: &[u8],
+    ) -> Result<DeviceCertificate, CoreError> {
+        let seen = |bytes: &[u8]| {
+            self.verified_certificates
+                .lock()
+                .map(|set| set.contains(bytes))
+                .unwrap_or(false)
+        };
+        if let Ok(basic) = BasicCredential::try_from(credential.clone()) {
+            if seen(basic.identity()) {
+                if let Ok(cert) = DeviceCertificate::from_bytes(basic.identity()) {
+                    if cert.device_key.as_slice() == signature_key {
+                        return Ok(cert);
+                    }
+                }
+            }
+        }
+        let cert = identity::leaf_certificate(credential, signature_key)?;
+        if let Ok(mut set) = self.verified_certificates.lock() {
+            set.insert(cert.to_bytes());
+        }
+        Ok(cert)
     }
 
     /// Checks every leaf of a set, collecting all unknown contacts at once.
@@ -493,6 +549,35 @@ impl Account {
 
     // --- Conversations ----------------------------------------------------------------------
 
+    /// Takes a group out of the cache (loading it if needed) for a change; give it back with
+    /// [`Account::put_group`] once the change succeeded, or roll back.
+    fn take_group(&mut self, conversation: &str) -> Result<MlsGroup, CoreError> {
+        match self.groups.remove(conversation) {
+            Some(g) => Ok(g),
+            None => self.load_group(conversation),
+        }
+    }
+
+    fn put_group(&mut self, conversation: &str, group: MlsGroup) {
+        self.groups.insert(conversation.to_owned(), group);
+    }
+
+    /// Runs a change of one group: on success the group goes back to the cache, on failure
+    /// everything since the last save is rolled back.
+    fn with_group<R>(
+        &mut self,
+        conversation: &str,
+        change: impl FnOnce(&mut Self, &mut MlsGroup) -> Result<R, CoreError>,
+    ) -> Result<R, CoreError> {
+        let mut group = self.take_group(conversation)?;
+        let result = change(self, &mut group);
+        match &result {
+            Ok(_) => self.put_group(conversation, group),
+            Err(_) => self.rollback()?,
+        }
+        result
+    }
+
     fn load_group(&self, conversation: &str) -> Result<MlsGroup, CoreError> {
         MlsGroup::load(self.provider.storage(), &group_id_of(conversation)?)
             .map_err(CoreError::mls)?
@@ -542,72 +627,76 @@ impl Account {
         add: &[KeyPackage],
         remove_users: &[String],
     ) -> Result<PreparedCommit, CoreError> {
-        let mut group = self.load_group(conversation)?;
-        if group.pending_commit().is_some() {
-            group
-                .clear_pending_commit(self.provider.storage())
-                .map_err(CoreError::mls)?;
-        }
-        let mut removals = Vec::new();
-        for m in group.members() {
-            let owner = self.check_leaf(&m.credential, &m.signature_key)?;
-            if remove_users.contains(&owner.address) {
-                removals.push(m.index);
+        self.with_group(conversation, |this, group| {
+            if group.pending_commit().is_some() {
+                group
+                    .clear_pending_commit(this.provider.storage())
+                    .map_err(CoreError::mls)?;
             }
-        }
-        if removals.is_empty() && !remove_users.is_empty() {
-            return Err(CoreError::Usage(format!(
-                "{} is not a member of this conversation",
-                remove_users.join(", ")
-            )));
-        }
-        let bundle = group
-            .commit_builder()
-            .propose_adds(add.iter().cloned())
-            .propose_removals(removals)
-            .force_self_update(true)
-            .load_psks(self.provider.storage())
-            .map_err(CoreError::mls)?
-            .use_ratchet_tree_extension(true)
-            .build(
-                self.provider.rand(),
-                self.provider.crypto(),
-                &self.device_key,
-                |_| true,
-            )
-            .map_err(CoreError::mls)?
-            .stage_commit(&self.provider)
-            .map_err(CoreError::mls)?;
-        let (commit, welcome, info) = bundle.into_messages();
-        let info = info.ok_or_else(|| CoreError::Mls("no GroupInfo for the new epoch".into()))?;
-        let request = CommitRequest {
-            commit: B64(tls_bytes(&commit)?),
-            welcome: welcome.map(|w| tls_bytes(&w)).transpose()?.map(B64),
-            group_info: B64(tls_bytes(&info)?),
-        };
-        self.save()?;
-        Ok(PreparedCommit {
-            group_id: group.group_id().as_slice().to_vec(),
-            request,
+            let mut removals = Vec::new();
+            for m in group.members() {
+                let owner = this.check_leaf(&m.credential, &m.signature_key)?;
+                if remove_users.contains(&owner.address) {
+                    removals.push(m.index);
+                }
+            }
+            if removals.is_empty() && !remove_users.is_empty() {
+                return Err(CoreError::Usage(format!(
+                    "{} is not a member of this conversation",
+                    remove_users.join(", ")
+                )));
+            }
+            let bundle = group
+                .commit_builder()
+                .propose_adds(add.iter().cloned())
+                .propose_removals(removals)
+                .force_self_update(true)
+                .load_psks(this.provider.storage())
+                .map_err(CoreError::mls)?
+                .use_ratchet_tree_extension(true)
+                .build(
+                    this.provider.rand(),
+                    this.provider.crypto(),
+                    &this.device_key,
+                    |_| true,
+                )
+                .map_err(CoreError::mls)?
+                .stage_commit(&this.provider)
+                .map_err(CoreError::mls)?;
+            let (commit, welcome, info) = bundle.into_messages();
+            let info =
+                info.ok_or_else(|| CoreError::Mls("no GroupInfo for the new epoch".into()))?;
+            let request = CommitRequest {
+                commit: B64(tls_bytes(&commit)?),
+                welcome: welcome.map(|w| tls_bytes(&w)).transpose()?.map(B64),
+                group_info: B64(tls_bytes(&info)?),
+            };
+            this.save()?;
+            Ok(PreparedCommit {
+                group_id: group.group_id().as_slice().to_vec(),
+                request,
+            })
         })
     }
 
     /// The server accepted our commit: merge it.
     pub fn commit_accepted(&mut self, conversation: &str) -> Result<(), CoreError> {
-        let mut group = self.load_group(conversation)?;
-        group
-            .merge_pending_commit(&self.provider)
-            .map_err(CoreError::mls)?;
-        self.save()
+        self.with_group(conversation, |this, group| {
+            group
+                .merge_pending_commit(&this.provider)
+                .map_err(CoreError::mls)?;
+            this.save()
+        })
     }
 
     /// The server refused our commit: drop it.
     pub fn commit_refused(&mut self, conversation: &str) -> Result<(), CoreError> {
-        let mut group = self.load_group(conversation)?;
-        group
-            .clear_pending_commit(self.provider.storage())
-            .map_err(CoreError::mls)?;
-        self.save()
+        self.with_group(conversation, |this, group| {
+            group
+                .clear_pending_commit(this.provider.storage())
+                .map_err(CoreError::mls)?;
+            this.save()
+        })
     }
 
     /// Encrypts an application message for a conversation.
@@ -616,32 +705,33 @@ impl Account {
         conversation: &str,
         body: AppBody,
     ) -> Result<(Vec<u8>, SendRequest, AppMessage), CoreError> {
-        let mut group = self.load_group(conversation)?;
-        if !group.is_active() {
-            return Err(CoreError::Usage(
-                "you are no longer a member of this conversation".into(),
-            ));
-        }
-        self.check_sendable(&group)?;
-        let mut id = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut id);
-        let message = AppMessage {
-            id: hex(&id),
-            sent_at: now_ms(),
-            body,
-        };
-        let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
-        let out = group
-            .create_message(&self.provider, &self.device_key, &plaintext)
-            .map_err(CoreError::mls)?;
-        self.save()?;
-        Ok((
-            group.group_id().as_slice().to_vec(),
-            SendRequest {
-                message: B64(tls_bytes(&out)?),
-            },
-            message,
-        ))
+        self.with_group(conversation, |this, group| {
+            if !group.is_active() {
+                return Err(CoreError::Usage(
+                    "you are no longer a member of this conversation".into(),
+                ));
+            }
+            this.check_sendable(&group)?;
+            let mut id = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut id);
+            let message = AppMessage {
+                id: hex(&id),
+                sent_at: now_ms(),
+                body,
+            };
+            let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
+            let out = group
+                .create_message(&this.provider, &this.device_key, &plaintext)
+                .map_err(CoreError::mls)?;
+            this.save()?;
+            Ok((
+                group.group_id().as_slice().to_vec(),
+                SendRequest {
+                    message: B64(tls_bytes(&out)?),
+                },
+                message,
+            ))
+        })
     }
 
     /// Refuses to send into a group with a member whose certificate no longer checks out
@@ -708,7 +798,7 @@ impl Account {
     /// Marks messages as shown to the user.
     pub fn mark_shown(&mut self, ids: Vec<String>) -> Result<(), CoreError> {
         self.pending.push(Op::MarkShown(ids));
-        self.save()
+        self.save_with(Durability::Relaxed)
     }
 
     /// Sets a conversation's metadata locally.
@@ -729,14 +819,14 @@ impl Account {
         match result {
             Ok(outcomes) => {
                 self.set_cursor(event.id);
-                self.save()?;
+                self.save_with(Durability::Relaxed)?;
                 Ok(outcomes)
             }
             Err(CoreError::Refused(alert)) => {
                 self.rollback()?;
                 self.alert(&alert);
                 self.set_cursor(event.id);
-                self.save()?;
+                self.save_with(Durability::Relaxed)?;
                 Ok(vec![Outcome::Alert(alert)])
             }
             Err(e) => {
@@ -810,70 +900,72 @@ impl Account {
             // A commit for a group we never joined (or already dropped): nothing to do.
             return Ok(Vec::new());
         };
-        let mut group = self.load_group(&conversation)?;
-        let pm = self.protocol_message(event)?;
-        if event.sender == self.device_id() {
-            // Our own commit: merge it if a crash came between the server's acceptance and our
-            // merge; otherwise it is merged already.
-            if pm.epoch() == group.epoch() && group.pending_commit().is_some() {
+        self.with_group(&conversation.clone(), |this, group| {
+            let pm = this.protocol_message(event)?;
+            if event.sender == this.device_id() {
+                // Our own commit: merge it if a crash came between the server's acceptance and our
+                // merge; otherwise it is merged already.
+                if pm.epoch() == group.epoch() && group.pending_commit().is_some() {
+                    group
+                        .merge_pending_commit(&this.provider)
+                        .map_err(CoreError::mls)?;
+                }
+                return Ok(Vec::new());
+            }
+            if pm.epoch() != group.epoch() {
+                return Err(CoreError::refused(
+                    AlertCode::RejectedCommit,
+                    format!(
+                        "a commit for epoch {} arrived while the conversation is at epoch {}",
+                        pm.epoch().as_u64(),
+                        group.epoch().as_u64()
+                    ),
+                ));
+            }
+            if group.pending_commit().is_some() {
                 group
-                    .merge_pending_commit(&self.provider)
+                    .clear_pending_commit(this.provider.storage())
                     .map_err(CoreError::mls)?;
             }
-            return Ok(Vec::new());
-        }
-        if pm.epoch() != group.epoch() {
-            return Err(CoreError::refused(
-                AlertCode::RejectedCommit,
-                format!(
-                    "a commit for epoch {} arrived while the conversation is at epoch {}",
-                    pm.epoch().as_u64(),
-                    group.epoch().as_u64()
-                ),
-            ));
-        }
-        if group.pending_commit().is_some() {
+            let processed = group
+                .process_message(&this.provider, pm)
+                .map_err(|e| CoreError::refused(AlertCode::RejectedCommit, format!("{e:?}")))?;
+            let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
+            else {
+                return Err(CoreError::refused(
+                    AlertCode::RejectedCommit,
+                    "a commit event holds something else than a commit",
+                ));
+            };
+            // Every leaf the commit brings in must chain to its user's identity key.
+            let added: Vec<(Credential, Vec<u8>)> = staged
+                .add_proposals()
+                .map(|p| {
+                    let leaf = p.add_proposal().key_package().leaf_node();
+                    (
+                        leaf.credential().clone(),
+                        leaf.signature_key().as_slice().to_vec(),
+                    )
+                })
+                .chain(staged.update_path_leaf_node().map(|leaf| {
+                    (
+                        leaf.credential().clone(),
+                        leaf.signature_key().as_slice().to_vec(),
+                    )
+                }))
+                .collect();
+            this.check_leaves(added.iter().map(|(c, k)| (c, k.as_slice())))?;
+            let self_removed = staged.self_removed();
             group
-                .clear_pending_commit(self.provider.storage())
+                .merge_staged_commit(&this.provider, *staged)
                 .map_err(CoreError::mls)?;
-        }
-        let processed = group
-            .process_message(&self.provider, pm)
-            .map_err(|e| CoreError::refused(AlertCode::RejectedCommit, format!("{e:?}")))?;
-        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
-            return Err(CoreError::refused(
-                AlertCode::RejectedCommit,
-                "a commit event holds something else than a commit",
-            ));
-        };
-        // Every leaf the commit brings in must chain to its user's identity key.
-        let added: Vec<(Credential, Vec<u8>)> = staged
-            .add_proposals()
-            .map(|p| {
-                let leaf = p.add_proposal().key_package().leaf_node();
-                (
-                    leaf.credential().clone(),
-                    leaf.signature_key().as_slice().to_vec(),
-                )
-            })
-            .chain(staged.update_path_leaf_node().map(|leaf| {
-                (
-                    leaf.credential().clone(),
-                    leaf.signature_key().as_slice().to_vec(),
-                )
-            }))
-            .collect();
-        self.check_leaves(added.iter().map(|(c, k)| (c, k.as_slice())))?;
-        let self_removed = staged.self_removed();
-        group
-            .merge_staged_commit(&self.provider, *staged)
-            .map_err(CoreError::mls)?;
-        if self_removed {
-            record.left = true;
-            self.pending.push(Op::Conversation(record));
-            return Ok(vec![Outcome::Left(conversation)]);
-        }
-        Ok(vec![Outcome::MembershipChanged(conversation)])
+            if self_removed {
+                record.left = true;
+                this.pending.push(Op::Conversation(record));
+                return Ok(vec![Outcome::Left(conversation)]);
+            }
+            Ok(vec![Outcome::MembershipChanged(conversation)])
+        })
     }
 
     fn apply_message(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
@@ -888,64 +980,65 @@ impl Account {
             // Our own message, stored when the server accepted it.
             return Ok(Vec::new());
         }
-        let mut group = self.load_group(&conversation)?;
-        let pm = self.protocol_message(event)?;
-        let processed = group.process_message(&self.provider, pm).map_err(|e| {
-            CoreError::refused(
-                AlertCode::RejectedMessage,
-                format!("a message in {conversation} was refused: {e:?}"),
-            )
-        })?;
-        let sender_leaf = match processed.sender() {
-            Sender::Member(leaf) => *leaf,
-            _ => {
+        self.with_group(&conversation.clone(), |this, group| {
+            let pm = this.protocol_message(event)?;
+            let processed = group.process_message(&this.provider, pm).map_err(|e| {
+                CoreError::refused(
+                    AlertCode::RejectedMessage,
+                    format!("a message in {conversation} was refused: {e:?}"),
+                )
+            })?;
+            let sender_leaf = match processed.sender() {
+                Sender::Member(leaf) => *leaf,
+                _ => {
+                    return Err(CoreError::refused(
+                        AlertCode::RejectedMessage,
+                        "an application message not from a member",
+                    ))
+                }
+            };
+            let leaf = group.member_at(sender_leaf).ok_or_else(|| {
+                CoreError::refused(AlertCode::RejectedMessage, "sender is not in the group")
+            })?;
+            let owner = this.check_leaf(&leaf.credential, &leaf.signature_key)?;
+            let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
                 return Err(CoreError::refused(
                     AlertCode::RejectedMessage,
-                    "an application message not from a member",
-                ))
+                    "a message event holds a handshake message",
+                ));
+            };
+            let message: AppMessage = serde_json::from_slice(&app.into_bytes()).map_err(|_| {
+                CoreError::refused(
+                    AlertCode::RejectedMessage,
+                    "a message's content is not a Missive message",
+                )
+            })?;
+            if this.store.has_message(&message.id)? {
+                return Ok(Vec::new());
             }
-        };
-        let leaf = group.member_at(sender_leaf).ok_or_else(|| {
-            CoreError::refused(AlertCode::RejectedMessage, "sender is not in the group")
-        })?;
-        let owner = self.check_leaf(&leaf.credential, &leaf.signature_key)?;
-        let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
-            return Err(CoreError::refused(
-                AlertCode::RejectedMessage,
-                "a message event holds a handshake message",
-            ));
-        };
-        let message: AppMessage = serde_json::from_slice(&app.into_bytes()).map_err(|_| {
-            CoreError::refused(
-                AlertCode::RejectedMessage,
-                "a message's content is not a Missive message",
-            )
-        })?;
-        if self.store.has_message(&message.id)? {
-            return Ok(Vec::new());
-        }
-        match message.body {
-            AppBody::Text { text } => {
-                let m = MessageRecord {
-                    id: message.id,
-                    conversation,
-                    sender: owner.address,
-                    sender_device: owner.device_id,
-                    text,
-                    sent_at: message.sent_at,
-                    server_time: event.timestamp,
-                    seq: event.seq,
-                };
-                self.pending.push(Op::Message(m.clone()));
-                Ok(vec![Outcome::Message(m)])
+            match message.body {
+                AppBody::Text { text } => {
+                    let m = MessageRecord {
+                        id: message.id,
+                        conversation,
+                        sender: owner.address,
+                        sender_device: owner.device_id,
+                        text,
+                        sent_at: message.sent_at,
+                        server_time: event.timestamp,
+                        seq: event.seq,
+                    };
+                    this.pending.push(Op::Message(m.clone()));
+                    Ok(vec![Outcome::Message(m)])
+                }
+                AppBody::Meta { name, dm } => {
+                    record.name = name;
+                    record.dm_peer = dm.then_some(owner.address);
+                    this.pending.push(Op::Conversation(record));
+                    Ok(Vec::new())
+                }
+                _ => Ok(Vec::new()),
             }
-            AppBody::Meta { name, dm } => {
-                record.name = name;
-                record.dm_peer = dm.then_some(owner.address);
-                self.pending.push(Op::Conversation(record));
-                Ok(Vec::new())
-            }
-            _ => Ok(Vec::new()),
-        }
+        })
     }
 }

@@ -18,6 +18,79 @@ const MAX_ATTEMPTS: usize = 8;
 /// Rounds of fetching unknown contacts while processing one event.
 const MAX_CONTACT_ROUNDS: usize = 3;
 
+/// The HTTP side of a client: cheap to clone, usable while the account is busy.
+#[derive(Clone)]
+pub struct Transport {
+    http: reqwest::Client,
+    server: String,
+    token: String,
+}
+
+impl Transport {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.server, path)
+    }
+
+    async fn answer<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, CoreError> {
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.map_err(network);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(e) => CoreError::Server {
+                status: status.as_u16(),
+                code: e.code.as_str().to_owned(),
+                message: e.message,
+                current_epoch: e.current_epoch,
+            },
+            Err(_) => CoreError::Server {
+                status: status.as_u16(),
+                code: "unknown".into(),
+                message: format!("HTTP {status}"),
+                current_epoch: None,
+            },
+        })
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CoreError> {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if !self.token.is_empty() {
+            req = req.bearer_auth(&self.token);
+        }
+        Self::answer(req.send().await.map_err(network)?).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
+        let req = self.http.get(self.url(path)).bearer_auth(&self.token);
+        Self::answer(req.send().await.map_err(network)?).await
+    }
+
+    async fn post_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CoreError> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(network)?;
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(());
+        }
+        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
+    }
+
+    /// Posts a prepared message.
+    pub async fn post_prepared(&self, prepared: &PreparedSend) -> Result<SendResponse, CoreError> {
+        self.post(&prepared.path, &prepared.request).await
+    }
+}
+
 /// An account connected to its server.
 pub struct Client {
     pub account: Account,
@@ -59,7 +132,7 @@ impl Client {
             http: http_client()?,
             stock_checked: false,
         };
-        let response: RegisterResponse = client.post("/v1/register", &request).await?;
+        let response: RegisterResponse = client.transport().post("/v1/register", &request).await?;
         client.account.finish_registration(&response)?;
         client.ensure_key_packages().await?;
         Ok(client)
@@ -77,56 +150,19 @@ impl Client {
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.account.server(), path)
-    }
-
-    async fn answer<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, CoreError> {
-        let status = resp.status();
-        if status.is_success() {
-            return resp.json().await.map_err(network);
+    /// The HTTP transport with this account's server and token.
+    pub fn transport(&self) -> Transport {
+        Transport {
+            http: self.http.clone(),
+            server: self.account.server().to_owned(),
+            token: self.account.token().to_owned(),
         }
-        let body = resp.text().await.unwrap_or_default();
-        Err(match serde_json::from_str::<ErrorBody>(&body) {
-            Ok(e) => CoreError::Server {
-                status: status.as_u16(),
-                code: e.code.as_str().to_owned(),
-                message: e.message,
-                current_epoch: e.current_epoch,
-            },
-            Err(_) => CoreError::Server {
-                status: status.as_u16(),
-                code: "unknown".into(),
-                message: format!("HTTP {status}"),
-                current_epoch: None,
-            },
-        })
-    }
-
-    async fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, CoreError> {
-        let mut req = self.http.post(self.url(path)).json(body);
-        if !self.account.token().is_empty() {
-            req = req.bearer_auth(self.account.token());
-        }
-        Self::answer(req.send().await.map_err(network)?).await
-    }
-
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
-        let req = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(self.account.token());
-        Self::answer(req.send().await.map_err(network)?).await
     }
 
     /// Tops the server's stock of this device's key packages up when it runs low.
     pub async fn ensure_key_packages(&mut self) -> Result<(), CoreError> {
         self.stock_checked = true;
-        let count: KeyPackageCount = self.get("/v1/key-packages/count").await?;
+        let count: KeyPackageCount = self.transport().get("/v1/key-packages/count").await?;
         if count.count >= KEY_PACKAGE_LOW && count.last_resort {
             return Ok(());
         }
@@ -134,13 +170,16 @@ impl Client {
         let request = self.account.new_key_packages(missing, !count.last_resort)?;
         // Keep the private keys before the server can hand the packages out.
         self.account.save()?;
-        let _: KeyPackageCount = self.post("/v1/key-packages", &request).await?;
+        let _: KeyPackageCount = self.transport().post("/v1/key-packages", &request).await?;
         Ok(())
     }
 
     /// Fetches a user's identity key and pins it (trust on first use; a change is refused).
     pub async fn fetch_user(&mut self, address: &str) -> Result<UserResponse, CoreError> {
-        let user: UserResponse = self.get(&format!("/v1/users/{address}")).await?;
+        let user: UserResponse = self
+            .transport()
+            .get(&format!("/v1/users/{address}"))
+            .await?;
         if user.address != address {
             return Err(CoreError::Usage(format!(
                 "the server answered for {} instead of {address}",
@@ -181,6 +220,7 @@ impl Client {
         let start = self.account.cursor();
         loop {
             let page: EventsResponse = self
+                .transport()
                 .get(&format!("/v1/events?after={}", self.account.cursor()))
                 .await?;
             outcomes.extend(self.process_events(&page.events).await?);
@@ -190,7 +230,7 @@ impl Client {
         }
         if self.account.cursor() > start {
             let cursor = self.account.cursor();
-            let _: Option<serde_json::Value> = self
+            self.transport()
                 .post_no_content("/v1/events/ack", &AckRequest { cursor })
                 .await?;
         }
@@ -200,28 +240,10 @@ impl Client {
         Ok(outcomes)
     }
 
-    async fn post_no_content<B: Serialize>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<Option<serde_json::Value>, CoreError> {
-        let resp = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(self.account.token())
-            .json(body)
-            .send()
-            .await
-            .map_err(network)?;
-        if resp.status() == reqwest::StatusCode::NO_CONTENT {
-            return Ok(None);
-        }
-        Self::answer(resp).await
-    }
-
     async fn claim(&mut self, address: &str) -> Result<Vec<KeyPackage>, CoreError> {
         self.fetch_user(address).await?;
         let claimed: ClaimKeyPackagesResponse = self
+            .transport()
             .post(
                 "/v1/key-packages/claim",
                 &ClaimKeyPackagesRequest {
@@ -260,7 +282,11 @@ impl Client {
             key_packages.extend(self.claim(m).await?);
         }
         let (conversation, request) = self.account.create_group(name.clone(), dm_peer.clone())?;
-        match self.post::<_, GroupResponse>("/v1/groups", &request).await {
+        match self
+            .transport()
+            .post::<_, GroupResponse>("/v1/groups", &request)
+            .await
+        {
             Ok(_) => self.account.save()?,
             Err(e) => {
                 self.account.rollback()?;
@@ -350,6 +376,7 @@ impl Client {
             let prepared = self.account.prepare_commit(conversation, add, remove)?;
             let path = format!("/v1/groups/{}/commits", B64::encode(&prepared.group_id));
             match self
+                .transport()
                 .post::<_, CommitResponse>(&path, &prepared.request)
                 .await
             {
@@ -400,7 +427,11 @@ impl Client {
         for _ in 0..MAX_ATTEMPTS {
             let (group_id, request, message) = self.account.encrypt(conversation, body.clone())?;
             let path = format!("/v1/groups/{}/messages", B64::encode(&group_id));
-            match self.post::<_, SendResponse>(&path, &request).await {
+            match self
+                .transport()
+                .post::<_, SendResponse>(&path, &request)
+                .await
+            {
                 Ok(accepted) => {
                     let record = self.account.sent(conversation, &message, &accepted)?;
                     return Ok((record, message));
@@ -414,6 +445,37 @@ impl Client {
         Err(CoreError::Usage(
             "the conversation keeps changing; try again".into(),
         ))
+    }
+
+    /// Encrypts a text for a conversation; post it with [`Client::post_prepared`] (several may
+    /// be in flight), then record it with [`Client::record_sent`].
+    pub fn prepare_text(
+        &mut self,
+        conversation: &str,
+        text: &str,
+    ) -> Result<PreparedSend, CoreError> {
+        let (group_id, request, message) = self.account.encrypt(
+            conversation,
+            AppBody::Text {
+                text: text.to_owned(),
+            },
+        )?;
+        Ok(PreparedSend {
+            conversation: conversation.to_owned(),
+            path: format!("/v1/groups/{}/messages", B64::encode(&group_id)),
+            request,
+            message,
+        })
+    }
+
+    /// Records a posted message as sent.
+    pub fn record_sent(
+        &mut self,
+        prepared: &PreparedSend,
+        accepted: &SendResponse,
+    ) -> Result<Option<MessageRecord>, CoreError> {
+        self.account
+            .sent(&prepared.conversation, &prepared.message, accepted)
     }
 
     /// Opens the push channel, delivering events after the current cursor.
@@ -440,6 +502,14 @@ impl Client {
             .map_err(network)?;
         Ok(PushConnection { stream })
     }
+}
+
+/// An encrypted message ready to post.
+pub struct PreparedSend {
+    pub conversation: String,
+    path: String,
+    request: SendRequest,
+    pub message: AppMessage,
 }
 
 /// A live push channel.

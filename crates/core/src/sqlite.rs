@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 /// An account's SQLite file.
 pub struct SqliteAccountStore {
     conn: Connection,
+    durability: Durability,
 }
 
 fn db(e: rusqlite::Error) -> CoreError {
@@ -85,7 +86,10 @@ impl SqliteAccountStore {
                 restrict(&p, 0o600)?;
             }
         }
-        Ok(SqliteAccountStore { conn })
+        Ok(SqliteAccountStore {
+            conn,
+            durability: Durability::Durable,
+        })
     }
 }
 
@@ -169,7 +173,19 @@ impl AccountStore for SqliteAccountStore {
         Ok(rows)
     }
 
-    fn apply(&mut self, batch: Batch) -> Result<(), CoreError> {
+    fn apply(&mut self, batch: Batch, durability: Durability) -> Result<(), CoreError> {
+        if durability != self.durability {
+            // In WAL mode a FULL commit also makes every earlier NORMAL commit durable, so the
+            // order of batches on disk is always the order they were applied.
+            let mode = match durability {
+                Durability::Durable => "FULL",
+                Durability::Relaxed => "NORMAL",
+            };
+            self.conn
+                .execute_batch(&format!("PRAGMA synchronous = {mode}"))
+                .map_err(db)?;
+            self.durability = durability;
+        }
         let tx = self.conn.transaction().map_err(db)?;
         for op in batch {
             match op {

@@ -69,11 +69,22 @@ pub enum Op {
 /// Writes applied atomically, in order.
 pub type Batch = Vec<Op>;
 
+/// How hard a batch must be on disk before `apply` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a power cut: required before anything derived from the batch leaves the device
+    /// (a message encrypted with a new ratchet generation, a pending commit, key packages).
+    Durable,
+    /// Survives a crash of the process; a power cut may lose the latest such batches, all
+    /// together and in order (received messages with their cursor: they are fetched again).
+    Relaxed,
+}
+
 /// Persistent storage of one account.
 pub trait AccountStore {
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError>;
     fn mls_entries(&self) -> Result<HashMap<Vec<u8>, Vec<u8>>, CoreError>;
-    fn apply(&mut self, batch: Batch) -> Result<(), CoreError>;
+    fn apply(&mut self, batch: Batch, durability: Durability) -> Result<(), CoreError>;
     fn conversations(&self) -> Result<Vec<ConversationRecord>, CoreError>;
     fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, CoreError>;
     fn dm_with(&self, peer: &str) -> Result<Option<ConversationRecord>, CoreError>;

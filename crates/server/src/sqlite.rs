@@ -64,8 +64,13 @@ CREATE TABLE group_devices (
     PRIMARY KEY (group_id, device_id, from_event)
 );
 CREATE INDEX group_devices_by_device ON group_devices(device_id);
+-- Large payloads shared by several events (a Welcome, once for all the devices it adds).
+CREATE TABLE payloads (
+    id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
 -- The event log. Group events (target NULL) are stored once and read by every member
--- (fan-out on read); Welcomes are addressed to one device.
+-- (fan-out on read); Welcomes are addressed to one device and point to a shared payload.
 CREATE TABLE events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     group_id BLOB NOT NULL,
@@ -74,6 +79,7 @@ CREATE TABLE events (
     sender TEXT NOT NULL,
     target TEXT,
     payload BLOB NOT NULL,
+    payload_id INTEGER REFERENCES payloads(id),
     created_at INTEGER NOT NULL
 );
 CREATE INDEX events_by_group ON events(group_id, id) WHERE target IS NULL;
@@ -648,24 +654,26 @@ impl Store for SqliteStore {
                 )?;
             }
             if let Some((welcome, devices)) = &commit.welcome {
+                tx.execute("INSERT INTO payloads (data) VALUES (?1)", [welcome])?;
+                let payload_id = tx.last_insert_rowid();
                 for device in devices {
                     tx.execute(
                         "INSERT INTO group_devices (group_id, device_id, from_event) \
                          VALUES (?1, ?2, ?3)",
                         params![commit.group_id, device, event_id],
                     )?;
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO events (group_id, seq, kind, sender, target, payload, \
-                         created_at) VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            commit.group_id,
-                            KIND_WELCOME,
-                            commit.sender,
-                            device,
-                            welcome,
-                            to_i64(commit.now_ms)
-                        ],
-                    )?;
+                         payload_id, created_at) VALUES (?1, 0, ?2, ?3, ?4, x'', ?5, ?6)",
+                    )?
+                    .execute(params![
+                        commit.group_id,
+                        KIND_WELCOME,
+                        commit.sender,
+                        device,
+                        payload_id,
+                        to_i64(commit.now_ms)
+                    ])?;
                 }
             }
             tx.execute(
@@ -740,8 +748,10 @@ impl Store for SqliteStore {
                  AND (m.to_event IS NULL OR e.id <= m.to_event) \
                  WHERE m.device_id = ?1 AND e.id > ?2 \
                  UNION ALL \
-                 SELECT id, group_id, seq, kind, sender, payload, created_at FROM events \
-                 WHERE target = ?1 AND id > ?2 \
+                 SELECT e.id, e.group_id, e.seq, e.kind, e.sender, \
+                 COALESCE(p.data, e.payload), e.created_at \
+                 FROM events e LEFT JOIN payloads p ON p.id = e.payload_id \
+                 WHERE e.target = ?1 AND e.id > ?2 \
                  ORDER BY 1 LIMIT ?3",
             )?;
             let rows = stmt

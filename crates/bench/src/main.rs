@@ -1,0 +1,335 @@
+//! `missive-bench`: drives a live Missive server with real clients — real MLS (the default
+//! X-Wing suite), real HTTP and WebSockets, one device and one push connection per user.
+//!
+//! One sender posts M messages to a group of N receivers with C sends in flight; every receiver
+//! decrypts every message. Reported: sent messages/s, seconds until all were decrypted
+//! everywhere, latency from send start to decryption (p50/p90/p99), and — when the bench starts
+//! the server itself — the server's CPU seconds and peak RSS.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use missive_core::account::Outcome;
+use missive_core::client::Client;
+use missive_core::sqlite::SqliteAccountStore;
+use serde_json::json;
+
+#[derive(Parser, Clone)]
+#[command(name = "missive-bench", about = "Load generator for a Missive server")]
+struct Args {
+    /// Receivers in the group (each its own user, device and WebSocket).
+    #[arg(long, default_value_t = 50)]
+    receivers: usize,
+    /// Messages the sender posts.
+    #[arg(long, default_value_t = 200)]
+    messages: usize,
+    /// Sends in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Use this server (it must allow open registration for --domain) instead of starting one.
+    #[arg(long)]
+    server: Option<String>,
+    /// Domain of the bench users.
+    #[arg(long, default_value = "bench.test")]
+    domain: String,
+    /// The missive-server binary to start (default: next to this binary).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+}
+
+/// A server process this bench started.
+struct ServerProcess {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(args: &Args) -> anyhow::Result<ServerProcess> {
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary directory")?
+            .join("missive-server"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it (cargo build --release -p missive-server) or pass --server-bin",
+            bin.display()
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let status = Command::new(&bin)
+        .arg("--data")
+        .arg(&data)
+        .args(["init", "--domain", &args.domain])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("missive-server init failed");
+    }
+    // The bench registers its users without invites.
+    let config = data.join("missive.toml");
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace("open_registration = false", "open_registration = true"),
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(&bin)
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("MISSIVE_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    Ok(ServerProcess {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    })
+}
+
+async fn wait_healthy(url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the server at {url} did not become healthy")
+}
+
+/// CPU seconds (user + system) and peak RSS in bytes of a process, from /proc.
+fn process_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    // USER_HZ is 100 on Linux.
+    Some((ticks / 100.0, hwm_kib * 1024))
+}
+
+async fn register(url: &str, home: &Path, name: &str, domain: &str) -> anyhow::Result<Client> {
+    let store = SqliteAccountStore::open(&home.join(name).join("account.db"))?;
+    let client = Client::register(Box::new(store), url, &format!("{name}@{domain}"), None)
+        .await
+        .with_context(|| format!("registering {name}"))?;
+    Ok(client)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.receivers == 0 || args.messages == 0 || args.concurrency == 0 {
+        bail!("--receivers, --messages and --concurrency must be at least 1");
+    }
+    let server = match &args.server {
+        Some(_) => None,
+        None => Some(start_server(&args)?),
+    };
+    let url = args
+        .server
+        .clone()
+        .or_else(|| server.as_ref().map(|s| s.url.clone()))
+        .context("no server")?;
+    wait_healthy(&url).await?;
+    let homes = tempfile::tempdir()?;
+
+    // Users and the group.
+    let setup = Instant::now();
+    let mut sender = register(&url, homes.path(), "sender", &args.domain).await?;
+    let mut receivers = Vec::with_capacity(args.receivers);
+    for i in 0..args.receivers {
+        receivers.push(register(&url, homes.path(), &format!("r{i}"), &args.domain).await?);
+    }
+    let members: Vec<String> = (0..args.receivers)
+        .map(|i| format!("r{i}@{}", args.domain))
+        .collect();
+    let conversation = sender
+        .create_conversation(Some("bench".into()), None, &members)
+        .await?;
+    for r in &mut receivers {
+        r.sync().await?;
+    }
+    println!(
+        "setup: {} receivers joined in {:.1}s",
+        args.receivers,
+        setup.elapsed().as_secs_f64()
+    );
+
+    // Receivers listen on their WebSockets and time each decryption.
+    let start = Instant::now();
+    let send_started: Arc<Vec<Mutex<Option<Instant>>>> =
+        Arc::new((0..args.messages).map(|_| Mutex::new(None)).collect());
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(
+        args.messages * args.receivers,
+    )));
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let alerts = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for mut r in receivers {
+        let mut push = r.connect_push().await?;
+        let (send_started, latencies, delivered, alerts) = (
+            send_started.clone(),
+            latencies.clone(),
+            delivered.clone(),
+            alerts.clone(),
+        );
+        let expected = args.messages;
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0;
+            while got < expected {
+                let Some(events) = push.next().await? else {
+                    bail!("push channel closed after {got} messages");
+                };
+                let outcomes = r.process_events(&events).await?;
+                let now = Instant::now();
+                for o in outcomes {
+                    match o {
+                        Outcome::Message(m) => {
+                            let i: usize = m.text.parse().context("bench message")?;
+                            let started = send_started[i]
+                                .lock()
+                                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                                .context("message decrypted before it was sent")?;
+                            latencies
+                                .lock()
+                                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                                .push(now.duration_since(started).as_secs_f64() * 1000.0);
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                            got += 1;
+                        }
+                        Outcome::Alert(_) => {
+                            alerts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+
+    let usage_before = server.as_ref().and_then(|s| process_usage(s.child.id()));
+    let sending = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    let mut next = 0;
+    let transport = sender.transport();
+    while next < args.messages || !in_flight.is_empty() {
+        while next < args.messages && in_flight.len() < args.concurrency {
+            let i = next;
+            next += 1;
+            *send_started[i]
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))? = Some(Instant::now());
+            let prepared = sender.prepare_text(&conversation, &i.to_string())?;
+            let transport = transport.clone();
+            in_flight.push(async move {
+                let accepted = transport.post_prepared(&prepared).await;
+                accepted.map(|a| (prepared, a))
+            });
+        }
+        if let Some(done) = in_flight.next().await {
+            let (prepared, accepted) = done?;
+            sender.record_sent(&prepared, &accepted)?;
+        }
+    }
+    let send_secs = sending.elapsed().as_secs_f64();
+    for t in tasks {
+        t.await??;
+    }
+    let all_secs = sending.elapsed().as_secs_f64();
+    let usage_after = server.as_ref().and_then(|s| process_usage(s.child.id()));
+
+    let mut lat = Arc::try_unwrap(latencies)
+        .map_err(|_| anyhow::anyhow!("receivers still running"))?
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    lat.sort_by(f64::total_cmp);
+    let deliveries = delivered.load(Ordering::Relaxed);
+    let (cpu, rss) = match (usage_before, usage_after) {
+        (Some((c0, _)), Some((c1, rss))) => (Some(c1 - c0), Some(rss)),
+        _ => (None, None),
+    };
+    let report = json!({
+        "receivers": args.receivers,
+        "messages": args.messages,
+        "concurrency": args.concurrency,
+        "sent_per_s": args.messages as f64 / send_secs,
+        "deliveries": deliveries,
+        "deliveries_per_s": deliveries as f64 / all_secs,
+        "all_decrypted_s": all_secs,
+        "latency_ms": {"p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0), "p99": percentile(&lat, 99.0)},
+        "server_cpu_s": cpu,
+        "server_peak_rss_bytes": rss,
+        "alerts": alerts.load(Ordering::Relaxed),
+        "elapsed_total_s": start.elapsed().as_secs_f64(),
+    });
+    println!(
+        "sent {} messages in {:.2}s: {:.0} messages/s",
+        args.messages,
+        send_secs,
+        args.messages as f64 / send_secs
+    );
+    println!(
+        "{} decrypted deliveries in {:.2}s: {:.0}/s",
+        deliveries,
+        all_secs,
+        deliveries as f64 / all_secs
+    );
+    println!(
+        "latency send start -> decrypted: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms",
+        percentile(&lat, 50.0),
+        percentile(&lat, 90.0),
+        percentile(&lat, 99.0)
+    );
+    if let (Some(cpu), Some(rss)) = (cpu, rss) {
+        println!(
+            "server: {cpu:.2} CPU seconds, peak RSS {:.1} MiB",
+            rss as f64 / 1048576.0
+        );
+    }
+    println!("{report}");
+    if deliveries != args.messages * args.receivers {
+        bail!(
+            "{deliveries} deliveries instead of {}",
+            args.messages * args.receivers
+        );
+    }
+    Ok(())
+}
