@@ -711,7 +711,7 @@ impl Account {
                     "you are no longer a member of this conversation".into(),
                 ));
             }
-            this.check_sendable(&group)?;
+            this.check_sendable(group)?;
             let mut id = [0u8; 16];
             rand::rngs::OsRng.fill_bytes(&mut id);
             let message = AppMessage {
