@@ -34,7 +34,7 @@ pub struct AppState {
 struct Inner {
     config: Config,
     store: Arc<dyn Store>,
-    hub: push::Hub,
+    hub: Arc<push::Hub>,
     /// Set when the server starts shutting down, so that push loops end.
     closing: tokio::sync::watch::Sender<bool>,
     group_locks: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
@@ -42,11 +42,13 @@ struct Inner {
 
 impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        let hub = Arc::new(push::Hub::default());
+        store.set_event_sink(hub.clone());
         AppState {
             inner: Arc::new(Inner {
                 config,
                 store,
-                hub: push::Hub::default(),
+                hub,
                 closing: tokio::sync::watch::channel(false).0,
                 group_locks: Mutex::new(HashMap::new()),
             }),
@@ -61,7 +63,7 @@ impl AppState {
         self.inner.store.as_ref()
     }
 
-    pub fn hub(&self) -> &push::Hub {
+    pub fn hub(&self) -> &Arc<push::Hub> {
         &self.inner.hub
     }
 

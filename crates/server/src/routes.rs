@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 use crate::auth::{self, Device};
 use crate::error::AppError;
 use crate::groups::{self, GroupState};
+use crate::push::Push;
 use crate::store::*;
 use crate::{now_ms, now_secs, AppState};
 
@@ -421,11 +422,6 @@ async fn post_commit(
             ))
         }
     };
-    let recipients: Vec<String> = group
-        .member_devices()?
-        .into_iter()
-        .chain(effect.removed.iter().cloned())
-        .collect();
     let accepted = state
         .store()
         .commit(CommitWrite {
@@ -441,7 +437,6 @@ async fn post_commit(
             now_ms: now_ms(),
         })
         .await?;
-    state.hub().notify(&recipients, accepted.event_id);
     Ok(Json(CommitResponse {
         epoch: effect.new_epoch,
         seq: accepted.seq,
@@ -472,15 +467,13 @@ async fn post_message(
     let accepted = state
         .store()
         .post_message(MessageWrite {
-            group_id: group_id.clone(),
+            group_id,
             sender: device.device_id,
             epoch,
             payload: req.message.0,
             now_ms: now_ms(),
         })
         .await?;
-    let members = state.store().group_members(&group_id).await?;
-    state.hub().notify(&members, accepted.event_id);
     Ok(Json(SendResponse {
         seq: accepted.seq,
         event_id: accepted.event_id,
@@ -560,43 +553,59 @@ async fn websocket(
 }
 
 async fn push_loop(state: AppState, device: Device, mut cursor: u64, mut socket: WebSocket) {
-    let mut wake = state.hub().subscribe(&device.device_id);
+    // Subscribe before reading the store, so nothing committed in between is missed; what
+    // arrives twice is skipped by id.
+    let mut sub = state.hub().subscribe(&device.device_id);
     let ping_every = Duration::from_secs(30);
+    let mut catch_up = true;
     loop {
-        // Send everything after the cursor, page by page.
-        loop {
-            let events = match state
-                .store()
-                .events(&device.device_id, cursor, MAX_EVENTS)
-                .await
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(error = %e, "push: reading events failed");
-                    return;
-                }
-            };
-            let Some(last) = events.last().map(|e| e.id) else {
-                break;
-            };
-            let frame = PushFrame::Events { events };
-            let Ok(text) = serde_json::to_string(&frame) else {
-                return;
-            };
-            if socket.send(Message::Text(text.into())).await.is_err() {
-                return;
+        if catch_up {
+            match send_from_store(&state, &device, cursor, &mut socket).await {
+                Some(c) => cursor = c,
+                None => return,
             }
-            cursor = last;
+            catch_up = false;
         }
         tokio::select! {
             () = state.closing() => {
                 let _ = socket.send(Message::Close(None)).await;
                 return;
             }
-            changed = wake.changed() => {
-                if changed.is_err() {
+            push = sub.rx.recv() => {
+                let Some(first) = push else { return };
+                let mut batch = vec![first];
+                while batch.len() < MAX_EVENTS as usize {
+                    match sub.rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                if sub.take_lagged() || batch.iter().any(|p| matches!(p, Push::Wake)) {
+                    catch_up = true;
+                    continue;
+                }
+                let fresh: Vec<&str> = batch
+                    .iter()
+                    .filter_map(|p| match p {
+                        Push::Event(id, json) if *id > cursor => Some(json.as_ref()),
+                        _ => None,
+                    })
+                    .collect();
+                let Some(last) = batch.iter().rev().find_map(|p| match p {
+                    Push::Event(id, _) => Some(*id),
+                    Push::Wake => None,
+                }) else {
+                    continue;
+                };
+                if fresh.is_empty() {
+                    continue;
+                }
+                // The frame is PushFrame::Events, assembled from events serialized once.
+                let text = format!(r#"{{"type":"events","events":[{}]}}"#, fresh.join(","));
+                if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
+                cursor = cursor.max(last);
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
@@ -609,5 +618,34 @@ async fn push_loop(state: AppState, device: Device, mut cursor: u64, mut socket:
                 }
             }
         }
+    }
+}
+
+/// Sends every stored event after `cursor`, page by page; returns the new cursor, or `None`
+/// when the connection is gone.
+async fn send_from_store(
+    state: &AppState,
+    device: &Device,
+    mut cursor: u64,
+    socket: &mut WebSocket,
+) -> Option<u64> {
+    loop {
+        let events = match state
+            .store()
+            .events(&device.device_id, cursor, MAX_EVENTS)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "push: reading events failed");
+                return None;
+            }
+        };
+        let Some(last) = events.last().map(|e| e.id) else {
+            return Some(cursor);
+        };
+        let text = serde_json::to_string(&PushFrame::Events { events }).ok()?;
+        socket.send(Message::Text(text.into())).await.ok()?;
+        cursor = last;
     }
 }

@@ -2,8 +2,9 @@
 //! fsync per batch, so an acknowledged write survives a power cut without costing one fsync per
 //! request), and a small pool of reader connections. WAL mode, `synchronous=FULL`.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use missive_proto::api::{Event, EventKind};
@@ -103,8 +104,39 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// State of the writer thread that jobs may use.
+#[derive(Default)]
+pub struct WriterCtx {
+    /// What the current batch publishes once committed.
+    outbox: Vec<Published>,
+    /// Current member devices per group, as of the writer's own (possibly uncommitted) writes.
+    members: HashMap<Vec<u8>, Arc<Vec<String>>>,
+}
+
+impl WriterCtx {
+    /// Current member devices of a group, from the cache or the database.
+    fn members(
+        &mut self,
+        tx: &Connection,
+        group_id: &[u8],
+    ) -> Result<Arc<Vec<String>>, StoreError> {
+        if let Some(m) = self.members.get(group_id) {
+            return Ok(m.clone());
+        }
+        let mut stmt = tx.prepare_cached(
+            "SELECT device_id FROM group_devices WHERE group_id = ?1 AND to_event IS NULL",
+        )?;
+        let devices = stmt
+            .query_map([group_id], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        let devices = Arc::new(devices);
+        self.members.insert(group_id.to_vec(), devices.clone());
+        Ok(devices)
+    }
+}
+
 trait Job: Send {
-    fn run(&mut self, tx: &Transaction<'_>);
+    fn run(&mut self, tx: &Transaction<'_>, ctx: &mut WriterCtx);
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
 
@@ -116,17 +148,21 @@ struct FnJob<F, R> {
 
 impl<F, R> Job for FnJob<F, R>
 where
-    F: FnOnce(&Transaction<'_>) -> Result<R, StoreError> + Send,
+    F: FnOnce(&Transaction<'_>, &mut WriterCtx) -> Result<R, StoreError> + Send,
     R: Send,
 {
-    fn run(&mut self, tx: &Transaction<'_>) {
+    fn run(&mut self, tx: &Transaction<'_>, ctx: &mut WriterCtx) {
         let Some(f) = self.f.take() else { return };
         // Each job runs in its own savepoint so that one refused write does not undo the
         // others of its batch.
+        let published = ctx.outbox.len();
         let result = tx
             .execute_batch("SAVEPOINT job")
             .map_err(StoreError::from)
-            .and_then(|()| f(tx));
+            .and_then(|()| f(tx, ctx));
+        if result.is_err() {
+            ctx.outbox.truncate(published);
+        }
         let undo = if result.is_err() {
             "ROLLBACK TO job; RELEASE job"
         } else {
@@ -153,6 +189,7 @@ where
 /// The SQLite store.
 pub struct SqliteStore {
     writer: mpsc::Sender<Box<dyn Job>>,
+    sink: Arc<OnceLock<Arc<dyn EventSink>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: std::path::PathBuf,
 }
@@ -183,12 +220,15 @@ impl SqliteStore {
         let mut conn = open(path)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        let sink: Arc<OnceLock<Arc<dyn EventSink>>> = Arc::default();
+        let writer_sink = sink.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, writer_sink))
             .map_err(backend)?;
         Ok(SqliteStore {
             writer: tx,
+            sink,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: path.to_owned(),
         })
@@ -197,6 +237,15 @@ impl SqliteStore {
     async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         F: FnOnce(&Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.write_publishing(move |tx, _| f(tx)).await
+    }
+
+    /// A write that may publish events and use the writer's membership cache.
+    async fn write_publishing<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Transaction<'_>, &mut WriterCtx) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
@@ -234,7 +283,12 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Box<dyn Job>>,
+    sink: Arc<OnceLock<Arc<dyn EventSink>>>,
+) {
+    let mut ctx = WriterCtx::default();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -246,13 +300,23 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
         let committed = (|| -> Result<(), rusqlite::Error> {
             let tx = conn.transaction()?;
             for job in batch.iter_mut() {
-                job.run(&tx);
+                job.run(&tx, &mut ctx);
             }
             tx.commit()
         })()
         .map_err(|e| e.to_string());
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, jobs = batch.len(), "write batch failed");
+        let outbox = std::mem::take(&mut ctx.outbox);
+        match &committed {
+            Ok(()) => {
+                if let Some(sink) = sink.get() {
+                    sink.publish(outbox);
+                }
+            }
+            Err(e) => {
+                // The cache may hold membership the failed batch never committed.
+                ctx.members.clear();
+                tracing::error!(error = %e, jobs = batch.len(), "write batch failed");
+            }
         }
         for job in batch {
             job.finish(committed.clone());
@@ -305,6 +369,12 @@ fn group_epoch(tx: &Connection, group_id: &[u8]) -> Result<(u64, u64), StoreErro
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn set_event_sink(&self, sink: Arc<dyn EventSink>) {
+        if self.sink.set(sink).is_err() {
+            tracing::warn!("event sink already set; keeping the first");
+        }
+    }
+
     async fn create_invite(
         &self,
         address: &str,
@@ -549,7 +619,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_group(&self, group: NewGroup) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write_publishing(move |tx, ctx| {
+            ctx.members.remove(&group.group_id);
             let exists: bool = tx.query_row(
                 "SELECT EXISTS(SELECT 1 FROM groups WHERE group_id = ?1)",
                 [&group.group_id],
@@ -628,7 +699,8 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, commit: CommitWrite) -> Result<Accepted, StoreError> {
-        self.write(move |tx| {
+        self.write_publishing(move |tx, ctx| {
+            ctx.members.remove(&commit.group_id);
             let (epoch, seq) = group_epoch(tx, &commit.group_id)?;
             if epoch != commit.expected_epoch {
                 return Err(StoreError::StaleEpoch(epoch));
@@ -687,6 +759,27 @@ impl Store for SqliteStore {
                     commit.group_id
                 ],
             )?;
+            let mut recipients = ctx.members(tx, &commit.group_id)?.as_ref().clone();
+            recipients.extend(commit.removed.iter().cloned());
+            ctx.outbox.push(Published::Event {
+                event: Event {
+                    id: to_u64(event_id),
+                    group_id: B64(commit.group_id.clone()),
+                    seq,
+                    kind: EventKind::Commit,
+                    sender: commit.sender.clone(),
+                    payload: B64(commit.commit),
+                    timestamp: commit.now_ms,
+                },
+                recipients: Arc::new(recipients),
+            });
+            if let Some((_, devices)) = commit.welcome {
+                let last: i64 = tx.query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))?;
+                ctx.outbox.push(Published::Wake {
+                    devices,
+                    event_id: to_u64(last),
+                });
+            }
             Ok(Accepted {
                 seq,
                 event_id: to_u64(event_id),
@@ -696,15 +789,12 @@ impl Store for SqliteStore {
     }
 
     async fn post_message(&self, message: MessageWrite) -> Result<Accepted, StoreError> {
-        self.write(move |tx| {
+        self.write_publishing(move |tx, ctx| {
             let (epoch, seq) = group_epoch(tx, &message.group_id)?;
-            let member: bool = tx
-                .prepare_cached(
-                    "SELECT EXISTS(SELECT 1 FROM group_devices WHERE group_id = ?1 \
-                     AND device_id = ?2 AND to_event IS NULL)",
-                )?
-                .query_row(params![message.group_id, message.sender], |r| r.get(0))?;
-            if !member {
+            if !ctx
+                .members(tx, &message.group_id)?
+                .contains(&message.sender)
+            {
                 return Err(StoreError::NotMember);
             }
             if epoch != message.epoch {
@@ -725,6 +815,19 @@ impl Store for SqliteStore {
             let event_id = tx.last_insert_rowid();
             tx.prepare_cached("UPDATE groups SET next_seq = ?1 WHERE group_id = ?2")?
                 .execute(params![to_i64(seq + 1), message.group_id])?;
+            let recipients = ctx.members(tx, &message.group_id)?;
+            ctx.outbox.push(Published::Event {
+                event: Event {
+                    id: to_u64(event_id),
+                    group_id: B64(message.group_id),
+                    seq,
+                    kind: EventKind::Message,
+                    sender: message.sender,
+                    payload: B64(message.payload),
+                    timestamp: message.now_ms,
+                },
+                recipients,
+            });
             Ok(Accepted {
                 seq,
                 event_id: to_u64(event_id),

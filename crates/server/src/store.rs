@@ -109,9 +109,29 @@ pub struct MessageWrite {
     pub now_ms: u64,
 }
 
+/// What a committed write makes visible to connected devices, in event-log order.
+#[derive(Clone, Debug)]
+pub enum Published {
+    /// An event and the devices it is for.
+    Event {
+        event: Event,
+        recipients: std::sync::Arc<Vec<String>>,
+    },
+    /// Devices with a new event too large to carry (a Welcome): they fetch it.
+    Wake { devices: Vec<String>, event_id: u64 },
+}
+
+/// Receives what committed writes published, in the order of their event ids.
+pub trait EventSink: Send + Sync + 'static {
+    fn publish(&self, batch: Vec<Published>);
+}
+
 /// Storage of accounts, key packages, groups and the event log.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Where committed events are published (once, before serving).
+    fn set_event_sink(&self, sink: std::sync::Arc<dyn EventSink>);
+
     /// Records an invite code (by hash) for `address`, valid until `expires_at` (seconds).
     async fn create_invite(
         &self,
