@@ -214,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut got = 0;
             while got < expected {
-                let Some(events) = push.next().await? else {
+                let Some(events) = push.next_batch().await? else {
                     bail!("push channel closed after {got} messages");
                 };
                 let outcomes = r.process_events(&events).await?;
@@ -251,18 +251,25 @@ async fn main() -> anyhow::Result<()> {
     let mut next = 0;
     let transport = sender.transport();
     while next < args.messages || !in_flight.is_empty() {
-        while next < args.messages && in_flight.len() < args.concurrency {
-            let i = next;
-            next += 1;
-            *send_started[i]
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))? = Some(Instant::now());
-            let prepared = sender.prepare_text(&conversation, &i.to_string())?;
-            let transport = transport.clone();
-            in_flight.push(async move {
-                let accepted = transport.post_prepared(&prepared).await;
-                accepted.map(|a| (prepared, a))
-            });
+        // Fill every free slot with one batch: one durable save for all of them.
+        let free = (args.concurrency - in_flight.len()).min(args.messages - next);
+        if free > 0 {
+            let batch: Vec<usize> = (next..next + free).collect();
+            next += free;
+            let now = Instant::now();
+            for &i in &batch {
+                *send_started[i]
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))? = Some(now);
+            }
+            let texts: Vec<String> = batch.iter().map(|i| i.to_string()).collect();
+            for prepared in sender.prepare_texts(&conversation, &texts)? {
+                let transport = transport.clone();
+                in_flight.push(async move {
+                    let accepted = transport.post_prepared(&prepared).await;
+                    accepted.map(|a| (prepared, a))
+                });
+            }
         }
         if let Some(done) = in_flight.next().await {
             let (prepared, accepted) = done?;

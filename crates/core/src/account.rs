@@ -143,6 +143,8 @@ pub struct Account {
     /// Certificates whose signature already verified (they are immutable bytes, so the answer
     /// never changes; the comparison with the pinned identity key is still made every time).
     verified_certificates: std::sync::Mutex<std::collections::HashSet<Vec<u8>>>,
+    /// Pinned identity keys read from the store, by address.
+    pinned: std::sync::Mutex<HashMap<String, Vec<u8>>>,
     identity: Identity,
     device_key: SignatureKeyPair,
     cert: DeviceCertificate,
@@ -194,6 +196,7 @@ impl Account {
             persisted,
             pending: Vec::new(),
             verified_certificates: Default::default(),
+            pinned: Default::default(),
             identity,
             device_key,
             cert,
@@ -234,6 +237,7 @@ impl Account {
             persisted: HashMap::new(),
             pending: Vec::new(),
             verified_certificates: Default::default(),
+            pinned: Default::default(),
             identity,
             device_key,
             cert,
@@ -413,7 +417,19 @@ impl Account {
         if address == self.address() {
             return Ok(Some(self.identity.public().to_vec()));
         }
-        Ok(self.store.contact(address)?.map(|c| c.identity_key))
+        if let Some(key) = self
+            .pinned
+            .lock()
+            .ok()
+            .and_then(|p| p.get(address).cloned())
+        {
+            return Ok(Some(key));
+        }
+        let key = self.store.contact(address)?.map(|c| c.identity_key);
+        if let (Some(key), Ok(mut cache)) = (&key, self.pinned.lock()) {
+            cache.insert(address.to_owned(), key.clone());
+        }
+        Ok(key)
     }
 
     /// Pins a user's identity key on first contact; refuses a changed key.
@@ -705,33 +721,50 @@ impl Account {
         conversation: &str,
         body: AppBody,
     ) -> Result<(Vec<u8>, SendRequest, AppMessage), CoreError> {
-        self.with_group(conversation, |this, group| {
+        let mut out = self.encrypt_many(conversation, vec![body])?;
+        out.pop()
+            .ok_or_else(|| CoreError::Mls("nothing was encrypted".into()))
+    }
+
+    /// Encrypts several application messages, with one durable save before any can be sent.
+    pub fn encrypt_many(
+        &mut self,
+        conversation: &str,
+        bodies: Vec<AppBody>,
+    ) -> Result<Vec<(Vec<u8>, SendRequest, AppMessage)>, CoreError> {
+        let out = self.with_group(conversation, |this, group| {
             if !group.is_active() {
                 return Err(CoreError::Usage(
                     "you are no longer a member of this conversation".into(),
                 ));
             }
             this.check_sendable(group)?;
-            let mut id = [0u8; 16];
-            rand::rngs::OsRng.fill_bytes(&mut id);
-            let message = AppMessage {
-                id: hex(&id),
-                sent_at: now_ms(),
-                body,
-            };
-            let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
-            let out = group
-                .create_message(&this.provider, &this.device_key, &plaintext)
-                .map_err(CoreError::mls)?;
-            this.save()?;
-            Ok((
-                group.group_id().as_slice().to_vec(),
-                SendRequest {
-                    message: B64(tls_bytes(&out)?),
-                },
-                message,
-            ))
-        })
+            let mut out = Vec::with_capacity(bodies.len());
+            for body in bodies {
+                let mut id = [0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut id);
+                let message = AppMessage {
+                    id: hex(&id),
+                    sent_at: now_ms(),
+                    body,
+                };
+                let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
+                let mls = group
+                    .create_message(&this.provider, &this.device_key, &plaintext)
+                    .map_err(CoreError::mls)?;
+                out.push((
+                    group.group_id().as_slice().to_vec(),
+                    SendRequest {
+                        message: B64(tls_bytes(&mls)?),
+                    },
+                    message,
+                ));
+            }
+            Ok(out)
+        })?;
+        // The ratchet generations used must be on disk before any ciphertext leaves.
+        self.save()?;
+        Ok(out)
     }
 
     /// Refuses to send into a group with a member whose certificate no longer checks out
@@ -770,7 +803,8 @@ impl Account {
             self.pending.push(Op::Message(r.clone()));
             self.pending.push(Op::MarkShown(vec![r.id.clone()]));
         }
-        self.save()?;
+        // Relaxed: the message already left; the next durable save flushes this one too.
+        self.save_with(Durability::Relaxed)?;
         Ok(record)
     }
 
@@ -834,6 +868,34 @@ impl Account {
                 Err(e)
             }
         }
+    }
+
+    /// Processes events in order with one save for all of them. If any is refused or needs
+    /// contacts, the batch is undone and processed again one event at a time, so a refusal
+    /// never costs a good event.
+    pub fn process_events(&mut self, events: &[Event]) -> Result<Vec<Outcome>, CoreError> {
+        let mut outcomes = Vec::new();
+        for event in events {
+            if event.id <= self.cursor {
+                continue;
+            }
+            match self.apply_event(event) {
+                Ok(o) => {
+                    outcomes.extend(o);
+                    self.set_cursor(event.id);
+                }
+                Err(_) => {
+                    self.rollback()?;
+                    let mut outcomes = Vec::new();
+                    for event in events {
+                        outcomes.extend(self.process_event(event)?);
+                    }
+                    return Ok(outcomes);
+                }
+            }
+        }
+        self.save_with(Durability::Relaxed)?;
+        Ok(outcomes)
     }
 
     fn apply_event(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {

@@ -190,28 +190,20 @@ impl Client {
         Ok(user)
     }
 
-    /// Processes events in order, fetching unknown contacts as needed.
+    /// Processes events in order (one save for the lot), fetching unknown contacts as needed.
     pub async fn process_events(&mut self, events: &[Event]) -> Result<Vec<Outcome>, CoreError> {
-        let mut outcomes = Vec::new();
-        for event in events {
-            let mut rounds = 0;
-            loop {
-                match self.account.process_event(event) {
-                    Ok(o) => {
-                        outcomes.extend(o);
-                        break;
+        let mut rounds = 0;
+        loop {
+            match self.account.process_events(events) {
+                Err(CoreError::NeedContacts(addresses)) if rounds < MAX_CONTACT_ROUNDS => {
+                    rounds += 1;
+                    for a in addresses {
+                        self.fetch_user(&a).await?;
                     }
-                    Err(CoreError::NeedContacts(addresses)) if rounds < MAX_CONTACT_ROUNDS => {
-                        rounds += 1;
-                        for a in addresses {
-                            self.fetch_user(&a).await?;
-                        }
-                    }
-                    Err(e) => return Err(e),
                 }
+                other => return other,
             }
         }
-        Ok(outcomes)
     }
 
     /// Fetches and processes every event after the cursor; acknowledges them.
@@ -447,25 +439,29 @@ impl Client {
         ))
     }
 
-    /// Encrypts a text for a conversation; post it with [`Client::post_prepared`] (several may
-    /// be in flight), then record it with [`Client::record_sent`].
-    pub fn prepare_text(
+    /// Encrypts texts for a conversation (one durable save for all); post each with
+    /// [`Transport::post_prepared`] (several may be in flight), then record it with
+    /// [`Client::record_sent`].
+    pub fn prepare_texts(
         &mut self,
         conversation: &str,
-        text: &str,
-    ) -> Result<PreparedSend, CoreError> {
-        let (group_id, request, message) = self.account.encrypt(
-            conversation,
-            AppBody::Text {
-                text: text.to_owned(),
-            },
-        )?;
-        Ok(PreparedSend {
-            conversation: conversation.to_owned(),
-            path: format!("/v1/groups/{}/messages", B64::encode(&group_id)),
-            request,
-            message,
-        })
+        texts: &[String],
+    ) -> Result<Vec<PreparedSend>, CoreError> {
+        let bodies = texts
+            .iter()
+            .map(|text| AppBody::Text { text: text.clone() })
+            .collect();
+        Ok(self
+            .account
+            .encrypt_many(conversation, bodies)?
+            .into_iter()
+            .map(|(group_id, request, message)| PreparedSend {
+                conversation: conversation.to_owned(),
+                path: format!("/v1/groups/{}/messages", B64::encode(&group_id)),
+                request,
+                message,
+            })
+            .collect())
     }
 
     /// Records a posted message as sent.
@@ -520,6 +516,23 @@ pub struct PushConnection {
 }
 
 impl PushConnection {
+    /// Every event that arrived: waits for one frame, then takes all frames already received,
+    /// so that a busy client processes (and saves) them together. `None` when closed.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
+        use futures_util::FutureExt;
+        let Some(mut events) = self.next().await? else {
+            return Ok(None);
+        };
+        while events.len() < 2000 {
+            match self.next().now_or_never() {
+                Some(Ok(Some(more))) => events.extend(more),
+                Some(Ok(None)) | None => break,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        Ok(Some(events))
+    }
+
     /// The next batch of events; `None` when the server closed the channel.
     pub async fn next(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
         use tokio_tungstenite::tungstenite::Message;
