@@ -41,6 +41,13 @@ struct Args {
     /// The missive-server binary to start (default: next to this binary).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// Instead: compare the server's time to accept one message in a group of --large devices
+    /// with a group of 2 (sequential sends, no receiver connected).
+    #[arg(long)]
+    accept_ratio: bool,
+    /// Devices in the large group of --accept-ratio.
+    #[arg(long, default_value_t = 1000)]
+    large: usize,
 }
 
 /// A server process this bench started.
@@ -137,11 +144,113 @@ fn process_usage(pid: u32) -> Option<(f64, u64)> {
 }
 
 async fn register(url: &str, home: &Path, name: &str, domain: &str) -> anyhow::Result<Client> {
+    register_with_stock(
+        url,
+        home,
+        name,
+        domain,
+        missive_core::account::KEY_PACKAGE_STOCK,
+    )
+    .await
+}
+
+async fn register_with_stock(
+    url: &str,
+    home: &Path,
+    name: &str,
+    domain: &str,
+    stock: usize,
+) -> anyhow::Result<Client> {
     let store = SqliteAccountStore::open(&home.join(name).join("account.db"))?;
-    let client = Client::register(Box::new(store), url, &format!("{name}@{domain}"), None)
-        .await
-        .with_context(|| format!("registering {name}"))?;
+    let client = Client::register_with_stock(
+        Box::new(store),
+        url,
+        &format!("{name}@{domain}"),
+        None,
+        stock,
+    )
+    .await
+    .with_context(|| format!("registering {name}"))?;
     Ok(client)
+}
+
+/// Median and 90th percentile (ms) of posting `count` messages one at a time, and the
+/// server's CPU seconds meanwhile.
+async fn time_sends(
+    sender: &mut Client,
+    conversation: &str,
+    count: usize,
+    pid: Option<u32>,
+) -> anyhow::Result<(f64, f64, Option<f64>)> {
+    let transport = sender.transport();
+    for i in 0..20 {
+        let p = sender.prepare_texts(conversation, &[format!("warm-up {i}")])?;
+        transport.post_prepared(&p[0]).await?;
+    }
+    let before = pid.and_then(process_usage);
+    let mut times = Vec::with_capacity(count);
+    for i in 0..count {
+        let p = sender.prepare_texts(conversation, &[i.to_string()])?;
+        let start = Instant::now();
+        transport.post_prepared(&p[0]).await?;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    let after = pid.and_then(process_usage);
+    times.sort_by(f64::total_cmp);
+    let cpu = match (before, after) {
+        (Some((a, _)), Some((b, _))) => Some(b - a),
+        _ => None,
+    };
+    Ok((percentile(&times, 50.0), percentile(&times, 90.0), cpu))
+}
+
+async fn accept_ratio(args: &Args, url: &str, pid: Option<u32>) -> anyhow::Result<()> {
+    let homes = tempfile::tempdir()?;
+    let setup = Instant::now();
+    let mut sender = register(url, homes.path(), "sender", &args.domain).await?;
+    let mut members = Vec::with_capacity(args.large);
+    // One key package each is all these devices need.
+    for i in 0..args.large.max(2) - 1 {
+        register_with_stock(url, homes.path(), &format!("m{i}"), &args.domain, 1).await?;
+        members.push(format!("m{i}@{}", args.domain));
+    }
+    let small = sender
+        .create_conversation(None, None, &members[..1])
+        .await?;
+    let large = sender.create_conversation(None, None, &members).await?;
+    println!(
+        "setup: groups of 2 and {} devices in {:.1}s",
+        members.len() + 1,
+        setup.elapsed().as_secs_f64()
+    );
+    let (s50, s90, scpu) = time_sends(&mut sender, &small, args.messages, pid).await?;
+    let (l50, l90, lcpu) = time_sends(&mut sender, &large, args.messages, pid).await?;
+    let per_msg = |cpu: Option<f64>| cpu.map(|c| c * 1e6 / args.messages as f64);
+    println!("accept one message, group of 2: p50 {s50:.2} ms, p90 {s90:.2} ms");
+    println!(
+        "accept one message, group of {}: p50 {l50:.2} ms, p90 {l90:.2} ms",
+        members.len() + 1
+    );
+    println!("ratio of medians (large / small): {:.2}", l50 / s50);
+    if let (Some(a), Some(b)) = (per_msg(scpu), per_msg(lcpu)) {
+        println!(
+            "server CPU per message: {a:.0} us (2) vs {b:.0} us ({})",
+            members.len() + 1
+        );
+    }
+    println!(
+        "{}",
+        json!({
+            "small_devices": 2,
+            "large_devices": members.len() + 1,
+            "messages": args.messages,
+            "small_ms": {"p50": s50, "p90": s90},
+            "large_ms": {"p50": l50, "p90": l90},
+            "ratio_p50": l50 / s50,
+            "server_cpu_us_per_message": {"small": per_msg(scpu), "large": per_msg(lcpu)},
+        })
+    );
+    Ok(())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -168,6 +277,9 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| server.as_ref().map(|s| s.url.clone()))
         .context("no server")?;
     wait_healthy(&url).await?;
+    if args.accept_ratio {
+        return accept_ratio(&args, &url, server.as_ref().map(|s| s.child.id())).await;
+    }
     let homes = tempfile::tempdir()?;
 
     // Users and the group.
@@ -272,8 +384,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         if let Some(done) = in_flight.next().await {
-            let (prepared, accepted) = done?;
-            sender.record_sent(&prepared, &accepted)?;
+            // Record every send that completed, with one save.
+            let mut completed = vec![done?];
+            while let Some(Some(more)) = futures_util::FutureExt::now_or_never(in_flight.next()) {
+                completed.push(more?);
+            }
+            sender.record_sent(&completed)?;
         }
     }
     let send_secs = sending.elapsed().as_secs_f64();

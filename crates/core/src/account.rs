@@ -786,26 +786,39 @@ impl Account {
         message: &AppMessage,
         accepted: &SendResponse,
     ) -> Result<Option<MessageRecord>, CoreError> {
-        let record = match &message.body {
-            AppBody::Text { text } => Some(MessageRecord {
-                id: message.id.clone(),
-                conversation: conversation.to_owned(),
-                sender: self.address().to_owned(),
-                sender_device: self.device_id(),
-                text: text.clone(),
-                sent_at: message.sent_at,
-                server_time: 0,
-                seq: accepted.seq,
-            }),
-            _ => None,
-        };
-        if let Some(r) = &record {
-            self.pending.push(Op::Message(r.clone()));
-            self.pending.push(Op::MarkShown(vec![r.id.clone()]));
+        let mut records = self.sent_many(&[(conversation, message, accepted)])?;
+        Ok(records.pop().flatten())
+    }
+
+    /// Records several accepted messages with one save.
+    pub fn sent_many(
+        &mut self,
+        sent: &[(&str, &AppMessage, &SendResponse)],
+    ) -> Result<Vec<Option<MessageRecord>>, CoreError> {
+        let mut records = Vec::with_capacity(sent.len());
+        for (conversation, message, accepted) in sent {
+            let record = match &message.body {
+                AppBody::Text { text } => Some(MessageRecord {
+                    id: message.id.clone(),
+                    conversation: (*conversation).to_owned(),
+                    sender: self.address().to_owned(),
+                    sender_device: self.device_id(),
+                    text: text.clone(),
+                    sent_at: message.sent_at,
+                    server_time: 0,
+                    seq: accepted.seq,
+                }),
+                _ => None,
+            };
+            if let Some(r) = &record {
+                self.pending.push(Op::Message(r.clone()));
+                self.pending.push(Op::MarkShown(vec![r.id.clone()]));
+            }
+            records.push(record);
         }
-        // Relaxed: the message already left; the next durable save flushes this one too.
+        // Relaxed: the messages already left; the next durable save flushes these too.
         self.save_with(Durability::Relaxed)?;
-        Ok(record)
+        Ok(records)
     }
 
     /// Verified members of a conversation: distinct addresses, sorted.

@@ -97,6 +97,8 @@ pub struct Client {
     http: reqwest::Client,
     /// Whether this process already checked the server's stock of our key packages.
     stock_checked: bool,
+    /// One-time key packages to keep on the server.
+    stock: usize,
 }
 
 /// How a commit went.
@@ -126,11 +128,24 @@ impl Client {
         address: &str,
         invite: Option<String>,
     ) -> Result<Client, CoreError> {
+        Self::register_with_stock(store, server, address, invite, KEY_PACKAGE_STOCK).await
+    }
+
+    /// Registers keeping `stock` one-time key packages on the server instead of the default
+    /// (load generators register thousands of devices).
+    pub async fn register_with_stock(
+        store: Box<dyn AccountStore + Send>,
+        server: &str,
+        address: &str,
+        invite: Option<String>,
+        stock: usize,
+    ) -> Result<Client, CoreError> {
         let (account, request) = Account::create(store, address, server, invite)?;
         let mut client = Client {
             account,
             http: http_client()?,
             stock_checked: false,
+            stock,
         };
         let response: RegisterResponse = client.transport().post("/v1/register", &request).await?;
         client.account.finish_registration(&response)?;
@@ -147,6 +162,7 @@ impl Client {
             account,
             http: http_client()?,
             stock_checked: false,
+            stock: KEY_PACKAGE_STOCK,
         })
     }
 
@@ -163,10 +179,11 @@ impl Client {
     pub async fn ensure_key_packages(&mut self) -> Result<(), CoreError> {
         self.stock_checked = true;
         let count: KeyPackageCount = self.transport().get("/v1/key-packages/count").await?;
-        if count.count >= KEY_PACKAGE_LOW && count.last_resort {
+        let low = (KEY_PACKAGE_LOW as usize).min(self.stock);
+        if count.count as usize >= low && count.last_resort {
             return Ok(());
         }
-        let missing = KEY_PACKAGE_STOCK.saturating_sub(count.count as usize);
+        let missing = self.stock.saturating_sub(count.count as usize);
         let request = self.account.new_key_packages(missing, !count.last_resort)?;
         // Keep the private keys before the server can hand the packages out.
         self.account.save()?;
@@ -440,7 +457,7 @@ impl Client {
     }
 
     /// Encrypts texts for a conversation (one durable save for all); post each with
-    /// [`Transport::post_prepared`] (several may be in flight), then record it with
+    /// [`Transport::post_prepared`] (several may be in flight), then record them with
     /// [`Client::record_sent`].
     pub fn prepare_texts(
         &mut self,
@@ -464,14 +481,16 @@ impl Client {
             .collect())
     }
 
-    /// Records a posted message as sent.
+    /// Records posted messages as sent, with one save.
     pub fn record_sent(
         &mut self,
-        prepared: &PreparedSend,
-        accepted: &SendResponse,
-    ) -> Result<Option<MessageRecord>, CoreError> {
-        self.account
-            .sent(&prepared.conversation, &prepared.message, accepted)
+        sent: &[(PreparedSend, SendResponse)],
+    ) -> Result<Vec<Option<MessageRecord>>, CoreError> {
+        let items: Vec<_> = sent
+            .iter()
+            .map(|(p, a)| (p.conversation.as_str(), &p.message, a))
+            .collect();
+        self.account.sent_many(&items)
     }
 
     /// Opens the push channel, delivering events after the current cursor.

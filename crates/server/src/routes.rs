@@ -28,9 +28,11 @@ use crate::{now_ms, now_secs, AppState};
 
 /// Body limit of small JSON requests (registration, claims, acks).
 pub const SMALL_BODY: usize = 16 * 1024;
-/// Body limit of requests carrying MLS messages (commits with Welcomes and GroupInfos of large
-/// groups, key package batches).
+/// Body limit of requests carrying MLS messages (group creation, key package batches).
 pub const MLS_BODY: usize = 4 * 1024 * 1024;
+/// Body limit of a commit: with the post-quantum suite, adding a thousand devices at once means
+/// a thousand key packages, their Welcome and a GroupInfo with the whole ratchet tree.
+pub const COMMIT_BODY: usize = 32 * 1024 * 1024;
 /// Body limit of an application message.
 pub const MESSAGE_BODY: usize = 256 * 1024;
 /// Most events returned by one fetch.
@@ -111,7 +113,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(claim_key_packages).layer(small))
         .routes(routes!(create_group).layer(DefaultBodyLimit::max(MLS_BODY)))
         .routes(routes!(get_group_info))
-        .routes(routes!(post_commit).layer(DefaultBodyLimit::max(MLS_BODY)))
+        .routes(routes!(post_commit).layer(DefaultBodyLimit::max(COMMIT_BODY)))
         .routes(routes!(post_message).layer(DefaultBodyLimit::max(MESSAGE_BODY)))
         .routes(routes!(get_events))
         .routes(routes!(ack_events).layer(small))

@@ -48,12 +48,18 @@ CREATE TABLE last_resort_key_packages (
     device_id TEXT PRIMARY KEY,
     data BLOB NOT NULL
 );
+-- The per-message row of a group stays small: accepting a message reads and updates it, and
+-- must not touch the group's public state, which grows with its size.
 CREATE TABLE groups (
     group_id BLOB PRIMARY KEY,
     epoch INTEGER NOT NULL,
-    state BLOB NOT NULL,
-    group_info BLOB NOT NULL,
     next_seq INTEGER NOT NULL
+);
+-- Changed by commits only.
+CREATE TABLE group_states (
+    group_id BLOB PRIMARY KEY REFERENCES groups(group_id),
+    state BLOB NOT NULL,
+    group_info BLOB NOT NULL
 );
 -- A device's membership of a group over a range of the event log: it receives the group's
 -- events with from_event < id <= to_event (to_event NULL while it is still a member).
@@ -630,14 +636,12 @@ impl Store for SqliteStore {
                 return Err(StoreError::GroupExists);
             }
             tx.execute(
-                "INSERT INTO groups (group_id, epoch, state, group_info, next_seq) \
-                 VALUES (?1, ?2, ?3, ?4, 1)",
-                params![
-                    group.group_id,
-                    to_i64(group.epoch),
-                    group.state,
-                    group.group_info
-                ],
+                "INSERT INTO groups (group_id, epoch, next_seq) VALUES (?1, ?2, 1)",
+                params![group.group_id, to_i64(group.epoch)],
+            )?;
+            tx.execute(
+                "INSERT INTO group_states (group_id, state, group_info) VALUES (?1, ?2, ?3)",
+                params![group.group_id, group.state, group.group_info],
             )?;
             let last_event: i64 =
                 tx.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
@@ -657,7 +661,8 @@ impl Store for SqliteStore {
         let group_id = group_id.to_owned();
         self.read(move |c| {
             Ok(c.query_row(
-                "SELECT epoch, state FROM groups WHERE group_id = ?1",
+                "SELECT g.epoch, s.state FROM groups g JOIN group_states s \
+                 ON s.group_id = g.group_id WHERE g.group_id = ?1",
                 [group_id],
                 |r| {
                     Ok(GroupRecord {
@@ -675,7 +680,8 @@ impl Store for SqliteStore {
         let group_id = group_id.to_owned();
         self.read(move |c| {
             Ok(c.query_row(
-                "SELECT epoch, group_info FROM groups WHERE group_id = ?1",
+                "SELECT g.epoch, s.group_info FROM groups g JOIN group_states s \
+                 ON s.group_id = g.group_id WHERE g.group_id = ?1",
                 [group_id],
                 |r| Ok((to_u64(r.get(0)?), r.get(1)?)),
             )
@@ -749,15 +755,12 @@ impl Store for SqliteStore {
                 }
             }
             tx.execute(
-                "UPDATE groups SET epoch = ?1, state = ?2, group_info = ?3, next_seq = ?4 \
-                 WHERE group_id = ?5",
-                params![
-                    to_i64(commit.new_epoch),
-                    commit.state,
-                    commit.group_info,
-                    to_i64(seq + 1),
-                    commit.group_id
-                ],
+                "UPDATE groups SET epoch = ?1, next_seq = ?2 WHERE group_id = ?3",
+                params![to_i64(commit.new_epoch), to_i64(seq + 1), commit.group_id],
+            )?;
+            tx.execute(
+                "UPDATE group_states SET state = ?1, group_info = ?2 WHERE group_id = ?3",
+                params![commit.state, commit.group_info, commit.group_id],
             )?;
             let mut recipients = ctx.members(tx, &commit.group_id)?.as_ref().clone();
             recipients.extend(commit.removed.iter().cloned());
