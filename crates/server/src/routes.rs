@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
             )
         }),
     )
+    .layer(axum::middleware::from_fn(refuse_declared_oversize))
     .fallback(|| async { AppError::not_found("no such route") })
     .method_not_allowed_fallback(|| async {
         AppError::new(
@@ -143,6 +144,40 @@ pub fn router(state: AppState) -> Router {
         |_: Box<dyn std::any::Any + Send>| AppError::internal("handler panicked").into_response(),
     ))
     .with_state(state)
+}
+
+/// The body limit of a route, by path.
+fn body_limit(path: &str) -> usize {
+    if path.ends_with("/commits") {
+        COMMIT_BODY
+    } else if path.ends_with("/messages") {
+        MESSAGE_BODY
+    } else if path == "/v1/groups" || path == "/v1/key-packages" {
+        MLS_BODY
+    } else {
+        SMALL_BODY
+    }
+}
+
+/// Answers 413 to a request whose declared length exceeds its route's limit, before reading
+/// any of it. (Bodies without a declared length are cut at the same limit while read.)
+async fn refuse_declared_oversize(req: Request, next: axum::middleware::Next) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared {
+        if len > body_limit(req.uri().path()) as u64 {
+            return AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                "request body too large",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Liveness and the domain served.
