@@ -64,6 +64,13 @@ enum Command {
     },
     /// Show security alerts: things the server sent that were refused.
     Alerts,
+    /// Live mode: prints messages as they arrive; with CONV, each line typed is sent there.
+    /// `/quit` or end of input leaves.
+    Chat {
+        conversation: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -220,13 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sync { json } => {
             alerts += report(client.sync().await?);
-            let new = client.account.store().unshown_messages()?;
-            for m in &new {
-                print_message(m, json);
-            }
-            client
-                .account
-                .mark_shown(new.into_iter().map(|m| m.id).collect())?;
+            show_new(&mut client, json)?;
         }
         Command::Conversations { json } => {
             alerts += sync_if_reachable(&mut client).await?;
@@ -268,6 +269,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_message(&m, json);
             }
         }
+        Command::Chat { conversation, json } => {
+            alerts += chat(&mut client, conversation, json).await?;
+        }
         Command::Alerts => {
             for a in client.account.store().alerts()? {
                 println!("{} {}: {}", a.at, a.code, a.detail);
@@ -283,6 +287,77 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn unreachable_register() {
     // Registration returned above; this arm only keeps the match exhaustive.
+}
+
+/// Prints received messages not shown yet and marks them shown.
+fn show_new(client: &mut Client, json: bool) -> anyhow::Result<()> {
+    let new = client.account.store().unshown_messages()?;
+    for m in &new {
+        print_message(m, json);
+    }
+    client
+        .account
+        .mark_shown(new.into_iter().map(|m| m.id).collect())?;
+    Ok(())
+}
+
+/// The live mode. Returns the number of alerts.
+async fn chat(
+    client: &mut Client,
+    conversation: Option<String>,
+    json: bool,
+) -> anyhow::Result<usize> {
+    use std::io::Write;
+    use tokio::io::AsyncBufReadExt;
+
+    let mut alerts = report(client.sync().await?);
+    if let Some(c) = &conversation {
+        if client.account.store().conversation(c)?.is_none() {
+            anyhow::bail!("no conversation {c}");
+        }
+    }
+    show_new(client, json)?;
+    let mut push = client.connect_push().await?;
+    if !json {
+        match &conversation {
+            Some(c) => eprintln!("chatting in {c}; type a message and press enter, /quit to leave"),
+            None => eprintln!("listening to every conversation; end of input leaves"),
+        }
+    }
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut input_open = true;
+    loop {
+        tokio::select! {
+            batch = push.next_batch() => {
+                let Some(events) = batch? else {
+                    anyhow::bail!("the server closed the connection");
+                };
+                alerts += report(client.process_events(&events).await?);
+                show_new(client, json)?;
+                std::io::stdout().flush()?;
+            }
+            line = lines.next_line(), if input_open => {
+                match line? {
+                    None => {
+                        if conversation.is_some() {
+                            break;
+                        }
+                        // Listening only: keep going without input.
+                        input_open = false;
+                    }
+                    Some(line) if line.trim() == "/quit" => break,
+                    Some(line) if line.trim().is_empty() => {}
+                    Some(line) => match &conversation {
+                        Some(c) => {
+                            client.send_text(c, line.trim_end()).await?;
+                        }
+                        None => eprintln!("listening only: start chat with a conversation id to send"),
+                    },
+                }
+            }
+        }
+    }
+    Ok(alerts)
 }
 
 /// Syncs before showing local state; when the server is unreachable, says so and shows what

@@ -278,6 +278,69 @@ fn the_server_stores_no_plaintext() {
 }
 
 #[test]
+fn chat_shows_messages_live_and_sends_typed_lines() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let w = World::new();
+    w.register("alice");
+    w.register("bob");
+    w.ok("alice", &["dm", "bob@example.org", "before chat"]);
+    let conv: Value =
+        serde_json::from_str(&w.ok("alice", &["conversations", "--json"])).expect("json");
+    let conv = conv["id"].as_str().expect("id").to_owned();
+
+    let mut chat = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .arg("--home")
+        .arg(w.home("bob"))
+        .args(["chat", &conv, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chat starts");
+    let stdout = chat.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next_text = || -> String {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("chat prints a message");
+        let v: Value = serde_json::from_str(&line).expect("json line");
+        v["text"].as_str().expect("text").to_owned()
+    };
+    assert_eq!(
+        next_text(),
+        "before chat",
+        "what arrived before chat started"
+    );
+    w.ok("alice", &["send", &conv, "live one"]);
+    assert_eq!(next_text(), "live one", "pushed over the WebSocket");
+
+    let mut stdin = chat.stdin.take().expect("stdin");
+    writeln!(stdin, "typed by bob").expect("type");
+    stdin.flush().expect("flush");
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got = w.sync("alice");
+        if !got.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(got, [said("bob", "typed by bob")]);
+    drop(stdin);
+    let status = chat.wait().expect("chat exits");
+    assert!(status.success(), "end of input leaves cleanly: {status}");
+}
+
+#[test]
 fn errors_are_one_line_and_nonzero() {
     let w = World::new();
     w.register("alice");

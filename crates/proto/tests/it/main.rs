@@ -1,0 +1,140 @@
+//! The JSON wire format of the protocol types, pinned: a change here is a protocol change and
+//! must be deliberate.
+
+use missive_proto::api::*;
+use missive_proto::app::{AppBody, AppMessage};
+use missive_proto::{ErrorBody, ErrorCode, B64};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+
+/// Serializes `value`, compares with `expected`, and parses it back to the same JSON.
+fn check<T: Serialize + DeserializeOwned>(value: T, expected: serde_json::Value) {
+    let actual = serde_json::to_value(&value).expect("serializes");
+    assert_eq!(actual, expected);
+    let back: T = serde_json::from_value(expected.clone()).expect("parses");
+    assert_eq!(serde_json::to_value(&back).expect("serializes"), expected);
+}
+
+#[test]
+fn api_types() {
+    check(
+        RegisterRequest {
+            address: "alice@example.org".into(),
+            invite: Some("abcd-ef01".into()),
+            identity_key: B64(vec![1, 2, 3]),
+            device_certificate: B64(vec![255]),
+        },
+        json!({"address": "alice@example.org", "invite": "abcd-ef01", "identity_key": "AQID", "device_certificate": "_w"}),
+    );
+    check(
+        Event {
+            id: 7,
+            group_id: B64(vec![0xfb, 0xff]),
+            seq: 3,
+            kind: EventKind::Message,
+            sender: "00ff".into(),
+            payload: B64(vec![]),
+            timestamp: 1_700_000_000_000,
+        },
+        json!({"id": 7, "group_id": "-_8", "seq": 3, "kind": "message", "sender": "00ff", "payload": "", "timestamp": 1_700_000_000_000u64}),
+    );
+    check(
+        PushFrame::Events { events: vec![] },
+        json!({"type": "events", "events": []}),
+    );
+    check(
+        CommitRequest {
+            commit: B64(vec![1]),
+            welcome: None,
+            group_info: B64(vec![2]),
+        },
+        json!({"commit": "AQ", "welcome": null, "group_info": "Ag"}),
+    );
+    check(
+        KeyPackageCount {
+            count: 50,
+            last_resort: true,
+        },
+        json!({"count": 50, "last_resort": true}),
+    );
+}
+
+#[test]
+fn errors() {
+    check(
+        ErrorBody {
+            code: ErrorCode::StaleEpoch,
+            message: "the group is at epoch 4".into(),
+            current_epoch: Some(4),
+        },
+        json!({"code": "stale_epoch", "message": "the group is at epoch 4", "current_epoch": 4}),
+    );
+    check(
+        ErrorBody {
+            code: ErrorCode::PayloadTooLarge,
+            message: "too large".into(),
+            current_epoch: None,
+        },
+        json!({"code": "payload_too_large", "message": "too large"}),
+    );
+    // The serde name and `as_str` agree for every code.
+    for code in [
+        ErrorCode::MalformedRequest,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::MalformedMls,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::DomainNotAllowed,
+        ErrorCode::InviteRequired,
+        ErrorCode::InviteInvalid,
+        ErrorCode::AddressTaken,
+        ErrorCode::InvalidCertificate,
+        ErrorCode::InvalidKeyPackage,
+        ErrorCode::NotFound,
+        ErrorCode::GroupExists,
+        ErrorCode::StaleEpoch,
+        ErrorCode::InvalidCommit,
+        ErrorCode::NoKeyPackage,
+        ErrorCode::RateLimited,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Internal,
+    ] {
+        assert_eq!(
+            serde_json::to_value(code).expect("code"),
+            json!(code.as_str())
+        );
+    }
+}
+
+#[test]
+fn application_payload() {
+    check(
+        AppMessage {
+            id: "0a".into(),
+            sent_at: 5,
+            body: AppBody::Text {
+                text: "bonjour".into(),
+            },
+        },
+        json!({"id": "0a", "sent_at": 5, "body": {"type": "text", "text": "bonjour"}}),
+    );
+    check(
+        AppMessage {
+            id: "0b".into(),
+            sent_at: 6,
+            body: AppBody::Meta {
+                name: Some("Cabinet".into()),
+                dm: false,
+            },
+        },
+        json!({"id": "0b", "sent_at": 6, "body": {"type": "meta", "name": "Cabinet", "dm": false}}),
+    );
+}
+
+#[test]
+fn base64_is_strict() {
+    for bad in ["\"AQ==\"", "\"A+/\"", "\"!\"", "3"] {
+        assert!(serde_json::from_str::<B64>(bad).is_err(), "{bad}");
+    }
+}
