@@ -162,19 +162,21 @@ where
         // Each job runs in its own savepoint so that one refused write does not undo the
         // others of its batch.
         let published = ctx.outbox.len();
-        let result = tx
-            .execute_batch("SAVEPOINT job")
+        let sql = |tx: &Transaction<'_>, sql: &str| {
+            tx.prepare_cached(sql)
+                .and_then(|mut s| s.execute([]))
+                .map(|_| ())
+        };
+        let result = sql(tx, "SAVEPOINT job")
             .map_err(StoreError::from)
             .and_then(|()| f(tx, ctx));
-        if result.is_err() {
+        let undone = if result.is_err() {
             ctx.outbox.truncate(published);
-        }
-        let undo = if result.is_err() {
-            "ROLLBACK TO job; RELEASE job"
+            sql(tx, "ROLLBACK TO job").and_then(|()| sql(tx, "RELEASE job"))
         } else {
-            "RELEASE job"
+            sql(tx, "RELEASE job")
         };
-        self.out = Some(match tx.execute_batch(undo) {
+        self.out = Some(match undone {
             Ok(()) => result,
             Err(e) => Err(backend(e)),
         });
