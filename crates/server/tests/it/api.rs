@@ -493,16 +493,7 @@ async fn a_key_package_is_never_handed_out_twice() {
     let h = Harness::new();
     let alice = h.user("alice").await;
     let bob = h.user("bob").await;
-    let count: KeyPackageCount = h
-        .http
-        .get(h.url("/v1/key-packages/count"))
-        .bearer_auth(alice.account.token())
-        .send()
-        .await
-        .expect("count")
-        .json()
-        .await
-        .expect("json");
+    let count: KeyPackageCount = h.get_json(&alice, "/v1/key-packages/count").await;
     assert_eq!(
         count.count as usize,
         missive_core::account::KEY_PACKAGE_STOCK

@@ -9,19 +9,7 @@ use crate::support::*;
 #[tokio::test]
 async fn concurrent_commits_one_wins_the_other_retries() {
     let h = Harness::new();
-    let mut alice = h.user("alice").await;
-    let mut bob = h.user("bob").await;
-    let mut carol = h.user("carol").await;
-    let conv = alice
-        .create_conversation(
-            Some("race".into()),
-            None,
-            &[address("bob"), address("carol")],
-        )
-        .await
-        .expect("group");
-    bob.sync().await.expect("bob sync");
-    carol.sync().await.expect("carol sync");
+    let (mut alice, mut bob, mut carol, conv) = h.trio("race").await;
 
     // Sequential race: bob commits on an epoch alice already moved past.
     let first = alice.update_keys(&conv).await.expect("alice commits");
@@ -73,18 +61,7 @@ async fn concurrent_commits_one_wins_the_other_retries() {
 #[tokio::test]
 async fn a_removed_member_cannot_read_anything_new() {
     let h = Harness::new();
-    let mut alice = h.user("alice").await;
-    let mut bob = h.user("bob").await;
-    let mut carol = h.user("carol").await;
-    let conv = alice
-        .create_conversation(
-            Some("ops".into()),
-            None,
-            &[address("bob"), address("carol")],
-        )
-        .await
-        .expect("group");
-    carol.sync().await.expect("sync");
+    let (mut alice, mut bob, mut carol, conv) = h.trio("ops").await;
     alice.send_text(&conv, "before").await.expect("send");
     assert_eq!(texts(&carol.sync().await.expect("sync")), ["before"]);
 

@@ -67,19 +67,40 @@ impl Harness {
             .expect("registration")
     }
 
-    /// Raw events of a client's device after `after`, as the server delivers them.
-    pub async fn raw_events(&self, client: &Client, after: u64) -> Vec<missive_proto::api::Event> {
-        let resp: missive_proto::api::EventsResponse = self
-            .http
-            .get(self.url(&format!("/v1/events?after={after}")))
+    /// GETs `path` with a client's token and parses the JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, client: &Client, path: &str) -> T {
+        self.http
+            .get(self.url(path))
             .bearer_auth(client.account.token())
             .send()
             .await
-            .expect("events request")
+            .expect("request")
             .json()
             .await
-            .expect("events body");
+            .expect("JSON answer")
+    }
+
+    /// Raw events of a client's device after `after`, as the server delivers them.
+    pub async fn raw_events(&self, client: &Client, after: u64) -> Vec<missive_proto::api::Event> {
+        let resp: missive_proto::api::EventsResponse = self
+            .get_json(client, &format!("/v1/events?after={after}"))
+            .await;
         resp.events
+    }
+
+    /// Alice, Bob and Carol, registered, in a group named `name` that Alice created and the
+    /// others joined.
+    pub async fn trio(&self, name: &str) -> (Client, Client, Client, String) {
+        let mut alice = self.user("alice").await;
+        let mut bob = self.user("bob").await;
+        let mut carol = self.user("carol").await;
+        let conv = alice
+            .create_conversation(Some(name.into()), None, &[address("bob"), address("carol")])
+            .await
+            .expect("group");
+        bob.sync().await.expect("bob joins");
+        carol.sync().await.expect("carol joins");
+        (alice, bob, carol, conv)
     }
 
     /// A direct connection to the server's database, to play a hostile server.
