@@ -37,6 +37,13 @@ enum Command {
         invite: Option<String>,
         address: String,
     },
+    #[command(flatten)]
+    Account(AccountCommand),
+}
+
+/// Commands on a registered account.
+#[derive(Subcommand)]
+enum AccountCommand {
     /// Show this account's address, device and server.
     Whoami,
     /// Send a direct message; creates the one-to-one conversation on first use.
@@ -156,37 +163,38 @@ fn print_message(m: &MessageRecord, as_json: bool) {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let home = home(cli.home)?;
-    if let Command::Register {
-        server,
-        invite,
-        address,
-    } = &cli.command
-    {
-        let client = Client::register(store(&home)?, server, address, invite.clone()).await?;
-        println!(
-            "registered {} (device {}) on {}",
-            client.account.address(),
-            client.account.device_id(),
-            client.account.server()
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
+    let command = match cli.command {
+        Command::Register {
+            server,
+            invite,
+            address,
+        } => {
+            let client = Client::register(store(&home)?, &server, &address, invite).await?;
+            println!(
+                "registered {} (device {}) on {}",
+                client.account.address(),
+                client.account.device_id(),
+                client.account.server()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Account(command) => command,
+    };
     let mut client = Client::open(store(&home)?)?;
     let mut alerts = 0usize;
-    match cli.command {
-        Command::Register { .. } => unreachable_register(),
-        Command::Whoami => {
+    match command {
+        AccountCommand::Whoami => {
             println!("address: {}", client.account.address());
             println!("device:  {}", client.account.device_id());
             println!("server:  {}", client.account.server());
         }
-        Command::Dm { address, text } => {
+        AccountCommand::Dm { address, text } => {
             alerts += report(client.sync().await?);
             let m = client.dm(&address, &text).await?;
             println!("sent to {address} in {}", m.conversation);
             println!("{}", m.id);
         }
-        Command::Group(GroupCommand::Create { name, members }) => {
+        AccountCommand::Group(GroupCommand::Create { name, members }) => {
             alerts += report(client.sync().await?);
             let id = client
                 .create_conversation(Some(name.clone()), None, &members)
@@ -194,7 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("created group {name:?} with {}", members.join(", "));
             println!("{id}");
         }
-        Command::Group(GroupCommand::Add {
+        AccountCommand::Group(GroupCommand::Add {
             conversation,
             address,
         }) => {
@@ -207,7 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outcome.epoch
             );
         }
-        Command::Group(GroupCommand::Remove {
+        AccountCommand::Group(GroupCommand::Remove {
             conversation,
             address,
         }) => {
@@ -220,16 +228,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outcome.epoch
             );
         }
-        Command::Send { conversation, text } => {
+        AccountCommand::Send { conversation, text } => {
             alerts += report(client.sync().await?);
             let m = client.send_text(&conversation, &text).await?;
             println!("{}", m.id);
         }
-        Command::Sync { json } => {
+        AccountCommand::Sync { json } => {
             alerts += report(client.sync().await?);
             show_new(&mut client, json)?;
         }
-        Command::Conversations { json } => {
+        AccountCommand::Conversations { json } => {
             alerts += sync_if_reachable(&mut client).await?;
             for c in client.account.store().conversations()? {
                 let members = client.account.members(&c.id).unwrap_or_default();
@@ -256,7 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::History { conversation, json } => {
+        AccountCommand::History { conversation, json } => {
             if client
                 .account
                 .store()
@@ -269,10 +277,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_message(&m, json);
             }
         }
-        Command::Chat { conversation, json } => {
+        AccountCommand::Chat { conversation, json } => {
             alerts += chat(&mut client, conversation, json).await?;
         }
-        Command::Alerts => {
+        AccountCommand::Alerts => {
             for a in client.account.store().alerts()? {
                 println!("{} {}: {}", a.at, a.code, a.detail);
             }
@@ -283,10 +291,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn unreachable_register() {
-    // Registration returned above; this arm only keeps the match exhaustive.
 }
 
 /// Prints received messages not shown yet and marks them shown.
