@@ -848,11 +848,6 @@ impl Account {
         self.save_with(Durability::Relaxed)
     }
 
-    /// Sets a conversation's metadata locally.
-    pub fn set_conversation(&mut self, record: ConversationRecord) {
-        self.pending.push(Op::Conversation(record));
-    }
-
     // --- Events -----------------------------------------------------------------------------
 
     /// Processes one event and saves the result with the new cursor. A refused event is

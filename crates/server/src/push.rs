@@ -100,11 +100,6 @@ impl Hub {
             let _ = conn.tx.try_send(Push::Wake);
         }
     }
-
-    /// Number of devices with a live connection.
-    pub fn connected(&self) -> usize {
-        self.lock().len()
-    }
 }
 
 impl EventSink for Hub {
