@@ -59,12 +59,13 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
 
 fn test() -> anyhow::Result<()> {
     if succeeds("cargo", &["nextest", "--version"]) {
+        // nextest does not run doctests: run them first, so that the summary of all the tests
+        // is what a run ends with.
+        run("cargo", &["test", "--workspace", "--doc"])?;
         run(
             "cargo",
             &["nextest", "run", "--workspace", "--no-fail-fast"],
-        )?;
-        // nextest does not run doctests.
-        run("cargo", &["test", "--workspace", "--doc"])
+        )
     } else {
         run("cargo", &["test", "--workspace"])
     }

@@ -190,18 +190,22 @@ impl AccountStore for SqliteAccountStore {
         for op in batch {
             match op {
                 Op::Setting(k, v) => tx
-                    .execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)", params![k, v]),
+                    .prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![k, v])),
                 Op::Mls(k, Some(v)) => tx
                     .prepare_cached("INSERT OR REPLACE INTO mls (key, value) VALUES (?1, ?2)")
                     .and_then(|mut s| s.execute(params![k, v])),
                 Op::Mls(k, None) => tx
                     .prepare_cached("DELETE FROM mls WHERE key = ?1")
                     .and_then(|mut s| s.execute(params![k])),
-                Op::Conversation(c) => tx.execute(
-                    "INSERT OR REPLACE INTO conversations (id, name, dm_peer, created_at, left_group) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![c.id, c.name, c.dm_peer, i(c.created_at), c.left as i64],
-                ),
+                Op::Conversation(c) => tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO conversations (id, name, dm_peer, created_at, \
+                         left_group) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![c.id, c.name, c.dm_peer, i(c.created_at), c.left as i64])
+                    }),
                 Op::Message(m) => tx
                     .prepare_cached(
                         "INSERT OR IGNORE INTO messages (id, conversation, sender, sender_device, text, \
@@ -255,12 +259,10 @@ impl AccountStore for SqliteAccountStore {
 
     fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, CoreError> {
         self.conn
-            .query_row(
-                &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"),
-                [id],
-                conversation,
-            )
-            .optional()
+            .prepare_cached(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id], conversation).optional())
             .map_err(db)
     }
 
