@@ -71,6 +71,19 @@ enum AccountCommand {
     },
     /// Show security alerts: things the server sent that were refused.
     Alerts,
+    /// Show the safety number with a contact (the same on both sides); --confirm marks the
+    /// contact verified once you compared it in person or by a trusted channel.
+    Verify {
+        address: String,
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Accept a contact's new identity key (after comparing the new safety number).
+    Trust {
+        address: String,
+        #[arg(long)]
+        accept_new_key: bool,
+    },
     /// Live mode: prints messages as they arrive; with CONV, each line typed is sent there.
     /// `/quit` or end of input leaves.
     Chat {
@@ -279,6 +292,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         AccountCommand::Chat { conversation, json } => {
             alerts += chat(&mut client, conversation, json).await?;
+        }
+        AccountCommand::Verify { address, confirm } => {
+            let (number, verified) = client.safety_number(&address).await?;
+            if confirm {
+                client.account.mark_verified(&address)?;
+            }
+            println!("safety number with {address}:");
+            println!("{}", number.display());
+            println!("qr: {}", number.qr_payload());
+            let status = if confirm || verified {
+                "verified"
+            } else {
+                "not verified"
+            };
+            println!("status: {status}");
+        }
+        AccountCommand::Trust {
+            address,
+            accept_new_key,
+        } => {
+            if !accept_new_key {
+                anyhow::bail!(
+                    "compare the new safety number first (missive verify {address}), then run \
+                     missive trust {address} --accept-new-key"
+                );
+            }
+            client.accept_new_key(&address).await?;
+            let (number, _) = client.account.safety_number(&address)?;
+            println!("now trusting the current identity key of {address}; new safety number:");
+            println!("{}", number.display());
         }
         AccountCommand::Alerts => {
             for a in client.account.store().alerts()? {

@@ -143,8 +143,9 @@ pub struct Account {
     /// Certificates whose signature already verified (they are immutable bytes, so the answer
     /// never changes; the comparison with the pinned identity key is still made every time).
     verified_certificates: std::sync::Mutex<std::collections::HashSet<Vec<u8>>>,
-    /// Pinned identity keys read from the store, by address.
-    pinned: std::sync::Mutex<HashMap<String, Vec<u8>>>,
+    /// Contacts read from the store, by address (every contact write goes through
+    /// `write_contact`, which keeps this in step).
+    contacts: std::sync::Mutex<HashMap<String, ContactRecord>>,
     identity: Identity,
     device_key: SignatureKeyPair,
     cert: DeviceCertificate,
@@ -196,7 +197,7 @@ impl Account {
             persisted,
             pending: Vec::new(),
             verified_certificates: Default::default(),
-            pinned: Default::default(),
+            contacts: Default::default(),
             identity,
             device_key,
             cert,
@@ -237,7 +238,7 @@ impl Account {
             persisted: HashMap::new(),
             pending: Vec::new(),
             verified_certificates: Default::default(),
-            pinned: Default::default(),
+            contacts: Default::default(),
             identity,
             device_key,
             cert,
@@ -412,47 +413,129 @@ impl Account {
 
     // --- Contacts ---------------------------------------------------------------------------
 
+    /// A contact, from the cache or the store.
+    pub fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError> {
+        if let Some(c) = self
+            .contacts
+            .lock()
+            .ok()
+            .and_then(|c| c.get(address).cloned())
+        {
+            return Ok(Some(c));
+        }
+        let contact = self.store.contact(address)?;
+        if let (Some(c), Ok(mut cache)) = (&contact, self.contacts.lock()) {
+            cache.insert(address.to_owned(), c.clone());
+        }
+        Ok(contact)
+    }
+
+    fn write_contact(&mut self, contact: ContactRecord) -> Result<(), CoreError> {
+        self.store
+            .apply(vec![Op::Contact(contact.clone())], Durability::Durable)?;
+        if let Ok(mut cache) = self.contacts.lock() {
+            cache.insert(contact.address.clone(), contact);
+        }
+        Ok(())
+    }
+
     /// The identity key trusted for `address`, if any.
     pub fn pinned_identity(&self, address: &str) -> Result<Option<Vec<u8>>, CoreError> {
         if address == self.address() {
             return Ok(Some(self.identity.public().to_vec()));
         }
-        if let Some(key) = self
-            .pinned
-            .lock()
-            .ok()
-            .and_then(|p| p.get(address).cloned())
-        {
-            return Ok(Some(key));
-        }
-        let key = self.store.contact(address)?.map(|c| c.identity_key);
-        if let (Some(key), Ok(mut cache)) = (&key, self.pinned.lock()) {
-            cache.insert(address.to_owned(), key.clone());
-        }
-        Ok(key)
+        Ok(self.contact(address)?.map(|c| c.identity_key))
     }
 
-    /// Pins a user's identity key on first contact; refuses a changed key.
+    /// Pins a user's identity key on first contact. A different key than the pinned one is
+    /// recorded as pending and refused: sending to that user stays blocked until the user
+    /// accepts it with [`Account::accept_new_key`].
     pub fn pin(&mut self, user: &UserResponse) -> Result<(), CoreError> {
-        match self.pinned_identity(&user.address)? {
-            Some(key) if key == user.identity_key.0 => Ok(()),
-            Some(_) => Err(CoreError::refused(
-                AlertCode::IdentityChanged,
-                format!(
-                    "the identity key of {} changed; messages to them are blocked until you \
-                     accept the new key",
-                    user.address
-                ),
-            )),
-            None => self.store.apply(
-                vec![Op::Contact(ContactRecord {
-                    address: user.address.clone(),
-                    identity_key: user.identity_key.0.clone(),
-                    verified: false,
-                })],
-                Durability::Durable,
-            ),
+        if user.address == self.address() {
+            return if user.identity_key.0 == self.identity.public() {
+                Ok(())
+            } else {
+                Err(CoreError::refused(
+                    AlertCode::IdentityChanged,
+                    "the server announces another identity key for your own address",
+                ))
+            };
         }
+        match self.contact(&user.address)? {
+            Some(c) if c.identity_key == user.identity_key.0 => Ok(()),
+            Some(mut c) => {
+                if c.pending_key.as_deref() != Some(user.identity_key.as_bytes()) {
+                    c.pending_key = Some(user.identity_key.0.clone());
+                    self.write_contact(c)?;
+                }
+                Err(CoreError::refused(
+                    AlertCode::IdentityChanged,
+                    format!(
+                        "the identity key of {} changed; sending to them is blocked until you \
+                         compare safety numbers and run `missive trust {} --accept-new-key`",
+                        user.address, user.address
+                    ),
+                ))
+            }
+            None => self.write_contact(ContactRecord {
+                address: user.address.clone(),
+                identity_key: user.identity_key.0.clone(),
+                verified: false,
+                pending_key: None,
+            }),
+        }
+    }
+
+    /// Accepts the identity key the server now announces for `address` (passed as `current`),
+    /// which must be the pending one. The contact is no longer verified.
+    pub fn accept_new_key(&mut self, address: &str, current: &[u8]) -> Result<(), CoreError> {
+        let mut c = self
+            .contact(address)?
+            .ok_or_else(|| CoreError::Usage(format!("{address} is not a contact yet")))?;
+        if c.identity_key == current {
+            // The server announces the trusted key again: nothing to accept, nothing blocked.
+            c.pending_key = None;
+            return self.write_contact(c);
+        }
+        if c.pending_key.as_deref() != Some(current) {
+            return Err(CoreError::Usage(format!(
+                "the identity key of {address} changed again; look at it with `missive verify {address}` first"
+            )));
+        }
+        c.identity_key = current.to_vec();
+        c.pending_key = None;
+        c.verified = false;
+        self.write_contact(c)
+    }
+
+    /// The safety number with `address` and whether the user marked it verified.
+    pub fn safety_number(
+        &self,
+        address: &str,
+    ) -> Result<(identity::SafetyNumber, bool), CoreError> {
+        let c = self
+            .contact(address)?
+            .ok_or_else(|| CoreError::Usage(format!("{address} is not a contact yet")))?;
+        let own = self.identity.public();
+        let number = identity::SafetyNumber::derive(
+            (self.address(), own.as_slice()),
+            (address, c.identity_key.as_slice()),
+        );
+        Ok((number, c.verified))
+    }
+
+    /// Marks a contact verified (the user compared safety numbers out of band).
+    pub fn mark_verified(&mut self, address: &str) -> Result<(), CoreError> {
+        let mut c = self
+            .contact(address)?
+            .ok_or_else(|| CoreError::Usage(format!("{address} is not a contact yet")))?;
+        if c.pending_key.is_some() {
+            return Err(CoreError::Usage(format!(
+                "the identity key of {address} changed; accept or reject the new key first"
+            )));
+        }
+        c.verified = true;
+        self.write_contact(c)
     }
 
     /// Checks that a leaf carries a certificate from its user's pinned identity key.
@@ -771,11 +854,29 @@ impl Account {
     /// (for example after that user's identity key changed).
     fn check_sendable(&self, group: &MlsGroup) -> Result<(), CoreError> {
         let members: Vec<Member> = group.members().collect();
-        self.check_leaves(
+        let owners = self.check_leaves(
             members
                 .iter()
                 .map(|m| (&m.credential, m.signature_key.as_slice())),
         )?;
+        for owner in owners {
+            if owner.address == self.address() {
+                continue;
+            }
+            if self
+                .contact(&owner.address)?
+                .is_some_and(|c| c.pending_key.is_some())
+            {
+                return Err(CoreError::refused(
+                    AlertCode::IdentityChanged,
+                    format!(
+                        "the identity key of {} changed; sending to them is blocked until you \
+                         run `missive trust {} --accept-new-key`",
+                        owner.address, owner.address
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -191,8 +191,7 @@ impl Client {
         Ok(())
     }
 
-    /// Fetches a user's identity key and pins it (trust on first use; a change is refused).
-    pub async fn fetch_user(&mut self, address: &str) -> Result<UserResponse, CoreError> {
+    async fn lookup_user(&self, address: &str) -> Result<UserResponse, CoreError> {
         let user: UserResponse = self
             .transport()
             .get(&format!("/v1/users/{address}"))
@@ -203,8 +202,36 @@ impl Client {
                 user.address
             )));
         }
+        Ok(user)
+    }
+
+    /// Fetches a user's identity key and pins it (trust on first use; a change is refused and
+    /// blocks sending to that user until accepted).
+    pub async fn fetch_user(&mut self, address: &str) -> Result<UserResponse, CoreError> {
+        let user = self.lookup_user(address).await?;
         self.account.pin(&user)?;
         Ok(user)
+    }
+
+    /// The safety number with `address` (pinning their key on first contact) and whether it
+    /// is marked verified. Refused when the server now announces another key.
+    pub async fn safety_number(
+        &mut self,
+        address: &str,
+    ) -> Result<(crate::identity::SafetyNumber, bool), CoreError> {
+        self.fetch_user(address).await?;
+        self.account.safety_number(address)
+    }
+
+    /// Accepts the identity key the server now announces for `address`.
+    pub async fn accept_new_key(&mut self, address: &str) -> Result<(), CoreError> {
+        let user = self.lookup_user(address).await?;
+        match self.account.pin(&user) {
+            Ok(()) | Err(CoreError::Refused(_)) => self
+                .account
+                .accept_new_key(address, user.identity_key.as_bytes()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Processes events in order (one save for the lot), fetching unknown contacts as needed.

@@ -104,3 +104,97 @@ pub fn leaf_certificate(
     }
     Ok(cert)
 }
+
+/// Domain-separation label of safety numbers.
+pub const SAFETY_NUMBER_LABEL: &[u8] = b"missive/v1/safety-number\0";
+/// Hash iterations: slows down grinding identity keys to match a displayed number.
+const SAFETY_NUMBER_ITERATIONS: usize = 5200;
+
+/// The safety number of two users: 60 digits, in 12 groups of 5, the same on both sides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafetyNumber {
+    groups: Vec<String>,
+}
+
+impl SafetyNumber {
+    /// Derives the number from both `(address, identity key)` pairs, in either order.
+    pub fn derive(a: (&str, &[u8]), b: (&str, &[u8])) -> Self {
+        use sha2::{Digest, Sha512};
+        let (first, second) = if (a.0, a.1) <= (b.0, b.1) {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let mut input = Vec::new();
+        for (address, key) in [first, second] {
+            input.extend_from_slice(&(address.len() as u32).to_be_bytes());
+            input.extend_from_slice(address.as_bytes());
+            input.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            input.extend_from_slice(key);
+        }
+        let mut digest = Sha512::new_with_prefix(SAFETY_NUMBER_LABEL)
+            .chain_update(&input)
+            .finalize();
+        for _ in 0..SAFETY_NUMBER_ITERATIONS {
+            digest = Sha512::new_with_prefix(digest)
+                .chain_update(&input)
+                .finalize();
+        }
+        let groups = digest[..60]
+            .chunks(5)
+            .map(|c| {
+                let n = c.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+                format!("{:05}", n % 100_000)
+            })
+            .collect();
+        SafetyNumber { groups }
+    }
+
+    /// The 12 groups of 5 digits.
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    /// The digits as three lines of four groups.
+    pub fn display(&self) -> String {
+        self.groups
+            .chunks(4)
+            .map(|line| line.join(" "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The payload to encode in a QR code for scanning.
+    pub fn qr_payload(&self) -> String {
+        format!("missive-safety-number:v1:{}", self.groups.concat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safety_numbers_are_symmetric_and_change_with_any_key() {
+        let a = ("alice@example.org", [1u8; 32].as_slice());
+        let b = ("bob@example.org", [2u8; 32].as_slice());
+        let n = SafetyNumber::derive(a, b);
+        assert_eq!(n, SafetyNumber::derive(b, a));
+        assert_eq!(n.groups().len(), 12);
+        assert!(n
+            .groups()
+            .iter()
+            .all(|g| g.len() == 5 && g.bytes().all(|c| c.is_ascii_digit())));
+        assert_eq!(n.display().lines().count(), 3);
+        assert_ne!(
+            n,
+            SafetyNumber::derive(("alice@example.org", &[3u8; 32]), b)
+        );
+        assert_ne!(n, SafetyNumber::derive(a, ("bob@example.org", &[3u8; 32])));
+        assert_ne!(
+            n,
+            SafetyNumber::derive(("carol@example.org", &[1u8; 32]), b)
+        );
+        assert!(n.qr_payload().ends_with(&n.groups().concat()));
+    }
+}

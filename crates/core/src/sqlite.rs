@@ -8,7 +8,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::CoreError;
 use crate::store::*;
 
-const SCHEMA: &str = r#"
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS mls (key BLOB PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (
@@ -44,7 +46,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     code TEXT NOT NULL,
     detail TEXT NOT NULL
 );
-"#;
+"#,
+    // An identity key the server now announces for a contact, not yet accepted by the user.
+    "ALTER TABLE contacts ADD COLUMN pending_key BLOB;",
+];
 
 /// An account's SQLite file.
 pub struct SqliteAccountStore {
@@ -77,7 +82,7 @@ impl SqliteAccountStore {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
         )
         .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        migrate(&conn)?;
         for suffix in ["-wal", "-shm"] {
             let mut p = path.as_os_str().to_owned();
             p.push(suffix);
@@ -91,6 +96,20 @@ impl SqliteAccountStore {
             durability: Durability::Durable,
         })
     }
+}
+
+fn migrate(conn: &Connection) -> Result<(), CoreError> {
+    let applied: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        conn.execute_batch(&format!(
+            "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -224,8 +243,9 @@ impl AccountStore for SqliteAccountStore {
                         ])
                     }),
                 Op::Contact(c) => tx.execute(
-                    "INSERT OR REPLACE INTO contacts (address, identity_key, verified) VALUES (?1, ?2, ?3)",
-                    params![c.address, c.identity_key, c.verified as i64],
+                    "INSERT OR REPLACE INTO contacts (address, identity_key, verified, pending_key) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![c.address, c.identity_key, c.verified as i64, c.pending_key],
                 ),
                 Op::MarkShown(ids) => ids.iter().try_fold(0, |n, id| {
                     tx.prepare_cached("UPDATE messages SET shown = 1 WHERE id = ?1")
@@ -301,13 +321,15 @@ impl AccountStore for SqliteAccountStore {
     fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError> {
         self.conn
             .query_row(
-                "SELECT address, identity_key, verified FROM contacts WHERE address = ?1",
+                "SELECT address, identity_key, verified, pending_key FROM contacts \
+                 WHERE address = ?1",
                 [address],
                 |r| {
                     Ok(ContactRecord {
                         address: r.get(0)?,
                         identity_key: r.get(1)?,
                         verified: r.get::<_, i64>(2)? != 0,
+                        pending_key: r.get(3)?,
                     })
                 },
             )

@@ -40,8 +40,12 @@ pub struct MessageRecord {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactRecord {
     pub address: String,
+    /// The identity key trusted for this user.
     pub identity_key: Vec<u8>,
+    /// Marked verified by the user (safety number compared); lost when the key changes.
     pub verified: bool,
+    /// A different key the server announced, not accepted: sending to this user is blocked.
+    pub pending_key: Option<Vec<u8>>,
 }
 
 /// A security alert kept for the user.

@@ -340,6 +340,76 @@ fn chat_shows_messages_live_and_sends_typed_lines() {
     assert!(status.success(), "end of input leaves cleanly: {status}");
 }
 
+/// The safety number lines and the status line of `missive verify`.
+fn safety_number(w: &World, who: &str, whom: &str, extra: &[&str]) -> (String, String) {
+    let address = format!("{whom}@example.org");
+    let mut args = vec!["verify", address.as_str()];
+    args.extend_from_slice(extra);
+    let out = w.ok(who, &args);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    (lines[1..4].join("\n"), lines[5].to_owned())
+}
+
+#[test]
+fn a_changed_identity_key_blocks_sending_until_accepted() {
+    let w = World::new();
+    for name in ["alice", "bob", "carol"] {
+        w.register(name);
+    }
+    w.ok("alice", &["dm", "bob@example.org", "hi"]);
+    assert_eq!(w.sync("bob").len(), 1);
+    let dm: Value = serde_json::from_str(&w.ok("bob", &["conversations", "--json"])).expect("json");
+    let dm = dm["id"].as_str().expect("id").to_owned();
+
+    // The same number on both sides, 12 groups of 5 digits.
+    let (number, status) = safety_number(&w, "bob", "alice", &[]);
+    assert_eq!(number, safety_number(&w, "alice", "bob", &[]).0);
+    assert_eq!(number.split_whitespace().count(), 12);
+    assert_eq!(status, "status: not verified");
+    assert_eq!(
+        safety_number(&w, "bob", "alice", &["--confirm"]).1,
+        "status: verified"
+    );
+    assert_eq!(safety_number(&w, "bob", "alice", &[]).1, "status: verified");
+
+    // The server swaps alice's identity key (threat 5).
+    let db = rusqlite::Connection::open(w.data().join("missive.db")).expect("db");
+    db.execute(
+        "UPDATE users SET identity_key = randomblob(32) WHERE address = 'alice@example.org'",
+        [],
+    )
+    .expect("swap");
+    let refused = |args: &[&str], needle: &str| {
+        let out = w.run("bob", args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    };
+    refused(
+        &["verify", "alice@example.org"],
+        "identity key of alice@example.org changed",
+    );
+    // Blocked everywhere alice is, the existing conversation included; others are unaffected.
+    refused(&["send", &dm, "still there?"], "blocked");
+    refused(
+        &["group", "create", "G", "--member", "alice@example.org"],
+        "changed",
+    );
+    w.ok("bob", &["dm", "carol@example.org", "unaffected"]);
+    refused(&["trust", "alice@example.org"], "--accept-new-key");
+
+    // Accepting is explicit; the number changes and the verified mark is gone.
+    w.ok("bob", &["trust", "alice@example.org", "--accept-new-key"]);
+    let (new_number, status) = safety_number(&w, "bob", "alice", &[]);
+    assert_ne!(new_number, number);
+    assert_eq!(status, "status: not verified");
+    // Trusting the server's key does not let the server in: alice's real device is certified
+    // by her real key, which bob no longer trusts, so nothing is sent to it.
+    refused(&["send", &dm, "to whom?"], "not certified");
+    assert!(w.sync("alice").is_empty());
+}
+
 #[test]
 fn errors_are_one_line_and_nonzero() {
     let w = World::new();
