@@ -191,11 +191,10 @@ impl Client {
         Ok(())
     }
 
-    async fn lookup_user(&self, address: &str) -> Result<UserResponse, CoreError> {
-        let user: UserResponse = self
-            .transport()
-            .get(&format!("/v1/users/{address}"))
-            .await?;
+    /// Looks a user up (with an owned transport, so that no borrow of the client is held across
+    /// the request).
+    async fn lookup_user(transport: Transport, address: &str) -> Result<UserResponse, CoreError> {
+        let user: UserResponse = transport.get(&format!("/v1/users/{address}")).await?;
         if user.address != address {
             return Err(CoreError::Usage(format!(
                 "the server answered for {} instead of {address}",
@@ -208,7 +207,7 @@ impl Client {
     /// Fetches a user's identity key and pins it (trust on first use; a change is refused and
     /// blocks sending to that user until accepted).
     pub async fn fetch_user(&mut self, address: &str) -> Result<UserResponse, CoreError> {
-        let user = self.lookup_user(address).await?;
+        let user = Self::lookup_user(self.transport(), address).await?;
         self.account.pin(&user)?;
         Ok(user)
     }
@@ -225,7 +224,7 @@ impl Client {
 
     /// Accepts the identity key the server now announces for `address`.
     pub async fn accept_new_key(&mut self, address: &str) -> Result<(), CoreError> {
-        let user = self.lookup_user(address).await?;
+        let user = Self::lookup_user(self.transport(), address).await?;
         match self.account.pin(&user) {
             Ok(()) | Err(CoreError::Refused(_)) => self
                 .account
