@@ -596,3 +596,15 @@ impl PushConnection {
         Ok(None)
     }
 }
+
+/// Compile-time check: the client's futures can be spawned on a multi-threaded runtime.
+#[allow(dead_code)]
+fn client_futures_are_send(client: &mut Client, events: &[Event]) {
+    fn send<T: Send>(_: T) {}
+    send(client.process_events(events));
+    send(client.sync());
+    send(client.fetch_user("a@b"));
+    send(client.send_text("c", "t"));
+    send(client.add_members("c", &[]));
+    send(client.accept_new_key("a@b"));
+}
