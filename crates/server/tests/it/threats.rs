@@ -205,3 +205,49 @@ async fn threat_7_and_8_replayed_reflected_and_misrouted_ciphertext_is_refused()
     alice.send_text(&dm, "two").await.expect("send");
     assert_eq!(texts(&bob.sync().await.expect("sync")), ["two"]);
 }
+
+#[tokio::test]
+async fn threat_4_forged_and_replayed_commits_are_refused() {
+    let h = Harness::new();
+    let (mut alice, mut bob, _carol, conv) = h.trio("board").await;
+    let members = |c: &missive_core::client::Client| c.account.members(&conv).expect("members");
+    let before = members(&bob);
+
+    // A real commit of this group (alice rotating her keys), which bob processes.
+    let cursor = bob.account.cursor();
+    alice.update_keys(&conv).await.expect("commit");
+    bob.sync().await.expect("sync");
+    let commit = h
+        .raw_events(&bob, cursor)
+        .await
+        .into_iter()
+        .find(|e| e.kind == EventKind::Commit)
+        .expect("the commit event");
+
+    // The server replays it, then sends bytes that are no commit at all, both as commits of
+    // this group from alice's device.
+    let db = h.db();
+    let group = hex::decode(&conv).expect("hex");
+    for payload in [commit.payload.0.clone(), b"not a commit".to_vec()] {
+        db.execute(
+            "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
+             VALUES (?1, 99, 0, ?2, ?3, 0)",
+            params![group, alice.account.device_id(), payload],
+        )
+        .expect("inject");
+    }
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(
+        alerts(&outcomes).iter().map(|a| a.code).collect::<Vec<_>>(),
+        [AlertCode::RejectedCommit, AlertCode::RejectedMessage],
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        members(&bob),
+        before,
+        "membership is what the verified MLS state says"
+    );
+    // The group still works.
+    alice.send_text(&conv, "still fine").await.expect("send");
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["still fine"]);
+}
