@@ -364,7 +364,7 @@ async fn chat(
         }
     }
     show_new(client, json)?;
-    let mut push = client.connect_push().await?;
+    let mut push = Some(client.connect_push().await?);
     if !json {
         match &conversation {
             Some(c) => eprintln!("chatting in {c}; type a message and press enter, /quit to leave"),
@@ -373,15 +373,41 @@ async fn chat(
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut input_open = true;
+    let mut backoff = std::time::Duration::from_millis(200);
     loop {
+        let Some(connection) = push.as_mut() else {
+            // Reconnect: catch up on what was missed, then listen again.
+            tokio::time::sleep(backoff).await;
+            match client.sync().await {
+                Ok(outcomes) => {
+                    alerts += report(outcomes);
+                    show_new(client, json)?;
+                    push = client.connect_push().await.ok();
+                }
+                Err(missive_core::CoreError::Network(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if push.is_some() {
+                backoff = std::time::Duration::from_millis(200);
+                eprintln!("reconnected");
+            } else {
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+            }
+            continue;
+        };
         tokio::select! {
-            batch = push.next_batch() => {
-                let Some(events) = batch? else {
-                    anyhow::bail!("the server closed the connection");
-                };
-                alerts += report(client.process_events(&events).await?);
-                show_new(client, json)?;
-                std::io::stdout().flush()?;
+            batch = connection.next_batch() => {
+                match batch {
+                    Ok(Some(events)) => {
+                        alerts += report(client.process_events(&events).await?);
+                        show_new(client, json)?;
+                        std::io::stdout().flush()?;
+                    }
+                    Ok(None) | Err(_) => {
+                        eprintln!("connection to the server lost; reconnecting");
+                        push = None;
+                    }
+                }
             }
             line = lines.next_line(), if input_open => {
                 match line? {
@@ -396,7 +422,9 @@ async fn chat(
                     Some(line) if line.trim().is_empty() => {}
                     Some(line) => match &conversation {
                         Some(c) => {
-                            client.send_text(c, line.trim_end()).await?;
+                            if let Err(e) = client.send_text(c, line.trim_end()).await {
+                                eprintln!("not sent: {e}");
+                            }
                         }
                         None => eprintln!("listening only: start chat with a conversation id to send"),
                     },

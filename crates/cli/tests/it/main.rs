@@ -284,7 +284,7 @@ fn chat_shows_messages_live_and_sends_typed_lines() {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    let w = World::new();
+    let mut w = World::new();
     w.register("alice");
     w.register("bob");
     w.ok("alice", &["dm", "bob@example.org", "before chat"]);
@@ -322,6 +322,11 @@ fn chat_shows_messages_live_and_sends_typed_lines() {
     );
     w.ok("alice", &["send", &conv, "live one"]);
     assert_eq!(next_text(), "live one", "pushed over the WebSocket");
+
+    // The server restarts under the live chat: it reconnects and misses nothing.
+    w.restart_server();
+    w.ok("alice", &["send", &conv, "after restart"]);
+    assert_eq!(next_text(), "after restart", "caught up after reconnecting");
 
     let mut stdin = chat.stdin.take().expect("stdin");
     writeln!(stdin, "typed by bob").expect("type");
