@@ -97,6 +97,26 @@ fn parse_mls(bytes: &[u8]) -> Result<MlsMessageIn, CoreError> {
     Ok(msg)
 }
 
+/// MLS exporter label of the epoch fingerprint carried in each application message's
+/// authenticated data, so that members at the same epoch with different states notice.
+const EPOCH_FINGERPRINT_LABEL: &str = "missive/v1/epoch-fingerprint";
+/// Prefix of that authenticated data (format version).
+const EPOCH_FINGERPRINT_TAG: &[u8] = b"MEF1";
+const EPOCH_FINGERPRINT_LEN: usize = 16;
+
+/// The epoch fingerprint of a group's current state, as carried in authenticated data.
+fn epoch_fingerprint(provider: &Provider, group: &MlsGroup) -> Result<Vec<u8>, CoreError> {
+    let secret = group
+        .export_secret(
+            provider.crypto(),
+            EPOCH_FINGERPRINT_LABEL,
+            &[],
+            EPOCH_FINGERPRINT_LEN,
+        )
+        .map_err(CoreError::mls)?;
+    Ok([EPOCH_FINGERPRINT_TAG, secret.as_slice()].concat())
+}
+
 /// A group id as a conversation id.
 pub fn conversation_id(group_id: &[u8]) -> String {
     hex(group_id)
@@ -822,6 +842,7 @@ impl Account {
                 ));
             }
             this.check_sendable(group)?;
+            let fingerprint = epoch_fingerprint(&this.provider, group)?;
             let mut out = Vec::with_capacity(bodies.len());
             for body in bodies {
                 let mut id = [0u8; 16];
@@ -832,6 +853,7 @@ impl Account {
                     body,
                 };
                 let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
+                group.set_aad(fingerprint.clone());
                 let mls = group
                     .create_message(&this.provider, &this.device_key, &plaintext)
                     .map_err(CoreError::mls)?;
@@ -1153,6 +1175,22 @@ impl Account {
         }
         self.with_group(&conversation.clone(), |this, group| {
             let pm = this.protocol_message(event)?;
+            if let ProtocolMessage::PrivateMessage(private) = &pm {
+                let aad = private.aad();
+                if private.epoch() == group.epoch()
+                    && aad.starts_with(EPOCH_FINGERPRINT_TAG)
+                    && aad != epoch_fingerprint(&this.provider, group)?.as_slice()
+                {
+                    return Err(CoreError::refused(
+                        AlertCode::ForkDetected,
+                        format!(
+                            "a member of {conversation} is at epoch {} with another group \
+                             state: the server sent different commits to different members",
+                            group.epoch().as_u64()
+                        ),
+                    ));
+                }
+            }
             let processed = group.process_message(&this.provider, pm).map_err(|e| {
                 CoreError::refused(
                     AlertCode::RejectedMessage,

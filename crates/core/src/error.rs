@@ -23,6 +23,9 @@ pub enum AlertCode {
     RejectedMessage,
     /// A commit or Welcome could not be applied.
     RejectedCommit,
+    /// Another member is at the same epoch with a different group state: the server sent
+    /// different commits to different members.
+    ForkDetected,
 }
 
 impl AlertCode {
@@ -33,6 +36,7 @@ impl AlertCode {
             AlertCode::IdentityChanged => "identity_changed",
             AlertCode::RejectedMessage => "rejected_message",
             AlertCode::RejectedCommit => "rejected_commit",
+            AlertCode::ForkDetected => "fork_detected",
         }
     }
 }

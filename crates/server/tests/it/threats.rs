@@ -251,3 +251,80 @@ async fn threat_4_forged_and_replayed_commits_are_refused() {
     alice.send_text(&conv, "still fine").await.expect("send");
     assert_eq!(texts(&bob.sync().await.expect("sync")), ["still fine"]);
 }
+
+#[tokio::test]
+async fn threat_10_a_forked_group_is_detected() {
+    let h = Harness::new();
+    let (mut alice, mut bob, mut carol, conv) = h.trio("fork").await;
+    let group = hex::decode(&conv).expect("hex");
+
+    // Bob prepares a commit for the current epoch; alice's commit for the same epoch wins.
+    let forked = bob
+        .account
+        .prepare_commit(&conv, &[], &[])
+        .expect("bob's commit");
+    alice.update_keys(&conv).await.expect("alice's commit");
+    bob.sync().await.expect("bob follows alice's commit");
+
+    // The hostile server hides alice's commit from carol and gives her bob's instead.
+    let db = h.db();
+    let winner: i64 = db
+        .query_row(
+            "SELECT MAX(id) FROM events WHERE group_id = ?1 AND kind = 0",
+            [&group],
+            |r| r.get(0),
+        )
+        .expect("winning commit");
+    let carol_device = carol.account.device_id();
+    db.execute(
+        "UPDATE group_devices SET to_event = ?1 - 1 WHERE group_id = ?2 AND device_id = ?3 \
+         AND to_event IS NULL",
+        params![winner, group, carol_device],
+    )
+    .expect("hide");
+    db.execute(
+        "INSERT INTO group_devices (group_id, device_id, from_event) VALUES (?1, ?2, ?3)",
+        params![group, carol_device, winner],
+    )
+    .expect("resume");
+    db.execute(
+        "INSERT INTO events (group_id, seq, kind, sender, target, payload, created_at) \
+         VALUES (?1, 0, 0, ?2, ?3, ?4, 0)",
+        params![
+            group,
+            bob.account.device_id(),
+            carol_device,
+            forked.request.commit.0
+        ],
+    )
+    .expect("fork");
+    assert!(
+        alerts(&carol.sync().await.expect("sync")).is_empty(),
+        "bob's commit is valid"
+    );
+    let epoch =
+        |c: &missive_core::client::Client| c.account.epoch_authenticator(&conv).expect("epoch");
+    assert_eq!(epoch(&carol).0, epoch(&alice).0, "same epoch number");
+    assert_ne!(epoch(&carol).1, epoch(&alice).1, "different group states");
+
+    // The next message across the fork is reported as a fork, both ways.
+    alice.send_text(&conv, "to everyone").await.expect("send");
+    let codes =
+        |o: &[missive_core::account::Outcome]| alerts(o).iter().map(|a| a.code).collect::<Vec<_>>();
+    let outcomes = carol.sync().await.expect("sync");
+    assert!(texts(&outcomes).is_empty());
+    assert_eq!(codes(&outcomes), [AlertCode::ForkDetected]);
+    assert_eq!(
+        texts(&bob.sync().await.expect("sync")),
+        ["to everyone"],
+        "bob is on alice's side"
+    );
+    carol
+        .send_text(&conv, "from the other branch")
+        .await
+        .expect("send");
+    assert_eq!(
+        codes(&alice.sync().await.expect("sync")),
+        [AlertCode::ForkDetected]
+    );
+}
