@@ -71,6 +71,11 @@ enum AccountCommand {
     },
     /// Show security alerts: things the server sent that were refused.
     Alerts,
+    /// List this account's devices; a device not certified by your identity key is flagged.
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the safety number with a contact (the same on both sides); --confirm marks the
     /// contact verified once you compared it in person or by a trusted channel.
     Verify {
@@ -292,6 +297,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         AccountCommand::Chat { conversation, json } => {
             alerts += chat(&mut client, conversation, json).await?;
+        }
+        AccountCommand::Devices { json } => {
+            for d in client.devices().await? {
+                if !d.certified {
+                    eprintln!(
+                        "alert: uncertified_device: the server lists device {} for your account, \
+                         which you never linked; it is not used",
+                        d.id
+                    );
+                    alerts += 1;
+                }
+                if json {
+                    println!(
+                        "{}",
+                        json!({"id": d.id, "current": d.current, "certified": d.certified, "issued_at": d.issued_at})
+                    );
+                } else {
+                    let mark = if d.current { " (this device)" } else { "" };
+                    let state = if d.certified {
+                        ""
+                    } else {
+                        "  NOT CERTIFIED BY YOU"
+                    };
+                    println!("{}{mark}{state}", d.id);
+                }
+            }
         }
         AccountCommand::Verify { address, confirm } => {
             let (number, verified) = client.safety_number(&address).await?;

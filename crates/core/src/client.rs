@@ -101,6 +101,19 @@ pub struct Client {
     stock: usize,
 }
 
+/// One of this user's devices as the server lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceStatus {
+    pub id: String,
+    /// This device.
+    pub current: bool,
+    /// Its certificate is signed by our identity key; a device that is not was never linked by
+    /// us, and no client of ours will use it.
+    pub certified: bool,
+    /// When its certificate was issued (seconds since the Unix epoch; 0 if unreadable).
+    pub issued_at: u64,
+}
+
 /// How a commit went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommitOutcome {
@@ -210,6 +223,36 @@ impl Client {
         let user = Self::lookup_user(self.transport(), address).await?;
         self.account.pin(&user)?;
         Ok(user)
+    }
+
+    /// This user's devices as the server lists them, each checked against our own identity key.
+    pub async fn devices(&mut self) -> Result<Vec<DeviceStatus>, CoreError> {
+        let address = self.account.address().to_owned();
+        let user = Self::lookup_user(self.transport(), &address).await?;
+        self.account.pin(&user)?;
+        let own = self.account.identity_key();
+        let current = self.account.device_id();
+        Ok(user
+            .devices
+            .iter()
+            .map(|d| {
+                let cert =
+                    missive_proto::cert::DeviceCertificate::from_bytes(d.certificate.as_bytes())
+                        .ok()
+                        .filter(|c| c.verify().is_ok());
+                let certified = cert.as_ref().is_some_and(|c| {
+                    c.identity_key == own
+                        && c.address == address
+                        && c.device_id_hex() == d.device_id
+                });
+                DeviceStatus {
+                    id: d.device_id.clone(),
+                    current: d.device_id == current,
+                    certified,
+                    issued_at: cert.map(|c| c.issued_at).unwrap_or(0),
+                }
+            })
+            .collect())
     }
 
     /// The safety number with `address` (pinning their key on first contact) and whether it

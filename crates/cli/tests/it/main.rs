@@ -416,6 +416,49 @@ fn a_changed_identity_key_blocks_sending_until_accepted() {
 }
 
 #[test]
+fn a_device_the_server_adds_to_your_account_is_flagged() {
+    let w = World::new();
+    w.register("alice");
+    w.register("bob");
+    let devices = |who: &str| -> (Vec<Value>, Output) {
+        let out = w.run(who, &["devices", "--json"]);
+        let list = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        (list, out)
+    };
+    let (list, out) = devices("alice");
+    assert!(out.status.success());
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["current"], true);
+    assert_eq!(list[0]["certified"], true);
+
+    // Threat 3: the server lists, for alice, a device it made up (here: bob's own, relabelled).
+    let db = rusqlite::Connection::open(w.data().join("missive.db")).expect("db");
+    db.execute(
+        "INSERT INTO devices (device_id, address, certificate, token_hash, created_at) \
+         SELECT '00112233445566778899aabbccddeeff', 'alice@example.org', certificate, token_hash, 0 \
+         FROM devices WHERE address = 'bob@example.org'",
+        [],
+    )
+    .expect("inject");
+    let (list, out) = devices("alice");
+    assert_eq!(out.status.code(), Some(3), "an alert");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("uncertified_device"));
+    let rogue: Vec<&Value> = list.iter().filter(|d| d["certified"] == false).collect();
+    assert_eq!(rogue.len(), 1);
+    assert_eq!(rogue[0]["id"], "00112233445566778899aabbccddeeff");
+    // And bob never encrypts to it.
+    let out = w.run("bob", &["dm", "alice@example.org", "hello?"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forged_key_package")
+            || String::from_utf8_lossy(&out.stderr).contains("no key package")
+    );
+}
+
+#[test]
 fn errors_are_one_line_and_nonzero() {
     let w = World::new();
     w.register("alice");
