@@ -611,7 +611,7 @@ impl PushConnection {
         let Some(mut events) = self.next().await? else {
             return Ok(None);
         };
-        while events.len() < 2000 {
+        while events.len() < 16 {
             match self.next().now_or_never() {
                 Some(Ok(Some(more))) => events.extend(more),
                 Some(Ok(None)) | None => break,
