@@ -362,12 +362,13 @@ async fn main() -> anyhow::Result<()> {
     let mut in_flight = FuturesUnordered::new();
     let mut next = 0;
     let transport = sender.transport();
-    while next < args.messages || !in_flight.is_empty() {
-        // Fill every free slot with one batch: one durable save for all of them.
-        let free = (args.concurrency - in_flight.len()).min(args.messages - next);
-        if free > 0 {
-            let batch: Vec<usize> = (next..next + free).collect();
-            next += free;
+    let mut prepared = std::collections::VecDeque::new();
+    while next < args.messages || !prepared.is_empty() || !in_flight.is_empty() {
+        // Encrypt up to C queued messages under one durable save when none is ready (latency is
+        // counted from here), then post as many as there are free slots.
+        if prepared.is_empty() && next < args.messages {
+            let batch: Vec<usize> = (next..(next + args.concurrency).min(args.messages)).collect();
+            next += batch.len();
             let now = Instant::now();
             for &i in &batch {
                 *send_started[i]
@@ -375,13 +376,15 @@ async fn main() -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("poisoned"))? = Some(now);
             }
             let texts: Vec<String> = batch.iter().map(|i| i.to_string()).collect();
-            for prepared in sender.prepare_texts(&conversation, &texts)? {
-                let transport = transport.clone();
-                in_flight.push(async move {
-                    let accepted = transport.post_prepared(&prepared).await;
-                    accepted.map(|a| (prepared, a))
-                });
-            }
+            prepared.extend(sender.prepare_texts(&conversation, &texts)?);
+        }
+        while in_flight.len() < args.concurrency {
+            let Some(p) = prepared.pop_front() else { break };
+            let transport = transport.clone();
+            in_flight.push(async move {
+                let accepted = transport.post_prepared(&p).await;
+                accepted.map(|a| (p, a))
+            });
         }
         if let Some(done) = in_flight.next().await {
             // Record every send that completed, with one save.
