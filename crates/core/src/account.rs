@@ -159,6 +159,12 @@ pub struct Account {
     /// Always in step with `provider`'s storage; emptied on rollback.
     groups: HashMap<String, MlsGroup>,
     persisted: HashMap<Vec<u8>, Vec<u8>>,
+    /// Persisted MLS entries that are content-addressed (key packages): a save never compares
+    /// their bytes, only whether they still exist. Saving ~50 key packages of ~11 KB each
+    /// otherwise dominates the cost of a save.
+    frozen: std::collections::HashSet<Vec<u8>>,
+    /// Entries to mark frozen with the next save.
+    to_freeze: Vec<Vec<u8>>,
     pending: Batch,
     /// Certificates whose signature already verified (they are immutable bytes, so the answer
     /// never changes; the comparison with the pinned identity key is still made every time).
@@ -203,7 +209,7 @@ impl Account {
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0);
-        let persisted = s.mls_entries()?;
+        let (persisted, frozen) = s.mls_entries()?;
         let provider = Provider::new()?;
         *provider
             .storage
@@ -215,6 +221,8 @@ impl Account {
             provider,
             groups: HashMap::new(),
             persisted,
+            frozen,
+            to_freeze: Vec::new(),
             pending: Vec::new(),
             verified_certificates: Default::default(),
             contacts: Default::default(),
@@ -256,6 +264,8 @@ impl Account {
             provider: Provider::new()?,
             groups: HashMap::new(),
             persisted: HashMap::new(),
+            frozen: Default::default(),
+            to_freeze: Vec::new(),
             pending: Vec::new(),
             verified_certificates: Default::default(),
             contacts: Default::default(),
@@ -334,7 +344,10 @@ impl Account {
                 .map_err(CoreError::storage)?;
             let mut changes: Vec<_> = current
                 .iter()
-                .filter(|(k, v)| self.persisted.get(*k) != Some(*v))
+                .filter(|(k, v)| {
+                    let frozen = self.frozen.contains(*k) && self.persisted.contains_key(*k);
+                    !frozen && self.persisted.get(*k) != Some(*v)
+                })
                 .map(|(k, v)| (k.clone(), Some(v.clone())))
                 .collect();
             changes.extend(
@@ -347,14 +360,24 @@ impl Account {
         };
         let mut batch = std::mem::take(&mut self.pending);
         batch.extend(changes.iter().map(|(k, v)| Op::Mls(k.clone(), v.clone())));
+        let to_freeze = std::mem::take(&mut self.to_freeze);
+        if !to_freeze.is_empty() {
+            // After the entries themselves are written.
+            batch.push(Op::FreezeMls(to_freeze));
+        }
         if batch.is_empty() {
             return Ok(());
         }
         self.store.apply(batch, durability)?;
         for (k, v) in changes {
             match v {
-                Some(v) => self.persisted.insert(k, v),
-                None => self.persisted.remove(&k),
+                Some(v) => {
+                    self.persisted.insert(k, v);
+                }
+                None => {
+                    self.persisted.remove(&k);
+                    self.frozen.remove(&k);
+                }
             };
         }
         Ok(())
@@ -364,6 +387,9 @@ impl Account {
     pub fn rollback(&mut self) -> Result<(), CoreError> {
         self.pending.clear();
         self.groups.clear();
+        for k in self.to_freeze.drain(..) {
+            self.frozen.remove(&k);
+        }
         *self
             .provider
             .storage
@@ -413,6 +439,38 @@ impl Account {
 
     /// New key packages for the server (their private keys are kept here); save after upload.
     pub fn new_key_packages(
+        &mut self,
+        count: usize,
+        last_resort: bool,
+    ) -> Result<UploadKeyPackagesRequest, CoreError> {
+        // Building a key package writes only its own entry, keyed by its hash reference: what
+        // appears now is content-addressed and is frozen (see `frozen`).
+        let before: std::collections::HashSet<Vec<u8>> = self
+            .provider
+            .storage
+            .values
+            .read()
+            .map_err(CoreError::storage)?
+            .keys()
+            .cloned()
+            .collect();
+        let requested = self.build_key_packages(count, last_resort);
+        let created: Vec<Vec<u8>> = self
+            .provider
+            .storage
+            .values
+            .read()
+            .map_err(CoreError::storage)?
+            .keys()
+            .filter(|k| !before.contains(*k))
+            .cloned()
+            .collect();
+        self.frozen.extend(created.iter().cloned());
+        self.to_freeze.extend(created);
+        requested
+    }
+
+    fn build_key_packages(
         &mut self,
         count: usize,
         last_resort: bool,

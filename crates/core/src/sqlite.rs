@@ -1,6 +1,6 @@
 //! The SQLite [`AccountStore`]: one file per account home, readable by its owner only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS alerts (
 "#,
     // An identity key the server now announces for a contact, not yet accepted by the user.
     "ALTER TABLE contacts ADD COLUMN pending_key BLOB;",
+    // MLS entries that are content-addressed (key packages): never rewritten, only deleted.
+    "ALTER TABLE mls ADD COLUMN frozen INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// An account's SQLite file.
@@ -179,17 +181,30 @@ impl AccountStore for SqliteAccountStore {
             .map_err(db)
     }
 
-    fn mls_entries(&self) -> Result<HashMap<Vec<u8>, Vec<u8>>, CoreError> {
+    fn mls_entries(&self) -> Result<(HashMap<Vec<u8>, Vec<u8>>, HashSet<Vec<u8>>), CoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT key, value FROM mls")
+            .prepare("SELECT key, value, frozen FROM mls")
             .map_err(db)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db)?
-            .collect::<Result<HashMap<_, _>, _>>()
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)? != 0,
+                ))
+            })
             .map_err(db)?;
-        Ok(rows)
+        let mut entries = HashMap::new();
+        let mut frozen = HashSet::new();
+        for row in rows {
+            let (k, v, is_frozen) = row.map_err(db)?;
+            if is_frozen {
+                frozen.insert(k.clone());
+            }
+            entries.insert(k, v);
+        }
+        Ok((entries, frozen))
     }
 
     fn apply(&mut self, batch: Batch, durability: Durability) -> Result<(), CoreError> {
@@ -247,6 +262,11 @@ impl AccountStore for SqliteAccountStore {
                      VALUES (?1, ?2, ?3, ?4)",
                     params![c.address, c.identity_key, c.verified as i64, c.pending_key],
                 ),
+                Op::FreezeMls(keys) => keys.iter().try_fold(0, |n, k| {
+                    tx.prepare_cached("UPDATE mls SET frozen = 1 WHERE key = ?1")
+                        .and_then(|mut s| s.execute([k]))
+                        .map(|k| n + k)
+                }),
                 Op::MarkShown(ids) => ids.iter().try_fold(0, |n, id| {
                     tx.prepare_cached("UPDATE messages SET shown = 1 WHERE id = ?1")
                         .and_then(|mut s| s.execute([id]))

@@ -2,7 +2,7 @@
 //! change of one step (MLS state, conversations, messages, cursor) is written as one atomic
 //! [`Batch`], so a crash never leaves MLS state and app state out of step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::CoreError;
 
@@ -62,6 +62,8 @@ pub enum Op {
     Setting(&'static str, Vec<u8>),
     /// An MLS storage entry; `None` deletes it.
     Mls(Vec<u8>, Option<Vec<u8>>),
+    /// Marks stored MLS entries as content-addressed: never rewritten, only deleted.
+    FreezeMls(Vec<Vec<u8>>),
     Conversation(ConversationRecord),
     Message(MessageRecord),
     Contact(ContactRecord),
@@ -87,7 +89,9 @@ pub enum Durability {
 /// Persistent storage of one account.
 pub trait AccountStore {
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError>;
-    fn mls_entries(&self) -> Result<HashMap<Vec<u8>, Vec<u8>>, CoreError>;
+    /// Every MLS entry, and the keys of those marked frozen.
+    #[allow(clippy::type_complexity)]
+    fn mls_entries(&self) -> Result<(HashMap<Vec<u8>, Vec<u8>>, HashSet<Vec<u8>>), CoreError>;
     fn apply(&mut self, batch: Batch, durability: Durability) -> Result<(), CoreError>;
     fn conversations(&self) -> Result<Vec<ConversationRecord>, CoreError>;
     fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, CoreError>;
