@@ -811,10 +811,21 @@ impl Account {
                     .map_err(CoreError::mls)?;
             }
             let mut removals = Vec::new();
+            let mut present = std::collections::HashSet::new();
             for m in group.members() {
                 let owner = this.check_leaf(&m.credential, &m.signature_key)?;
                 if remove_users.contains(&owner.address) {
                     removals.push(m.index);
+                }
+                present.insert(owner.device_id);
+            }
+            // After a lost race the winner may have added some of the same devices already.
+            let mut adds = Vec::with_capacity(add.len());
+            for kp in add {
+                let leaf = kp.leaf_node();
+                let owner = this.check_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+                if !present.contains(&owner.device_id) {
+                    adds.push(kp.clone());
                 }
             }
             if removals.is_empty() && !remove_users.is_empty() {
@@ -825,7 +836,7 @@ impl Account {
             }
             let bundle = group
                 .commit_builder()
-                .propose_adds(add.iter().cloned())
+                .propose_adds(adds)
                 .propose_removals(removals)
                 .force_self_update(true)
                 .load_psks(this.provider.storage())

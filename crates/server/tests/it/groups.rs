@@ -104,3 +104,41 @@ async fn a_removed_member_cannot_read_anything_new() {
     );
     assert_eq!(texts(&bob.sync().await.expect("sync")), ["before", "after"]);
 }
+
+#[tokio::test]
+async fn two_members_adding_the_same_user_at_once_both_succeed() {
+    let h = Harness::new();
+    let (mut alice, mut bob, mut carol, conv) = h.trio("adds").await;
+    let mut dave = h.user("dave").await;
+    let (a, b) = join(
+        alice.add_members(&conv, &[address("dave")]),
+        bob.add_members(&conv, &[address("dave")]),
+    )
+    .await;
+    let (a, b) = (a.expect("alice adds dave"), b.expect("bob adds dave too"));
+    assert!(
+        a.attempts.max(b.attempts) >= 2,
+        "one of them lost the race: {a:?} {b:?}"
+    );
+
+    let joined = dave.sync().await.expect("dave syncs");
+    assert_eq!(
+        joined
+            .iter()
+            .filter(|o| matches!(o, Outcome::Joined(_)))
+            .count(),
+        1,
+        "{joined:?}"
+    );
+    for c in [&mut alice, &mut bob, &mut carol] {
+        assert!(alerts(&c.sync().await.expect("sync")).is_empty());
+    }
+    let members = alice.account.members(&conv).expect("members");
+    assert_eq!(members, ["alice", "bob", "carol", "dave"].map(address));
+    let auth =
+        |c: &missive_core::client::Client| c.account.epoch_authenticator(&conv).expect("auth");
+    assert_eq!(auth(&alice), auth(&dave));
+    assert_eq!(auth(&bob), auth(&carol));
+    dave.send_text(&conv, "hello all").await.expect("send");
+    assert_eq!(texts(&carol.sync().await.expect("sync")), ["hello all"]);
+}
