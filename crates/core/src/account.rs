@@ -828,12 +828,8 @@ impl Account {
                     adds.push(kp.clone());
                 }
             }
-            if removals.is_empty() && !remove_users.is_empty() {
-                return Err(CoreError::Usage(format!(
-                    "{} is not a member of this conversation",
-                    remove_users.join(", ")
-                )));
-            }
+            // Users already gone are skipped: after a lost race the winner may have removed
+            // them. (`Client::remove_members` refuses non-members before the first try.)
             let bundle = group
                 .commit_builder()
                 .propose_adds(adds)

@@ -427,6 +427,18 @@ impl Client {
         conversation: &str,
         users: &[String],
     ) -> Result<CommitOutcome, CoreError> {
+        let members = self.account.members(conversation)?;
+        let absent: Vec<&str> = users
+            .iter()
+            .filter(|u| !members.contains(u))
+            .map(String::as_str)
+            .collect();
+        if !absent.is_empty() {
+            return Err(CoreError::Usage(format!(
+                "{} is not a member of this conversation",
+                absent.join(", ")
+            )));
+        }
         self.commit_with(conversation, &[], users).await
     }
 

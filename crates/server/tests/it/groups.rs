@@ -142,3 +142,36 @@ async fn two_members_adding_the_same_user_at_once_both_succeed() {
     dave.send_text(&conv, "hello all").await.expect("send");
     assert_eq!(texts(&carol.sync().await.expect("sync")), ["hello all"]);
 }
+
+#[tokio::test]
+async fn two_members_removing_the_same_user_at_once_both_succeed() {
+    let h = Harness::new();
+    let (mut alice, mut bob, mut carol, conv) = h.trio("removes").await;
+    let (a, b) = join(
+        alice.remove_members(&conv, &[address("carol")]),
+        bob.remove_members(&conv, &[address("carol")]),
+    )
+    .await;
+    a.expect("alice removes carol");
+    b.expect("bob removes carol too");
+    let outcomes = carol.sync().await.expect("carol syncs");
+    assert!(
+        outcomes.contains(&Outcome::Left(conv.clone())),
+        "{outcomes:?}"
+    );
+    alice.sync().await.expect("sync");
+    bob.sync().await.expect("sync");
+    assert_eq!(
+        alice.account.members(&conv).expect("members"),
+        ["alice", "bob"].map(address)
+    );
+    assert_eq!(
+        alice.account.epoch_authenticator(&conv).expect("auth"),
+        bob.account.epoch_authenticator(&conv).expect("auth")
+    );
+    // Removing someone who is not a member is an error.
+    assert!(alice
+        .remove_members(&conv, &[address("carol")])
+        .await
+        .is_err());
+}
