@@ -263,6 +263,22 @@ fn the_server_stores_no_plaintext() {
     ));
     w.ok("alice", &["send", &group, secrets[1]]);
     assert_eq!(w.sync("bob").len(), 2);
+    // Each account home is readable by its owner only, its SQLite side files included.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let home = w.home("bob");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&home), 0o700);
+        let files: Vec<_> = std::fs::read_dir(&home)
+            .expect("home")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert!(files.iter().any(|f| f.ends_with("account.db")));
+        for f in files {
+            assert_eq!(mode(&f), 0o600, "{}", f.display());
+        }
+    }
     for needle in secrets.iter().chain(&["Top-Secret-Group-Name"]) {
         assert_eq!(
             files_containing(&w.data(), needle.as_bytes()),
