@@ -7,6 +7,8 @@
 
 pub mod auth;
 pub mod config;
+#[cfg(test)]
+pub mod conformance;
 pub mod error;
 pub mod groups;
 pub mod push;

@@ -896,3 +896,16 @@ fn count_key_packages(c: &Connection, device_id: &str) -> Result<(u32, bool), St
     )?;
     Ok((count, last_resort))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("test.db")).expect("open");
+        (dir, Arc::new(store))
+    }
+
+    crate::store_conformance!(fresh);
+}

@@ -1,0 +1,311 @@
+//! The behaviour every [`Store`] backend must have, as a test suite over the trait alone.
+//! A backend runs it with [`store_conformance!`](crate::store_conformance), given an async
+//! function that returns a fresh, empty store.
+
+use missive_proto::api::EventKind;
+
+use crate::store::*;
+
+fn user(address: &str, device: &str) -> NewUser {
+    NewUser {
+        address: address.to_owned(),
+        identity_key: vec![1; 32],
+        device: NewDevice {
+            device_id: device.to_owned(),
+            certificate: vec![2; 8],
+            token_hash: [3; 32],
+        },
+    }
+}
+
+fn group(id: &[u8], members: &[&str]) -> NewGroup {
+    NewGroup {
+        group_id: id.to_vec(),
+        epoch: 0,
+        state: b"state-0".to_vec(),
+        group_info: b"info-0".to_vec(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+fn commit(id: &[u8], expected: u64, sender: &str, added: &[&str], removed: &[&str]) -> CommitWrite {
+    CommitWrite {
+        group_id: id.to_vec(),
+        expected_epoch: expected,
+        new_epoch: expected + 1,
+        state: format!("state-{}", expected + 1).into_bytes(),
+        group_info: format!("info-{}", expected + 1).into_bytes(),
+        sender: sender.to_owned(),
+        commit: b"commit".to_vec(),
+        welcome: (!added.is_empty()).then(|| {
+            (
+                b"welcome".to_vec(),
+                added.iter().map(|a| a.to_string()).collect(),
+            )
+        }),
+        removed: removed.iter().map(|r| r.to_string()).collect(),
+        now_ms: 1,
+    }
+}
+
+fn message(id: &[u8], sender: &str, epoch: u64, text: &str) -> MessageWrite {
+    MessageWrite {
+        group_id: id.to_vec(),
+        sender: sender.to_owned(),
+        epoch,
+        payload: text.as_bytes().to_vec(),
+        now_ms: 1,
+    }
+}
+
+/// Invites are single use, expiring and bound to one address; addresses are unique.
+pub async fn invites(store: &dyn Store) {
+    store
+        .create_invite("a@x.org", [1; 32], 100)
+        .await
+        .expect("invite");
+    store
+        .create_invite("b@x.org", [2; 32], 10)
+        .await
+        .expect("invite");
+    store
+        .create_invite("c@x.org", [3; 32], 100)
+        .await
+        .expect("invite");
+    let invalid = |r: Result<(), StoreError>| matches!(r, Err(StoreError::InviteInvalid));
+    assert!(
+        invalid(
+            store
+                .register(user("z@x.org", "d0"), Some([1; 32]), 50)
+                .await
+        ),
+        "another address"
+    );
+    assert!(
+        invalid(
+            store
+                .register(user("b@x.org", "d0"), Some([2; 32]), 50)
+                .await
+        ),
+        "expired"
+    );
+    assert!(
+        invalid(
+            store
+                .register(user("a@x.org", "d0"), Some([9; 32]), 50)
+                .await
+        ),
+        "unknown"
+    );
+    store
+        .register(user("a@x.org", "d1"), Some([1; 32]), 50)
+        .await
+        .expect("registers");
+    assert!(
+        invalid(
+            store
+                .register(user("a@x.org", "d2"), Some([1; 32]), 50)
+                .await
+        ),
+        "reused"
+    );
+    assert!(matches!(
+        store
+            .register(user("c@x.org", "d1"), Some([3; 32]), 50)
+            .await,
+        Err(StoreError::DeviceExists)
+    ));
+    assert!(matches!(
+        store.register(user("a@x.org", "d3"), None, 50).await,
+        Err(StoreError::AddressTaken)
+    ));
+    // A refused registration consumed nothing: c's invite still works.
+    store
+        .register(user("c@x.org", "d4"), Some([3; 32]), 50)
+        .await
+        .expect("registers");
+    let a = store
+        .user("a@x.org")
+        .await
+        .expect("read")
+        .expect("a exists");
+    assert_eq!(a.devices, [("d1".to_owned(), vec![2; 8])]);
+    assert!(store.device_auth("d1").await.expect("read").is_some());
+    assert!(store.device_auth("nope").await.expect("read").is_none());
+}
+
+/// One key package per device per claim, never twice; then the last resort, reused.
+pub async fn key_packages(store: &dyn Store) {
+    store
+        .register(user("a@x.org", "d1"), None, 1)
+        .await
+        .expect("registers");
+    store
+        .add_device("a@x.org", user("a@x.org", "d2").device, 2)
+        .await
+        .expect("second device");
+    let kps = |n: u8| (0..n).map(|i| (vec![i], vec![10 + i])).collect::<Vec<_>>();
+    let count = store
+        .add_key_packages("d1", kps(2), Some(vec![99]))
+        .await
+        .expect("add");
+    assert_eq!(count, (2, true));
+    // The same package again is stored once.
+    assert_eq!(
+        store
+            .add_key_packages("d1", kps(2), None)
+            .await
+            .expect("add"),
+        (2, true)
+    );
+    assert!(
+        matches!(
+            store.claim_key_packages("a@x.org").await,
+            Err(StoreError::NoKeyPackage)
+        ),
+        "d2 has none"
+    );
+    store
+        .add_key_packages("d2", vec![(vec![7], vec![77])], None)
+        .await
+        .expect("add");
+    let claim = store.claim_key_packages("a@x.org").await.expect("claim");
+    assert_eq!(
+        claim,
+        [("d1".to_owned(), vec![10]), ("d2".to_owned(), vec![77])]
+    );
+    let claim = store.claim_key_packages("d@x.org").await;
+    assert!(matches!(claim, Err(StoreError::NoUser)));
+    store
+        .add_key_packages("d2", vec![], Some(vec![88]))
+        .await
+        .expect("last resort");
+    let mut d1 = Vec::new();
+    for _ in 0..3 {
+        let claim = store.claim_key_packages("a@x.org").await.expect("claim");
+        d1.push(claim[0].1.clone());
+    }
+    assert_eq!(d1, [vec![11], vec![99], vec![99]]);
+    assert_eq!(
+        store.key_package_count("d1").await.expect("count"),
+        (0, true)
+    );
+}
+
+/// Commits only at the current epoch; messages only from current members at it; every
+/// device sees exactly the events of its membership ranges, in order.
+pub async fn groups_and_events(store: &dyn Store) {
+    let g = b"group-1";
+    store
+        .create_group(group(g, &["d1", "d2"]))
+        .await
+        .expect("create");
+    assert!(matches!(
+        store.create_group(group(g, &["d1"])).await,
+        Err(StoreError::GroupExists)
+    ));
+    let m1 = store
+        .post_message(message(g, "d1", 0, "m1"))
+        .await
+        .expect("m1");
+    assert!(matches!(
+        store.post_message(message(g, "d3", 0, "x")).await,
+        Err(StoreError::NotMember)
+    ));
+    // d1 adds d3 and removes d2.
+    let c1 = store
+        .commit(commit(g, 0, "d1", &["d3"], &["d2"]))
+        .await
+        .expect("commit");
+    assert_eq!(
+        c1.seq,
+        m1.seq + 1,
+        "commits and messages share the group sequence"
+    );
+    assert!(matches!(
+        store.commit(commit(g, 0, "d2", &[], &[])).await,
+        Err(StoreError::StaleEpoch(1))
+    ));
+    assert!(matches!(
+        store.post_message(message(g, "d1", 0, "late")).await,
+        Err(StoreError::StaleEpoch(1))
+    ));
+    assert!(matches!(
+        store.post_message(message(g, "d2", 1, "gone")).await,
+        Err(StoreError::NotMember)
+    ));
+    store
+        .post_message(message(g, "d3", 1, "m2"))
+        .await
+        .expect("m2");
+    let record = store.group(g).await.expect("read").expect("group");
+    assert_eq!((record.epoch, record.state), (1, b"state-1".to_vec()));
+    assert_eq!(
+        store.group_info(g).await.expect("read"),
+        Some((1, b"info-1".to_vec()))
+    );
+    let mut members = store.group_members(g).await.expect("members");
+    members.sort();
+    assert_eq!(members, ["d1", "d3"]);
+
+    let seen = |events: Vec<missive_proto::api::Event>| {
+        events
+            .into_iter()
+            .map(|e| {
+                (
+                    e.kind,
+                    String::from_utf8_lossy(e.payload.as_bytes()).into_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (msg, cmt, wel) = (EventKind::Message, EventKind::Commit, EventKind::Welcome);
+    let s = |t: &str| t.to_owned();
+    assert_eq!(
+        seen(store.events("d1", 0, 100).await.expect("events")),
+        [(msg, s("m1")), (cmt, s("commit")), (msg, s("m2"))]
+    );
+    assert_eq!(
+        seen(store.events("d2", 0, 100).await.expect("events")),
+        [(msg, s("m1")), (cmt, s("commit"))],
+        "a removed device gets the commit that removed it, nothing after"
+    );
+    assert_eq!(
+        seen(store.events("d3", 0, 100).await.expect("events")),
+        [(wel, s("welcome")), (msg, s("m2"))],
+        "an added device gets its Welcome and what follows"
+    );
+    // Cursors and limits.
+    let all = store.events("d1", 0, 100).await.expect("events");
+    let after_first = store.events("d1", all[0].id, 1).await.expect("events");
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(after_first[0].id, all[1].id);
+    store.ack("d1", all[2].id).await.expect("ack");
+    store
+        .ack("d1", all[0].id)
+        .await
+        .expect("an older ack is harmless");
+}
+
+/// Generates one test per conformance check for a backend. `$new` is an async function
+/// returning a fresh store (and anything that must outlive it, such as a temporary directory).
+#[macro_export]
+macro_rules! store_conformance {
+    ($new:path) => {
+        #[tokio::test]
+        async fn conformance_invites() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::invites(store.as_ref()).await;
+        }
+        #[tokio::test]
+        async fn conformance_key_packages() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::key_packages(store.as_ref()).await;
+        }
+        #[tokio::test]
+        async fn conformance_groups_and_events() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::groups_and_events(store.as_ref()).await;
+        }
+    };
+}
