@@ -24,6 +24,10 @@ pub struct Config {
     /// How long an invite code stays valid, in hours.
     #[serde(default = "default_invite_ttl_hours")]
     pub invite_ttl_hours: u64,
+    /// A PostgreSQL connection string (`host=… user=… dbname=…`) to store everything there
+    /// instead of the embedded SQLite database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
 }
 
 fn default_invite_ttl_hours() -> u64 {
@@ -58,6 +62,7 @@ impl Config {
             allowed_domains: vec![domain.to_owned()],
             open_registration: false,
             invite_ttl_hours: default_invite_ttl_hours(),
+            postgres: None,
         }
     }
 

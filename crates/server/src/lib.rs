@@ -11,6 +11,7 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod groups;
+pub mod postgres;
 pub mod push;
 pub mod routes;
 pub mod running;
@@ -106,6 +107,18 @@ pub async fn serve(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Opens the store the configuration names: PostgreSQL when `postgres` is set, else the
+/// embedded SQLite database in the data directory.
+pub async fn open_store(
+    config: &Config,
+    data: &std::path::Path,
+) -> Result<Arc<dyn Store>, store::StoreError> {
+    Ok(match &config.postgres {
+        Some(url) => Arc::new(postgres::PgStore::connect(url, None).await?),
+        None => Arc::new(sqlite::SqliteStore::open(&data.join(config::DB_FILE))?),
+    })
 }
 
 /// Seconds since the Unix epoch.

@@ -1,14 +1,11 @@
 //! `missive-server`: initialise a data directory, create invites, serve.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use missive_server::config::{Config, DB_FILE};
-use missive_server::sqlite::SqliteStore;
-use missive_server::store::Store;
-use missive_server::{auth, now_secs, AppState};
+use missive_server::config::Config;
+use missive_server::{auth, now_secs, open_store, AppState};
 
 #[derive(Parser)]
 #[command(
@@ -50,11 +47,6 @@ fn main() {
     }
 }
 
-fn open_store(data: &std::path::Path) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&data.join(DB_FILE))
-        .with_context(|| format!("opening the database in {}", data.display()))
-}
-
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -64,7 +56,8 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Init { domain } => {
             let config = Config::init(&cli.data, &domain)?;
-            open_store(&cli.data)?;
+            rt.block_on(open_store(&config, &cli.data))
+                .with_context(|| format!("opening the database of {}", cli.data.display()))?;
             println!(
                 "initialised {} for domain {}",
                 cli.data.display(),
@@ -79,7 +72,9 @@ fn run() -> anyhow::Result<()> {
                     config.allowed_domains.join(", ")
                 );
             }
-            let store = open_store(&cli.data)?;
+            let store = rt
+                .block_on(open_store(&config, &cli.data))
+                .with_context(|| format!("opening the database of {}", cli.data.display()))?;
             let code = auth::new_invite_code();
             let expires = now_secs() + config.invite_ttl_hours * 3600;
             rt.block_on(store.create_invite(&address, auth::hash_secret(&code), expires))?;
@@ -95,15 +90,18 @@ fn run() -> anyhow::Result<()> {
                 Some(domain) => Config::init(&cli.data, &domain)?,
                 None => Config::load(&cli.data)?,
             };
-            let store = open_store(&cli.data)?;
+            let data = cli.data.clone();
             rt.block_on(async move {
+                let store = open_store(&config, &data)
+                    .await
+                    .with_context(|| format!("opening the database of {}", data.display()))?;
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("listening on {listen}"))?;
                 let addr = listener.local_addr()?;
                 tracing::info!(%addr, domain = %config.domain, "serving");
                 println!("missive-server listening on http://{addr}");
-                let state = AppState::new(config, Arc::new(store) as Arc<dyn Store>);
+                let state = AppState::new(config, store);
                 missive_server::serve(listener, state, shutdown_signal()).await?;
                 anyhow::Ok(())
             })?;

@@ -6,15 +6,14 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::config::{Config, DB_FILE};
-use crate::sqlite::SqliteStore;
+use crate::config::Config;
 use crate::store::Store;
 use crate::AppState;
 
 /// A running server; stopped (gracefully) on [`RunningServer::stop`] or drop.
 pub struct RunningServer {
     addr: SocketAddr,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -24,27 +23,39 @@ impl RunningServer {
     /// (`127.0.0.1:0` for any free port), with `workers` runtime threads.
     pub fn start(data: &Path, listen: &str, workers: usize) -> anyhow::Result<Self> {
         let config = Config::load(data)?;
-        let store = Arc::new(SqliteStore::open(&data.join(DB_FILE))?);
         let std_listener = std::net::TcpListener::bind(listen)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(config, store.clone() as Arc<dyn Store>);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
             .enable_all()
             .build()?;
+        let data = data.to_owned();
+        // Everything async happens on the server's own thread and runtime, so that this works
+        // from inside another runtime too.
         let thread = std::thread::Builder::new()
             .name("missive-server".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => l,
+                    let store = match crate::open_store(&config, &data).await {
+                        Ok(s) => s,
                         Err(e) => {
-                            tracing::error!(error = %e, "cannot listen");
+                            let _ = ready_tx.send(Err(e));
                             return;
                         }
                     };
+                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx
+                                .send(Err(crate::store::StoreError::Backend(e.to_string())));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(store.clone()));
+                    let state = AppState::new(config, store);
                     let shutdown = async move {
                         let _ = rx.await;
                     };
@@ -54,6 +65,9 @@ impl RunningServer {
                 });
                 // Dropping the runtime here ends the WebSocket tasks still running.
             })?;
+        let store = ready_rx
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the server thread ended before starting"))??;
         Ok(RunningServer {
             addr,
             store,
@@ -72,8 +86,8 @@ impl RunningServer {
     }
 
     /// The server's store, for tests that play a hostile server.
-    pub fn store(&self) -> &SqliteStore {
-        &self.store
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
     /// Stops accepting, lets requests in flight finish, and waits for the thread.

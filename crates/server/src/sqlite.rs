@@ -332,22 +332,6 @@ fn writer_loop(
     }
 }
 
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn hash_array(v: Vec<u8>) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if v.len() == 32 {
-        out.copy_from_slice(&v);
-    }
-    out
-}
-
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     let kind = match row.get::<_, i64>(3)? {
         KIND_COMMIT => EventKind::Commit,

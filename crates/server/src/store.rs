@@ -204,3 +204,22 @@ pub trait Store: Send + Sync + 'static {
     /// Records the device's durable cursor.
     async fn ack(&self, device_id: &str, cursor: u64) -> Result<(), StoreError>;
 }
+
+/// A stored signed integer as u64 (negative values, which the stores never write, become 0).
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A u64 as a stored signed integer (saturating).
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored 32-byte hash (zeroes if the stored value has another length, which never matches).
+pub(crate) fn hash_array(v: Vec<u8>) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if v.len() == 32 {
+        out.copy_from_slice(&v);
+    }
+    out
+}

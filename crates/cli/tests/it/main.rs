@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use missive_server::config::Config;
-use missive_server::store::Store;
 use missive_server::{auth, now_secs, RunningServer};
 use serde_json::Value;
 use tempfile::TempDir;

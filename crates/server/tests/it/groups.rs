@@ -175,3 +175,36 @@ async fn two_members_removing_the_same_user_at_once_both_succeed() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn a_conversation_through_a_postgres_backed_server() {
+    let h = Harness::with_postgres();
+    let (mut alice, mut bob, mut carol, conv) = h.trio("on postgres").await;
+    alice.send_text(&conv, "one").await.expect("send");
+    bob.send_text(&conv, "two").await.expect("send");
+    assert_eq!(texts(&carol.sync().await.expect("sync")), ["one", "two"]);
+    let (a, b) = join(alice.update_keys(&conv), bob.update_keys(&conv)).await;
+    assert!(
+        a.expect("alice").attempts.max(b.expect("bob").attempts) >= 2,
+        "one retried"
+    );
+    alice
+        .remove_members(&conv, &[address("carol")])
+        .await
+        .expect("remove");
+    let mut push = bob.connect_push().await.expect("push");
+    alice.send_text(&conv, "three").await.expect("send");
+    let mut got = Vec::new();
+    while got.is_empty() {
+        let events = push.next_batch().await.expect("push").expect("open");
+        got = texts(&bob.process_events(&events).await.expect("process"));
+    }
+    assert_eq!(
+        got,
+        ["three"],
+        "pushed over the WebSocket from a PostgreSQL-backed server"
+    );
+    let outcomes = carol.sync().await.expect("sync");
+    assert!(outcomes.contains(&Outcome::Left(conv.clone())));
+    assert!(texts(&outcomes).is_empty());
+}

@@ -3,7 +3,6 @@
 use missive_core::client::Client;
 use missive_core::sqlite::SqliteAccountStore;
 use missive_server::config::Config;
-use missive_server::store::Store;
 use missive_server::{auth, now_secs, RunningServer};
 use tempfile::TempDir;
 
@@ -13,18 +12,66 @@ pub struct Harness {
     pub dir: TempDir,
     pub server: RunningServer,
     pub http: reqwest::Client,
+    /// The PostgreSQL schema the server stores into, dropped with the harness.
+    pg_schema: Option<String>,
+}
+
+/// The PostgreSQL database of the tests: `MISSIVE_TEST_POSTGRES`, or the local server.
+pub fn postgres_url() -> String {
+    std::env::var("MISSIVE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned())
+}
+
+fn postgres_admin(sql: String) {
+    // On a thread of its own: callers may be inside a runtime.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL reachable (set MISSIVE_TEST_POSTGRES)");
+            tokio::spawn(conn);
+            client.batch_execute(&sql).await.expect("admin statement");
+        });
+    })
+    .join()
+    .expect("admin thread");
 }
 
 impl Harness {
     pub fn new() -> Self {
+        Self::start(None)
+    }
+
+    /// A server storing into a fresh PostgreSQL schema instead of SQLite.
+    pub fn with_postgres() -> Self {
+        let schema = format!("missive_it_{:016x}", rand::random::<u64>());
+        postgres_admin(format!("CREATE SCHEMA {schema}"));
+        Self::start(Some(schema))
+    }
+
+    fn start(pg_schema: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("server");
         Config::init(&data, DOMAIN).expect("init");
+        if let Some(schema) = &pg_schema {
+            let path = data.join(missive_server::config::CONFIG_FILE);
+            let mut text = std::fs::read_to_string(&path).expect("config");
+            text.push_str(&format!(
+                "postgres = \"{} options='-c search_path={schema}'\"\n",
+                postgres_url()
+            ));
+            std::fs::write(&path, text).expect("config");
+        }
         let server = RunningServer::start(&data, "127.0.0.1:0", 2).expect("server starts");
         Harness {
             dir,
             server,
             http: reqwest::Client::new(),
+            pg_schema,
         }
     }
 
@@ -110,6 +157,14 @@ impl Harness {
         c.busy_timeout(std::time::Duration::from_secs(5))
             .expect("busy timeout");
         c
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(schema) = self.pg_schema.take() {
+            postgres_admin(format!("DROP SCHEMA {schema} CASCADE"));
+        }
     }
 }
 

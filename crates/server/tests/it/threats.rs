@@ -5,7 +5,7 @@ use missive_core::account::Account;
 use missive_core::error::CoreError;
 use missive_core::AlertCode;
 use missive_proto::api::EventKind;
-use missive_server::store::{MessageWrite, NewDevice, Store};
+use missive_server::store::{MessageWrite, NewDevice};
 use rusqlite::params;
 
 use crate::support::*;

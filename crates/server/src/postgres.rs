@@ -1,0 +1,827 @@
+//! The PostgreSQL [`Store`], for deployments that outgrow one machine's SQLite. It passes the
+//! same conformance suite as the SQLite store.
+//!
+//! Writes go through one connection, one transaction each, under a lock that is also held while
+//! the write's events are published, so this process publishes in commit order. (Several server
+//! processes on one database need cross-node ordering of the event log: see ARCHITECTURE.md.)
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use missive_proto::api::{Event, EventKind};
+use missive_proto::B64;
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
+
+use crate::store::*;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE invites (
+    code_hash BYTEA PRIMARY KEY,
+    address TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at BIGINT
+);
+CREATE TABLE users (
+    address TEXT PRIMARY KEY,
+    identity_key BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE devices (
+    device_id TEXT PRIMARY KEY,
+    address TEXT NOT NULL REFERENCES users(address),
+    certificate BYTEA NOT NULL,
+    token_hash BYTEA NOT NULL,
+    cursor BIGINT NOT NULL DEFAULT 0,
+    revoked_at BIGINT,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX devices_by_address ON devices(address);
+CREATE TABLE key_packages (
+    id BIGSERIAL PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    hash_ref BYTEA NOT NULL UNIQUE,
+    data BYTEA NOT NULL
+);
+CREATE INDEX key_packages_by_device ON key_packages(device_id, id);
+CREATE TABLE last_resort_key_packages (
+    device_id TEXT PRIMARY KEY,
+    data BYTEA NOT NULL
+);
+CREATE TABLE groups (
+    group_id BYTEA PRIMARY KEY,
+    epoch BIGINT NOT NULL,
+    next_seq BIGINT NOT NULL
+);
+CREATE TABLE group_states (
+    group_id BYTEA PRIMARY KEY REFERENCES groups(group_id),
+    state BYTEA NOT NULL,
+    group_info BYTEA NOT NULL
+);
+CREATE TABLE group_devices (
+    group_id BYTEA NOT NULL,
+    device_id TEXT NOT NULL,
+    from_event BIGINT NOT NULL,
+    to_event BIGINT,
+    PRIMARY KEY (group_id, device_id, from_event)
+);
+CREATE INDEX group_devices_by_device ON group_devices(device_id);
+CREATE TABLE payloads (
+    id BIGSERIAL PRIMARY KEY,
+    data BYTEA NOT NULL
+);
+CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY,
+    group_id BYTEA NOT NULL,
+    seq BIGINT NOT NULL,
+    kind SMALLINT NOT NULL,
+    sender TEXT NOT NULL,
+    target TEXT,
+    payload BYTEA NOT NULL,
+    payload_id BIGINT REFERENCES payloads(id),
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX events_by_group ON events(group_id, id) WHERE target IS NULL;
+CREATE INDEX events_by_target ON events(target, id) WHERE target IS NOT NULL;
+"#];
+
+const KIND_COMMIT: i16 = 0;
+const KIND_MESSAGE: i16 = 1;
+const KIND_WELCOME: i16 = 2;
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        backend(e)
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    writer: tokio::sync::Mutex<Client>,
+    reader: Client,
+    sink: OnceLock<Arc<dyn EventSink>>,
+}
+
+async fn connect(url: &str, schema: Option<&str>) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::error!(error = %e, "postgres connection ended");
+        }
+    });
+    if let Some(schema) = schema {
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .await?;
+    }
+    Ok(client)
+}
+
+impl PgStore {
+    /// Connects to `url` and runs pending migrations. `schema`, when given, must exist and is
+    /// used instead of the default one (tests use one schema each).
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
+        if let Some(s) = schema {
+            if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(backend("schema names are letters, digits and _"));
+            }
+        }
+        let mut writer = connect(url, schema).await?;
+        let reader = connect(url, schema).await?;
+        let tx = writer.transaction().await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS missive_schema (version INTEGER NOT NULL); \
+             LOCK TABLE missive_schema IN EXCLUSIVE MODE;",
+        )
+        .await?;
+        let applied: i32 = tx
+            .query_opt("SELECT version FROM missive_schema", &[])
+            .await?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            tx.batch_execute(sql).await?;
+            tx.execute("DELETE FROM missive_schema", &[]).await?;
+            tx.execute(
+                "INSERT INTO missive_schema (version) VALUES ($1)",
+                &[&(i as i32 + 1)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(PgStore {
+            writer: tokio::sync::Mutex::new(writer),
+            reader,
+            sink: OnceLock::new(),
+        })
+    }
+
+    /// Runs `f` in a write transaction; on commit, publishes what it returned.
+    async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: for<'a> FnOnce(
+            &'a Transaction<'a>,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = Result<(R, Vec<Published>), StoreError>>
+                    + Send
+                    + 'a,
+            >,
+        >,
+        R: Send,
+    {
+        let mut client = self.writer.lock().await;
+        let tx = client.transaction().await?;
+        let (out, published) = f(&tx).await?;
+        tx.commit().await?;
+        if let Some(sink) = self.sink.get() {
+            if !published.is_empty() {
+                sink.publish(published);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn row_to_event(row: &Row) -> Event {
+    let kind = match row.get::<_, i16>(3) {
+        KIND_COMMIT => EventKind::Commit,
+        KIND_WELCOME => EventKind::Welcome,
+        _ => EventKind::Message,
+    };
+    Event {
+        id: to_u64(row.get(0)),
+        group_id: B64(row.get(1)),
+        seq: to_u64(row.get(2)),
+        kind,
+        sender: row.get(4),
+        payload: B64(row.get(5)),
+        timestamp: to_u64(row.get(6)),
+    }
+}
+
+async fn members(c: &impl GenericClient, group_id: &[u8]) -> Result<Vec<String>, StoreError> {
+    Ok(c.query(
+        "SELECT device_id FROM group_devices WHERE group_id = $1 AND to_event IS NULL",
+        &[&group_id],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
+async fn group_epoch(c: &impl GenericClient, group_id: &[u8]) -> Result<(u64, u64), StoreError> {
+    let row = c
+        .query_opt(
+            "SELECT epoch, next_seq FROM groups WHERE group_id = $1 FOR UPDATE",
+            &[&group_id],
+        )
+        .await?
+        .ok_or(StoreError::NoGroup)?;
+    Ok((to_u64(row.get(0)), to_u64(row.get(1))))
+}
+
+async fn count_key_packages(
+    c: &impl GenericClient,
+    device_id: &str,
+) -> Result<(u32, bool), StoreError> {
+    let count: i64 = c
+        .query_one(
+            "SELECT COUNT(*) FROM key_packages WHERE device_id = $1",
+            &[&device_id],
+        )
+        .await?
+        .get(0);
+    let last_resort: bool = c
+        .query_one(
+            "SELECT EXISTS(SELECT 1 FROM last_resort_key_packages WHERE device_id = $1)",
+            &[&device_id],
+        )
+        .await?
+        .get(0);
+    Ok((u32::try_from(count).unwrap_or(u32::MAX), last_resort))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn set_event_sink(&self, sink: Arc<dyn EventSink>) {
+        if self.sink.set(sink).is_err() {
+            tracing::warn!("event sink already set; keeping the first");
+        }
+    }
+
+    async fn create_invite(
+        &self,
+        address: &str,
+        code_hash: [u8; 32],
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        self.reader
+            .execute(
+                "INSERT INTO invites (code_hash, address, expires_at) VALUES ($1, $2, $3)",
+                &[&code_hash.as_slice(), &address, &to_i64(expires_at)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn register(
+        &self,
+        user: NewUser,
+        invite_hash: Option<[u8; 32]>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                if let Some(hash) = invite_hash {
+                    let used = tx
+                        .execute(
+                            "UPDATE invites SET used_at = $1 WHERE code_hash = $2 AND address = $3 \
+                             AND used_at IS NULL AND expires_at > $1",
+                            &[&to_i64(now), &hash.as_slice(), &user.address],
+                        )
+                        .await?;
+                    if used != 1 {
+                        return Err(StoreError::InviteInvalid);
+                    }
+                }
+                let taken: bool = tx
+                    .query_one(
+                        "SELECT EXISTS(SELECT 1 FROM users WHERE address = $1)",
+                        &[&user.address],
+                    )
+                    .await?
+                    .get(0);
+                if taken {
+                    return Err(StoreError::AddressTaken);
+                }
+                let device_taken: bool = tx
+                    .query_one(
+                        "SELECT EXISTS(SELECT 1 FROM devices WHERE device_id = $1)",
+                        &[&user.device.device_id],
+                    )
+                    .await?
+                    .get(0);
+                if device_taken {
+                    return Err(StoreError::DeviceExists);
+                }
+                tx.execute(
+                    "INSERT INTO users (address, identity_key, created_at) VALUES ($1, $2, $3)",
+                    &[&user.address, &user.identity_key, &to_i64(now)],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO devices (device_id, address, certificate, token_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        &user.device.device_id,
+                        &user.address,
+                        &user.device.certificate,
+                        &user.device.token_hash.as_slice(),
+                        &to_i64(now),
+                    ],
+                )
+                .await?;
+                Ok(((), Vec::new()))
+            })
+        })
+        .await
+    }
+
+    async fn add_device(
+        &self,
+        address: &str,
+        device: NewDevice,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let exists: bool = tx
+                    .query_one("SELECT EXISTS(SELECT 1 FROM users WHERE address = $1)", &[&address])
+                    .await?
+                    .get(0);
+                if !exists {
+                    return Err(StoreError::NoUser);
+                }
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO devices (device_id, address, certificate, token_hash, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        &[
+                            &device.device_id,
+                            &address,
+                            &device.certificate,
+                            &device.token_hash.as_slice(),
+                            &to_i64(now),
+                        ],
+                    )
+                    .await?;
+                if inserted == 0 {
+                    return Err(StoreError::DeviceExists);
+                }
+                Ok(((), Vec::new()))
+            })
+        })
+        .await
+    }
+
+    async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
+        Ok(self
+            .reader
+            .query_opt(
+                "SELECT address, token_hash FROM devices WHERE device_id = $1 AND revoked_at IS NULL",
+                &[&device_id],
+            )
+            .await?
+            .map(|r| DeviceAuth {
+                address: r.get(0),
+                token_hash: hash_array(r.get(1)),
+            }))
+    }
+
+    async fn device_certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .reader
+            .query_opt(
+                "SELECT certificate FROM devices WHERE device_id = $1 AND revoked_at IS NULL",
+                &[&device_id],
+            )
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    async fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {
+        let Some(row) = self
+            .reader
+            .query_opt(
+                "SELECT identity_key FROM users WHERE address = $1",
+                &[&address],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let devices = self
+            .reader
+            .query(
+                "SELECT device_id, certificate FROM devices WHERE address = $1 \
+                 AND revoked_at IS NULL ORDER BY created_at, device_id",
+                &[&address],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(Some(UserRecord {
+            address: address.to_owned(),
+            identity_key: row.get(0),
+            devices,
+        }))
+    }
+
+    async fn add_key_packages(
+        &self,
+        device_id: &str,
+        packages: Vec<(Vec<u8>, Vec<u8>)>,
+        last_resort: Option<Vec<u8>>,
+    ) -> Result<(u32, bool), StoreError> {
+        let device_id = device_id.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                for (hash_ref, data) in &packages {
+                    tx.execute(
+                        "INSERT INTO key_packages (device_id, hash_ref, data) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                        &[&device_id, hash_ref, data],
+                    )
+                    .await?;
+                }
+                if let Some(data) = &last_resort {
+                    tx.execute(
+                        "INSERT INTO last_resort_key_packages (device_id, data) VALUES ($1, $2) \
+                         ON CONFLICT (device_id) DO UPDATE SET data = EXCLUDED.data",
+                        &[&device_id, data],
+                    )
+                    .await?;
+                }
+                Ok((count_key_packages(tx, &device_id).await?, Vec::new()))
+            })
+        })
+        .await
+    }
+
+    async fn key_package_count(&self, device_id: &str) -> Result<(u32, bool), StoreError> {
+        count_key_packages(&self.reader, device_id).await
+    }
+
+    async fn claim_key_packages(
+        &self,
+        address: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let devices: Vec<String> = tx
+                    .query(
+                        "SELECT device_id FROM devices WHERE address = $1 AND revoked_at IS NULL \
+                         ORDER BY created_at, device_id",
+                        &[&address],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                if devices.is_empty() {
+                    return Err(StoreError::NoUser);
+                }
+                let mut out = Vec::with_capacity(devices.len());
+                for device in devices {
+                    let one_time = tx
+                        .query_opt(
+                            "DELETE FROM key_packages WHERE id = (SELECT id FROM key_packages \
+                             WHERE device_id = $1 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                             RETURNING data",
+                            &[&device],
+                        )
+                        .await?
+                        .map(|r| r.get::<_, Vec<u8>>(0));
+                    let data = match one_time {
+                        Some(d) => d,
+                        None => tx
+                            .query_opt(
+                                "SELECT data FROM last_resort_key_packages WHERE device_id = $1",
+                                &[&device],
+                            )
+                            .await?
+                            .map(|r| r.get(0))
+                            .ok_or(StoreError::NoKeyPackage)?,
+                    };
+                    out.push((device, data));
+                }
+                Ok((out, Vec::new()))
+            })
+        })
+        .await
+    }
+
+    async fn create_group(&self, group: NewGroup) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let exists: bool = tx
+                    .query_one("SELECT EXISTS(SELECT 1 FROM groups WHERE group_id = $1)", &[&group.group_id])
+                    .await?
+                    .get(0);
+                if exists {
+                    return Err(StoreError::GroupExists);
+                }
+                tx.execute(
+                    "INSERT INTO groups (group_id, epoch, next_seq) VALUES ($1, $2, 1)",
+                    &[&group.group_id, &to_i64(group.epoch)],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO group_states (group_id, state, group_info) VALUES ($1, $2, $3)",
+                    &[&group.group_id, &group.state, &group.group_info],
+                )
+                .await?;
+                let last: i64 = tx
+                    .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
+                    .await?
+                    .get(0);
+                for device in &group.members {
+                    tx.execute(
+                        "INSERT INTO group_devices (group_id, device_id, from_event) VALUES ($1, $2, $3)",
+                        &[&group.group_id, device, &last],
+                    )
+                    .await?;
+                }
+                Ok(((), Vec::new()))
+            })
+        })
+        .await
+    }
+
+    async fn group(&self, group_id: &[u8]) -> Result<Option<GroupRecord>, StoreError> {
+        Ok(self
+            .reader
+            .query_opt(
+                "SELECT g.epoch, s.state FROM groups g JOIN group_states s \
+                 ON s.group_id = g.group_id WHERE g.group_id = $1",
+                &[&group_id],
+            )
+            .await?
+            .map(|r| GroupRecord {
+                epoch: to_u64(r.get(0)),
+                state: r.get(1),
+            }))
+    }
+
+    async fn group_info(&self, group_id: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .reader
+            .query_opt(
+                "SELECT g.epoch, s.group_info FROM groups g JOIN group_states s \
+                 ON s.group_id = g.group_id WHERE g.group_id = $1",
+                &[&group_id],
+            )
+            .await?
+            .map(|r| (to_u64(r.get(0)), r.get(1))))
+    }
+
+    async fn group_members(&self, group_id: &[u8]) -> Result<Vec<String>, StoreError> {
+        members(&self.reader, group_id).await
+    }
+
+    async fn commit(&self, commit: CommitWrite) -> Result<Accepted, StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (epoch, seq) = group_epoch(tx, &commit.group_id).await?;
+                if epoch != commit.expected_epoch {
+                    return Err(StoreError::StaleEpoch(epoch));
+                }
+                let event_id: i64 = tx
+                    .query_one(
+                        "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                        &[
+                            &commit.group_id,
+                            &to_i64(seq),
+                            &KIND_COMMIT,
+                            &commit.sender,
+                            &commit.commit,
+                            &to_i64(commit.now_ms),
+                        ],
+                    )
+                    .await?
+                    .get(0);
+                for device in &commit.removed {
+                    tx.execute(
+                        "UPDATE group_devices SET to_event = $1 WHERE group_id = $2 \
+                         AND device_id = $3 AND to_event IS NULL",
+                        &[&event_id, &commit.group_id, device],
+                    )
+                    .await?;
+                }
+                let mut published = Vec::new();
+                let mut welcome_wake = None;
+                if let Some((welcome, devices)) = &commit.welcome {
+                    let payload_id: i64 = tx
+                        .query_one("INSERT INTO payloads (data) VALUES ($1) RETURNING id", &[welcome])
+                        .await?
+                        .get(0);
+                    let mut last = event_id;
+                    for device in devices {
+                        tx.execute(
+                            "INSERT INTO group_devices (group_id, device_id, from_event) VALUES ($1, $2, $3)",
+                            &[&commit.group_id, device, &event_id],
+                        )
+                        .await?;
+                        last = tx
+                            .query_one(
+                                "INSERT INTO events (group_id, seq, kind, sender, target, payload, \
+                                 payload_id, created_at) VALUES ($1, 0, $2, $3, $4, ''::bytea, $5, $6) \
+                                 RETURNING id",
+                                &[
+                                    &commit.group_id,
+                                    &KIND_WELCOME,
+                                    &commit.sender,
+                                    device,
+                                    &payload_id,
+                                    &to_i64(commit.now_ms),
+                                ],
+                            )
+                            .await?
+                            .get(0);
+                    }
+                    welcome_wake = Some(Published::Wake {
+                        devices: devices.clone(),
+                        event_id: to_u64(last),
+                    });
+                }
+                tx.execute(
+                    "UPDATE groups SET epoch = $1, next_seq = $2 WHERE group_id = $3",
+                    &[&to_i64(commit.new_epoch), &to_i64(seq + 1), &commit.group_id],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE group_states SET state = $1, group_info = $2 WHERE group_id = $3",
+                    &[&commit.state, &commit.group_info, &commit.group_id],
+                )
+                .await?;
+                let mut recipients = members(tx, &commit.group_id).await?;
+                recipients.extend(commit.removed.iter().cloned());
+                published.push(Published::Event {
+                    event: Event {
+                        id: to_u64(event_id),
+                        group_id: B64(commit.group_id.clone()),
+                        seq,
+                        kind: EventKind::Commit,
+                        sender: commit.sender.clone(),
+                        payload: B64(commit.commit.clone()),
+                        timestamp: commit.now_ms,
+                    },
+                    recipients: Arc::new(recipients),
+                });
+                published.extend(welcome_wake);
+                Ok((
+                    Accepted {
+                        seq,
+                        event_id: to_u64(event_id),
+                    },
+                    published,
+                ))
+            })
+        })
+        .await
+    }
+
+    async fn post_message(&self, message: MessageWrite) -> Result<Accepted, StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let (epoch, seq) = group_epoch(tx, &message.group_id).await?;
+                let recipients = members(tx, &message.group_id).await?;
+                if !recipients.contains(&message.sender) {
+                    return Err(StoreError::NotMember);
+                }
+                if epoch != message.epoch {
+                    return Err(StoreError::StaleEpoch(epoch));
+                }
+                let event_id: i64 = tx
+                    .query_one(
+                        "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                        &[
+                            &message.group_id,
+                            &to_i64(seq),
+                            &KIND_MESSAGE,
+                            &message.sender,
+                            &message.payload,
+                            &to_i64(message.now_ms),
+                        ],
+                    )
+                    .await?
+                    .get(0);
+                tx.execute(
+                    "UPDATE groups SET next_seq = $1 WHERE group_id = $2",
+                    &[&to_i64(seq + 1), &message.group_id],
+                )
+                .await?;
+                let published = vec![Published::Event {
+                    event: Event {
+                        id: to_u64(event_id),
+                        group_id: B64(message.group_id.clone()),
+                        seq,
+                        kind: EventKind::Message,
+                        sender: message.sender.clone(),
+                        payload: B64(message.payload.clone()),
+                        timestamp: message.now_ms,
+                    },
+                    recipients: Arc::new(recipients),
+                }];
+                Ok((
+                    Accepted {
+                        seq,
+                        event_id: to_u64(event_id),
+                    },
+                    published,
+                ))
+            })
+        })
+        .await
+    }
+
+    async fn events(
+        &self,
+        device_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError> {
+        let rows = self
+            .reader
+            .query(
+                "SELECT * FROM ( \
+                 SELECT e.id, e.group_id, e.seq, e.kind, e.sender, e.payload, e.created_at \
+                 FROM group_devices m JOIN events e ON e.group_id = m.group_id \
+                 AND e.target IS NULL AND e.id > m.from_event \
+                 AND (m.to_event IS NULL OR e.id <= m.to_event) \
+                 WHERE m.device_id = $1 AND e.id > $2 \
+                 UNION ALL \
+                 SELECT e.id, e.group_id, e.seq, e.kind, e.sender, COALESCE(p.data, e.payload), \
+                 e.created_at FROM events e LEFT JOIN payloads p ON p.id = e.payload_id \
+                 WHERE e.target = $1 AND e.id > $2) AS u \
+                 ORDER BY id LIMIT $3",
+                &[&device_id, &to_i64(after), &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows.iter().map(row_to_event).collect())
+    }
+
+    async fn ack(&self, device_id: &str, cursor: u64) -> Result<(), StoreError> {
+        self.reader
+            .execute(
+                "UPDATE devices SET cursor = GREATEST(cursor, $1) WHERE device_id = $2",
+                &[&to_i64(cursor), &device_id],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The database the tests use: `MISSIVE_TEST_POSTGRES`, or the local server.
+    fn url() -> String {
+        std::env::var("MISSIVE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned())
+    }
+
+    /// A store in a fresh schema, dropped again when the returned guard is.
+    async fn fresh() -> (SchemaGuard, Arc<dyn Store>) {
+        let name = format!("missive_test_{:016x}", rand::random::<u64>());
+        let admin = connect(&url(), None)
+            .await
+            .expect("PostgreSQL reachable (set MISSIVE_TEST_POSTGRES to a connection string)");
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .expect("create schema");
+        let store = PgStore::connect(&url(), Some(&name)).await.expect("store");
+        (SchemaGuard { name }, Arc::new(store))
+    }
+
+    struct SchemaGuard {
+        name: String,
+    }
+
+    impl Drop for SchemaGuard {
+        fn drop(&mut self) {
+            // Best effort, from outside the test's runtime.
+            let name = self.name.clone();
+            let url = url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok(c) = connect(&url, None).await {
+                            let _ = c
+                                .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+                                .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+
+    crate::store_conformance!(fresh);
+}
