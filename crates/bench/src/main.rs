@@ -204,15 +204,15 @@ async fn time_sends(
     Ok((percentile(&times, 50.0), percentile(&times, 90.0), cpu))
 }
 
-async fn accept_ratio(args: &Args, url: &str, pid: Option<u32>) -> anyhow::Result<()> {
+async fn accept_ratio(args: &Args, url: &str, run: &str, pid: Option<u32>) -> anyhow::Result<()> {
     let homes = tempfile::tempdir()?;
     let setup = Instant::now();
-    let mut sender = register(url, homes.path(), "sender", &args.domain).await?;
+    let mut sender = register(url, homes.path(), &format!("s{run}"), &args.domain).await?;
     let mut members = Vec::with_capacity(args.large);
     // One key package each is all these devices need.
     for i in 0..args.large.max(2) - 1 {
-        register_with_stock(url, homes.path(), &format!("m{i}"), &args.domain, 1).await?;
-        members.push(format!("m{i}@{}", args.domain));
+        register_with_stock(url, homes.path(), &format!("m{run}-{i}"), &args.domain, 1).await?;
+        members.push(format!("m{run}-{i}@{}", args.domain));
     }
     let small = sender
         .create_conversation(None, None, &members[..1])
@@ -277,20 +277,26 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| server.as_ref().map(|s| s.url.clone()))
         .context("no server")?;
     wait_healthy(&url).await?;
+    // Users of this run get a prefix of their own, so that runs against one server never collide.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let run = format!("{:06x}", (std::process::id() ^ nanos) & 0xff_ffff);
     if args.accept_ratio {
-        return accept_ratio(&args, &url, server.as_ref().map(|s| s.child.id())).await;
+        return accept_ratio(&args, &url, &run, server.as_ref().map(|s| s.child.id())).await;
     }
     let homes = tempfile::tempdir()?;
 
     // Users and the group.
     let setup = Instant::now();
-    let mut sender = register(&url, homes.path(), "sender", &args.domain).await?;
+    let mut sender = register(&url, homes.path(), &format!("s{run}"), &args.domain).await?;
     let mut receivers = Vec::with_capacity(args.receivers);
     for i in 0..args.receivers {
-        receivers.push(register(&url, homes.path(), &format!("r{i}"), &args.domain).await?);
+        receivers.push(register(&url, homes.path(), &format!("r{run}-{i}"), &args.domain).await?);
     }
     let members: Vec<String> = (0..args.receivers)
-        .map(|i| format!("r{i}@{}", args.domain))
+        .map(|i| format!("r{run}-{i}@{}", args.domain))
         .collect();
     let conversation = sender
         .create_conversation(Some("bench".into()), None, &members)
