@@ -1,9 +1,10 @@
 //! The PostgreSQL [`Store`], for deployments that outgrow one machine's SQLite. It passes the
 //! same conformance suite as the SQLite store.
 //!
-//! Writes go through one connection, one transaction each, under a lock that is also held while
-//! the write's events are published, so this process publishes in commit order. (Several server
-//! processes on one database need cross-node ordering of the event log: see ARCHITECTURE.md.)
+//! Writes go through one writer task and connection, which commits queued writes in batches
+//! (a savepoint per write, one transaction per batch) and publishes a batch's events after its
+//! commit, so this process publishes in commit order. (Several server processes on one database
+//! need cross-node ordering of the event log: see ARCHITECTURE.md.)
 
 use std::sync::{Arc, OnceLock};
 
@@ -100,9 +101,118 @@ impl From<tokio_postgres::Error> for StoreError {
 
 /// The PostgreSQL store.
 pub struct PgStore {
-    writer: tokio::sync::Mutex<Client>,
+    writer: tokio::sync::mpsc::UnboundedSender<Box<dyn Job>>,
     reader: Client,
-    sink: OnceLock<Arc<dyn EventSink>>,
+    sink: Arc<OnceLock<Arc<dyn EventSink>>>,
+}
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+type JobFuture<'a, R> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(R, Vec<Published>), StoreError>> + Send + 'a>,
+>;
+
+/// A queued write: run inside the batch's transaction, then told whether the batch committed.
+trait Job: Send {
+    fn run<'a>(
+        &'a mut self,
+        tx: &'a Transaction<'a>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+    /// What the job publishes if the batch commits.
+    fn take_published(&mut self) -> Vec<Published>;
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct FnJob<F, R> {
+    f: Option<F>,
+    out: Option<Result<R, StoreError>>,
+    published: Vec<Published>,
+    reply: tokio::sync::oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> Job for FnJob<F, R>
+where
+    F: for<'a> FnOnce(&'a Transaction<'a>) -> JobFuture<'a, R> + Send,
+    R: Send,
+{
+    fn run<'a>(
+        &'a mut self,
+        tx: &'a Transaction<'a>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(f) = self.f.take() else { return };
+            // A savepoint per job: one refused write does not undo the others of its batch.
+            let result = match tx.batch_execute("SAVEPOINT job").await {
+                Ok(()) => f(tx).await,
+                Err(e) => Err(e.into()),
+            };
+            let undo = match result {
+                Ok(_) => "RELEASE SAVEPOINT job",
+                Err(_) => "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
+            };
+            self.out = Some(match (tx.batch_execute(undo).await, result) {
+                (Ok(()), Ok((out, published))) => {
+                    self.published = published;
+                    Ok(out)
+                }
+                (Ok(()), Err(e)) => Err(e),
+                (Err(e), _) => Err(e.into()),
+            });
+        })
+    }
+
+    fn take_published(&mut self) -> Vec<Published> {
+        std::mem::take(&mut self.published)
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        let out = match committed {
+            Ok(()) => self
+                .out
+                .unwrap_or_else(|| Err(backend("write job did not run"))),
+            Err(e) => Err(StoreError::Backend(e)),
+        };
+        let _ = self.reply.send(out);
+    }
+}
+
+async fn writer_loop(
+    mut client: Client,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Box<dyn Job>>,
+    sink: Arc<OnceLock<Arc<dyn EventSink>>>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = async {
+            let tx = client.transaction().await?;
+            for job in batch.iter_mut() {
+                job.run(&tx).await;
+            }
+            tx.commit().await
+        }
+        .await
+        .map_err(|e| e.to_string());
+        match &committed {
+            Ok(()) => {
+                let published: Vec<Published> =
+                    batch.iter_mut().flat_map(|j| j.take_published()).collect();
+                if let (Some(sink), false) = (sink.get(), published.is_empty()) {
+                    sink.publish(published);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, jobs = batch.len(), "write batch failed"),
+        }
+        for job in batch {
+            job.finish(committed.clone());
+        }
+    }
 }
 
 async fn connect(url: &str, schema: Option<&str>) -> Result<Client, StoreError> {
@@ -152,37 +262,34 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink: Arc<OnceLock<Arc<dyn EventSink>>> = Arc::default();
+        tokio::spawn(writer_loop(writer, rx, sink.clone()));
         Ok(PgStore {
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tx,
             reader,
-            sink: OnceLock::new(),
+            sink,
         })
     }
 
-    /// Runs `f` in a write transaction; on commit, publishes what it returned.
+    /// Queues `f` for the writer, which runs it in the next batch's transaction and publishes
+    /// what it returned once that batch committed.
     async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
     where
-        F: for<'a> FnOnce(
-            &'a Transaction<'a>,
-        ) -> std::pin::Pin<
-            Box<
-                dyn std::future::Future<Output = Result<(R, Vec<Published>), StoreError>>
-                    + Send
-                    + 'a,
-            >,
-        >,
-        R: Send,
+        F: for<'a> FnOnce(&'a Transaction<'a>) -> JobFuture<'a, R> + Send + 'static,
+        R: Send + 'static,
     {
-        let mut client = self.writer.lock().await;
-        let tx = client.transaction().await?;
-        let (out, published) = f(&tx).await?;
-        tx.commit().await?;
-        if let Some(sink) = self.sink.get() {
-            if !published.is_empty() {
-                sink.publish(published);
-            }
-        }
-        Ok(out)
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = FnJob {
+            f: Some(f),
+            out: None,
+            published: Vec::new(),
+            reply,
+        };
+        self.writer
+            .send(Box::new(job))
+            .map_err(|_| backend("writer task stopped"))?;
+        rx.await.map_err(|_| backend("writer task dropped a job"))?
     }
 }
 
