@@ -762,18 +762,7 @@ impl Store for PgStore {
                 .await?;
                 let mut recipients = members(tx, &commit.group_id).await?;
                 recipients.extend(commit.removed.iter().cloned());
-                published.push(Published::Event {
-                    event: Event {
-                        id: to_u64(event_id),
-                        group_id: B64(commit.group_id.clone()),
-                        seq,
-                        kind: EventKind::Commit,
-                        sender: commit.sender.clone(),
-                        payload: B64(commit.commit.clone()),
-                        timestamp: commit.now_ms,
-                    },
-                    recipients: Arc::new(recipients),
-                });
+                published.push(Published::group_event(to_u64(event_id), &commit.group_id, seq, EventKind::Commit, &commit.sender, &commit.commit, commit.now_ms, Arc::new(recipients)));
                 published.extend(welcome_wake);
                 Ok((
                     Accepted {
@@ -818,18 +807,16 @@ impl Store for PgStore {
                     &[&to_i64(seq + 1), &message.group_id],
                 )
                 .await?;
-                let published = vec![Published::Event {
-                    event: Event {
-                        id: to_u64(event_id),
-                        group_id: B64(message.group_id.clone()),
-                        seq,
-                        kind: EventKind::Message,
-                        sender: message.sender.clone(),
-                        payload: B64(message.payload.clone()),
-                        timestamp: message.now_ms,
-                    },
-                    recipients: Arc::new(recipients),
-                }];
+                let published = vec![Published::group_event(
+                    to_u64(event_id),
+                    &message.group_id,
+                    seq,
+                    EventKind::Message,
+                    &message.sender,
+                    &message.payload,
+                    message.now_ms,
+                    Arc::new(recipients),
+                )];
                 Ok((
                     Accepted {
                         seq,

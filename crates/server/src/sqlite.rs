@@ -750,18 +750,16 @@ impl Store for SqliteStore {
             )?;
             let mut recipients = ctx.members(tx, &commit.group_id)?.as_ref().clone();
             recipients.extend(commit.removed.iter().cloned());
-            ctx.outbox.push(Published::Event {
-                event: Event {
-                    id: to_u64(event_id),
-                    group_id: B64(commit.group_id.clone()),
-                    seq,
-                    kind: EventKind::Commit,
-                    sender: commit.sender.clone(),
-                    payload: B64(commit.commit),
-                    timestamp: commit.now_ms,
-                },
-                recipients: Arc::new(recipients),
-            });
+            ctx.outbox.push(Published::group_event(
+                to_u64(event_id),
+                &commit.group_id,
+                seq,
+                EventKind::Commit,
+                &commit.sender,
+                &commit.commit,
+                commit.now_ms,
+                Arc::new(recipients),
+            ));
             if let Some((_, devices)) = commit.welcome {
                 let last: i64 = tx.query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))?;
                 ctx.outbox.push(Published::Wake {
@@ -805,18 +803,16 @@ impl Store for SqliteStore {
             tx.prepare_cached("UPDATE groups SET next_seq = ?1 WHERE group_id = ?2")?
                 .execute(params![to_i64(seq + 1), message.group_id])?;
             let recipients = ctx.members(tx, &message.group_id)?;
-            ctx.outbox.push(Published::Event {
-                event: Event {
-                    id: to_u64(event_id),
-                    group_id: B64(message.group_id),
-                    seq,
-                    kind: EventKind::Message,
-                    sender: message.sender,
-                    payload: B64(message.payload),
-                    timestamp: message.now_ms,
-                },
+            ctx.outbox.push(Published::group_event(
+                to_u64(event_id),
+                &message.group_id,
+                seq,
+                EventKind::Message,
+                &message.sender,
+                &message.payload,
+                message.now_ms,
                 recipients,
-            });
+            ));
             Ok(Accepted {
                 seq,
                 event_id: to_u64(event_id),

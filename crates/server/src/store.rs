@@ -121,6 +121,34 @@ pub enum Published {
     Wake { devices: Vec<String>, event_id: u64 },
 }
 
+impl Published {
+    /// A group event (commit or message) for `recipients`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn group_event(
+        id: u64,
+        group_id: &[u8],
+        seq: u64,
+        kind: missive_proto::api::EventKind,
+        sender: &str,
+        payload: &[u8],
+        timestamp: u64,
+        recipients: std::sync::Arc<Vec<String>>,
+    ) -> Self {
+        Published::Event {
+            event: Event {
+                id,
+                group_id: missive_proto::B64(group_id.to_vec()),
+                seq,
+                kind,
+                sender: sender.to_owned(),
+                payload: missive_proto::B64(payload.to_vec()),
+                timestamp,
+            },
+            recipients,
+        }
+    }
+}
+
 /// Receives what committed writes published, in the order of their event ids.
 pub trait EventSink: Send + Sync + 'static {
     fn publish(&self, batch: Vec<Published>);
