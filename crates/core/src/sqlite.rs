@@ -330,11 +330,8 @@ impl AccountStore for SqliteAccountStore {
 
     fn has_message(&self, id: &str) -> Result<bool, CoreError> {
         self.conn
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1)",
-                [id],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1)")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)))
             .map_err(db)
     }
 

@@ -192,6 +192,12 @@ async fn a_conversation_through_a_postgres_backed_server() {
         .remove_members(&conv, &[address("carol")])
         .await
         .expect("remove");
+    // Bob catches up (unless a lost race made him do so already), then listens.
+    let caught_up = texts(&bob.sync().await.expect("bob catches up"));
+    assert!(
+        caught_up.is_empty() || caught_up == ["one"],
+        "{caught_up:?}"
+    );
     let mut push = bob.connect_push().await.expect("push");
     alice.send_text(&conv, "three").await.expect("send");
     let mut got = Vec::new();
