@@ -191,6 +191,34 @@ fn text(bytes: Vec<u8>) -> Result<String, CoreError> {
 }
 
 impl Account {
+    /// An account with these keys and empty caches, nothing persisted, no token yet.
+    fn assemble(
+        store: Box<dyn AccountStore + Send>,
+        provider: Provider,
+        identity: Identity,
+        device_key: SignatureKeyPair,
+        cert: DeviceCertificate,
+        server: String,
+    ) -> Self {
+        Account {
+            store,
+            provider,
+            groups: HashMap::new(),
+            persisted: HashMap::new(),
+            frozen: Default::default(),
+            to_freeze: Vec::new(),
+            pending: Vec::new(),
+            verified_certificates: Default::default(),
+            contacts: Default::default(),
+            identity,
+            device_key,
+            cert,
+            server,
+            token: String::new(),
+            cursor: 0,
+        }
+    }
+
     /// Opens the account in `store`; `None` if no account was registered there.
     pub fn open(store: Box<dyn AccountStore + Send>) -> Result<Option<Self>, CoreError> {
         if store.setting(keys::TOKEN)?.is_none() {
@@ -216,23 +244,12 @@ impl Account {
             .values
             .write()
             .map_err(CoreError::storage)? = persisted.clone();
-        Ok(Some(Account {
-            store,
-            provider,
-            groups: HashMap::new(),
-            persisted,
-            frozen,
-            to_freeze: Vec::new(),
-            pending: Vec::new(),
-            verified_certificates: Default::default(),
-            contacts: Default::default(),
-            identity,
-            device_key,
-            cert,
-            server,
-            token,
-            cursor,
-        }))
+        let mut account = Account::assemble(store, provider, identity, device_key, cert, server);
+        account.persisted = persisted;
+        account.frozen = frozen;
+        account.token = token;
+        account.cursor = cursor;
+        Ok(Some(account))
     }
 
     /// Creates keys for a new account and its first device; returns the registration request.
@@ -259,23 +276,14 @@ impl Account {
             identity_key: B64(identity.public().to_vec()),
             device_certificate: B64(cert.to_bytes()),
         };
-        let account = Account {
+        let account = Account::assemble(
             store,
-            provider: Provider::new()?,
-            groups: HashMap::new(),
-            persisted: HashMap::new(),
-            frozen: Default::default(),
-            to_freeze: Vec::new(),
-            pending: Vec::new(),
-            verified_certificates: Default::default(),
-            contacts: Default::default(),
+            Provider::new()?,
             identity,
             device_key,
             cert,
-            server: server.trim_end_matches('/').to_owned(),
-            token: String::new(),
-            cursor: 0,
-        };
+            server.trim_end_matches('/').to_owned(),
+        );
         Ok((account, request))
     }
 

@@ -4,7 +4,7 @@
 //! Architecture Invariant: the server never decrypts anything; it only parses public framing
 //! (group id and epoch of PrivateMessages, full PublicMessage commits).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use missive_proto::cert::DeviceCertificate;
 use openmls::messages::group_info::VerifiableGroupInfo;
@@ -57,10 +57,18 @@ pub fn parse_message(bytes: &[u8]) -> Result<MlsMessageIn, GroupError> {
 /// Device id named by a leaf's credential, if it carries a well-formed, self-consistent
 /// device certificate for that leaf's signature key.
 pub fn leaf_device(credential: &Credential, signature_key: &[u8]) -> Option<String> {
+    let (device, cert) = parse_leaf(credential, signature_key)?;
+    DeviceCertificate::from_bytes(&cert).ok()?.verify().ok()?;
+    Some(device)
+}
+
+/// Device id and certificate bytes of a leaf whose certificate is well formed and names the
+/// leaf's signature key; the certificate's signature is not checked.
+fn parse_leaf(credential: &Credential, signature_key: &[u8]) -> Option<(String, Vec<u8>)> {
     let basic = BasicCredential::try_from(credential.clone()).ok()?;
     let cert = DeviceCertificate::from_bytes(basic.identity()).ok()?;
-    cert.verify().ok()?;
-    (cert.device_key.as_slice() == signature_key).then(|| cert.device_id_hex())
+    (cert.device_key.as_slice() == signature_key)
+        .then(|| (cert.device_id_hex(), basic.identity().to_vec()))
 }
 
 /// The group id and epoch of an application message (PrivateMessage), read from its header.
@@ -136,6 +144,19 @@ impl GroupState {
         self.group.group_context().epoch().as_u64()
     }
 
+    /// `(device id, certificate)` of every leaf, parsed without checking signatures: leaves
+    /// already in the group were verified when they came in.
+    fn leaves(&self) -> Result<Vec<(String, Vec<u8>)>, GroupError> {
+        self.group
+            .members()
+            .map(|m| {
+                parse_leaf(&m.credential, &m.signature_key).ok_or(GroupError::Invalid(
+                    "a leaf has no valid device certificate".into(),
+                ))
+            })
+            .collect()
+    }
+
     /// Device ids of all members; every leaf must carry a valid device certificate.
     pub fn member_devices(&self) -> Result<Vec<String>, GroupError> {
         self.group
@@ -183,11 +204,9 @@ impl GroupState {
         let Sender::Member(leaf) = *processed.sender() else {
             return Err(GroupError::Forbidden("only members may commit"));
         };
-        let before: HashMap<String, ()> = self
-            .member_devices()?
-            .into_iter()
-            .map(|d| (d, ()))
-            .collect();
+        let before = self.leaves()?;
+        let before_devices: HashSet<&str> = before.iter().map(|(d, _)| d.as_str()).collect();
+        let before_certs: HashSet<&[u8]> = before.iter().map(|(_, c)| c.as_slice()).collect();
         let committer = self
             .group
             .leaf(leaf)
@@ -203,22 +222,33 @@ impl GroupState {
         self.group
             .merge_commit(&self.storage, *staged)
             .map_err(internal)?;
-        let after = self.member_devices()?;
+        let after = self.leaves()?;
+        // Only certificates the commit brings in need their signature checked.
+        for (_, cert) in after
+            .iter()
+            .filter(|(_, c)| !before_certs.contains(c.as_slice()))
+        {
+            DeviceCertificate::from_bytes(cert)
+                .ok()
+                .and_then(|c| c.verify().ok())
+                .ok_or(GroupError::Invalid(
+                    "a leaf the commit brings in has no valid device certificate".into(),
+                ))?;
+        }
+        let after_devices: HashSet<&str> = after.iter().map(|(d, _)| d.as_str()).collect();
         let info = parse_group_info(group_info)?;
         if info.group_id() != self.group.group_id() || info.epoch().as_u64() != self.epoch() {
             return Err(GroupError::Invalid(
                 "GroupInfo is not for the epoch the commit creates".into(),
             ));
         }
-        let added = after
-            .iter()
-            .filter(|d| !before.contains_key(*d))
-            .cloned()
+        let added = after_devices
+            .difference(&before_devices)
+            .map(|d| d.to_string())
             .collect();
-        let removed = before
-            .keys()
-            .filter(|d| !after.contains(d))
-            .cloned()
+        let removed = before_devices
+            .difference(&after_devices)
+            .map(|d| d.to_string())
             .collect();
         Ok(CommitEffect {
             new_epoch: self.epoch(),

@@ -321,6 +321,33 @@ async fn members(c: &impl GenericClient, group_id: &[u8]) -> Result<Vec<String>,
     .collect())
 }
 
+/// Appends a commit or message of a group to the event log; returns its event id.
+async fn insert_group_event(
+    tx: &Transaction<'_>,
+    group_id: &[u8],
+    seq: u64,
+    kind: i16,
+    sender: &str,
+    payload: &[u8],
+    now_ms: u64,
+) -> Result<i64, StoreError> {
+    Ok(tx
+        .query_one(
+            "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                &group_id,
+                &to_i64(seq),
+                &kind,
+                &sender,
+                &payload,
+                &to_i64(now_ms),
+            ],
+        )
+        .await?
+        .get(0))
+}
+
 async fn group_epoch(c: &impl GenericClient, group_id: &[u8]) -> Result<(u64, u64), StoreError> {
     let row = c
         .query_opt(
@@ -691,21 +718,16 @@ impl Store for PgStore {
                 if epoch != commit.expected_epoch {
                     return Err(StoreError::StaleEpoch(epoch));
                 }
-                let event_id: i64 = tx
-                    .query_one(
-                        "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                        &[
-                            &commit.group_id,
-                            &to_i64(seq),
-                            &KIND_COMMIT,
-                            &commit.sender,
-                            &commit.commit,
-                            &to_i64(commit.now_ms),
-                        ],
-                    )
-                    .await?
-                    .get(0);
+                let event_id = insert_group_event(
+                    tx,
+                    &commit.group_id,
+                    seq,
+                    KIND_COMMIT,
+                    &commit.sender,
+                    &commit.commit,
+                    commit.now_ms,
+                )
+                .await?;
                 for device in &commit.removed {
                     tx.execute(
                         "UPDATE group_devices SET to_event = $1 WHERE group_id = $2 \
@@ -787,21 +809,16 @@ impl Store for PgStore {
                 if epoch != message.epoch {
                     return Err(StoreError::StaleEpoch(epoch));
                 }
-                let event_id: i64 = tx
-                    .query_one(
-                        "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                        &[
-                            &message.group_id,
-                            &to_i64(seq),
-                            &KIND_MESSAGE,
-                            &message.sender,
-                            &message.payload,
-                            &to_i64(message.now_ms),
-                        ],
-                    )
-                    .await?
-                    .get(0);
+                let event_id = insert_group_event(
+                    tx,
+                    &message.group_id,
+                    seq,
+                    KIND_MESSAGE,
+                    &message.sender,
+                    &message.payload,
+                    message.now_ms,
+                )
+                .await?;
                 tx.execute(
                     "UPDATE groups SET next_seq = $1 WHERE group_id = $2",
                     &[&to_i64(seq + 1), &message.group_id],

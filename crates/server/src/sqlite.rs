@@ -349,6 +349,31 @@ fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
+/// Appends a commit or message of a group to the event log; returns its event id.
+fn insert_group_event(
+    tx: &Connection,
+    group_id: &[u8],
+    seq: u64,
+    kind: i64,
+    sender: &str,
+    payload: &[u8],
+    now_ms: u64,
+) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        group_id,
+        to_i64(seq),
+        kind,
+        sender,
+        payload,
+        to_i64(now_ms)
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
 fn group_epoch(tx: &Connection, group_id: &[u8]) -> Result<(u64, u64), StoreError> {
     tx.query_row(
         "SELECT epoch, next_seq FROM groups WHERE group_id = ?1",
@@ -697,19 +722,15 @@ impl Store for SqliteStore {
             if epoch != commit.expected_epoch {
                 return Err(StoreError::StaleEpoch(epoch));
             }
-            tx.execute(
-                "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    commit.group_id,
-                    to_i64(seq),
-                    KIND_COMMIT,
-                    commit.sender,
-                    commit.commit,
-                    to_i64(commit.now_ms)
-                ],
+            let event_id = insert_group_event(
+                tx,
+                &commit.group_id,
+                seq,
+                KIND_COMMIT,
+                &commit.sender,
+                &commit.commit,
+                commit.now_ms,
             )?;
-            let event_id = tx.last_insert_rowid();
             for device in &commit.removed {
                 tx.execute(
                     "UPDATE group_devices SET to_event = ?1 WHERE group_id = ?2 \
@@ -787,19 +808,15 @@ impl Store for SqliteStore {
             if epoch != message.epoch {
                 return Err(StoreError::StaleEpoch(epoch));
             }
-            tx.prepare_cached(
-                "INSERT INTO events (group_id, seq, kind, sender, payload, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                message.group_id,
-                to_i64(seq),
+            let event_id = insert_group_event(
+                tx,
+                &message.group_id,
+                seq,
                 KIND_MESSAGE,
-                message.sender,
-                message.payload,
-                to_i64(message.now_ms)
-            ])?;
-            let event_id = tx.last_insert_rowid();
+                &message.sender,
+                &message.payload,
+                message.now_ms,
+            )?;
             tx.prepare_cached("UPDATE groups SET next_seq = ?1 WHERE group_id = ?2")?
                 .execute(params![to_i64(seq + 1), message.group_id])?;
             let recipients = ctx.members(tx, &message.group_id)?;
