@@ -38,6 +38,7 @@ mod keys {
     pub const DEVICE_KEY: &str = "device_key";
     pub const CERTIFICATE: &str = "certificate";
     pub const CURSOR: &str = "cursor";
+    pub const PENDING_UPLOAD: &str = "pending_upload";
 }
 
 fn capabilities() -> Capabilities {
@@ -334,6 +335,28 @@ impl Account {
 
     pub fn store(&self) -> &dyn AccountStore {
         self.store.as_ref()
+    }
+
+    /// The file upload this account started and did not finish, if any.
+    pub fn pending_upload(&self) -> Result<Option<crate::file::PendingUpload>, CoreError> {
+        Ok(self
+            .store
+            .setting(keys::PENDING_UPLOAD)?
+            .filter(|v| !v.is_empty())
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Records (durably: it holds the file's key, needed to resume) or clears the pending upload.
+    pub fn set_pending_upload(
+        &mut self,
+        upload: Option<&crate::file::PendingUpload>,
+    ) -> Result<(), CoreError> {
+        let value = match upload {
+            Some(u) => serde_json::to_vec(u).map_err(CoreError::storage)?,
+            None => Vec::new(),
+        };
+        self.pending.push(Op::Setting(keys::PENDING_UPLOAD, value));
+        self.save()
     }
 
     /// Writes the MLS changes and pending app writes since the last save, atomically, durable
@@ -993,24 +1016,28 @@ impl Account {
     ) -> Result<Vec<Option<MessageRecord>>, CoreError> {
         let mut records = Vec::with_capacity(sent.len());
         for (conversation, message, accepted) in sent {
-            let record = match &message.body {
-                AppBody::Text { text } => Some(MessageRecord {
-                    id: message.id.clone(),
-                    conversation: (*conversation).to_owned(),
-                    sender: self.address().to_owned(),
-                    sender_device: self.device_id(),
-                    text: text.clone(),
-                    sent_at: message.sent_at,
-                    server_time: 0,
-                    seq: accepted.seq,
-                }),
-                _ => None,
+            let (text, file) = match &message.body {
+                AppBody::Text { text } => (text.clone(), None),
+                AppBody::File { file } => (String::new(), Some(Box::new(file.clone()))),
+                _ => {
+                    records.push(None);
+                    continue;
+                }
             };
-            if let Some(r) = &record {
-                self.pending.push(Op::Message(r.clone()));
-                self.pending.push(Op::MarkShown(vec![r.id.clone()]));
-            }
-            records.push(record);
+            let record = MessageRecord {
+                id: message.id.clone(),
+                conversation: (*conversation).to_owned(),
+                sender: self.address().to_owned(),
+                sender_device: self.device_id(),
+                text,
+                sent_at: message.sent_at,
+                server_time: 0,
+                seq: accepted.seq,
+                file,
+            };
+            self.pending.push(Op::Message(record.clone()));
+            self.pending.push(Op::MarkShown(vec![record.id.clone()]));
+            records.push(Some(record));
         }
         // Relaxed: the messages already left; the next durable save flushes these too.
         self.save_with(Durability::Relaxed)?;
@@ -1298,29 +1325,30 @@ impl Account {
             if this.store.has_message(&message.id)? {
                 return Ok(Vec::new());
             }
-            match message.body {
-                AppBody::Text { text } => {
-                    let m = MessageRecord {
-                        id: message.id,
-                        conversation,
-                        sender: owner.address,
-                        sender_device: owner.device_id,
-                        text,
-                        sent_at: message.sent_at,
-                        server_time: event.timestamp,
-                        seq: event.seq,
-                    };
-                    this.pending.push(Op::Message(m.clone()));
-                    Ok(vec![Outcome::Message(m)])
-                }
+            let (text, file) = match message.body {
+                AppBody::Text { text } => (text, None),
+                AppBody::File { file } => (String::new(), Some(Box::new(file))),
                 AppBody::Meta { name, dm } => {
                     record.name = name;
                     record.dm_peer = dm.then_some(owner.address);
                     this.pending.push(Op::Conversation(record));
-                    Ok(Vec::new())
+                    return Ok(Vec::new());
                 }
-                _ => Ok(Vec::new()),
-            }
+                _ => return Ok(Vec::new()),
+            };
+            let m = MessageRecord {
+                id: message.id,
+                conversation,
+                sender: owner.address,
+                sender_device: owner.device_id,
+                text,
+                sent_at: message.sent_at,
+                server_time: event.timestamp,
+                seq: event.seq,
+                file,
+            };
+            this.pending.push(Op::Message(m.clone()));
+            Ok(vec![Outcome::Message(m)])
         })
     }
 }

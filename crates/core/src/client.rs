@@ -13,6 +13,10 @@ use crate::account::{Account, Outcome, KEY_PACKAGE_LOW, KEY_PACKAGE_STOCK};
 use crate::error::CoreError;
 use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
+#[path = "transfer.rs"]
+mod transfer;
+pub use transfer::{media_type, Progress};
+
 /// Attempts at a commit or send that keeps losing epoch races before giving up.
 const MAX_ATTEMPTS: usize = 8;
 /// Rounds of fetching unknown contacts while processing one event.

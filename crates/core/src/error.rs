@@ -69,6 +69,12 @@ pub enum CoreError {
     Mls(String),
     #[error("{0}")]
     Usage(String),
+    /// A file's ciphertext failed its integrity checks; nothing was written under its name.
+    #[error("file: {0}")]
+    File(#[from] crate::file::FileError),
+    /// Reading or writing a local file.
+    #[error("{0}")]
+    Io(String),
     /// Identity keys of these users are needed before the operation can be checked.
     #[error("unknown contacts: {0:?}")]
     NeedContacts(Vec<String>),

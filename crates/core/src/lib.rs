@@ -9,6 +9,7 @@
 
 pub mod account;
 pub mod error;
+pub mod file;
 pub mod identity;
 pub mod provider;
 pub mod store;

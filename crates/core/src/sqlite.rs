@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     "ALTER TABLE contacts ADD COLUMN pending_key BLOB;",
     // MLS entries that are content-addressed (key packages): never rewritten, only deleted.
     "ALTER TABLE mls ADD COLUMN frozen INTEGER NOT NULL DEFAULT 0;",
+    // A file message's reference (JSON, with its key), findable by blob id.
+    "ALTER TABLE messages ADD COLUMN file TEXT; ALTER TABLE messages ADD COLUMN file_id TEXT; \
+     CREATE INDEX messages_by_file ON messages(file_id) WHERE file_id IS NOT NULL;",
 ];
 
 /// An account's SQLite file.
@@ -135,8 +138,8 @@ impl SqliteAccountStore {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT id, conversation, sender, sender_device, text, sent_at, server_time, seq \
-                 FROM messages {filter} ORDER BY n"
+                "SELECT id, conversation, sender, sender_device, text, sent_at, server_time, seq, \
+                 file FROM messages {filter} ORDER BY n"
             ))
             .map_err(db)?;
         let rows = stmt
@@ -150,6 +153,9 @@ impl SqliteAccountStore {
                     sent_at: u(r.get(5)?),
                     server_time: u(r.get(6)?),
                     seq: u(r.get(7)?),
+                    file: r
+                        .get::<_, Option<String>>(8)?
+                        .and_then(|json| serde_json::from_str(&json).ok()),
                 })
             })
             .map_err(db)?
@@ -243,9 +249,11 @@ impl AccountStore for SqliteAccountStore {
                 Op::Message(m) => tx
                     .prepare_cached(
                         "INSERT OR IGNORE INTO messages (id, conversation, sender, sender_device, text, \
-                         sent_at, server_time, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         sent_at, server_time, seq, file, file_id) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     )
                     .and_then(|mut s| {
+                        let file = m.file.as_ref().and_then(|f| serde_json::to_string(f).ok());
                         s.execute(params![
                             m.id,
                             m.conversation,
@@ -254,7 +262,9 @@ impl AccountStore for SqliteAccountStore {
                             m.text,
                             i(m.sent_at),
                             i(m.server_time),
-                            i(m.seq)
+                            i(m.seq),
+                            file,
+                            m.file.as_ref().map(|f| f.blob.as_str()),
                         ])
                     }),
                 Op::Contact(c) => tx.execute(
@@ -322,6 +332,13 @@ impl AccountStore for SqliteAccountStore {
 
     fn messages(&self, conversation: &str) -> Result<Vec<MessageRecord>, CoreError> {
         self.query_messages("WHERE conversation = ?1", [conversation])
+    }
+
+    fn file_message(&self, file_id: &str) -> Result<Option<MessageRecord>, CoreError> {
+        Ok(self
+            .query_messages("WHERE file_id = ?1", [file_id])?
+            .into_iter()
+            .next())
     }
 
     fn unshown_messages(&self) -> Result<Vec<MessageRecord>, CoreError> {

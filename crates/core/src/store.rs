@@ -34,6 +34,8 @@ pub struct MessageRecord {
     pub server_time: u64,
     /// Position in the group's sequence.
     pub seq: u64,
+    /// For a file message: the file and its key (`text` is then empty).
+    pub file: Option<Box<missive_proto::app::FileRef>>,
 }
 
 /// A pinned contact.
@@ -100,6 +102,8 @@ pub trait AccountStore {
     fn has_message(&self, id: &str) -> Result<bool, CoreError>;
     fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError>;
     fn alerts(&self) -> Result<Vec<AlertRecord>, CoreError>;
+    /// The message that shared the file with blob id `file_id`.
+    fn file_message(&self, file_id: &str) -> Result<Option<MessageRecord>, CoreError>;
     /// Received messages not yet shown, oldest first.
     fn unshown_messages(&self) -> Result<Vec<MessageRecord>, CoreError>;
 }

@@ -150,6 +150,30 @@ pub struct SendResponse {
     pub event_id: u64,
 }
 
+/// `POST /v1/blobs`: announces an upload of `size` bytes of ciphertext for a group's members.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateBlobRequest {
+    /// The group whose members may download the blob; the uploader must be one of them.
+    pub group_id: B64,
+    /// The blob's exact size in bytes.
+    pub size: u64,
+}
+
+/// A blob and how much of it the server holds durably.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BlobStatus {
+    /// Unguessable blob id (hex).
+    pub id: String,
+    pub size: u64,
+    /// Bytes stored durably; an interrupted upload resumes here.
+    pub received: u64,
+    /// All `size` bytes are stored: the blob can be downloaded.
+    pub complete: bool,
+}
+
 /// `GET /v1/groups/{group}/group-info`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

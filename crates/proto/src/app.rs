@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::B64;
+
 /// One application-level message, serialized as JSON and then encrypted by MLS.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppMessage {
@@ -19,6 +21,8 @@ pub struct AppMessage {
 pub enum AppBody {
     /// A text message.
     Text { text: String },
+    /// A file: where its ciphertext is and how to decrypt it.
+    File { file: FileRef },
     /// The conversation's metadata, sent by its creator and re-sent on every add so that new
     /// members learn it. It is never visible to the server.
     Meta {
@@ -27,4 +31,20 @@ pub enum AppBody {
         /// A one-to-one conversation.
         dm: bool,
     },
+}
+
+/// A shared file, as its sender describes it inside the encrypted message. None of this is
+/// visible to the server, which holds only the padded ciphertext under an opaque id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// The blob holding the ciphertext.
+    pub blob: String,
+    /// The file's fresh random secret (32 bytes); the chunk key derives from it.
+    pub secret: B64,
+    /// SHA-256 of the plaintext, hex.
+    pub sha256: String,
+    /// The plaintext size in bytes.
+    pub size: u64,
+    pub name: String,
+    pub media_type: String,
 }

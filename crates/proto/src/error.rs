@@ -42,6 +42,14 @@ pub enum ErrorCode {
     NoKeyPackage,
     /// Too many requests; retry later.
     RateLimited,
+    /// The user's blobs would exceed the server's storage quota.
+    QuotaExceeded,
+    /// The upload does not continue at the offset the server has; see `received`.
+    OffsetMismatch,
+    /// The blob's upload is not complete yet, so it cannot be downloaded.
+    BlobIncomplete,
+    /// The requested byte range is not within the blob.
+    RangeNotSatisfiable,
     /// Method not allowed on this route.
     MethodNotAllowed,
     /// The server failed; the request may be retried.
@@ -69,6 +77,10 @@ impl ErrorCode {
             ErrorCode::InvalidCommit => "invalid_commit",
             ErrorCode::NoKeyPackage => "no_key_package",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::OffsetMismatch => "offset_mismatch",
+            ErrorCode::BlobIncomplete => "blob_incomplete",
+            ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
         }
@@ -90,4 +102,7 @@ pub struct ErrorBody {
     /// With `stale_epoch`: the group's current epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_epoch: Option<u64>,
+    /// With `offset_mismatch`: the bytes of the blob the server holds, where the upload resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
 }

@@ -28,10 +28,39 @@ pub struct Config {
     /// instead of the embedded SQLite database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<String>,
+    /// Largest blob (encrypted file) accepted, in bytes. The default carries a 2 GiB file
+    /// with its padding and per-chunk tags.
+    #[serde(default = "default_max_blob_bytes")]
+    pub max_blob_bytes: u64,
+    /// Bytes of blobs one user may keep stored at once.
+    #[serde(default = "default_blob_quota_bytes")]
+    pub blob_quota_bytes: u64,
+    /// Days a complete blob stays available after its upload.
+    #[serde(default = "default_blob_retention_days")]
+    pub blob_retention_days: u64,
+    /// Hours an unfinished upload is kept without progress before it is discarded.
+    #[serde(default = "default_upload_idle_hours")]
+    pub upload_idle_hours: u64,
 }
 
 fn default_invite_ttl_hours() -> u64 {
     7 * 24
+}
+
+fn default_max_blob_bytes() -> u64 {
+    (2 << 30) + (512 << 10)
+}
+
+fn default_blob_quota_bytes() -> u64 {
+    20 << 30
+}
+
+fn default_blob_retention_days() -> u64 {
+    30
+}
+
+fn default_upload_idle_hours() -> u64 {
+    24
 }
 
 /// Why the configuration could not be used.
@@ -63,6 +92,10 @@ impl Config {
             open_registration: false,
             invite_ttl_hours: default_invite_ttl_hours(),
             postgres: None,
+            max_blob_bytes: default_max_blob_bytes(),
+            blob_quota_bytes: default_blob_quota_bytes(),
+            blob_retention_days: default_blob_retention_days(),
+            upload_idle_hours: default_upload_idle_hours(),
         }
     }
 

@@ -287,6 +287,106 @@ pub async fn groups_and_events(store: &dyn Store) {
         .expect("an older ack is harmless");
 }
 
+fn new_blob(id: &str, owner: &str, group: &[u8], size: u64, now: u64) -> NewBlob {
+    NewBlob {
+        id: id.to_owned(),
+        owner: owner.to_owned(),
+        device: "d1".to_owned(),
+        group_id: group.to_vec(),
+        size,
+        now,
+    }
+}
+
+/// Blob records: quota per owner, progress, completion, and which blobs expire.
+pub async fn blobs(store: &dyn Store) {
+    store
+        .register(user("a@x", "d1"), None, 0)
+        .await
+        .expect("register");
+    store
+        .register(user("b@x", "d2"), None, 0)
+        .await
+        .expect("register");
+    store
+        .create_group(group(b"g1", &["d1", "d2"]))
+        .await
+        .expect("group");
+    store
+        .create_group(group(b"g2", &["d1"]))
+        .await
+        .expect("group");
+
+    store
+        .create_blob(new_blob("b1", "a@x", b"g1", 600, 100), 1000)
+        .await
+        .expect("within quota");
+    assert!(matches!(
+        store
+            .create_blob(new_blob("b2", "a@x", b"g1", 401, 100), 1000)
+            .await,
+        Err(StoreError::QuotaExceeded)
+    ));
+    // Another user's quota is their own.
+    store
+        .create_blob(new_blob("b3", "b@x", b"g1", 900, 100), 1000)
+        .await
+        .expect("b's own quota");
+    store
+        .create_blob(new_blob("b4", "a@x", b"g2", 400, 100), 1000)
+        .await
+        .expect("exactly at quota");
+
+    let b1 = store.blob("b1").await.expect("read").expect("b1 exists");
+    assert_eq!(
+        b1,
+        BlobRecord {
+            id: "b1".into(),
+            owner: "a@x".into(),
+            device: "d1".into(),
+            group_id: b"g1".to_vec(),
+            size: 600,
+            received: 0,
+            complete: false,
+            updated_at: 100,
+        }
+    );
+    assert!(store.blob("nope").await.expect("read").is_none());
+    store
+        .blob_progress("b1", 600, true, 200)
+        .await
+        .expect("progress");
+    store
+        .blob_progress("b3", 300, false, 200)
+        .await
+        .expect("progress");
+    let b1 = store.blob("b1").await.expect("read").expect("b1");
+    assert_eq!((b1.received, b1.complete, b1.updated_at), (600, true, 200));
+
+    // Idle uploads (b4, last touched at 100) and old complete blobs expire by their own clocks.
+    let mut expired = store.expired_blobs(150, 150).await.expect("expired");
+    expired.sort();
+    assert_eq!(expired, ["b4"]);
+    let mut expired = store.expired_blobs(150, 250).await.expect("expired");
+    expired.sort();
+    assert_eq!(expired, ["b1", "b4"]);
+    // A group without members keeps no blobs.
+    store
+        .commit(commit(b"g2", 0, "d1", &[], &["d1"]))
+        .await
+        .expect("last member leaves");
+    let mut expired = store.expired_blobs(0, 0).await.expect("expired");
+    expired.sort();
+    assert_eq!(expired, ["b4"]);
+
+    store.delete_blob("b4").await.expect("delete");
+    assert!(store.blob("b4").await.expect("read").is_none());
+    store
+        .create_blob(new_blob("b5", "a@x", b"g1", 400, 300), 1000)
+        .await
+        .expect("deleting frees quota");
+}
+
 /// Generates one test per conformance check for a backend. `$new` is an async function
 /// returning a fresh store (and anything that must outlive it, such as a temporary directory).
 #[macro_export]
@@ -306,6 +406,11 @@ macro_rules! store_conformance {
         async fn conformance_groups_and_events() {
             let (_keep, store) = $new().await;
             $crate::conformance::groups_and_events(store.as_ref()).await;
+        }
+        #[tokio::test]
+        async fn conformance_blobs() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::blobs(store.as_ref()).await;
         }
     };
 }

@@ -16,6 +16,7 @@ pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
     pub current_epoch: Option<u64>,
+    pub received: Option<u64>,
 }
 
 impl AppError {
@@ -25,6 +26,7 @@ impl AppError {
             code,
             message: message.into(),
             current_epoch: None,
+            received: None,
         }
     }
 
@@ -75,6 +77,7 @@ impl IntoResponse for AppError {
             code: self.code,
             message: self.message,
             current_epoch: self.current_epoch,
+            received: self.received,
         };
         (self.status, Json(body)).into_response()
     }
@@ -112,6 +115,11 @@ impl From<StoreError> for AppError {
                 StatusCode::CONFLICT,
                 ErrorCode::NoKeyPackage,
                 "a device of this user has no key package left",
+            ),
+            QuotaExceeded => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::QuotaExceeded,
+                "this upload would exceed your storage quota; delete files or wait for old ones to expire",
             ),
             Backend(e) => Self::internal(e),
         }

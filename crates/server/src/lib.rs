@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod blob_routes;
+pub mod blobs;
 pub mod config;
 #[cfg(test)]
 pub mod conformance;
@@ -18,12 +20,13 @@ pub mod running;
 pub mod sqlite;
 pub mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 
+use blobs::BlobStore;
 pub use config::Config;
 pub use running::RunningServer;
 use store::Store;
@@ -37,21 +40,26 @@ pub struct AppState {
 struct Inner {
     config: Config,
     store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
     hub: Arc<push::Hub>,
+    /// Blobs with a request writing them (one at a time per blob).
+    uploads: Mutex<HashSet<String>>,
     /// Set when the server starts shutting down, so that push loops end.
     closing: tokio::sync::watch::Sender<bool>,
     group_locks: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>) -> Self {
         let hub = Arc::new(push::Hub::default());
         store.set_event_sink(hub.clone());
         AppState {
             inner: Arc::new(Inner {
                 config,
                 store,
+                blobs,
                 hub,
+                uploads: Mutex::new(HashSet::new()),
                 closing: tokio::sync::watch::channel(false).0,
                 group_locks: Mutex::new(HashMap::new()),
             }),
@@ -64,6 +72,23 @@ impl AppState {
 
     pub fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.inner.blobs.as_ref()
+    }
+
+    /// Claims the right to write blob `id` until the guard drops; `None` if a request has it.
+    pub fn claim_upload(&self, id: &str) -> Option<UploadGuard> {
+        let mut uploads = self
+            .inner
+            .uploads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        uploads.insert(id.to_owned()).then(|| UploadGuard {
+            state: self.clone(),
+            id: id.to_owned(),
+        })
     }
 
     pub fn hub(&self) -> &Arc<push::Hub> {
@@ -88,6 +113,24 @@ impl AppState {
     }
 }
 
+/// The claim of one request on one blob (see [`AppState::claim_upload`]).
+pub struct UploadGuard {
+    state: AppState,
+    id: String,
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        let mut uploads = self
+            .state
+            .inner
+            .uploads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        uploads.remove(&self.id);
+    }
+}
+
 /// The router with every route, limit and fallback.
 pub fn app(state: AppState) -> Router {
     routes::router(state)
@@ -99,6 +142,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    tokio::spawn(collect_garbage_hourly(state.clone()));
     let closing = state.inner.closing.clone();
     let shutdown = async move {
         shutdown.await;
@@ -107,6 +151,34 @@ pub async fn serve(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Removes expired blobs now and then every hour, until the server closes.
+async fn collect_garbage_hourly(state: AppState) {
+    loop {
+        let inner = &state.inner;
+        match blobs::collect_garbage(
+            inner.store.as_ref(),
+            inner.blobs.as_ref(),
+            &inner.config,
+            now_secs(),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "expired blobs removed"),
+            Err(e) => tracing::warn!(error = %e, "blob expiry failed"),
+        }
+        tokio::select! {
+            () = state.closing() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+/// Opens the blob store of a data directory (`DATA/blobs`).
+pub fn open_blobs(data: &std::path::Path) -> std::io::Result<Arc<dyn BlobStore>> {
+    Ok(Arc::new(blobs::FsBlobStore::open(&data.join("blobs"))?))
 }
 
 /// Opens the store the configuration names: PostgreSQL when `postgres` is set, else the

@@ -101,7 +101,9 @@ fn run() -> anyhow::Result<()> {
                 let addr = listener.local_addr()?;
                 tracing::info!(%addr, domain = %config.domain, "serving");
                 println!("missive-server listening on http://{addr}");
-                let state = AppState::new(config, store);
+                let blobs = missive_server::open_blobs(&data)
+                    .with_context(|| format!("opening the blob store of {}", data.display()))?;
+                let state = AppState::new(config, store, blobs);
                 missive_server::serve(listener, state, shutdown_signal()).await?;
                 anyhow::Ok(())
             })?;

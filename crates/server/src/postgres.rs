@@ -15,7 +15,8 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
 use crate::store::*;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE invites (
     code_hash BYTEA PRIMARY KEY,
     address TEXT NOT NULL,
@@ -83,7 +84,22 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_group ON events(group_id, id) WHERE target IS NULL;
 CREATE INDEX events_by_target ON events(target, id) WHERE target IS NOT NULL;
-"#];
+"#,
+    r#"
+CREATE TABLE blobs (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    device TEXT NOT NULL,
+    group_id BYTEA NOT NULL,
+    size BIGINT NOT NULL,
+    received BIGINT NOT NULL DEFAULT 0,
+    complete BOOLEAN NOT NULL DEFAULT FALSE,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX blobs_by_owner ON blobs(owner);
+CREATE INDEX blobs_by_group ON blobs(group_id);
+"#,
+];
 
 const KIND_COMMIT: i16 = 0;
 const KIND_MESSAGE: i16 = 1;
@@ -880,6 +896,107 @@ impl Store for PgStore {
             )
             .await?;
         Ok(())
+    }
+
+    async fn create_blob(&self, blob: NewBlob, quota: u64) -> Result<(), StoreError> {
+        // Through the single writer, so that two uploads of one user cannot both pass the
+        // quota check; across nodes, the owner's row lock below serializes them.
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "SELECT 1 FROM users WHERE address = $1 FOR UPDATE",
+                    &[&blob.owner],
+                )
+                .await?;
+                let used: i64 = tx
+                    .query_one(
+                        "SELECT COALESCE(SUM(size), 0)::BIGINT FROM blobs WHERE owner = $1",
+                        &[&blob.owner],
+                    )
+                    .await?
+                    .get(0);
+                if to_u64(used).saturating_add(blob.size) > quota {
+                    return Err(StoreError::QuotaExceeded);
+                }
+                tx.execute(
+                    "INSERT INTO blobs (id, owner, device, group_id, size, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &blob.id,
+                        &blob.owner,
+                        &blob.device,
+                        &blob.group_id,
+                        &to_i64(blob.size),
+                        &to_i64(blob.now),
+                    ],
+                )
+                .await?;
+                Ok(((), Vec::new()))
+            })
+        })
+        .await
+    }
+
+    async fn blob(&self, id: &str) -> Result<Option<BlobRecord>, StoreError> {
+        let row = self
+            .reader
+            .query_opt(
+                "SELECT id, owner, device, group_id, size, received, complete, updated_at \
+                 FROM blobs WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(row.map(|r| BlobRecord {
+            id: r.get(0),
+            owner: r.get(1),
+            device: r.get(2),
+            group_id: r.get(3),
+            size: to_u64(r.get(4)),
+            received: to_u64(r.get(5)),
+            complete: r.get(6),
+            updated_at: to_u64(r.get(7)),
+        }))
+    }
+
+    async fn blob_progress(
+        &self,
+        id: &str,
+        received: u64,
+        complete: bool,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.reader
+            .execute(
+                "UPDATE blobs SET received = $2, complete = $3, updated_at = $4 WHERE id = $1",
+                &[&id, &to_i64(received), &complete, &to_i64(now)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_blob(&self, id: &str) -> Result<(), StoreError> {
+        self.reader
+            .execute("DELETE FROM blobs WHERE id = $1", &[&id])
+            .await?;
+        Ok(())
+    }
+
+    async fn expired_blobs(
+        &self,
+        idle_before: u64,
+        complete_before: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .reader
+            .query(
+                "SELECT id FROM blobs b WHERE (NOT complete AND updated_at < $1) \
+                 OR (complete AND updated_at < $2) \
+                 OR NOT EXISTS (SELECT 1 FROM group_devices g \
+                                WHERE g.group_id = b.group_id AND g.to_event IS NULL)",
+                &[&to_i64(idle_before), &to_i64(complete_before)],
+            )
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 }
 

@@ -118,6 +118,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(get_events))
         .routes(routes!(ack_events).layer(small))
         .routes(routes!(websocket))
+        .routes(routes!(crate::blob_routes::create_blob).layer(small))
+        .routes(routes!(crate::blob_routes::blob_status))
+        .routes(routes!(
+            crate::blob_routes::upload_blob,
+            crate::blob_routes::download_blob,
+            crate::blob_routes::delete_blob
+        ))
         .split_for_parts();
     let doc_json = doc.to_pretty_json().unwrap_or_else(|_| "{}".into());
     api.route(
@@ -148,7 +155,10 @@ pub fn router(state: AppState) -> Router {
 
 /// The body limit of a route, by path.
 fn body_limit(path: &str) -> usize {
-    if path.ends_with("/commits") {
+    if path.starts_with("/v1/blobs/") {
+        // Uploads are streamed to storage; the handler enforces each blob's announced size.
+        usize::MAX
+    } else if path.ends_with("/commits") {
         COMMIT_BODY
     } else if path.ends_with("/messages") {
         MESSAGE_BODY

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::store::Store;
 use crate::AppState;
@@ -14,6 +15,8 @@ use crate::AppState;
 pub struct RunningServer {
     addr: SocketAddr,
     store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+    config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -23,6 +26,7 @@ impl RunningServer {
     /// (`127.0.0.1:0` for any free port), with `workers` runtime threads.
     pub fn start(data: &Path, listen: &str, workers: usize) -> anyhow::Result<Self> {
         let config = Config::load(data)?;
+        let server_config = config.clone();
         let std_listener = std::net::TcpListener::bind(listen)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -54,8 +58,16 @@ impl RunningServer {
                             return;
                         }
                     };
-                    let _ = ready_tx.send(Ok(store.clone()));
-                    let state = AppState::new(config, store);
+                    let blobs = match crate::open_blobs(&data) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = ready_tx
+                                .send(Err(crate::store::StoreError::Backend(e.to_string())));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok((store.clone(), blobs.clone())));
+                    let state = AppState::new(config, store, blobs);
                     let shutdown = async move {
                         let _ = rx.await;
                     };
@@ -65,12 +77,14 @@ impl RunningServer {
                 });
                 // Dropping the runtime here ends the WebSocket tasks still running.
             })?;
-        let store = ready_rx
+        let (store, blobs) = ready_rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the server thread ended before starting"))??;
         Ok(RunningServer {
             addr,
             store,
+            blobs,
+            config: server_config,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -88,6 +102,26 @@ impl RunningServer {
     /// The server's store, for tests that play a hostile server.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// Runs blob expiry as if the clock read `now` (seconds); returns how many were removed.
+    pub fn collect_garbage(&self, now: u64) -> anyhow::Result<usize> {
+        let (store, blobs, config) = (self.store.clone(), self.blobs.clone(), self.config.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        // On a thread of its own: the caller may be inside a runtime.
+        let removed = std::thread::spawn(move || {
+            rt.block_on(crate::blobs::collect_garbage(
+                store.as_ref(),
+                blobs.as_ref(),
+                &config,
+                now,
+            ))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("garbage collection panicked"))??;
+        Ok(removed)
     }
 
     /// Stops accepting, lets requests in flight finish, and waits for the thread.

@@ -15,7 +15,8 @@ use tokio::sync::oneshot;
 use crate::store::*;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE invites (
     code_hash BLOB PRIMARY KEY,
     address TEXT NOT NULL,
@@ -91,7 +92,23 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_group ON events(group_id, id) WHERE target IS NULL;
 CREATE INDEX events_by_target ON events(target, id) WHERE target IS NOT NULL;
-"#];
+"#,
+    r#"
+-- Encrypted files: the bytes live in the blob store, this is who may read and write them.
+CREATE TABLE blobs (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    device TEXT NOT NULL,
+    group_id BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0,
+    complete INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX blobs_by_owner ON blobs(owner);
+CREATE INDEX blobs_by_group ON blobs(group_id);
+"#,
+];
 
 const KIND_COMMIT: i64 = 0;
 const KIND_MESSAGE: i64 = 1;
@@ -875,6 +892,106 @@ impl Store for SqliteStore {
                 params![to_i64(cursor), device_id],
             )?;
             Ok(())
+        })
+        .await
+    }
+    async fn create_blob(&self, blob: NewBlob, quota: u64) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let used: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE owner = ?1",
+                [&blob.owner],
+                |r| r.get(0),
+            )?;
+            if to_u64(used).saturating_add(blob.size) > quota {
+                return Err(StoreError::QuotaExceeded);
+            }
+            tx.execute(
+                "INSERT INTO blobs (id, owner, device, group_id, size, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    blob.id,
+                    blob.owner,
+                    blob.device,
+                    blob.group_id,
+                    to_i64(blob.size),
+                    to_i64(blob.now)
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob(&self, id: &str) -> Result<Option<BlobRecord>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT id, owner, device, group_id, size, received, complete, updated_at \
+                 FROM blobs WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(BlobRecord {
+                        id: r.get(0)?,
+                        owner: r.get(1)?,
+                        device: r.get(2)?,
+                        group_id: r.get(3)?,
+                        size: to_u64(r.get(4)?),
+                        received: to_u64(r.get(5)?),
+                        complete: r.get(6)?,
+                        updated_at: to_u64(r.get(7)?),
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn blob_progress(
+        &self,
+        id: &str,
+        received: u64,
+        complete: bool,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE blobs SET received = ?2, complete = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, to_i64(received), complete, to_i64(now)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_blob(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM blobs WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn expired_blobs(
+        &self,
+        idle_before: u64,
+        complete_before: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id FROM blobs b WHERE (complete = 0 AND updated_at < ?1) \
+                 OR (complete = 1 AND updated_at < ?2) \
+                 OR NOT EXISTS (SELECT 1 FROM group_devices g \
+                                WHERE g.group_id = b.group_id AND g.to_event IS NULL)",
+            )?;
+            let rows = stmt
+                .query_map(params![to_i64(idle_before), to_i64(complete_before)], |r| {
+                    r.get(0)
+                })?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(rows)
         })
         .await
     }

@@ -28,6 +28,8 @@ pub enum StoreError {
     NoKeyPackage,
     #[error("no such user")]
     NoUser,
+    #[error("the user's blobs would exceed the quota")]
+    QuotaExceeded,
     #[error("storage backend: {0}")]
     Backend(String),
 }
@@ -107,6 +109,34 @@ pub struct MessageWrite {
     pub epoch: u64,
     pub payload: Vec<u8>,
     pub now_ms: u64,
+}
+
+/// A blob announced for upload.
+pub struct NewBlob {
+    pub id: String,
+    /// The uploading user's address (its quota is charged).
+    pub owner: String,
+    /// The uploading device, the only one that may write the blob.
+    pub device: String,
+    /// The group whose members may download the blob.
+    pub group_id: Vec<u8>,
+    pub size: u64,
+    pub now: u64,
+}
+
+/// A blob's record: who may do what with it, and how much of it is durably stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobRecord {
+    pub id: String,
+    pub owner: String,
+    pub device: String,
+    pub group_id: Vec<u8>,
+    pub size: u64,
+    /// Bytes durably stored (fsynced before being recorded).
+    pub received: u64,
+    pub complete: bool,
+    /// When the upload last progressed or completed (seconds).
+    pub updated_at: u64,
 }
 
 /// What a committed write makes visible to connected devices, in event-log order.
@@ -231,6 +261,31 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the device's durable cursor.
     async fn ack(&self, device_id: &str, cursor: u64) -> Result<(), StoreError>;
+
+    /// Records a blob about to be uploaded, unless the owner's blobs would then exceed `quota`
+    /// bytes (`QuotaExceeded`).
+    async fn create_blob(&self, blob: NewBlob, quota: u64) -> Result<(), StoreError>;
+
+    async fn blob(&self, id: &str) -> Result<Option<BlobRecord>, StoreError>;
+
+    /// Records how much of a blob is durably stored, and whether it is complete.
+    async fn blob_progress(
+        &self,
+        id: &str,
+        received: u64,
+        complete: bool,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    async fn delete_blob(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Blobs nobody needs any more: uploads idle since before `idle_before`, complete blobs
+    /// older than `complete_before`, and blobs of groups that no longer have any member.
+    async fn expired_blobs(
+        &self,
+        idle_before: u64,
+        complete_before: u64,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// A stored signed integer as u64 (negative values, which the stores never write, become 0).

@@ -67,6 +67,7 @@ fn errors() {
             code: ErrorCode::StaleEpoch,
             message: "the group is at epoch 4".into(),
             current_epoch: Some(4),
+            received: None,
         },
         json!({"code": "stale_epoch", "message": "the group is at epoch 4", "current_epoch": 4}),
     );
@@ -75,8 +76,18 @@ fn errors() {
             code: ErrorCode::PayloadTooLarge,
             message: "too large".into(),
             current_epoch: None,
+            received: None,
         },
         json!({"code": "payload_too_large", "message": "too large"}),
+    );
+    check(
+        ErrorBody {
+            code: ErrorCode::OffsetMismatch,
+            message: "resume at 65552".into(),
+            current_epoch: None,
+            received: Some(65552),
+        },
+        json!({"code": "offset_mismatch", "message": "resume at 65552", "received": 65552}),
     );
     // The serde name and `as_str` agree for every code.
     for code in [
@@ -97,6 +108,10 @@ fn errors() {
         ErrorCode::InvalidCommit,
         ErrorCode::NoKeyPackage,
         ErrorCode::RateLimited,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::OffsetMismatch,
+        ErrorCode::BlobIncomplete,
+        ErrorCode::RangeNotSatisfiable,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Internal,
     ] {

@@ -1,0 +1,503 @@
+//! Sending and receiving files: encrypt while uploading, decrypt while downloading, with
+//! memory bounded by a few chunks whatever the file's size. Uploads resume where the server's
+//! copy ends, after a cut connection or a restart of either side; downloads resume from the
+//! chunks already written.
+
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use missive_proto::api::{BlobStatus, CreateBlobRequest};
+use missive_proto::app::{AppBody, FileRef};
+use missive_proto::B64;
+
+use super::{network, Client, Transport};
+use crate::error::CoreError;
+use crate::file::{FileCipher, Layout, Opener, PendingUpload, Sealer, CHUNK};
+use crate::store::MessageRecord;
+
+/// Sealed chunks queued between the file reader and the network (64 KiB each).
+const QUEUE: usize = 32;
+/// Upload attempts in a row that make no progress before giving up.
+const MAX_STALLED: usize = 4;
+
+/// Called with `(done, total)` bytes as a transfer advances.
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> CoreError {
+    CoreError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+/// A media type from a file name's extension (the receiver only uses it to present the file).
+pub fn media_type(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "pdf" => "application/pdf",
+        "txt" | "md" => "text/plain",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "json" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "heic" => "image/heic",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "ogg" | "opus" => "audio/ogg",
+        "wav" => "audio/wav",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "webm" => "video/webm",
+        "zip" => "application/zip",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "ods" => "application/vnd.oasis.opendocument.spreadsheet",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A file name safe to create in the output directory: the last path component, without
+/// control characters, never empty, `.` or `..`.
+fn safe_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = last.chars().filter(|c| !c.is_control()).collect();
+    let clean = clean.trim().trim_start_matches('.').to_owned();
+    if clean.is_empty() {
+        "file".to_owned()
+    } else {
+        clean
+    }
+}
+
+/// `dir/name`, or `dir/stem (2).ext` and so on if that exists: a download never overwrites.
+fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
+        _ => (name, String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+fn modified_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Transport {
+    async fn blob_status(&self, blob: &str) -> Result<BlobStatus, CoreError> {
+        self.get(&format!("/v1/blobs/{blob}/status")).await
+    }
+
+    /// Streams a sealed file to the blob from `received`; returns the server's answer and the
+    /// plaintext's digest (the whole file is read and hashed, what the server holds is skipped).
+    async fn upload_from(
+        &self,
+        path: &Path,
+        secret: &[u8],
+        size: u64,
+        status: &BlobStatus,
+        progress: Option<Progress>,
+    ) -> Result<(Option<BlobStatus>, [u8; 32]), CoreError> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(QUEUE);
+        let path = path.to_owned();
+        let secret = secret.to_vec();
+        let from = status.received;
+        let total = status.size;
+        let producer = tokio::task::spawn_blocking(move || -> Result<[u8; 32], CoreError> {
+            let mut sealer = Sealer::new(&secret, size)?;
+            if sealer.layout().blob_len() != total {
+                return Err(CoreError::Usage(
+                    "the server's blob does not match this file; start the upload again".into(),
+                ));
+            }
+            let mut file = std::fs::File::open(&path).map_err(|e| io_error("reading", &path, e))?;
+            let mut buf = Vec::with_capacity(crate::file::SEALED_CHUNK);
+            while !sealer.done() {
+                let index = sealer.position();
+                let chunk_start = sealer.layout().sealed_offset(index);
+                let chunk_len = sealer.layout().sealed_len(index) as u64;
+                buf.resize(sealer.wants(), 0);
+                file.read_exact(&mut buf)
+                    .map_err(|e| io_error("reading", &path, e))?;
+                if chunk_start + chunk_len <= from {
+                    sealer.skip(&buf)?;
+                    continue;
+                }
+                sealer.seal_next(&mut buf)?;
+                let skip = from.saturating_sub(chunk_start) as usize;
+                let at = chunk_start + chunk_len;
+                if tx.blocking_send(Ok(buf[skip..].to_vec())).is_err() {
+                    // The request ended (cut or refused); the caller reads the reason.
+                    return Err(CoreError::Network("upload interrupted".into()));
+                }
+                if let Some(p) = &progress {
+                    p(at, total);
+                }
+            }
+            Ok(sealer.digest())
+        });
+        let answer = if from < total {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            let resp = self
+                .http
+                .patch(self.url(&format!("/v1/blobs/{}", status.id)))
+                .bearer_auth(&self.token)
+                .header("upload-offset", from)
+                .header("content-length", total - from)
+                .header("content-type", "application/octet-stream")
+                .body(reqwest::Body::wrap_stream(stream))
+                .send()
+                .await
+                .map_err(network);
+            match resp {
+                Ok(resp) => Some(Self::answer::<BlobStatus>(resp).await),
+                Err(e) => Some(Err(e)),
+            }
+        } else {
+            drop(rx);
+            None
+        };
+        let digest = producer
+            .await
+            .map_err(|e| CoreError::Io(format!("file reader failed: {e}")))?;
+        match (answer, digest) {
+            (Some(Err(e)), _) => Err(e),
+            (_, Err(e)) => Err(e),
+            (Some(Ok(status)), Ok(digest)) => Ok((Some(status), digest)),
+            (None, Ok(digest)) => Ok((None, digest)),
+        }
+    }
+}
+
+impl Client {
+    /// Encrypts and uploads a file, then sends it to the conversation. An interrupted upload of
+    /// the same unchanged file to the same conversation resumes where the server's copy ends.
+    pub async fn send_file(
+        &mut self,
+        conversation: &str,
+        path: &Path,
+        progress: Option<Progress>,
+    ) -> Result<MessageRecord, CoreError> {
+        let record = self.conversation(conversation)?;
+        if record.left {
+            return Err(CoreError::Usage(
+                "you are no longer a member of this conversation".into(),
+            ));
+        }
+        let path = std::fs::canonicalize(path).map_err(|e| io_error("opening", path, e))?;
+        let meta = std::fs::metadata(&path).map_err(|e| io_error("opening", &path, e))?;
+        if !meta.is_file() {
+            return Err(CoreError::Usage(format!(
+                "{} is not a file",
+                path.display()
+            )));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        let size = meta.len();
+        let layout = Layout::new(size)?;
+        let group_id = hex::decode(&record.id)
+            .map_err(|_| CoreError::Storage("conversation id is not hex".into()))?;
+        let path_text = path.to_string_lossy().into_owned();
+        let transport = self.transport();
+
+        let resumable = self.account.pending_upload()?.filter(|p| {
+            p.conversation == conversation
+                && p.path == path_text
+                && p.size == size
+                && p.modified_ns == modified_ns(&meta)
+        });
+        let mut pending = match resumable {
+            Some(p) => p,
+            None => {
+                self.start_upload(conversation, &group_id, &path_text, &meta, layout)
+                    .await?
+            }
+        };
+
+        let mut stalled = 0;
+        let digest = loop {
+            let status = match transport.blob_status(&pending.blob).await {
+                Ok(s) => s,
+                // Expired or deleted meanwhile: start over with a new blob (and a new key).
+                Err(e) if e.server_code() == Some("not_found") => {
+                    pending = self
+                        .start_upload(conversation, &group_id, &path_text, &meta, layout)
+                        .await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let before = status.received;
+            match transport
+                .upload_from(
+                    &path,
+                    pending.secret.as_bytes(),
+                    size,
+                    &status,
+                    progress.clone(),
+                )
+                .await
+            {
+                Ok((_, digest)) if status.complete => break digest,
+                Ok((Some(done), digest)) if done.complete => break digest,
+                Ok(_) => {}
+                Err(e @ CoreError::Server { status, .. }) if status != 409 && status < 500 => {
+                    return Err(e)
+                }
+                Err(e @ (CoreError::File(_) | CoreError::Io(_) | CoreError::Usage(_))) => {
+                    return Err(e)
+                }
+                Err(_) => {}
+            }
+            let now = transport.blob_status(&pending.blob).await?.received;
+            stalled = if now > before { 0 } else { stalled + 1 };
+            if stalled >= MAX_STALLED {
+                return Err(CoreError::Network(format!(
+                    "the upload makes no progress ({now} of {} bytes stored); run the same \
+                     command again to resume",
+                    layout.blob_len()
+                )));
+            }
+        };
+
+        let file = FileRef {
+            blob: pending.blob.clone(),
+            secret: pending.secret.clone(),
+            sha256: hex::encode(digest),
+            size,
+            media_type: media_type(&name).to_owned(),
+            name,
+        };
+        let (sent, _) = self.send_body(conversation, AppBody::File { file }).await?;
+        self.account.set_pending_upload(None)?;
+        sent.ok_or_else(|| CoreError::Mls("a file message left no record".into()))
+    }
+
+    async fn start_upload(
+        &mut self,
+        conversation: &str,
+        group_id: &[u8],
+        path: &str,
+        meta: &std::fs::Metadata,
+        layout: Layout,
+    ) -> Result<PendingUpload, CoreError> {
+        let status: BlobStatus = self
+            .transport()
+            .post(
+                "/v1/blobs",
+                &CreateBlobRequest {
+                    group_id: B64(group_id.to_vec()),
+                    size: layout.blob_len(),
+                },
+            )
+            .await?;
+        let pending = PendingUpload {
+            conversation: conversation.to_owned(),
+            path: path.to_owned(),
+            size: layout.size,
+            modified_ns: modified_ns(meta),
+            blob: status.id,
+            secret: B64(FileCipher::new_secret().to_vec()),
+        };
+        // The key is on disk before any byte sealed with it leaves.
+        self.account.set_pending_upload(Some(&pending))?;
+        Ok(pending)
+    }
+
+    /// Downloads, decrypts and checks the file shared with id `file_id` into `out_dir`;
+    /// returns where it was written. Nothing appears under the file's name unless every
+    /// chunk authenticated and the whole file's digest matched.
+    pub async fn download_file(
+        &mut self,
+        file_id: &str,
+        out_dir: &Path,
+        progress: Option<Progress>,
+    ) -> Result<PathBuf, CoreError> {
+        let message = self.account.store().file_message(file_id)?.ok_or_else(|| {
+            CoreError::Usage(format!(
+                "no file {file_id} in your messages (run `missive sync` to fetch new ones)"
+            ))
+        })?;
+        let file = message
+            .file
+            .ok_or_else(|| CoreError::Storage("file message without its file".into()))?;
+        let digest: [u8; 32] = hex::decode(&file.sha256)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| CoreError::Usage("the file's digest is malformed".into()))?;
+        let mut opener = Opener::new(file.secret.as_bytes(), file.size, digest)?;
+        let layout = *opener.layout();
+        let name = safe_name(&file.name);
+        std::fs::create_dir_all(out_dir).map_err(|e| io_error("creating", out_dir, e))?;
+        let part = out_dir.join(format!(
+            ".{name}.{}.part",
+            &file.blob[..8.min(file.blob.len())]
+        ));
+
+        // Resume: re-hash the whole chunks a previous attempt wrote, drop any partial one.
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&part)
+            .map_err(|e| io_error("writing", &part, e))?;
+        let have = out
+            .metadata()
+            .map_err(|e| io_error("reading", &part, e))?
+            .len();
+        let whole = (have / CHUNK as u64).min(layout.chunks.saturating_sub(1));
+        out.set_len(whole * CHUNK as u64)
+            .map_err(|e| io_error("writing", &part, e))?;
+        out.rewind().map_err(|e| io_error("reading", &part, e))?;
+        let mut buf = vec![0u8; CHUNK];
+        for _ in 0..whole {
+            out.read_exact(&mut buf)
+                .map_err(|e| io_error("reading", &part, e))?;
+            opener.skip(&buf)?;
+        }
+        drop(buf);
+        let start = layout.sealed_offset(whole);
+
+        let transport = self.transport();
+        let mut req = transport
+            .http
+            .get(transport.url(&format!("/v1/blobs/{}", file.blob)))
+            .bearer_auth(&transport.token);
+        if start > 0 {
+            req = req.header("range", format!("bytes={start}-"));
+        }
+        let resp = req.send().await.map_err(network)?;
+        let expected_status = if start > 0 { 206 } else { 200 };
+        if resp.status().as_u16() != expected_status {
+            return Err(Transport::answer::<serde_json::Value>(resp)
+                .await
+                .err()
+                .unwrap_or_else(|| {
+                    CoreError::Network("the server did not send the expected byte range".into())
+                }));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(QUEUE);
+        let part_path = part.clone();
+        let total = layout.blob_len();
+        let writer = tokio::task::spawn_blocking(move || -> Result<Opener, CoreError> {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+            let mut done = start;
+            while let Some(bytes) = rx.blocking_recv() {
+                opener
+                    .push(&bytes, |plain| w.write_all(plain))
+                    .map_err(|e| match e {
+                        crate::file::OpenError::File(f) => CoreError::File(f),
+                        crate::file::OpenError::Io(e) => io_error("writing", &part_path, e),
+                    })?;
+                done += bytes.len() as u64;
+                if let Some(p) = &progress {
+                    p(done, total);
+                }
+            }
+            let file = w
+                .into_inner()
+                .map_err(|e| io_error("writing", &part_path, e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| io_error("writing", &part_path, e))?;
+            Ok(opener)
+        });
+        let mut body = resp.bytes_stream();
+        let mut cut = None;
+        while let Some(piece) = body.next().await {
+            match piece {
+                Ok(bytes) => {
+                    if tx.send(bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    cut = Some(network(e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let opened = writer
+            .await
+            .map_err(|e| CoreError::Io(format!("file writer failed: {e}")))?;
+        let opener = match opened {
+            Ok(o) => o,
+            Err(e @ CoreError::File(_)) => {
+                let _ = std::fs::remove_file(&part);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(e) = cut {
+            // Keep what was written and checked: the next attempt resumes after it.
+            return Err(e);
+        }
+        if let Err(e) = opener.finish() {
+            let _ = std::fs::remove_file(&part);
+            return Err(e.into());
+        }
+        let target = free_path(out_dir, &name);
+        std::fs::rename(&part, &target).map_err(|e| io_error("writing", &target, e))?;
+        if let Ok(dir) = std::fs::File::open(out_dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_safe() {
+        assert_eq!(safe_name("report.pdf"), "report.pdf");
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_name("a\\b\\c.txt"), "c.txt");
+        assert_eq!(safe_name(".."), "file");
+        assert_eq!(safe_name(""), "file");
+        assert_eq!(safe_name(".bashrc"), "bashrc");
+        assert_eq!(safe_name("bad\u{7}name\n.txt"), "badname.txt");
+    }
+
+    #[test]
+    fn downloads_never_overwrite() {
+        let dir = tempfile_dir();
+        std::fs::write(dir.join("a.txt"), b"x").expect("write");
+        assert_eq!(free_path(&dir, "a.txt"), dir.join("a (2).txt"));
+        std::fs::write(dir.join("a (2).txt"), b"x").expect("write");
+        assert_eq!(free_path(&dir, "a.txt"), dir.join("a (3).txt"));
+        assert_eq!(free_path(&dir, "b"), dir.join("b"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("missive-names-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+}
