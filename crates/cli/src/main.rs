@@ -288,8 +288,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
-            let m = m?;
-            if let Some(f) = &m.file {
+            let sent = m?;
+            if sent.resumed_from > 0 {
+                eprintln!(
+                    "resumed the upload at byte {}: the server already had {}",
+                    sent.resumed_from,
+                    human_size(sent.resumed_from)
+                );
+            }
+            if let Some(f) = &sent.message.file {
                 eprintln!(
                     "sent {} ({}) as file {}",
                     f.name,
@@ -297,7 +304,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     f.blob
                 );
             }
-            println!("{}", m.id);
+            println!("{}", sent.message.id);
         }
         AccountCommand::Download { id, out } => {
             let (bar, progress) = progress_bar("download");

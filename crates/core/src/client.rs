@@ -15,7 +15,7 @@ use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
 #[path = "transfer.rs"]
 mod transfer;
-pub use transfer::{media_type, Progress};
+pub use transfer::{media_type, Progress, SentFile};
 
 /// Attempts at a commit or send that keeps losing epoch races before giving up.
 const MAX_ATTEMPTS: usize = 8;

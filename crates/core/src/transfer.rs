@@ -22,6 +22,14 @@ const QUEUE: usize = 32;
 /// Upload attempts in a row that make no progress before giving up.
 const MAX_STALLED: usize = 4;
 
+/// A file sent.
+#[derive(Clone, Debug)]
+pub struct SentFile {
+    pub message: MessageRecord,
+    /// Bytes of the blob an earlier, interrupted attempt had already stored (0 if none).
+    pub resumed_from: u64,
+}
+
 /// Called with `(done, total)` bytes as a transfer advances.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
@@ -196,7 +204,7 @@ impl Client {
         conversation: &str,
         path: &Path,
         progress: Option<Progress>,
-    ) -> Result<MessageRecord, CoreError> {
+    ) -> Result<SentFile, CoreError> {
         let record = self.conversation(conversation)?;
         if record.left {
             return Err(CoreError::Usage(
@@ -237,6 +245,7 @@ impl Client {
         };
 
         let mut stalled = 0;
+        let mut resumed_from = None;
         let digest = loop {
             let status = match transport.blob_status(&pending.blob).await {
                 Ok(s) => s,
@@ -250,6 +259,7 @@ impl Client {
                 Err(e) => return Err(e),
             };
             let before = status.received;
+            resumed_from.get_or_insert(before);
             match transport
                 .upload_from(
                     &path,
@@ -292,7 +302,11 @@ impl Client {
         };
         let (sent, _) = self.send_body(conversation, AppBody::File { file }).await?;
         self.account.set_pending_upload(None)?;
-        sent.ok_or_else(|| CoreError::Mls("a file message left no record".into()))
+        let message = sent.ok_or_else(|| CoreError::Mls("a file message left no record".into()))?;
+        Ok(SentFile {
+            message,
+            resumed_from: resumed_from.unwrap_or(0),
+        })
     }
 
     async fn start_upload(

@@ -181,7 +181,7 @@ pub async fn upload_blob(
             "only the uploading device writes a blob",
         ));
     }
-    let Some(_guard) = state.claim_upload(&id) else {
+    let Some(claim) = state.claim_upload(&id) else {
         return Err(offset_mismatch(
             record.received,
             "another request is uploading this blob",
@@ -196,7 +196,7 @@ pub async fn upload_blob(
             Err(offset_mismatch(record.received, "the blob is complete"))
         };
     }
-    let (mut writer, at) = state
+    let (writer, at) = state
         .blobs()
         .resume(&id, record.received)
         .await
@@ -216,6 +216,26 @@ pub async fn upload_blob(
         return Err(offset_mismatch(at, "resume the upload at `received`"));
     }
 
+    // The bytes are received by a task of their own: when the client goes away, hyper drops
+    // this handler, and what arrived must still be made durable and recorded.
+    let task = tokio::spawn(receive(state.clone(), id, record, writer, body, claim));
+    match task.await {
+        Ok(result) => result.map(|record| Json(status_of(&record))),
+        Err(e) => Err(AppError::internal(format!("upload task: {e}"))),
+    }
+}
+
+/// Appends a request's body to an upload, with a durable checkpoint every [`CHECKPOINT`]
+/// bytes and at the end, however the body ends.
+async fn receive(
+    state: AppState,
+    id: String,
+    mut record: BlobRecord,
+    mut writer: Box<dyn crate::blobs::BlobWriter>,
+    body: Body,
+    _claim: crate::UploadGuard,
+) -> Result<BlobRecord, AppError> {
+    let at = record.received;
     let mut stream = body.into_data_stream();
     let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
     let mut durable = at;
@@ -267,7 +287,7 @@ pub async fn upload_blob(
             ),
         ));
     }
-    Ok(Json(status_of(&record)))
+    Ok(record)
 }
 
 /// A single byte range `bytes=A-B`, `bytes=A-` or `bytes=-N` within `size` bytes, as

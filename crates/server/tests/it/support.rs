@@ -43,17 +43,22 @@ fn postgres_admin(sql: String) {
 
 impl Harness {
     pub fn new() -> Self {
-        Self::start(None)
+        Self::start(None, "")
+    }
+
+    /// A server whose configuration has these extra TOML lines.
+    pub fn with_settings(settings: &str) -> Self {
+        Self::start(None, settings)
     }
 
     /// A server storing into a fresh PostgreSQL schema instead of SQLite.
     pub fn with_postgres() -> Self {
         let schema = format!("missive_it_{:016x}", rand::random::<u64>());
         postgres_admin(format!("CREATE SCHEMA {schema}"));
-        Self::start(Some(schema))
+        Self::start(Some(schema), "")
     }
 
-    fn start(pg_schema: Option<String>) -> Self {
+    fn start(pg_schema: Option<String>, settings: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("server");
         Config::init(&data, DOMAIN).expect("init");
@@ -65,6 +70,26 @@ impl Harness {
                 postgres_url()
             ));
             std::fs::write(&path, text).expect("config");
+        }
+        if !settings.is_empty() {
+            let path = data.join(missive_server::config::CONFIG_FILE);
+            let text = std::fs::read_to_string(&path).expect("config");
+            // Each setting replaces the line of the same key that init wrote.
+            let keys: Vec<&str> = settings
+                .lines()
+                .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+                .collect();
+            let mut kept: String = text
+                .lines()
+                .filter(|l| {
+                    !keys
+                        .iter()
+                        .any(|k| l.split('=').next().map(str::trim) == Some(k))
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            kept.push_str(settings);
+            std::fs::write(&path, kept).expect("config");
         }
         let server = RunningServer::start(&data, "127.0.0.1:0", 2).expect("server starts");
         Harness {

@@ -1,0 +1,300 @@
+//! The blob API over real sockets: limits, quota, who may read and write, resumable uploads,
+//! ranges, deletion and expiry.
+
+use missive_proto::api::BlobStatus;
+use missive_proto::B64;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+struct Api<'a> {
+    h: &'a Harness,
+}
+
+impl Api<'_> {
+    async fn create(&self, token: &str, group: &str, size: u64) -> (StatusCode, Value) {
+        let resp = self
+            .h
+            .http
+            .post(self.h.url("/v1/blobs"))
+            .bearer_auth(token)
+            .json(&json!({"group_id": group, "size": size}))
+            .send()
+            .await
+            .expect("request");
+        (resp.status(), resp.json().await.expect("JSON answer"))
+    }
+
+    async fn patch(
+        &self,
+        token: &str,
+        id: &str,
+        offset: Option<u64>,
+        body: reqwest::Body,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .h
+            .http
+            .patch(self.h.url(&format!("/v1/blobs/{id}")))
+            .bearer_auth(token)
+            .body(body);
+        if let Some(o) = offset {
+            req = req.header("upload-offset", o);
+        }
+        let resp = req.send().await.expect("request");
+        (resp.status(), resp.json().await.expect("JSON answer"))
+    }
+
+    async fn get(&self, token: &str, id: &str, range: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .h
+            .http
+            .get(self.h.url(&format!("/v1/blobs/{id}")))
+            .bearer_auth(token);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        req.send().await.expect("request")
+    }
+
+    async fn status(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        let resp = self
+            .h
+            .http
+            .get(self.h.url(&format!("/v1/blobs/{id}/status")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        (resp.status(), resp.json().await.expect("JSON answer"))
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["code"].as_str().unwrap_or("(no code)")
+}
+
+fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_limits_permissions_ranges_and_expiry() {
+    let h = Harness::with_settings("max_blob_bytes = 200000\nblob_quota_bytes = 300000\n");
+    let (alice, bob, _carol, conv) = h.trio("files").await;
+    let dave = h.user("dave").await;
+    let group = B64::encode(&hex::decode(&conv).expect("hex id"));
+    let (a, b, d) = (
+        alice.account.token().to_owned(),
+        bob.account.token().to_owned(),
+        dave.account.token().to_owned(),
+    );
+    let api = Api { h: &h };
+
+    // Sizes and membership.
+    for size in [0, 200_001] {
+        let (status, body) = api.create(&a, &group, size).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        );
+    }
+    let (status, body) = api.create(&d, &group, 1000).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "dave is no member"
+    );
+    let (status, body) = api.create(&a, &group, 150_000).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let blob: BlobStatus = serde_json::from_value(body).expect("status");
+    assert_eq!(
+        (blob.size, blob.received, blob.complete),
+        (150_000, 0, false)
+    );
+    let id = blob.id.clone();
+    let (status, body) = api.create(&a, &group, 150_001).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded")
+    );
+    // Bob's quota is his own.
+    let (status, body) = api.create(&b, &group, 150_001).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let bobs: BlobStatus = serde_json::from_value(body).expect("status");
+
+    // Writing: only the uploading device, only at the server's offset.
+    let (status, body) = api.patch(&a, &id, None, vec![1u8; 10].into()).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "malformed_request")
+    );
+    let (status, body) = api.patch(&b, &id, Some(0), vec![1u8; 10].into()).await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (status, body) = api.patch(&a, &id, Some(10), vec![1u8; 10].into()).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "offset_mismatch")
+    );
+    assert_eq!(body["received"], 0);
+    let resp = api.get(&b, &id, None).await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(code(&body), "blob_incomplete");
+
+    // An upload cut after some bytes keeps what arrived; it resumes from the server's count.
+    let data = bytes(150_000, 7);
+    let first = data[..70_000].to_vec();
+    // The first piece goes out, then after a pause the connection breaks.
+    let cut = futures_util::stream::unfold(0, move |step| {
+        let first = first.clone();
+        async move {
+            match step {
+                0 => Some((Ok::<_, std::io::Error>(first), 1)),
+                1 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    Some((Err(std::io::Error::other("connection lost")), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    let resp = h
+        .http
+        .patch(h.url(&format!("/v1/blobs/{id}")))
+        .bearer_auth(&a)
+        .header("upload-offset", 0)
+        .body(reqwest::Body::wrap_stream(cut))
+        .send()
+        .await;
+    assert!(resp.is_err(), "the request was cut");
+    let mut received = 0;
+    for _ in 0..100 {
+        let (status, body) = api.status(&b, &id).await;
+        assert_eq!(status, StatusCode::OK, "a member reads the status: {body}");
+        received = body["received"].as_u64().expect("received");
+        if received > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(received > 0 && received <= 70_000, "kept {received} bytes");
+    let rest = data[received as usize..].to_vec();
+    let (status, body) = api.patch(&a, &id, Some(received), rest.into()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["received"].as_u64(), body["complete"].as_bool()),
+        (Some(150_000), Some(true))
+    );
+    // Repeating the last request of a finished upload is harmless.
+    let (status, _) = api.patch(&a, &id, Some(150_000), Vec::new().into()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Reading: members only; whole or one range.
+    let resp = api.get(&b, &id, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.expect("body").as_ref(), data.as_slice());
+    for (range, expect) in [
+        ("bytes=10-19", &data[10..20]),
+        ("bytes=149990-", &data[149_990..]),
+        ("bytes=-5", &data[149_995..]),
+        ("bytes=149999-200000", &data[149_999..]),
+    ] {
+        let resp = api.get(&b, &id, Some(range)).await;
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert!(resp.headers()["content-range"]
+            .to_str()
+            .expect("ascii")
+            .ends_with("/150000"));
+        assert_eq!(
+            resp.bytes().await.expect("body").as_ref(),
+            expect,
+            "{range}"
+        );
+    }
+    for range in ["bytes=150000-", "bytes=abc", "bytes=20-10"] {
+        let resp = api.get(&b, &id, Some(range)).await;
+        assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(resp.headers()["content-range"], "bytes */150000");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(code(&body), "range_not_satisfiable");
+    }
+    let resp = api.get(&d, &id, None).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "someone else's token learns nothing"
+    );
+    let resp = api.get(&b, &"0".repeat(32), None).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = api.get(&b, "not-a-blob-id", None).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = h
+        .http
+        .get(h.url(&format!("/v1/blobs/{id}")))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    // Deleting: the owner only; it frees quota.
+    let delete = |token: String| {
+        h.http
+            .delete(h.url(&format!("/v1/blobs/{id}")))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        delete(b.clone()).await.expect("request").status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        delete(a.clone()).await.expect("request").status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.status(&a, &id).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = api.create(&a, &group, 150_001).await;
+    assert_eq!(status, StatusCode::OK, "quota freed: {body}");
+    let idle: BlobStatus = serde_json::from_value(body).expect("status");
+
+    // Expiry: unfinished uploads after a day without progress, the rest after 30 days.
+    let blobs_dir = h.dir.path().join("server").join("blobs");
+    let (status, _) = api
+        .patch(&b, &bobs.id, Some(0), vec![9u8; 1000].into())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(blobs_dir.join("partial").join(&bobs.id).exists());
+    let now = missive_server::now_secs();
+    assert_eq!(h.server.collect_garbage(now).expect("gc"), 0);
+    assert_eq!(h.server.collect_garbage(now + 25 * 3600).expect("gc"), 2);
+    assert!(
+        !blobs_dir.join("partial").join(&bobs.id).exists(),
+        "bytes removed"
+    );
+    assert_eq!(api.status(&b, &bobs.id).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(api.status(&a, &idle.id).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_can_no_longer_fetch_the_groups_files() {
+    let h = Harness::new();
+    let (mut alice, bob, _carol, conv) = h.trio("files").await;
+    let group = B64::encode(&hex::decode(&conv).expect("hex id"));
+    let api = Api { h: &h };
+    let a = alice.account.token().to_owned();
+    let (status, body) = api.create(&a, &group, 10).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = body["id"].as_str().expect("id").to_owned();
+    let (status, _) = api.patch(&a, &id, Some(0), vec![5u8; 10].into()).await;
+    assert_eq!(status, StatusCode::OK);
+    let b = bob.account.token().to_owned();
+    assert_eq!(api.get(&b, &id, None).await.status(), StatusCode::OK);
+    alice
+        .remove_members(&conv, &[address("bob")])
+        .await
+        .expect("remove bob");
+    assert_eq!(api.get(&b, &id, None).await.status(), StatusCode::NOT_FOUND);
+}
