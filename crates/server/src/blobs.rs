@@ -137,6 +137,15 @@ impl BlobStore for FsBlobStore {
         len: u64,
     ) -> io::Result<Pin<Box<dyn AsyncRead + Send>>> {
         let mut file = tokio::fs::File::open(self.complete_path(id)).await?;
+        let stored = file.metadata().await?.len();
+        if stored < start.saturating_add(len) {
+            // Never send fewer bytes than announced: the client would see a broken transfer
+            // and retry forever. This is storage damage, reported as such.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("blob is {stored} bytes on disk, shorter than recorded"),
+            ));
+        }
         file.seek(io::SeekFrom::Start(start)).await?;
         Ok(Box::pin(file.take(len)))
     }

@@ -1,6 +1,8 @@
 //! Acceptance tests of the `missive` binary against a real server on port 0, as a user would
 //! script it.
 
+mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
