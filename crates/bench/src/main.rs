@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod files;
+
 use anyhow::{bail, Context};
 use clap::Parser;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -48,6 +50,13 @@ struct Args {
     /// Devices in the large group of --accept-ratio.
     #[arg(long, default_value_t = 1000)]
     large: usize,
+    /// Instead: an encrypted file round trip of this many MiB through the `missive` CLI,
+    /// against the same bytes unencrypted through the same blob API.
+    #[arg(long)]
+    files: Option<u64>,
+    /// Repetitions of --files (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 /// A server process this bench started.
@@ -283,6 +292,10 @@ async fn main() -> anyhow::Result<()> {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let run = format!("{:06x}", (std::process::id() ^ nanos) & 0xff_ffff);
+    if let Some(mib) = args.files {
+        let pid = server.as_ref().map(|s| s.child.id());
+        return files::files(&url, &run, &args.domain, mib, args.runs.max(1), pid).await;
+    }
     if args.accept_ratio {
         return accept_ratio(&args, &url, &run, server.as_ref().map(|s| s.child.id())).await;
     }

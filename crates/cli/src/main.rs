@@ -185,7 +185,7 @@ fn message_json(m: &MessageRecord) -> serde_json::Value {
             "name": f.name,
             "size": f.size,
             "media_type": f.media_type,
-            "sha256": f.sha256,
+            "blake3": f.blake3,
         });
     }
     value

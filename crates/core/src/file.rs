@@ -7,12 +7,19 @@
 //! is the prefix, the chunk index (32-bit big endian) and a last-chunk flag. Truncation,
 //! reordering, chunk swaps and extension all make some chunk fail to open.
 //!
+//! The sender also announces the plaintext's BLAKE3 digest, checked after the last chunk. The
+//! AEAD alone authenticates the chunks under the file key; the digest, which every recipient
+//! receives in the same MLS message, also binds that key to one plaintext (ChaCha20-Poly1305 is
+//! not key-committing, so a dishonest sender could otherwise craft a blob that opens to different
+//! files under the keys it sends to different members). BLAKE3 rather than SHA-256 because it
+//! costs a quarter as much: on a 2-core server the digest was half the client's crypto time.
+//!
 //! Sans-I/O: the caller reads and writes bytes; this module seals and opens chunks, by index,
 //! so that uploads resume and downloads fetch ranges from any chunk.
 
 use chacha20poly1305::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// Plaintext bytes per chunk.
 pub const CHUNK: usize = 64 * 1024;
@@ -52,7 +59,7 @@ pub enum FileError {
     WrongLength { expected: u64, actual: u64 },
     #[error("the padding of the last chunk is not zero")]
     BadPadding,
-    #[error("the file's SHA-256 differs from the one its sender announced")]
+    #[error("the file's digest differs from the one its sender announced")]
     DigestMismatch,
     #[error("chunk {index} has {actual} bytes, expected {expected}")]
     ChunkSize {
@@ -180,6 +187,46 @@ impl FileCipher {
             .map_err(|_| FileError::TooLarge(self.layout.size))
     }
 
+    /// Seals consecutive chunks from `first`: `file` holds their file bytes back to back,
+    /// `out` receives exactly their sealed bytes.
+    fn seal_range(&self, first: u64, file: &[u8], out: &mut [u8]) -> Result<(), FileError> {
+        let (mut file, mut out) = (file, out);
+        let mut scratch = Vec::with_capacity(SEALED_CHUNK);
+        let mut index = first;
+        while !out.is_empty() {
+            let take = self.layout.file_bytes_in(index);
+            scratch.clear();
+            scratch.extend_from_slice(&file[..take]);
+            scratch.resize(self.layout.plain_len(index), 0);
+            self.seal(index, &mut scratch)?;
+            let (slot, rest) = out.split_at_mut(scratch.len());
+            slot.copy_from_slice(&scratch);
+            out = rest;
+            file = &file[take..];
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// Opens consecutive whole chunks from `first` (`sealed` holds exactly them); returns
+    /// their file bytes back to back.
+    fn open_range(&self, first: u64, sealed: &[u8]) -> Result<Vec<u8>, FileError> {
+        let mut plain = Vec::with_capacity(sealed.len());
+        let mut scratch = Vec::with_capacity(SEALED_CHUNK);
+        let mut rest = sealed;
+        let mut index = first;
+        while !rest.is_empty() {
+            let len = self.layout.sealed_len(index);
+            scratch.clear();
+            scratch.extend_from_slice(&rest[..len]);
+            self.open(index, &mut scratch)?;
+            plain.extend_from_slice(&scratch);
+            rest = &rest[len..];
+            index += 1;
+        }
+        Ok(plain)
+    }
+
     /// Opens chunk `index` in place and cuts it to the file's bytes (the padding is checked to
     /// be zero and dropped).
     pub fn open(&self, index: u64, buf: &mut Vec<u8>) -> Result<(), FileError> {
@@ -211,7 +258,7 @@ impl FileCipher {
 pub struct Sealer {
     cipher: FileCipher,
     next: u64,
-    hash: Sha256,
+    hash: blake3::Hasher,
 }
 
 impl Sealer {
@@ -220,7 +267,7 @@ impl Sealer {
         Ok(Sealer {
             cipher: FileCipher::new(secret, Layout::new(size)?)?,
             next: 0,
-            hash: Sha256::new(),
+            hash: blake3::Hasher::new(),
         })
     }
 
@@ -260,6 +307,53 @@ impl Sealer {
         Ok(true)
     }
 
+    /// Seals the next `count` chunks, whose file bytes are `file` (back to back), appending
+    /// them to `out`. The work is shared with a second thread: it seals the first part while
+    /// this one hashes everything and seals the rest.
+    pub fn seal_chunks(
+        &mut self,
+        count: u64,
+        file: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), FileError> {
+        let layout = *self.layout();
+        let first = self.next;
+        let end = first + count;
+        let expected: usize = (first..end).map(|i| layout.file_bytes_in(i)).sum();
+        if end > layout.chunks || file.len() != expected {
+            return Err(FileError::ChunkSize {
+                index: first,
+                expected,
+                actual: file.len(),
+            });
+        }
+        let at = out.len();
+        let sealed: usize = (first..end).map(|i| layout.sealed_len(i)).sum();
+        out.resize(at + sealed, 0);
+        // The helper takes about 5/8 of the chunks: hashing costs this thread about a quarter
+        // of what sealing everything costs.
+        let mid = first + (count * 5).div_ceil(8);
+        let file_mid: usize = (first..mid).map(|i| layout.file_bytes_in(i)).sum();
+        let out_mid: usize = (first..mid).map(|i| layout.sealed_len(i)).sum();
+        let (file_a, file_b) = file.split_at(file_mid);
+        let (out_a, out_b) = out[at..].split_at_mut(out_mid);
+        let cipher = &self.cipher;
+        let hash = &mut self.hash;
+        std::thread::scope(|scope| {
+            let helper =
+                (mid > first).then(|| scope.spawn(|| cipher.seal_range(first, file_a, out_a)));
+            hash.update(file);
+            let mine = cipher.seal_range(mid, file_b, out_b);
+            let theirs = match helper {
+                Some(h) => h.join().unwrap_or(Err(FileError::TooLarge(layout.size))),
+                None => Ok(()),
+            };
+            mine.and(theirs)
+        })?;
+        self.next = end;
+        Ok(())
+    }
+
     fn check(&self, file_bytes: &[u8]) -> Result<(), FileError> {
         let expected = self.wants();
         if file_bytes.len() != expected || self.next >= self.layout().chunks {
@@ -277,9 +371,9 @@ impl Sealer {
         self.next >= self.layout().chunks
     }
 
-    /// The plaintext's SHA-256, once every chunk has been sealed or skipped.
+    /// The plaintext's BLAKE3 digest, once every chunk has been sealed or skipped.
     pub fn digest(self) -> [u8; 32] {
-        self.hash.finalize().into()
+        *self.hash.finalize().as_bytes()
     }
 }
 
@@ -289,18 +383,18 @@ pub struct Opener {
     cipher: FileCipher,
     next: u64,
     buf: Vec<u8>,
-    hash: Sha256,
+    hash: blake3::Hasher,
     expected_digest: [u8; 32],
 }
 
 impl Opener {
-    /// An opener for a file of `size` bytes whose plaintext hashes to `digest`.
+    /// An opener for a file of `size` bytes whose plaintext has BLAKE3 digest `digest`.
     pub fn new(secret: &[u8], size: u64, digest: [u8; 32]) -> Result<Self, FileError> {
         Ok(Opener {
             cipher: FileCipher::new(secret, Layout::new(size)?)?,
             next: 0,
             buf: Vec::with_capacity(SEALED_CHUNK),
-            hash: Sha256::new(),
+            hash: blake3::Hasher::new(),
             expected_digest: digest,
         })
     }
@@ -337,6 +431,14 @@ impl Opener {
         mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<(), OpenError> {
         while !bytes.is_empty() {
+            if self.buf.is_empty() {
+                let (count, len) = self.whole_chunks_in(bytes.len());
+                if count >= 2 {
+                    self.open_chunks(count, &bytes[..len], &mut out)?;
+                    bytes = &bytes[len..];
+                    continue;
+                }
+            }
             if self.next >= self.layout().chunks {
                 return Err(FileError::WrongLength {
                     expected: self.layout().blob_len(),
@@ -359,6 +461,63 @@ impl Opener {
         Ok(())
     }
 
+    /// How many whole chunks from the next one fit in `available` bytes, and their length.
+    fn whole_chunks_in(&self, available: usize) -> (u64, usize) {
+        let layout = self.layout();
+        let (mut count, mut len) = (0u64, 0usize);
+        while self.next + count < layout.chunks {
+            let next = layout.sealed_len(self.next + count);
+            if len + next > available {
+                break;
+            }
+            len += next;
+            count += 1;
+        }
+        (count, len)
+    }
+
+    /// Opens `count` whole chunks, shared with a second thread: it opens the second part
+    /// while this one opens, hashes and hands out the first, then the second.
+    fn open_chunks(
+        &mut self,
+        count: u64,
+        sealed: &[u8],
+        out: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(), OpenError> {
+        let layout = *self.layout();
+        let first = self.next;
+        let mid = first + count / 2;
+        let split: usize = (first..mid).map(|i| layout.sealed_len(i)).sum();
+        let (part_a, part_b) = sealed.split_at(split);
+        let cipher = &self.cipher;
+        let hash = &mut self.hash;
+        let mut scratch = std::mem::take(&mut self.buf);
+        let result = std::thread::scope(|scope| -> Result<(), OpenError> {
+            let helper = scope.spawn(|| cipher.open_range(mid, part_b));
+            let mut rest = part_a;
+            for index in first..mid {
+                let len = layout.sealed_len(index);
+                scratch.clear();
+                scratch.extend_from_slice(&rest[..len]);
+                rest = &rest[len..];
+                cipher.open(index, &mut scratch)?;
+                hash.update(&scratch);
+                out(&scratch).map_err(OpenError::Io)?;
+            }
+            let plain_b = helper.join().unwrap_or(Err(FileError::Tampered(mid)))?;
+            hash.update(&plain_b);
+            for piece in plain_b.chunks(CHUNK) {
+                out(piece).map_err(OpenError::Io)?;
+            }
+            Ok(())
+        });
+        scratch.clear();
+        self.buf = scratch;
+        result?;
+        self.next = first + count;
+        Ok(())
+    }
+
     /// Ends the stream: every chunk must have arrived and the digest must match.
     pub fn finish(self) -> Result<(), FileError> {
         if self.next != self.layout().chunks || !self.buf.is_empty() {
@@ -368,7 +527,7 @@ impl Opener {
                 actual: done,
             });
         }
-        let digest: [u8; 32] = self.hash.finalize().into();
+        let digest: [u8; 32] = *self.hash.finalize().as_bytes();
         if digest != self.expected_digest {
             return Err(FileError::DigestMismatch);
         }
@@ -406,16 +565,30 @@ mod tests {
         (blob, sealer.digest())
     }
 
+    /// Opens `blob` fed in odd pieces, as a network delivers them, and again in one piece
+    /// (which takes the two-thread path); both must agree.
     fn open_all(
         secret: &[u8],
         size: u64,
         digest: [u8; 32],
         blob: &[u8],
     ) -> Result<Vec<u8>, FileError> {
+        let small = open_in_pieces(secret, size, digest, blob, 7919);
+        let whole = open_in_pieces(secret, size, digest, blob, blob.len().max(1));
+        assert_eq!(small, whole, "sequential and parallel opening agree");
+        small
+    }
+
+    fn open_in_pieces(
+        secret: &[u8],
+        size: u64,
+        digest: [u8; 32],
+        blob: &[u8],
+        piece: usize,
+    ) -> Result<Vec<u8>, FileError> {
         let mut opener = Opener::new(secret, size, digest)?;
         let mut out = Vec::new();
-        // Odd piece sizes, as a network delivers them.
-        for piece in blob.chunks(7919) {
+        for piece in blob.chunks(piece) {
             opener
                 .push(piece, |b| {
                     out.extend_from_slice(b);
@@ -518,6 +691,31 @@ mod tests {
             open_all(&secret, size, [0; 32], &blob),
             Err(FileError::DigestMismatch)
         );
+    }
+
+    #[test]
+    fn sealing_in_batches_on_two_threads_gives_the_same_blob() {
+        let secret = FileCipher::new_secret();
+        for len in [0, 5 * CHUNK + 3, 40 * CHUNK] {
+            let data = sample(len);
+            let (expected, digest) = seal_all(&secret, &data);
+            let mut sealer = Sealer::new(&secret, len as u64).expect("sealer");
+            let mut blob = Vec::new();
+            let mut at = 0;
+            while !sealer.done() {
+                let first = sealer.position();
+                let count = (sealer.layout().chunks - first).min(16);
+                let bytes: usize = (first..first + count)
+                    .map(|i| sealer.layout().file_bytes_in(i))
+                    .sum();
+                sealer
+                    .seal_chunks(count, &data[at..at + bytes], &mut blob)
+                    .expect("seal");
+                at += bytes;
+            }
+            assert_eq!(sealer.digest(), digest);
+            assert!(blob == expected, "{len} bytes");
+        }
     }
 
     #[test]

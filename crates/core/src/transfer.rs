@@ -17,8 +17,11 @@ use crate::error::CoreError;
 use crate::file::{FileCipher, Layout, Opener, PendingUpload, Sealer, CHUNK};
 use crate::store::MessageRecord;
 
-/// Sealed chunks queued between the file reader and the network (64 KiB each).
-const QUEUE: usize = 32;
+/// Batches queued between the file thread and the network.
+const QUEUE: usize = 4;
+/// Bytes handed over at once between the file thread and the network: one thread wake-up per
+/// batch, not per chunk or per network read.
+const BATCH: usize = 1 << 20;
 /// Upload attempts in a row that make no progress before giving up.
 const MAX_STALLED: usize = 4;
 
@@ -136,27 +139,45 @@ impl Transport {
                 ));
             }
             let mut file = std::fs::File::open(&path).map_err(|e| io_error("reading", &path, e))?;
-            let mut buf = Vec::with_capacity(crate::file::SEALED_CHUNK);
+            let mut plain = Vec::with_capacity(BATCH);
+            // Chunks the server holds completely are only hashed.
             while !sealer.done() {
                 let index = sealer.position();
-                let chunk_start = sealer.layout().sealed_offset(index);
-                let chunk_len = sealer.layout().sealed_len(index) as u64;
-                buf.resize(sealer.wants(), 0);
-                file.read_exact(&mut buf)
-                    .map_err(|e| io_error("reading", &path, e))?;
-                if chunk_start + chunk_len <= from {
-                    sealer.skip(&buf)?;
-                    continue;
+                let end =
+                    sealer.layout().sealed_offset(index) + sealer.layout().sealed_len(index) as u64;
+                if end > from {
+                    break;
                 }
-                sealer.seal_next(&mut buf)?;
-                let skip = from.saturating_sub(chunk_start) as usize;
-                let at = chunk_start + chunk_len;
-                if tx.blocking_send(Ok(buf[skip..].to_vec())).is_err() {
+                plain.resize(sealer.wants(), 0);
+                file.read_exact(&mut plain)
+                    .map_err(|e| io_error("reading", &path, e))?;
+                sealer.skip(&plain)?;
+            }
+            // The rest goes out in batches of 16 chunks, sealed on two threads.
+            let mut skip =
+                from.saturating_sub(sealer.layout().sealed_offset(sealer.position())) as usize;
+            while !sealer.done() {
+                let layout = *sealer.layout();
+                let first = sealer.position();
+                let count = (layout.chunks - first).min((BATCH / CHUNK) as u64);
+                let bytes: usize = (first..first + count)
+                    .map(|i| layout.file_bytes_in(i))
+                    .sum();
+                plain.resize(bytes, 0);
+                file.read_exact(&mut plain)
+                    .map_err(|e| io_error("reading", &path, e))?;
+                let mut batch = Vec::with_capacity(BATCH + count as usize * crate::file::TAG);
+                sealer.seal_chunks(count, &plain, &mut batch)?;
+                if skip > 0 {
+                    batch.drain(..skip);
+                    skip = 0;
+                }
+                if tx.blocking_send(Ok(batch)).is_err() {
                     // The request ended (cut or refused); the caller reads the reason.
                     return Err(CoreError::Network("upload interrupted".into()));
                 }
                 if let Some(p) = &progress {
-                    p(at, total);
+                    p(layout.sealed_offset(first + count).min(total), total);
                 }
             }
             Ok(sealer.digest())
@@ -295,7 +316,7 @@ impl Client {
         let file = FileRef {
             blob: pending.blob.clone(),
             secret: pending.secret.clone(),
-            sha256: hex::encode(digest),
+            blake3: hex::encode(digest),
             size,
             media_type: media_type(&name).to_owned(),
             name,
@@ -357,7 +378,7 @@ impl Client {
         let file = message
             .file
             .ok_or_else(|| CoreError::Storage("file message without its file".into()))?;
-        let digest: [u8; 32] = hex::decode(&file.sha256)
+        let digest: [u8; 32] = hex::decode(&file.blake3)
             .ok()
             .and_then(|d| d.try_into().ok())
             .ok_or_else(|| CoreError::Usage("the file's digest is malformed".into()))?;
@@ -413,11 +434,11 @@ impl Client {
                     CoreError::Network("the server did not send the expected byte range".into())
                 }));
         }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(QUEUE);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
         let part_path = part.clone();
         let total = layout.blob_len();
         let writer = tokio::task::spawn_blocking(move || -> Result<Opener, CoreError> {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+            let mut w = std::io::BufWriter::with_capacity(64 << 10, out);
             let mut done = start;
             while let Some(bytes) = rx.blocking_recv() {
                 opener
@@ -440,17 +461,23 @@ impl Client {
         });
         let mut body = resp.bytes_stream();
         let mut cut = None;
-        while let Some(piece) = body.next().await {
+        let mut batch = Vec::with_capacity(2 * BATCH);
+        loop {
+            let piece = body.next().await;
+            let end = !matches!(piece, Some(Ok(_)));
             match piece {
-                Ok(bytes) => {
-                    if tx.send(bytes).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    cut = Some(network(e));
+                Some(Ok(bytes)) => batch.extend_from_slice(&bytes),
+                Some(Err(e)) => cut = Some(network(e)),
+                None => {}
+            }
+            if (batch.len() >= BATCH || end) && !batch.is_empty() {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(2 * BATCH));
+                if tx.send(full).await.is_err() {
                     break;
                 }
+            }
+            if end {
+                break;
             }
         }
         drop(tx);

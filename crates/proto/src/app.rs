@@ -41,8 +41,8 @@ pub struct FileRef {
     pub blob: String,
     /// The file's fresh random secret (32 bytes); the chunk key derives from it.
     pub secret: B64,
-    /// SHA-256 of the plaintext, hex.
-    pub sha256: String,
+    /// BLAKE3 digest of the plaintext, hex.
+    pub blake3: String,
     /// The plaintext size in bytes.
     pub size: u64,
     pub name: String,

@@ -79,7 +79,7 @@ fn a_file_goes_end_to_end_and_the_server_learns_nothing() {
     assert_eq!(f["name"], name);
     assert_eq!(f["size"], 300_000);
     assert_eq!(f["media_type"], "application/pdf");
-    assert_eq!(f["sha256"], hex::encode(Sha256::digest(&data)));
+    assert_eq!(f["blake3"], blake3::hash(&data).to_hex().as_str());
     assert!(f.get("secret").is_none(), "the key is not printed");
     let id = f["id"].as_str().expect("id").to_owned();
 
