@@ -17,6 +17,8 @@ use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 mod transfer;
 pub use transfer::{media_type, Progress, SentFile};
 
+/// Longest wait for an API answer (file transfers are bounded per read instead).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Attempts at a commit or send that keeps losing epoch races before giving up.
 const MAX_ATTEMPTS: usize = 8;
 /// Rounds of fetching unknown contacts while processing one event.
@@ -62,7 +64,11 @@ impl Transport {
         path: &str,
         body: &B,
     ) -> Result<T, CoreError> {
-        let mut req = self.http.post(self.url(path)).json(body);
+        let mut req = self
+            .http
+            .post(self.url(path))
+            .timeout(REQUEST_TIMEOUT)
+            .json(body);
         if !self.token.is_empty() {
             req = req.bearer_auth(&self.token);
         }
@@ -70,7 +76,11 @@ impl Transport {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
-        let req = self.http.get(self.url(path)).bearer_auth(&self.token);
+        let req = self
+            .http
+            .get(self.url(path))
+            .timeout(REQUEST_TIMEOUT)
+            .bearer_auth(&self.token);
         Self::answer(req.send().await.map_err(network)?).await
     }
 
@@ -78,6 +88,7 @@ impl Transport {
         let resp = self
             .http
             .post(self.url(path))
+            .timeout(REQUEST_TIMEOUT)
             .bearer_auth(&self.token)
             .json(body)
             .send()
@@ -131,8 +142,11 @@ fn network(e: impl std::fmt::Display) -> CoreError {
 }
 
 fn http_client() -> Result<reqwest::Client, CoreError> {
+    // No overall timeout: a file transfer may take minutes. A read that stalls, or a connect
+    // that hangs, still fails; JSON requests also carry REQUEST_TIMEOUT each.
     reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(network)
 }

@@ -2,7 +2,7 @@
 //! must be deliberate.
 
 use missive_proto::api::*;
-use missive_proto::app::{AppBody, AppMessage};
+use missive_proto::app::{AppBody, AppMessage, FileRef};
 use missive_proto::{ErrorBody, ErrorCode, B64};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -144,6 +144,25 @@ fn application_payload() {
             },
         },
         json!({"id": "0b", "sent_at": 6, "body": {"type": "meta", "name": "Cabinet", "dm": false}}),
+    );
+    check(
+        AppMessage {
+            id: "0b".into(),
+            sent_at: 1,
+            body: AppBody::File {
+                file: FileRef {
+                    blob: "5e".into(),
+                    secret: B64(vec![7; 4]),
+                    blake3: "ab".into(),
+                    size: 300_000,
+                    name: "minutes.pdf".into(),
+                    media_type: "application/pdf".into(),
+                },
+            },
+        },
+        json!({"id": "0b", "sent_at": 1, "body": {"type": "file", "file": {
+            "blob": "5e", "secret": "BwcHBw", "blake3": "ab", "size": 300000,
+            "name": "minutes.pdf", "media_type": "application/pdf"}}}),
     );
 }
 

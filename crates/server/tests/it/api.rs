@@ -331,6 +331,7 @@ async fn every_endpoint_refuses_bad_input_with_a_stable_code() {
         format!("/v1/groups/{group}/commits"),
         format!("/v1/groups/{group}/messages"),
         "/v1/events/ack".into(),
+        "/v1/blobs".into(),
     ];
     let mut cases = Vec::new();
     for path in &posts {
@@ -454,6 +455,9 @@ async fn openapi_lists_exactly_the_routes() {
         paths,
         [
             "/healthz",
+            "/v1/blobs",
+            "/v1/blobs/{id}",
+            "/v1/blobs/{id}/status",
             "/v1/events",
             "/v1/events/ack",
             "/v1/groups",
@@ -473,7 +477,8 @@ async fn openapi_lists_exactly_the_routes() {
         for method in item.as_object().expect("item").keys() {
             let concrete = path
                 .replace("{group}", "AAAA")
-                .replace("{address}", "a@example.org");
+                .replace("{address}", "a@example.org")
+                .replace("{id}", &"0".repeat(32));
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let status = h
                 .http
