@@ -105,6 +105,17 @@ const EPOCH_FINGERPRINT_LABEL: &str = "missive/v1/epoch-fingerprint";
 const EPOCH_FINGERPRINT_TAG: &[u8] = b"MEF1";
 const EPOCH_FINGERPRINT_LEN: usize = 16;
 
+/// A new application message: a random id and the sender's clock.
+pub fn new_message(body: AppBody) -> AppMessage {
+    let mut id = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    AppMessage {
+        id: hex(&id),
+        sent_at: now_ms(),
+        body,
+    }
+}
+
 /// The epoch fingerprint of a group's current state, as carried in authenticated data.
 fn epoch_fingerprint(provider: &Provider, group: &MlsGroup) -> Result<Vec<u8>, CoreError> {
     let secret = group
@@ -931,6 +942,17 @@ impl Account {
         conversation: &str,
         bodies: Vec<AppBody>,
     ) -> Result<Vec<(Vec<u8>, SendRequest, AppMessage)>, CoreError> {
+        let messages = bodies.into_iter().map(new_message).collect();
+        self.encrypt_messages(conversation, messages)
+    }
+
+    /// Encrypts given application messages (a message sent again after a lost answer keeps
+    /// its id, so that receivers show it once), with one durable save before any can be sent.
+    pub fn encrypt_messages(
+        &mut self,
+        conversation: &str,
+        messages: Vec<AppMessage>,
+    ) -> Result<Vec<(Vec<u8>, SendRequest, AppMessage)>, CoreError> {
         let out = self.with_group(conversation, |this, group| {
             if !group.is_active() {
                 return Err(CoreError::Usage(
@@ -939,15 +961,8 @@ impl Account {
             }
             this.check_sendable(group)?;
             let fingerprint = epoch_fingerprint(&this.provider, group)?;
-            let mut out = Vec::with_capacity(bodies.len());
-            for body in bodies {
-                let mut id = [0u8; 16];
-                rand::rngs::OsRng.fill_bytes(&mut id);
-                let message = AppMessage {
-                    id: hex(&id),
-                    sent_at: now_ms(),
-                    body,
-                };
+            let mut out = Vec::with_capacity(messages.len());
+            for message in messages {
                 let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
                 group.set_aad(fingerprint.clone());
                 let mls = group

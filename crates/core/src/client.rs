@@ -527,13 +527,54 @@ impl Client {
         record.ok_or_else(|| CoreError::Mls("a text message left no record".into()))
     }
 
+    /// Sends a text message, and if the server cannot be reached, sends it again (re-encrypted,
+    /// same message id) until it is accepted or `patience` has passed. A message whose answer
+    /// was lost may thus reach the server twice; receivers show it once.
+    pub async fn send_text_patiently(
+        &mut self,
+        conversation: &str,
+        text: &str,
+        patience: std::time::Duration,
+    ) -> Result<MessageRecord, CoreError> {
+        let body = AppBody::Text {
+            text: text.to_owned(),
+        };
+        let deadline = std::time::Instant::now() + patience;
+        let (record, _) = self
+            .send_message(
+                conversation,
+                crate::account::new_message(body),
+                Some(deadline),
+            )
+            .await?;
+        record.ok_or_else(|| CoreError::Mls("a text message left no record".into()))
+    }
+
     async fn send_body(
         &mut self,
         conversation: &str,
         body: AppBody,
     ) -> Result<(Option<MessageRecord>, AppMessage), CoreError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let (group_id, request, message) = self.account.encrypt(conversation, body.clone())?;
+        self.send_message(conversation, crate::account::new_message(body), None)
+            .await
+    }
+
+    /// Sends `message`, re-encrypting it after a lost epoch race, and after a network failure
+    /// until `network_deadline` (never, if `None`).
+    async fn send_message(
+        &mut self,
+        conversation: &str,
+        message: AppMessage,
+        network_deadline: Option<std::time::Instant>,
+    ) -> Result<(Option<MessageRecord>, AppMessage), CoreError> {
+        let mut races = 0;
+        let mut pause = std::time::Duration::from_millis(50);
+        while races < MAX_ATTEMPTS {
+            let (group_id, request, message) = self
+                .account
+                .encrypt_messages(conversation, vec![message.clone()])?
+                .pop()
+                .ok_or_else(|| CoreError::Mls("nothing was encrypted".into()))?;
             let path = format!("/v1/groups/{}/messages", B64::encode(&group_id));
             match self
                 .transport()
@@ -545,7 +586,14 @@ impl Client {
                     return Ok((record, message));
                 }
                 Err(e) if e.server_code() == Some("stale_epoch") => {
+                    races += 1;
                     self.sync().await?;
+                }
+                Err(CoreError::Network(_))
+                    if network_deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
                 }
                 Err(e) => return Err(e),
             }

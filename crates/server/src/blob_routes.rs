@@ -21,6 +21,8 @@ use crate::{now_secs, AppState};
 pub const UPLOAD_OFFSET: &str = "upload-offset";
 /// Bytes gathered before a write to the blob store.
 const WRITE_BUFFER: usize = 1 << 20;
+/// Longest wait for the next piece of an upload's body.
+const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Bytes written between two durable checkpoints of a long upload.
 const CHECKPOINT: u64 = 16 << 20;
 
@@ -242,7 +244,10 @@ async fn receive(
     let mut written = at;
     let mut overflow = false;
     loop {
-        let next = stream.next().await;
+        // A client that stops sending without closing holds the blob's claim: not for long.
+        let next = tokio::time::timeout(BODY_IDLE, stream.next())
+            .await
+            .unwrap_or(None);
         let end = match next {
             Some(Ok(bytes)) => {
                 let room = record.size - written - pending.len() as u64;
@@ -251,7 +256,7 @@ async fn receive(
                 overflow = take < bytes.len();
                 overflow
             }
-            // The client went away or the stream broke: keep what arrived.
+            // The client went away, stalled, or the stream broke: keep what arrived.
             Some(Err(_)) | None => true,
         };
         if pending.len() >= WRITE_BUFFER || (end && !pending.is_empty()) {

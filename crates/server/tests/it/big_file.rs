@@ -2,15 +2,11 @@
 //! bytes arrive intact and neither side's memory grows with the file.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use missive_core::account::Outcome;
-use missive_core::client::Client;
-use missive_core::sqlite::SqliteAccountStore;
 use sha2::{Digest, Sha256};
 
-use crate::support::DOMAIN;
+use crate::support::{address, open_user, ServerProcess};
 
 /// Peak resident memory of a process (VmHWM), in bytes.
 fn peak_rss(pid: &str) -> u64 {
@@ -37,15 +33,6 @@ fn sha256_file(path: &std::path::Path) -> [u8; 32] {
     }
 }
 
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_gib_file_round_trip_keeps_memory_flat() {
     let mib: u64 = std::env::var("MISSIVE_BIG_FILE_MIB")
@@ -53,58 +40,11 @@ async fn a_one_gib_file_round_trip_keeps_memory_flat() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("server");
-    let bin = env!("CARGO_BIN_EXE_missive-server");
-    let init = Command::new(bin)
-        .arg("--data")
-        .arg(&data)
-        .args(["init", "--domain", DOMAIN])
-        .stdout(Stdio::null())
-        .status()
-        .expect("init runs");
-    assert!(init.success());
-    let config = data.join("missive.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace("open_registration = false", "open_registration = true"),
-    )
-    .expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let server = ServerProcess(
-        Command::new(bin)
-            .arg("--data")
-            .arg(&data)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("MISSIVE_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("server runs"),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("{url}/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-
-    let open = |name: &str| {
-        Box::new(
-            SqliteAccountStore::open(&dir.path().join(name).join("account.db")).expect("store"),
-        )
-    };
-    let mut alice = Client::register(open("alice"), &url, &format!("alice@{DOMAIN}"), None)
-        .await
-        .expect("alice registers");
-    let mut bob = Client::register(open("bob"), &url, &format!("bob@{DOMAIN}"), None)
-        .await
-        .expect("bob registers");
+    let server = ServerProcess::start(&dir.path().join("server")).await;
+    let mut alice = open_user(dir.path(), &server.url, "alice").await;
+    let mut bob = open_user(dir.path(), &server.url, "bob").await;
     let conv = alice
-        .dm(&format!("bob@{DOMAIN}"), "a big file follows")
+        .dm(&address("bob"), "a big file follows")
         .await
         .expect("dm")
         .conversation;
@@ -149,7 +89,7 @@ async fn a_one_gib_file_round_trip_keeps_memory_flat() {
     let round_trip = started.elapsed();
     assert_eq!(sha256_file(&out), want, "the same bytes came out");
 
-    let server_peak = peak_rss(&server.0.id().to_string());
+    let server_peak = peak_rss(&server.pid().to_string());
     // This test process is the two clients (and nothing else big).
     let client_peak = peak_rss("self");
     println!(

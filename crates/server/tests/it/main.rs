@@ -2,6 +2,7 @@
 
 mod api;
 mod big_file;
+mod faults;
 mod files;
 mod groups;
 mod support;

@@ -218,3 +218,100 @@ pub fn alerts(outcomes: &[missive_core::account::Outcome]) -> Vec<missive_core::
         })
         .collect()
 }
+
+/// A `missive-server` process of its own (so that it can be killed), with open registration.
+pub struct ServerProcess {
+    child: std::process::Child,
+    data: std::path::PathBuf,
+    pub port: u16,
+    pub url: String,
+}
+
+impl ServerProcess {
+    /// Initialises `data` and serves it on a free port.
+    pub async fn start(data: &std::path::Path) -> Self {
+        let bin = env!("CARGO_BIN_EXE_missive-server");
+        let init = std::process::Command::new(bin)
+            .arg("--data")
+            .arg(data)
+            .args(["init", "--domain", DOMAIN])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("init runs");
+        assert!(init.success());
+        let config = data.join(missive_server::config::CONFIG_FILE);
+        let text = std::fs::read_to_string(&config).expect("config");
+        std::fs::write(
+            &config,
+            text.replace("open_registration = false", "open_registration = true"),
+        )
+        .expect("config");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut server = ServerProcess {
+            child: Self::spawn(data, port),
+            data: data.to_owned(),
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    fn spawn(data: &std::path::Path, port: u16) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_missive-server"))
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("MISSIVE_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("server runs")
+    }
+
+    async fn wait_healthy(&mut self) {
+        for _ in 0..400 {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", self.url)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            // A restart may find the port still held for a moment: start again.
+            if let Ok(Some(_)) = self.child.try_wait() {
+                self.child = Self::spawn(&self.data, self.port);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the server did not become healthy");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then start again on the same port and data.
+    pub async fn kill_and_restart(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+        self.child = Self::spawn(&self.data, self.port);
+        self.wait_healthy().await;
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client registered (open registration) on a `ServerProcess`, with its home under `dir`.
+pub async fn open_user(dir: &std::path::Path, url: &str, name: &str) -> Client {
+    let store = SqliteAccountStore::open(&dir.join(name).join("account.db")).expect("store");
+    Client::register(Box::new(store), url, &address(name), None)
+        .await
+        .expect("registration")
+}
