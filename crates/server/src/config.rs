@@ -41,6 +41,9 @@ pub struct Config {
     /// Hours an unfinished upload is kept without progress before it is discarded.
     #[serde(default = "default_upload_idle_hours")]
     pub upload_idle_hours: u64,
+    /// Seconds a client has to send a request's headers before the connection is closed.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
 }
 
 fn default_invite_ttl_hours() -> u64 {
@@ -61,6 +64,10 @@ fn default_blob_retention_days() -> u64 {
 
 fn default_upload_idle_hours() -> u64 {
     24
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    10
 }
 
 /// Why the configuration could not be used.
@@ -96,6 +103,7 @@ impl Config {
             blob_quota_bytes: default_blob_quota_bytes(),
             blob_retention_days: default_blob_retention_days(),
             upload_idle_hours: default_upload_idle_hours(),
+            header_read_timeout_secs: default_header_read_timeout_secs(),
         }
     }
 

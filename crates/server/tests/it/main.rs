@@ -5,5 +5,6 @@ mod big_file;
 mod faults;
 mod files;
 mod groups;
+mod hostile;
 mod support;
 mod threats;
