@@ -44,6 +44,19 @@ pub struct Config {
     /// Seconds a client has to send a request's headers before the connection is closed.
     #[serde(default = "default_header_read_timeout_secs")]
     pub header_read_timeout_secs: u64,
+    /// Requests per second one client IP may sustain (0: no limit), and its burst.
+    #[serde(default = "default_rate_limit_ip_per_second")]
+    pub rate_limit_ip_per_second: u32,
+    #[serde(default = "default_rate_limit_ip_burst")]
+    pub rate_limit_ip_burst: u32,
+    /// Requests per second one device may sustain (0: no limit), and its burst.
+    #[serde(default = "default_rate_limit_device_per_second")]
+    pub rate_limit_device_per_second: u32,
+    #[serde(default = "default_rate_limit_device_burst")]
+    pub rate_limit_device_burst: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for per-IP limits).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn default_invite_ttl_hours() -> u64 {
@@ -68,6 +81,22 @@ fn default_upload_idle_hours() -> u64 {
 
 fn default_header_read_timeout_secs() -> u64 {
     10
+}
+
+fn default_rate_limit_ip_per_second() -> u32 {
+    100
+}
+
+fn default_rate_limit_ip_burst() -> u32 {
+    500
+}
+
+fn default_rate_limit_device_per_second() -> u32 {
+    50
+}
+
+fn default_rate_limit_device_burst() -> u32 {
+    200
 }
 
 /// Why the configuration could not be used.
@@ -104,6 +133,11 @@ impl Config {
             blob_retention_days: default_blob_retention_days(),
             upload_idle_hours: default_upload_idle_hours(),
             header_read_timeout_secs: default_header_read_timeout_secs(),
+            rate_limit_ip_per_second: default_rate_limit_ip_per_second(),
+            rate_limit_ip_burst: default_rate_limit_ip_burst(),
+            rate_limit_device_per_second: default_rate_limit_device_per_second(),
+            rate_limit_device_burst: default_rate_limit_device_burst(),
+            trusted_proxies: Vec::new(),
         }
     }
 

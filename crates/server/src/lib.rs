@@ -15,6 +15,7 @@ pub mod error;
 pub mod groups;
 pub mod postgres;
 pub mod push;
+pub mod ratelimit;
 pub mod routes;
 pub mod running;
 pub mod sqlite;
@@ -41,6 +42,7 @@ struct Inner {
     config: Config,
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
+    limits: Arc<ratelimit::Limits>,
     hub: Arc<push::Hub>,
     /// Blobs with a request writing them (one at a time per blob).
     uploads: Mutex<HashSet<String>>,
@@ -53,11 +55,13 @@ impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>) -> Self {
         let hub = Arc::new(push::Hub::default());
         store.set_event_sink(hub.clone());
+        let limits = ratelimit::Limits::new(&config);
         AppState {
             inner: Arc::new(Inner {
                 config,
                 store,
                 blobs,
+                limits,
                 hub,
                 uploads: Mutex::new(HashSet::new()),
                 closing: tokio::sync::watch::channel(false).0,
@@ -72,6 +76,10 @@ impl AppState {
 
     pub fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    pub fn limits(&self) -> &ratelimit::Limits {
+        &self.inner.limits
     }
 
     pub fn blobs(&self) -> &dyn BlobStore {
@@ -145,7 +153,7 @@ pub async fn serve(
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::Service;
 
-    tokio::spawn(collect_garbage_hourly(state.clone()));
+    tokio::spawn(upkeep(state.clone()));
     let router = app(state.clone());
     let header_timeout = Duration::from_secs(state.config().header_read_timeout_secs.max(1));
     // Each connection task holds a receiver; when all are gone, every connection has ended.
@@ -203,10 +211,26 @@ pub async fn serve(
     Ok(())
 }
 
-/// Removes expired blobs now and then every hour, until the server closes.
-async fn collect_garbage_hourly(state: AppState) {
+/// Upkeep until the server closes: rate-limit keys idle for a while are forgotten every
+/// minute; expired blobs are removed at start and then every hour.
+async fn upkeep(state: AppState) {
+    let mut minutes = 0u64;
     loop {
-        let inner = &state.inner;
+        state.limits().forget_idle();
+        if minutes % 60 == 0 {
+            collect_garbage_now(&state).await;
+        }
+        minutes += 1;
+        tokio::select! {
+            () = state.closing() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}
+
+async fn collect_garbage_now(state: &AppState) {
+    let inner = &state.inner;
+    {
         match blobs::collect_garbage(
             inner.store.as_ref(),
             inner.blobs.as_ref(),
@@ -218,10 +242,6 @@ async fn collect_garbage_hourly(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "expired blobs removed"),
             Err(e) => tracing::warn!(error = %e, "blob expiry failed"),
-        }
-        tokio::select! {
-            () = state.closing() => return,
-            () = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
         }
     }
 }

@@ -137,6 +137,10 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .layer(axum::middleware::from_fn(refuse_declared_oversize))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::ratelimit::enforce,
+    ))
     .fallback(|| async { AppError::not_found("no such route") })
     .method_not_allowed_fallback(|| async {
         AppError::new(

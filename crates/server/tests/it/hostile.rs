@@ -106,3 +106,80 @@ async fn an_oversized_websocket_frame_closes_that_connection_only() {
     .expect("pong");
     assert_eq!(pong, b"still there?");
 }
+
+/// Sends `n` requests one after the other; returns their statuses. Every 429 must carry the
+/// stable code and a Retry-After of at least a second.
+async fn statuses(n: usize, req: impl Fn() -> reqwest::RequestBuilder) -> Vec<u16> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let resp = req().send().await.expect("request");
+        let status = resp.status().as_u16();
+        if status == 429 {
+            let retry: u64 = resp.headers()["retry-after"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("seconds");
+            assert!(retry >= 1);
+            let body: serde_json::Value = resp.json().await.expect("json");
+            assert_eq!(body["code"], "rate_limited");
+        }
+        out.push(status);
+    }
+    out
+}
+
+fn count(statuses: &[u16], code: u16) -> usize {
+    statuses.iter().filter(|s| **s == code).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_over_its_rate_is_refused_and_others_are_not() {
+    let h =
+        Harness::with_settings("rate_limit_device_per_second = 5\nrate_limit_device_burst = 10\n");
+    let alice = h.user("alice").await;
+    let bob = h.user("bob").await;
+    // Registration and key packages spent some of their buckets: wait for them to refill.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let get = |token: String| {
+        let h = &h;
+        move || {
+            h.http
+                .get(h.url("/v1/key-packages/count"))
+                .bearer_auth(&token)
+        }
+    };
+    let a = statuses(40, get(alice.account.token().to_owned())).await;
+    assert!(count(&a, 200) >= 10, "the burst is served: {a:?}");
+    assert!(count(&a, 429) >= 20, "then refused: {a:?}");
+    let b = statuses(5, get(bob.account.token().to_owned())).await;
+    assert_eq!(count(&b, 200), 5, "another device is not affected: {b:?}");
+    // Once the bucket refills, alice is served again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let again = statuses(3, get(alice.account.token().to_owned())).await;
+    assert_eq!(count(&again, 200), 3, "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_over_its_rate_is_refused_and_proxied_clients_count_apart() {
+    let h = Harness::with_settings(
+        "rate_limit_ip_per_second = 5\nrate_limit_ip_burst = 10\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let from = |ip: &'static str| {
+        let h = &h;
+        move || {
+            h.http
+                .get(h.url("/healthz"))
+                .header("x-forwarded-for", format!("203.0.113.7, {ip}"))
+        }
+    };
+    let first = statuses(30, from("198.51.100.1")).await;
+    assert!(
+        count(&first, 200) >= 10 && count(&first, 429) >= 15,
+        "{first:?}"
+    );
+    // Behind the same trusted proxy, another client has its own bucket; the address the
+    // client itself claims (the first in the list) is not trusted.
+    let second = statuses(5, from("198.51.100.2")).await;
+    assert_eq!(count(&second, 200), 5, "{second:?}");
+}

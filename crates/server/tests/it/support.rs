@@ -241,11 +241,18 @@ impl ServerProcess {
         assert!(init.success());
         let config = data.join(missive_server::config::CONFIG_FILE);
         let text = std::fs::read_to_string(&config).expect("config");
-        std::fs::write(
-            &config,
-            text.replace("open_registration = false", "open_registration = true"),
-        )
-        .expect("config");
+        // These tests measure durability and memory, not the rate limits: off.
+        let text = text
+            .replace("open_registration = false", "open_registration = true")
+            .replace(
+                "rate_limit_ip_per_second = 100",
+                "rate_limit_ip_per_second = 0",
+            )
+            .replace(
+                "rate_limit_device_per_second = 50",
+                "rate_limit_device_per_second = 0",
+            );
+        std::fs::write(&config, text).expect("config");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
