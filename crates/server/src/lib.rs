@@ -217,7 +217,7 @@ async fn upkeep(state: AppState) {
     let mut minutes = 0u64;
     loop {
         state.limits().forget_idle();
-        if minutes % 60 == 0 {
+        if minutes.is_multiple_of(60) {
             collect_garbage_now(&state).await;
         }
         minutes += 1;
