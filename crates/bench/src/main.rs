@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod connections;
 mod files;
 
 use anyhow::{bail, Context};
@@ -57,6 +58,13 @@ struct Args {
     /// Repetitions of --files (medians are reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Instead: hold this many idle WebSocket connections, report the server's memory per
+    /// connection, then drop and reopen them all at once.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Devices the --connections are spread over.
+    #[arg(long, default_value_t = 100)]
+    devices: usize,
 }
 
 /// A server process this bench started.
@@ -301,6 +309,10 @@ async fn main() -> anyhow::Result<()> {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let run = format!("{:06x}", (std::process::id() ^ nanos) & 0xff_ffff);
+    if let Some(n) = args.connections {
+        let pid = server.as_ref().map(|s| s.child.id());
+        return connections::connections(&url, &run, &args.domain, n, args.devices, pid).await;
+    }
     if let Some(mib) = args.files {
         let pid = server.as_ref().map(|s| s.child.id());
         return files::files(&url, &run, &args.domain, mib, args.runs.max(1), pid).await;
