@@ -838,6 +838,13 @@ impl Account {
         ))
     }
 
+    /// Whether a commit of ours is staged in the conversation, waiting for the server's verdict.
+    pub fn has_pending_commit(&mut self, conversation: &str) -> Result<bool, CoreError> {
+        self.with_group(conversation, |_, group| {
+            Ok(group.pending_commit().is_some())
+        })
+    }
+
     /// Builds a commit that adds `add` and removes the devices of `remove_users`; the pending
     /// commit is saved so that a crash after the server accepted it can still merge it.
     pub fn prepare_commit(
@@ -1213,7 +1220,15 @@ impl Account {
             if event.sender == this.device_id() {
                 // Our own commit: merge it if a crash came between the server's acceptance and our
                 // merge; otherwise it is merged already.
-                if pm.epoch() == group.epoch() && group.pending_commit().is_some() {
+                if pm.epoch() == group.epoch() {
+                    if group.pending_commit().is_none() {
+                        return Err(CoreError::refused(
+                            AlertCode::RejectedCommit,
+                            "the server accepted a commit of this device that it no longer \
+                             holds (it was replaced after a crash); this conversation needs \
+                             to be joined again",
+                        ));
+                    }
                     group
                         .merge_pending_commit(&this.provider)
                         .map_err(CoreError::mls)?;

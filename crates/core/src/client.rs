@@ -480,6 +480,12 @@ impl Client {
         remove: &[String],
     ) -> Result<CommitOutcome, CoreError> {
         self.conversation(conversation)?;
+        // A commit staged before a crash or a lost answer may have been accepted: learn that
+        // first (its echo merges it), rather than replace it with a second, different commit
+        // for the same epoch.
+        if self.account.has_pending_commit(conversation)? {
+            self.sync().await?;
+        }
         for attempt in 1..=MAX_ATTEMPTS {
             let prepared = self.account.prepare_commit(conversation, add, remove)?;
             let path = format!("/v1/groups/{}/commits", B64::encode(&prepared.group_id));
@@ -499,6 +505,9 @@ impl Client {
                     self.account.commit_refused(conversation)?;
                     self.sync().await?;
                 }
+                // No answer: the server may have accepted it. Keep it staged; the next sync
+                // merges it if so, and the next commit starts by finding out.
+                Err(e @ CoreError::Network(_)) => return Err(e),
                 Err(e) => {
                     self.account.commit_refused(conversation)?;
                     return Err(e);

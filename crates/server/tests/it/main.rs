@@ -2,6 +2,7 @@
 
 mod api;
 mod big_file;
+mod crash_commits;
 mod faults;
 mod files;
 mod groups;

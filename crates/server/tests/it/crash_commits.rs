@@ -1,0 +1,128 @@
+//! A client that dies in the middle of a commit: when the server accepted the commit, the
+//! client merges it on restart instead of making a second, different commit for that epoch;
+//! when the server never got it, the client makes a new one. Either way nobody is left unable
+//! to decrypt.
+
+use missive_core::client::Client;
+use missive_proto::api::{ClaimKeyPackagesRequest, ClaimKeyPackagesResponse};
+use missive_proto::B64;
+
+use crate::support::*;
+
+/// Alice stages a commit adding carol, durably, as `add_members` does before posting it;
+/// with `post`, the server accepts it. Then alice's process "dies" before she hears back.
+async fn commit_then_crash(h: &Harness, alice: &mut Client, conv: &str, post: bool) {
+    alice.fetch_user(&address("carol")).await.expect("carol");
+    let claimed: ClaimKeyPackagesResponse = h
+        .http
+        .post(h.url("/v1/key-packages/claim"))
+        .bearer_auth(alice.account.token())
+        .json(&ClaimKeyPackagesRequest {
+            address: address("carol"),
+        })
+        .send()
+        .await
+        .expect("claim")
+        .json()
+        .await
+        .expect("json");
+    let packages = alice
+        .account
+        .verify_claimed(&address("carol"), &claimed.key_packages)
+        .expect("carol's key packages check out");
+    let prepared = alice
+        .account
+        .prepare_commit(conv, &packages, &[])
+        .expect("commit");
+    if post {
+        let resp = h
+            .http
+            .post(h.url(&format!(
+                "/v1/groups/{}/commits",
+                B64::encode(&prepared.group_id)
+            )))
+            .bearer_auth(alice.account.token())
+            .json(&prepared.request)
+            .send()
+            .await
+            .expect("post");
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+}
+
+async fn everyone_reads(alice: &mut Client, conv: &str, readers: &mut [&mut Client]) {
+    for r in readers.iter_mut() {
+        let outcomes = r.sync().await.expect("sync");
+        assert!(alerts(&outcomes).is_empty(), "{:?}", alerts(&outcomes));
+    }
+    alice
+        .send_text(conv, "all of us, same epoch")
+        .await
+        .expect("send");
+    for r in readers.iter_mut() {
+        let outcomes = r.sync().await.expect("sync");
+        assert!(alerts(&outcomes).is_empty(), "{:?}", alerts(&outcomes));
+        assert_eq!(texts(&outcomes), ["all of us, same epoch"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_accepted_while_its_client_died_is_merged_not_replaced() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let mut carol = h.user("carol").await;
+    let mut dave = h.user("dave").await;
+    let conv = alice
+        .create_conversation(Some("crash".into()), None, &[address("bob")])
+        .await
+        .expect("group");
+    bob.sync().await.expect("bob joins");
+
+    commit_then_crash(&h, &mut alice, &conv, true).await;
+    drop(alice);
+    let mut alice = Client::open(h.home("alice")).expect("alice restarts");
+    let outcome = alice
+        .add_members(&conv, &[address("dave")])
+        .await
+        .expect("the next change goes on top of the accepted one");
+    assert_eq!(outcome.attempts, 1, "no epoch race with herself");
+    assert_eq!(
+        alice.account.members(&conv).expect("members"),
+        [
+            address("alice"),
+            address("bob"),
+            address("carol"),
+            address("dave")
+        ]
+    );
+    everyone_reads(&mut alice, &conv, &mut [&mut bob, &mut carol, &mut dave]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_the_server_never_got_is_replaced_after_a_restart() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let _carol = h.user("carol").await;
+    let mut dave = h.user("dave").await;
+    let conv = alice
+        .create_conversation(Some("crash".into()), None, &[address("bob")])
+        .await
+        .expect("group");
+    bob.sync().await.expect("bob joins");
+
+    commit_then_crash(&h, &mut alice, &conv, false).await;
+    drop(alice);
+    let mut alice = Client::open(h.home("alice")).expect("alice restarts");
+    let outcome = alice
+        .add_members(&conv, &[address("dave")])
+        .await
+        .expect("add dave");
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(
+        alice.account.members(&conv).expect("members"),
+        [address("alice"), address("bob"), address("dave")]
+    );
+    everyone_reads(&mut alice, &conv, &mut [&mut bob, &mut dave]).await;
+}
