@@ -102,7 +102,7 @@ async fn raw_round_trip(
     group_hex: &str,
     path: &Path,
     out: &Path,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<(f64, f64, bool)> {
     let http = reqwest::Client::new();
     let size = std::fs::metadata(path)?.len();
     let group = missive_proto::B64::encode(&hex_decode(group_hex)?);
@@ -151,13 +151,20 @@ async fn raw_round_trip(
         .bearer_auth(token)
         .send()
         .await?;
-    Ok((upload, download))
+    // Checked and removed at once, so that the other variant never runs beside a leftover
+    // gigabyte in the page cache.
+    let intact = sha256_file(out)? == sha256_file(path)?;
+    std::fs::remove_file(out)?;
+    Ok((upload, download, intact))
 }
 
 /// Writes out dirty pages (the `sync` command), so that one phase's writeback does not slow
 /// the next.
 fn settle() -> anyhow::Result<()> {
     Command::new("sync").status()?;
+    // Deleting the previous phase's gigabyte leaves the filesystem busy for a while after
+    // `sync` returns; let that pass too, so that it does not land on whichever phase is next.
+    std::thread::sleep(Duration::from_secs(2));
     Ok(())
 }
 
@@ -243,15 +250,14 @@ pub async fn files(
             .await?;
         client_peak = client_peak.max(peak_up).max(peak_down);
 
-        let (ru, rd) = match raw.take() {
+        let (ru, rd, raw_intact) = match raw.take() {
             Some(r) => r,
             None => {
                 settle()?;
                 raw_round_trip(url, &token, &conv, &input, &raw_out).await?
             }
         };
-        intact &= sha256_file(&raw_out)? == want;
-        std::fs::remove_file(&raw_out)?;
+        intact &= raw_intact;
         println!(
             "run {i}: encrypted upload {up:.2}s download {down:.2}s | unencrypted upload {ru:.2}s download {rd:.2}s"
         );

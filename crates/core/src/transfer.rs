@@ -111,6 +111,51 @@ fn modified_ns(meta: &std::fs::Metadata) -> u64 {
         .unwrap_or(0)
 }
 
+/// Bytes received between two background flushes of a download.
+const FLUSH_EVERY: usize = 32 << 20;
+
+/// Flushes a file being written from a thread of its own, when nudged (a nudge while a flush
+/// runs is dropped: the next flush covers it).
+struct Flusher {
+    nudges: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(file: &std::fs::File) -> Self {
+        let Ok(file) = file.try_clone() else {
+            return Flusher {
+                nudges: None,
+                thread: None,
+            };
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                // Errors surface in the final fsync, which must succeed.
+                let _ = file.sync_data();
+            }
+        });
+        Flusher {
+            nudges: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn nudge(&self) {
+        if let Some(tx) = &self.nudges {
+            let _ = tx.try_send(());
+        }
+    }
+
+    fn finish(mut self) {
+        self.nudges.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 impl Transport {
     async fn blob_status(&self, blob: &str) -> Result<BlobStatus, CoreError> {
         self.get(&format!("/v1/blobs/{blob}/status")).await
@@ -438,9 +483,19 @@ impl Client {
         let part_path = part.clone();
         let total = layout.blob_len();
         let writer = tokio::task::spawn_blocking(move || -> Result<Opener, CoreError> {
+            // The file reaches the disk while later chunks are still being decrypted: another
+            // thread flushes what is written so far every FLUSH_EVERY bytes, so the final
+            // fsync has little left to do.
+            let flusher = Flusher::start(&out);
             let mut w = std::io::BufWriter::with_capacity(64 << 10, out);
             let mut done = start;
+            let mut since_flush = 0;
             while let Some(bytes) = rx.blocking_recv() {
+                since_flush += bytes.len();
+                if since_flush >= FLUSH_EVERY {
+                    flusher.nudge();
+                    since_flush = 0;
+                }
                 opener
                     .push(&bytes, |plain| w.write_all(plain))
                     .map_err(|e| match e {
@@ -455,6 +510,7 @@ impl Client {
             let file = w
                 .into_inner()
                 .map_err(|e| io_error("writing", &part_path, e.into_error()))?;
+            flusher.finish();
             file.sync_all()
                 .map_err(|e| io_error("writing", &part_path, e))?;
             Ok(opener)
