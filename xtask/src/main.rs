@@ -4,10 +4,17 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|wasm>
-  ci    formatting, clippy -D warnings, the wasm32 check of missive-core, all tests
-  test  all tests (cargo nextest when installed, else cargo test)
-  wasm  cargo check of missive-core for wasm32-unknown-unknown";
+const USAGE: &str = "usage: cargo xtask <ci|test|wasm|api-fuzz>
+  ci        formatting, clippy -D warnings, the wasm32 check of missive-core, all tests,
+            and a bounded api-fuzz run
+  test      all tests (cargo nextest when installed, else cargo test)
+  wasm      cargo check of missive-core for wasm32-unknown-unknown
+  api-fuzz  schemathesis (installed from PyPI into target/) against a live server's
+            /openapi.json: no 5xx, every answer as documented (MISSIVE_API_FUZZ_EXAMPLES
+            per operation, default 50)";
+
+/// The schemathesis release the API fuzzing is pinned to.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -26,10 +33,13 @@ fn main() -> anyhow::Result<()> {
                 ],
             )?;
             wasm()?;
-            test()
+            test()?;
+            // The test run just built the server and CLI binaries from these sources.
+            api_fuzz(false)
         }
         "test" => test(),
         "wasm" => wasm(),
+        "api-fuzz" => api_fuzz(true),
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown task {task:?}")
@@ -88,6 +98,44 @@ fn wasm() -> anyhow::Result<()> {
             "--no-default-features",
             "--target",
             "wasm32-unknown-unknown",
+        ],
+    )
+}
+
+/// schemathesis against a live debug server (see `xtask/scripts/schemathesis.py`); `build`
+/// builds the binaries first.
+fn api_fuzz(build: bool) -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_owned();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let venv = target.join("schemathesis-venv");
+    let python = venv.join("bin").join("python");
+    if !venv.join("bin").join("schemathesis").exists() {
+        run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+        run(
+            &venv.join("bin").join("pip").to_string_lossy(),
+            &["install", "--quiet", SCHEMATHESIS],
+        )?;
+    }
+    run(
+        "cargo",
+        &["build", "-p", "missive-server", "-p", "missive-cli"],
+    )?;
+    let examples = std::env::var("MISSIVE_API_FUZZ_EXAMPLES").unwrap_or_else(|_| "50".to_owned());
+    run(
+        &python.to_string_lossy(),
+        &[
+            &root
+                .join("xtask")
+                .join("scripts")
+                .join("schemathesis.py")
+                .to_string_lossy(),
+            &target.to_string_lossy(),
+            &examples,
         ],
     )
 }
