@@ -121,10 +121,12 @@ fn api_fuzz(build: bool) -> anyhow::Result<()> {
             &["install", "--quiet", SCHEMATHESIS],
         )?;
     }
-    run(
-        "cargo",
-        &["build", "-p", "missive-server", "-p", "missive-cli"],
-    )?;
+    if build {
+        run(
+            "cargo",
+            &["build", "-p", "missive-server", "-p", "missive-cli"],
+        )?;
+    }
     let examples = std::env::var("MISSIVE_API_FUZZ_EXAMPLES").unwrap_or_else(|_| "50".to_owned());
     run(
         &python.to_string_lossy(),
