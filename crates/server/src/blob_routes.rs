@@ -198,6 +198,21 @@ pub async fn upload_blob(
             Err(offset_mismatch(record.received, "the blob is complete"))
         };
     }
+    if record.received == record.size {
+        // Every byte was recorded but a crash came before the blob was marked complete: finish
+        // the move (idempotent) rather than receive it all again.
+        state.blobs().complete(&id).await.map_err(storage_error)?;
+        state
+            .store()
+            .blob_progress(&id, record.size, true, now_secs())
+            .await?;
+        record.complete = true;
+        return if offset == record.size {
+            Ok(Json(status_of(&record)))
+        } else {
+            Err(offset_mismatch(record.received, "the blob is complete"))
+        };
+    }
     let (writer, at) = state
         .blobs()
         .resume(&id, record.received)

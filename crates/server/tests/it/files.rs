@@ -189,9 +189,27 @@ async fn blob_limits_permissions_ranges_and_expiry() {
         (body["received"].as_u64(), body["complete"].as_bool()),
         (Some(150_000), Some(true))
     );
+    // Bytes beyond the announced size are refused (what fits was kept).
+    let (status, body) = api.create(&b, &group, 1000).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let small = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = api.patch(&b, &small, Some(0), vec![3u8; 1500].into()).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let (_, body) = api.status(&b, &small).await;
+    assert_eq!(body["received"], 1000);
     // Repeating the last request of a finished upload is harmless.
     let (status, _) = api.patch(&a, &id, Some(150_000), Vec::new().into()).await;
     assert_eq!(status, StatusCode::OK);
+    // A crash between the last byte and the completion mark: the next request finishes the job.
+    h.db()
+        .execute("UPDATE blobs SET complete = 0 WHERE id = ?1", [&id])
+        .expect("crash window");
+    let (status, body) = api.patch(&a, &id, Some(150_000), Vec::new().into()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["complete"], true);
 
     // Reading: members only; whole or one range.
     let resp = api.get(&b, &id, None).await;
