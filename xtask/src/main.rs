@@ -4,9 +4,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|wasm|api-fuzz>
+const USAGE: &str = "usage: cargo xtask <ci|test|wasm|api-fuzz|fuzz [SECONDS]>
   ci        formatting, clippy -D warnings, the wasm32 check of missive-core, all tests,
-            and a bounded api-fuzz run
+            a bounded api-fuzz run and a bounded fuzz run
+  fuzz      every cargo-fuzz target of fuzz/ for SECONDS each (default 20); cargo-fuzz is
+            installed if missing, and RUSTC_BOOTSTRAP=1 lets it use the stable toolchain
   test      all tests (cargo nextest when installed, else cargo test)
   wasm      cargo check of missive-core for wasm32-unknown-unknown
   api-fuzz  schemathesis (installed from PyPI into target/) against a live server's
@@ -35,7 +37,15 @@ fn main() -> anyhow::Result<()> {
             wasm()?;
             test()?;
             // The test run just built the server and CLI binaries from these sources.
-            api_fuzz(false)
+            api_fuzz(false)?;
+            fuzz(20)
+        }
+        "fuzz" => {
+            let seconds = match std::env::args().nth(2) {
+                Some(s) => s.parse().context("fuzz SECONDS must be a number")?,
+                None => 20,
+            };
+            fuzz(seconds)
         }
         "test" => test(),
         "wasm" => wasm(),
@@ -140,4 +150,34 @@ fn api_fuzz(build: bool) -> anyhow::Result<()> {
             &examples,
         ],
     )
+}
+
+/// The cargo-fuzz targets in `fuzz/fuzz_targets`.
+const FUZZ_TARGETS: &[&str] = &["certificate", "mls_public", "api_bodies"];
+
+/// Runs every fuzz target for `seconds`; fails on any crash (the input is kept in
+/// `fuzz/artifacts/TARGET/`).
+fn fuzz(seconds: u64) -> anyhow::Result<()> {
+    if !succeeds("cargo", &["fuzz", "--version"]) {
+        run("cargo", &["install", "cargo-fuzz", "--locked"])?;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .join("fuzz");
+    let time = format!("-max_total_time={seconds}");
+    for target in FUZZ_TARGETS {
+        eprintln!("$ cargo fuzz run {target} -- {time}");
+        let status = Command::new("cargo")
+            .current_dir(&root)
+            // cargo-fuzz passes nightly-only flags (sanitizers); this lets stable take them.
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args(["fuzz", "run", target, "--", &time])
+            .status()
+            .context("running cargo fuzz")?;
+        if !status.success() {
+            bail!("fuzz target {target} failed ({status}); see fuzz/artifacts/{target}/");
+        }
+    }
+    Ok(())
 }

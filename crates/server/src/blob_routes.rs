@@ -310,9 +310,13 @@ async fn receive(
     Ok(record)
 }
 
+/// A Range header that names no byte of the blob.
+#[derive(Debug)]
+pub struct Unsatisfiable;
+
 /// A single byte range `bytes=A-B`, `bytes=A-` or `bytes=-N` within `size` bytes, as
 /// `(start, end_exclusive)`. `Ok(None)`: no usable Range header (serve everything).
-fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
+pub fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(value) = headers.get(header::RANGE) else {
         return Ok(None);
     };
@@ -323,15 +327,15 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()>
         // Several ranges: allowed to answer with the whole blob.
         return Ok(None);
     }
-    let (a, b) = spec.trim().split_once('-').ok_or(())?;
+    let (a, b) = spec.trim().split_once('-').ok_or(Unsatisfiable)?;
     let range = match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(start), Ok(last)) if start <= last => (start, last.saturating_add(1).min(size)),
         (Ok(start), Err(_)) if b.is_empty() => (start, size),
         (Err(_), Ok(n)) if a.is_empty() && n > 0 => (size.saturating_sub(n), size),
-        _ => return Err(()),
+        _ => return Err(Unsatisfiable),
     };
     if range.0 >= size {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some(range))
 }
@@ -365,7 +369,7 @@ pub async fn download_blob(
         });
     }
     let size = record.size;
-    let range = parse_range(&headers, size).map_err(|()| {
+    let range = parse_range(&headers, size).map_err(|Unsatisfiable| {
         AppError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::RangeNotSatisfiable,
