@@ -74,7 +74,7 @@ def main():
                 "--max-examples", examples,
                 "--seed", "20261126",
                 "--no-color",
-            ])
+            ], cwd=tmp)  # its cache directory goes with the temporary one
         finally:
             server.kill()
             server.wait()
