@@ -2,7 +2,7 @@
 
 mod api;
 mod big_file;
-mod crash_commits;
+mod client_crashes;
 mod faults;
 mod files;
 mod groups;

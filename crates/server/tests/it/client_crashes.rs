@@ -1,7 +1,7 @@
-//! A client that dies in the middle of a commit: when the server accepted the commit, the
+//! A client that dies in the middle of a commit or a send. When the server accepted a commit, the
 //! client merges it on restart instead of making a second, different commit for that epoch;
-//! when the server never got it, the client makes a new one. Either way nobody is left unable
-//! to decrypt.
+//! when the server never got it, the client makes a new one. A sender killed between encrypting
+//! and posting never reuses a ratchet generation. Either way nobody is left unable to decrypt.
 
 use missive_core::client::Client;
 use missive_proto::api::{ClaimKeyPackagesRequest, ClaimKeyPackagesResponse};
@@ -125,4 +125,63 @@ async fn a_commit_the_server_never_got_is_replaced_after_a_restart() {
         [address("alice"), address("bob"), address("dave")]
     );
     everyone_reads(&mut alice, &conv, &mut [&mut bob, &mut dave]).await;
+}
+
+/// A sender killed mid-send, twenty times: each time it has encrypted (and durably saved) a
+/// few messages, posted only some, and never recorded their answers. After each restart it
+/// goes on sending; receivers decrypt every message that reached the server, none twice, with
+/// no alert, and the messages that never left are simply absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_killed_mid_send_twenty_times_leaves_nothing_undecryptable() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let mut carol = h.user("carol").await;
+    let conv = alice
+        .create_conversation(
+            Some("kills".into()),
+            None,
+            &[address("bob"), address("carol")],
+        )
+        .await
+        .expect("group");
+    bob.sync().await.expect("bob joins");
+    carol.sync().await.expect("carol joins");
+
+    let mut delivered = Vec::new();
+    for round in 0..20 {
+        let texts: Vec<String> = (0..3)
+            .map(|i| format!("round {round} message {i}"))
+            .collect();
+        let prepared = alice.prepare_texts(&conv, &texts).expect("encrypt");
+        // The crash comes after `round % 4` of the three were posted.
+        for p in prepared.iter().take(round % 4) {
+            alice.transport().post_prepared(p).await.expect("post");
+            delivered.push(p.message.id.clone());
+        }
+        drop(alice);
+        alice = Client::open(h.home("alice")).expect("alice restarts");
+        // Sometimes the restarted sender writes at once, sometimes it syncs first.
+        if round % 3 == 0 {
+            alice.sync().await.expect("sync");
+        }
+        let m = alice
+            .send_text(&conv, &format!("after restart {round}"))
+            .await
+            .expect("send after restart");
+        delivered.push(m.id);
+    }
+    for reader in [&mut bob, &mut carol] {
+        let outcomes = reader.sync().await.expect("sync");
+        assert!(alerts(&outcomes).is_empty(), "{:?}", alerts(&outcomes));
+        let got: Vec<String> = reader
+            .account
+            .store()
+            .messages(&conv)
+            .expect("history")
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(got, delivered, "every posted message, once, in order");
+    }
 }
