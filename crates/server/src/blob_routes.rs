@@ -191,14 +191,7 @@ pub async fn upload_blob(
     };
     // Re-read under the claim: an upload that just ended may have moved it.
     let mut record = state.store().blob(&id).await?.ok_or_else(blob_not_found)?;
-    if record.complete {
-        return if offset == record.size {
-            Ok(Json(status_of(&record)))
-        } else {
-            Err(offset_mismatch(record.received, "the blob is complete"))
-        };
-    }
-    if record.received == record.size {
+    if record.received == record.size && !record.complete {
         // Every byte was recorded but a crash came before the blob was marked complete: finish
         // the move (idempotent) rather than receive it all again.
         state.blobs().complete(&id).await.map_err(storage_error)?;
@@ -207,6 +200,8 @@ pub async fn upload_blob(
             .blob_progress(&id, record.size, true, now_secs())
             .await?;
         record.complete = true;
+    }
+    if record.complete {
         return if offset == record.size {
             Ok(Json(status_of(&record)))
         } else {

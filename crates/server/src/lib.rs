@@ -230,19 +230,17 @@ async fn upkeep(state: AppState) {
 
 async fn collect_garbage_now(state: &AppState) {
     let inner = &state.inner;
-    {
-        match blobs::collect_garbage(
-            inner.store.as_ref(),
-            inner.blobs.as_ref(),
-            &inner.config,
-            now_secs(),
-        )
-        .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "expired blobs removed"),
-            Err(e) => tracing::warn!(error = %e, "blob expiry failed"),
-        }
+    let removed = blobs::collect_garbage(
+        inner.store.as_ref(),
+        inner.blobs.as_ref(),
+        &inner.config,
+        now_secs(),
+    )
+    .await;
+    match removed {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "expired blobs removed"),
+        Err(e) => tracing::warn!(error = %e, "blob expiry failed"),
     }
 }
 

@@ -66,26 +66,39 @@ async fn everyone_reads(alice: &mut Client, conv: &str, readers: &mut [&mut Clie
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_accepted_while_its_client_died_is_merged_not_replaced() {
-    let h = Harness::new();
+/// Alice and Bob in a group; Alice stages a commit adding Carol (posted to the server or not),
+/// dies, restarts, and adds Dave. Returns everyone, the conversation and how the add went.
+async fn crash_mid_commit_then_add_dave(
+    h: &Harness,
+    posted: bool,
+) -> (
+    [Client; 4],
+    String,
+    Result<missive_core::client::CommitOutcome, missive_core::CoreError>,
+) {
     let mut alice = h.user("alice").await;
     let mut bob = h.user("bob").await;
-    let mut carol = h.user("carol").await;
-    let mut dave = h.user("dave").await;
+    let carol = h.user("carol").await;
+    let dave = h.user("dave").await;
     let conv = alice
         .create_conversation(Some("crash".into()), None, &[address("bob")])
         .await
         .expect("group");
     bob.sync().await.expect("bob joins");
 
-    commit_then_crash(&h, &mut alice, &conv, true).await;
+    commit_then_crash(h, &mut alice, &conv, posted).await;
     drop(alice);
     let mut alice = Client::open(h.home("alice")).expect("alice restarts");
-    let outcome = alice
-        .add_members(&conv, &[address("dave")])
-        .await
-        .expect("the next change goes on top of the accepted one");
+    let outcome = alice.add_members(&conv, &[address("dave")]).await;
+    ([alice, bob, carol, dave], conv, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_accepted_while_its_client_died_is_merged_not_replaced() {
+    let h = Harness::new();
+    let ([mut alice, mut bob, mut carol, mut dave], conv, outcome) =
+        crash_mid_commit_then_add_dave(&h, true).await;
+    let outcome = outcome.expect("the next change goes on top of the accepted one");
     assert_eq!(outcome.attempts, 1, "no epoch race with herself");
     assert_eq!(
         alice.account.members(&conv).expect("members"),
@@ -102,23 +115,9 @@ async fn a_commit_accepted_while_its_client_died_is_merged_not_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_the_server_never_got_is_replaced_after_a_restart() {
     let h = Harness::new();
-    let mut alice = h.user("alice").await;
-    let mut bob = h.user("bob").await;
-    let _carol = h.user("carol").await;
-    let mut dave = h.user("dave").await;
-    let conv = alice
-        .create_conversation(Some("crash".into()), None, &[address("bob")])
-        .await
-        .expect("group");
-    bob.sync().await.expect("bob joins");
-
-    commit_then_crash(&h, &mut alice, &conv, false).await;
-    drop(alice);
-    let mut alice = Client::open(h.home("alice")).expect("alice restarts");
-    let outcome = alice
-        .add_members(&conv, &[address("dave")])
-        .await
-        .expect("add dave");
+    let ([mut alice, mut bob, _carol, mut dave], conv, outcome) =
+        crash_mid_commit_then_add_dave(&h, false).await;
+    let outcome = outcome.expect("add dave");
     assert_eq!(outcome.attempts, 1);
     assert_eq!(
         alice.account.members(&conv).expect("members"),
