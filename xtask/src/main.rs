@@ -4,9 +4,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|wasm|api-fuzz|fuzz [SECONDS]>
-  ci        formatting, clippy -D warnings, the wasm32 check of missive-core, all tests,
-            a bounded api-fuzz run and a bounded fuzz run
+const USAGE: &str = "usage: cargo xtask <ci|test|wasm|deny|api-fuzz|fuzz [SECONDS]>
+  ci        formatting, clippy -D warnings, cargo-deny, the wasm32 check of missive-core,
+            all tests, a bounded api-fuzz run and a bounded fuzz run
+  deny      cargo-deny (installed if missing): advisories, licences, bans, sources as set in
+            deny.toml; MISSIVE_ADVISORY_DB=URL_OR_PATH reads the RustSec database from a mirror
   fuzz      every cargo-fuzz target of fuzz/ for SECONDS each (default 20); cargo-fuzz is
             installed if missing, and RUSTC_BOOTSTRAP=1 lets it use the stable toolchain
   test      all tests (cargo nextest when installed, else cargo test)
@@ -34,6 +36,7 @@ fn main() -> anyhow::Result<()> {
                     "warnings",
                 ],
             )?;
+            deny()?;
             wasm()?;
             test()?;
             // The test run just built the server and CLI binaries from these sources.
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             fuzz(seconds)
         }
         "test" => test(),
+        "deny" => deny(),
         "wasm" => wasm(),
         "api-fuzz" => api_fuzz(true),
         _ => {
@@ -89,6 +93,38 @@ fn test() -> anyhow::Result<()> {
     } else {
         run("cargo", &["test", "--workspace"])
     }
+}
+
+/// Where cargo-deny fetches the RustSec advisory database from (as named in its config).
+const ADVISORY_DB: &str = "https://github.com/RustSec/advisory-db";
+
+/// cargo-deny over the whole workspace. With `MISSIVE_ADVISORY_DB` set, git fetches the
+/// advisory database from there instead of github.com (deny.toml has cargo-deny fetch with the
+/// git command line, which honours `url.<base>.insteadOf`).
+fn deny() -> anyhow::Result<()> {
+    if !succeeds("cargo", &["deny", "--version"]) {
+        run("cargo", &["install", "cargo-deny", "--locked"])?;
+    }
+    let mut command = Command::new("cargo");
+    command.args(["deny", "check"]);
+    if let Ok(mirror) = std::env::var("MISSIVE_ADVISORY_DB") {
+        let base = if mirror.contains("://") {
+            mirror
+        } else {
+            format!("file://{mirror}")
+        };
+        eprintln!("(advisory database from {base})");
+        command
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", format!("url.{base}.insteadOf"))
+            .env("GIT_CONFIG_VALUE_0", ADVISORY_DB);
+    }
+    eprintln!("$ cargo deny check");
+    let status = command.status().context("running cargo deny")?;
+    if !status.success() {
+        bail!("cargo deny check failed ({status})");
+    }
+    Ok(())
 }
 
 fn wasm() -> anyhow::Result<()> {
@@ -153,7 +189,7 @@ fn api_fuzz(build: bool) -> anyhow::Result<()> {
 }
 
 /// The cargo-fuzz targets in `fuzz/fuzz_targets`.
-const FUZZ_TARGETS: &[&str] = &["certificate", "mls_public", "api_bodies"];
+const FUZZ_TARGETS: &[&str] = &["certificate", "mls_public", "api_bodies", "commit"];
 
 /// Runs every fuzz target for `seconds`; fails on any crash (the input is kept in
 /// `fuzz/artifacts/TARGET/`).

@@ -2,6 +2,7 @@
 //! Exit status: 0 on success, 1 on error (one line on stderr), 3 when `sync` refused something
 //! the server sent (each refusal is printed on stderr as `alert: CODE: DETAIL`).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,6 +37,16 @@ enum Command {
         #[arg(long)]
         invite: Option<String>,
         address: String,
+    },
+    /// Become a new device of your account, with the code `missive link` shows on a device
+    /// you already use; joins all its conversations and receives their recent history.
+    Join {
+        #[arg(long)]
+        server: String,
+        code: String,
+        /// Seconds to wait for the other device.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
     #[command(flatten)]
     Account(AccountCommand),
@@ -81,6 +92,17 @@ enum AccountCommand {
     },
     /// Show security alerts: things the server sent that were refused.
     Alerts,
+    /// Link a new device (a phone, another computer) to this account: prints a one-time code
+    /// alone on a line (and as a QR code on stderr), then waits for `missive join CODE` on the
+    /// new device. It adds the new device to every conversation and hands it their history.
+    Link {
+        /// Seconds to wait for the new device (at most 900).
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Days of history to hand over.
+        #[arg(long, default_value_t = 30)]
+        history_days: u64,
+    },
     /// List this account's devices; a device not certified by your identity key is flagged.
     Devices {
         #[arg(long)]
@@ -223,6 +245,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 client.account.address(),
                 client.account.device_id(),
                 client.account.server()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Join {
+            server,
+            code,
+            timeout,
+        } => {
+            if std::io::stderr().is_terminal() {
+                eprintln!("waiting for the linking device...");
+            }
+            let joined = Client::join(
+                store(&home)?,
+                &server,
+                &code,
+                std::time::Duration::from_secs(timeout),
+            )
+            .await?;
+            println!(
+                "linked {} (device {}): {} conversations, {} messages of history",
+                joined.client.account.address(),
+                joined.client.account.device_id(),
+                joined.conversations,
+                joined.messages
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -373,6 +419,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         AccountCommand::Chat { conversation, json } => {
             alerts += chat(&mut client, conversation, json).await?;
         }
+        AccountCommand::Link {
+            timeout,
+            history_days,
+        } => {
+            if timeout == 0 || timeout > 900 {
+                anyhow::bail!("--timeout must be between 1 and 900 seconds");
+            }
+            alerts += report(client.sync().await?);
+            let server = client.account.server().to_owned();
+            let linked = client
+                .link(
+                    std::time::Duration::from_secs(timeout),
+                    std::time::Duration::from_secs(history_days.saturating_mul(86_400)),
+                    |code| {
+                        println!("{}", code.text());
+                        show_qr(&code.qr_payload());
+                        eprintln!(
+                            "on the new device: missive join --server {server} {}",
+                            code.text()
+                        );
+                    },
+                )
+                .await?;
+            eprintln!(
+                "linked device {}: added to {} conversations, {} messages of history sent",
+                linked.device_id, linked.conversations, linked.messages
+            );
+        }
         AccountCommand::Devices { json } => {
             for d in client.devices().await? {
                 if !d.certified {
@@ -443,6 +517,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// A byte count for people.
+/// A QR code of `payload` on stderr, drawn with half-block characters (dark on light).
+fn show_qr(payload: &str) {
+    match qrcode::QrCode::new(payload.as_bytes()) {
+        Ok(code) => eprintln!(
+            "{}",
+            code.render::<qrcode::render::unicode::Dense1x2>()
+                .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                .build()
+        ),
+        Err(e) => eprintln!("(no QR code: {e})"),
+    }
+}
+
 fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
@@ -465,7 +553,6 @@ fn progress_bar(
     Option<indicatif::ProgressBar>,
     Option<missive_core::client::Progress>,
 ) {
-    use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return (None, None);
     }

@@ -30,6 +30,8 @@ pub const KEY_PACKAGE_LOW: u32 = 10;
 /// Padding of application messages, so that sizes leak only in buckets of this many bytes.
 const PADDING: usize = 64;
 
+mod linking;
+
 mod keys {
     pub const ADDRESS: &str = "address";
     pub const SERVER: &str = "server";

@@ -13,8 +13,11 @@ use crate::account::{Account, Outcome, KEY_PACKAGE_LOW, KEY_PACKAGE_STOCK};
 use crate::error::CoreError;
 use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
+#[path = "client_link.rs"]
+mod link;
 #[path = "transfer.rs"]
 mod transfer;
+pub use link::{Joined, Linked};
 pub use transfer::{media_type, Progress, SentFile};
 
 /// Longest wait for an API answer (file transfers are bounded per read instead).
@@ -85,16 +88,26 @@ impl Transport {
     }
 
     async fn post_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CoreError> {
+        self.no_content(reqwest::Method::POST, path, body).await
+    }
+
+    /// A request whose success has no body (204, or 201 for a creation).
+    async fn no_content<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+    ) -> Result<(), CoreError> {
         let resp = self
             .http
-            .post(self.url(path))
+            .request(method, self.url(path))
             .timeout(REQUEST_TIMEOUT)
             .bearer_auth(&self.token)
             .json(body)
             .send()
             .await
             .map_err(network)?;
-        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+        if resp.status().is_success() {
             return Ok(());
         }
         Self::answer::<serde_json::Value>(resp).await.map(|_| ())
@@ -361,6 +374,17 @@ impl Client {
         }
     }
 
+    /// Key packages of this user's other devices, which take part in every conversation.
+    async fn claim_own_devices(&mut self) -> Result<Vec<KeyPackage>, CoreError> {
+        let address = self.account.address().to_owned();
+        let user = Self::lookup_user(self.transport(), &address).await?;
+        if user.devices.len() < 2 {
+            return Ok(Vec::new());
+        }
+        // The claim hands out one of this device's packages too; the commit skips it.
+        self.claim(&address).await
+    }
+
     /// Creates a conversation with `members` (addresses other than ours).
     pub async fn create_conversation(
         &mut self,
@@ -377,6 +401,7 @@ impl Client {
             }
             key_packages.extend(self.claim(m).await?);
         }
+        key_packages.extend(self.claim_own_devices().await?);
         let (conversation, request) = self.account.create_group(name.clone(), dm_peer.clone())?;
         match self
             .transport()

@@ -26,6 +26,8 @@ pub enum AlertCode {
     /// Another member is at the same epoch with a different group state: the server sent
     /// different commits to different members.
     ForkDetected,
+    /// A message of a device link was not sealed with the link's code.
+    ForgedLink,
 }
 
 impl AlertCode {
@@ -37,6 +39,7 @@ impl AlertCode {
             AlertCode::RejectedMessage => "rejected_message",
             AlertCode::RejectedCommit => "rejected_commit",
             AlertCode::ForkDetected => "fork_detected",
+            AlertCode::ForgedLink => "forged_link",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod account;
 pub mod error;
 pub mod file;
 pub mod identity;
+pub mod link;
 pub mod provider;
 pub mod store;
 

@@ -177,6 +177,15 @@ fn conversation(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRecord> {
 
 const CONVERSATION_COLUMNS: &str = "id, name, dm_peer, created_at, left_group";
 
+fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRecord> {
+    Ok(ContactRecord {
+        address: r.get(0)?,
+        identity_key: r.get(1)?,
+        verified: r.get::<_, i64>(2)? != 0,
+        pending_key: r.get(3)?,
+    })
+}
+
 impl AccountStore for SqliteAccountStore {
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError> {
         self.conn
@@ -358,17 +367,22 @@ impl AccountStore for SqliteAccountStore {
                 "SELECT address, identity_key, verified, pending_key FROM contacts \
                  WHERE address = ?1",
                 [address],
-                |r| {
-                    Ok(ContactRecord {
-                        address: r.get(0)?,
-                        identity_key: r.get(1)?,
-                        verified: r.get::<_, i64>(2)? != 0,
-                        pending_key: r.get(3)?,
-                    })
-                },
+                contact_row,
             )
             .optional()
             .map_err(db)
+    }
+
+    fn contacts(&self) -> Result<Vec<ContactRecord>, CoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT address, identity_key, verified, pending_key FROM contacts \
+                 ORDER BY address",
+            )
+            .map_err(db)?;
+        let rows = stmt.query_map([], contact_row).map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
     }
 
     fn alerts(&self) -> Result<Vec<AlertRecord>, CoreError> {

@@ -101,6 +101,8 @@ pub trait AccountStore {
     fn messages(&self, conversation: &str) -> Result<Vec<MessageRecord>, CoreError>;
     fn has_message(&self, id: &str) -> Result<bool, CoreError>;
     fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError>;
+    /// Every pinned contact.
+    fn contacts(&self) -> Result<Vec<ContactRecord>, CoreError>;
     fn alerts(&self) -> Result<Vec<AlertRecord>, CoreError>;
     /// The message that shared the file with blob id `file_id`.
     fn file_message(&self, file_id: &str) -> Result<Option<MessageRecord>, CoreError>;

@@ -244,3 +244,66 @@ pub struct Health {
     pub status: String,
     pub domain: String,
 }
+
+/// `POST /v1/links`: opens a relay channel over which a new device of this user is linked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateLinkRequest {
+    /// Channel id derived from the link code: 64 lowercase hex digits.
+    pub channel: String,
+    /// How long the channel stays open, at most 900 seconds.
+    pub ttl_secs: u64,
+}
+
+/// A link message sealed under the link code; the server relays it and cannot read it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LinkSealed {
+    pub sealed: B64,
+}
+
+/// `GET /v1/links/{channel}`: what the new device sent so far (for the linking device).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkStatus {
+    pub offer: Option<B64>,
+    /// The new device's id, once granted.
+    pub device_id: Option<String>,
+    pub packages: Option<B64>,
+}
+
+/// `POST /v1/links/{channel}/grant`: the certificate for the new device and the sealed grant.
+/// The server registers the device and hands its token to the new device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LinkGrantRequest {
+    pub device_certificate: B64,
+    pub sealed: B64,
+}
+
+/// `GET /v1/links/{channel}/grant`: the grant, once the linking device sent it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkGrantStatus {
+    pub grant: Option<LinkGrant>,
+}
+
+/// The new device's registration, and the sealed grant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkGrant {
+    pub device_id: String,
+    /// Bearer token of the new device: `DEVICE_ID.SECRET`.
+    pub token: String,
+    pub sealed: B64,
+}
+
+/// `GET /v1/links/{channel}/history`: the sealed history, once sent; reading it closes the link.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LinkHistoryStatus {
+    pub sealed: Option<B64>,
+}

@@ -50,6 +50,10 @@ pub enum ErrorCode {
     BlobIncomplete,
     /// The requested byte range is not within the blob.
     RangeNotSatisfiable,
+    /// The device-link channel is unknown, already used or expired.
+    LinkNotFound,
+    /// The device link is not at the step this request belongs to.
+    LinkOutOfOrder,
     /// Method not allowed on this route.
     MethodNotAllowed,
     /// The server failed; the request may be retried.
@@ -81,6 +85,8 @@ impl ErrorCode {
             ErrorCode::OffsetMismatch => "offset_mismatch",
             ErrorCode::BlobIncomplete => "blob_incomplete",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
+            ErrorCode::LinkNotFound => "link_not_found",
+            ErrorCode::LinkOutOfOrder => "link_out_of_order",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
         }

@@ -13,6 +13,7 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod groups;
+pub mod links;
 pub mod postgres;
 pub mod push;
 pub mod ratelimit;
@@ -49,6 +50,7 @@ struct Inner {
     /// Set when the server starts shutting down, so that push loops end.
     closing: tokio::sync::watch::Sender<bool>,
     group_locks: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
+    links: links::Links,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
                 uploads: Mutex::new(HashSet::new()),
                 closing: tokio::sync::watch::channel(false).0,
                 group_locks: Mutex::new(HashMap::new()),
+                links: links::Links::default(),
             }),
         }
     }
@@ -80,6 +83,11 @@ impl AppState {
 
     pub fn limits(&self) -> &ratelimit::Limits {
         &self.inner.limits
+    }
+
+    /// Open device-link channels.
+    pub fn links(&self) -> &links::Links {
+        &self.inner.links
     }
 
     pub fn blobs(&self) -> &dyn BlobStore {
@@ -217,6 +225,7 @@ async fn upkeep(state: AppState) {
     let mut minutes = 0u64;
     loop {
         state.limits().forget_idle();
+        state.links().forget_expired();
         if minutes.is_multiple_of(60) {
             collect_garbage_now(&state).await;
         }

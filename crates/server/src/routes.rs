@@ -35,6 +35,8 @@ pub const MLS_BODY: usize = 4 * 1024 * 1024;
 pub const COMMIT_BODY: usize = 32 * 1024 * 1024;
 /// Body limit of an application message.
 pub const MESSAGE_BODY: usize = 256 * 1024;
+/// Body limit of the history a linking device hands to a new one (sealed, in base64).
+pub const LINK_HISTORY_BODY: usize = 48 * 1024 * 1024;
 /// Most events returned by one fetch.
 pub const MAX_EVENTS: u32 = 500;
 /// Most key packages in one upload.
@@ -120,6 +122,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(websocket))
         .routes(routes!(crate::blob_routes::create_blob).layer(small))
         .routes(routes!(crate::blob_routes::blob_status))
+        .routes(routes!(crate::links::create_link).layer(small))
+        .routes(routes!(crate::links::put_offer).layer(small))
+        .routes(routes!(crate::links::link_status))
+        .routes(routes!(crate::links::grant_link).layer(small))
+        .routes(routes!(crate::links::put_packages).layer(DefaultBodyLimit::max(MLS_BODY)))
+        .routes(
+            routes!(crate::links::put_history, crate::links::get_history)
+                .layer(DefaultBodyLimit::max(LINK_HISTORY_BODY)),
+        )
+        .routes(routes!(crate::links::get_grant))
         .routes(routes!(
             crate::blob_routes::upload_blob,
             crate::blob_routes::download_blob,
@@ -166,7 +178,12 @@ fn body_limit(path: &str) -> usize {
         COMMIT_BODY
     } else if path.ends_with("/messages") {
         MESSAGE_BODY
-    } else if path == "/v1/groups" || path == "/v1/key-packages" {
+    } else if path.starts_with("/v1/links/") && path.ends_with("/history") {
+        LINK_HISTORY_BODY
+    } else if path == "/v1/groups"
+        || path == "/v1/key-packages"
+        || (path.starts_with("/v1/links/") && path.ends_with("/packages"))
+    {
         MLS_BODY
     } else {
         SMALL_BODY

@@ -2,6 +2,7 @@
 //! script it.
 
 mod files;
+mod linking;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -112,6 +112,8 @@ fn errors() {
         ErrorCode::OffsetMismatch,
         ErrorCode::BlobIncomplete,
         ErrorCode::RangeNotSatisfiable,
+        ErrorCode::LinkNotFound,
+        ErrorCode::LinkOutOfOrder,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Internal,
     ] {

@@ -1,0 +1,340 @@
+//! Linking a new device to an account: the one-time code and what travels under it
+//! ("missive-link v1", specified in ARCHITECTURE.md).
+//!
+//! The device that links shows a code of 16 random bytes. Both devices derive from it, with
+//! HKDF-SHA256 under labels of their own, the id of a relay channel on the server (the only
+//! value the server learns) and a ChaCha20-Poly1305 key. Every message of a link crosses the
+//! server sealed under that key: the server relays them but can neither read nor forge one, so
+//! it cannot complete a link by itself. A key serves one link and each kind of message is
+//! sealed once, so each kind has a fixed nonce of its own.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use missive_proto::B64;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::CoreError;
+
+/// Secret bytes in a link code.
+const SECRET_LEN: usize = 16;
+/// RFC 4648 base32, lower case: no 0/1/8 to confuse with letters.
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+/// What a QR code of a link code holds before the code.
+pub const QR_PREFIX: &str = "missive-link:";
+
+const CHANNEL_LABEL: &[u8] = b"missive/v1/link\0channel";
+const KEY_LABEL: &[u8] = b"missive/v1/link\0key";
+const CHECK_LABEL: &[u8] = b"missive/v1/link\0check";
+const SEAL_LABEL: &[u8] = b"missive/v1/link\0seal";
+
+/// The messages of a link, in the order they travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// New device → linking device: the new device's key ([`Offer`]).
+    Offer = 1,
+    /// Linking device → new device: identity key and certificate ([`Grant`]).
+    Grant = 2,
+    /// New device → linking device: key packages to be added with ([`Packages`]).
+    Packages = 3,
+    /// Linking device → new device: recent conversations and messages ([`History`]).
+    History = 4,
+}
+
+/// A one-time link code.
+pub struct LinkCode {
+    secret: [u8; SECRET_LEN],
+}
+
+impl LinkCode {
+    pub fn generate() -> Self {
+        let mut secret = [0u8; SECRET_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        LinkCode { secret }
+    }
+
+    /// Reads a code as typed (any case, with or without dashes and spaces) or as scanned from
+    /// its QR code. A typing error is caught here, before anything reaches the server.
+    pub fn parse(text: &str) -> Result<Self, CoreError> {
+        let text = text.trim();
+        let text = text.strip_prefix(QR_PREFIX).unwrap_or(text);
+        let mut bits: u64 = 0;
+        let mut held = 0;
+        let mut bytes = Vec::with_capacity(SECRET_LEN + 1);
+        for c in text.chars().filter(|c| !matches!(c, '-' | ' ')) {
+            let c = c.to_ascii_lowercase();
+            let value = ALPHABET
+                .iter()
+                .position(|&a| char::from(a) == c)
+                .ok_or_else(|| not_a_code(&format!("it contains {c:?}")))?;
+            bits = (bits << 5) | value as u64;
+            held += 5;
+            if held >= 8 {
+                held -= 8;
+                bytes.push((bits >> held) as u8);
+                bits &= (1 << held) - 1;
+            }
+        }
+        if bytes.len() != SECRET_LEN + 1 || bits != 0 {
+            return Err(not_a_code("it has the wrong length"));
+        }
+        let mut secret = [0u8; SECRET_LEN];
+        secret.copy_from_slice(&bytes[..SECRET_LEN]);
+        let code = LinkCode { secret };
+        if code.check() != bytes[SECRET_LEN] {
+            return Err(not_a_code("a character is wrong"));
+        }
+        Ok(code)
+    }
+
+    /// The code as shown: 28 characters in groups of four.
+    pub fn text(&self) -> String {
+        let mut bytes = self.secret.to_vec();
+        bytes.push(self.check());
+        let mut out = String::new();
+        let (mut bits, mut held) = (0u64, 0);
+        let push = |value: u64, out: &mut String| {
+            if !out.is_empty() && out.len() % 5 == 4 {
+                out.push('-');
+            }
+            out.push(char::from(ALPHABET[value as usize]));
+        };
+        for b in bytes {
+            bits = (bits << 8) | u64::from(b);
+            held += 8;
+            while held >= 5 {
+                held -= 5;
+                push((bits >> held) & 31, &mut out);
+            }
+        }
+        if held > 0 {
+            push((bits << (5 - held)) & 31, &mut out);
+        }
+        out
+    }
+
+    /// What the QR code shows.
+    pub fn qr_payload(&self) -> String {
+        format!("{QR_PREFIX}{}", self.text())
+    }
+
+    /// The relay channel's id on the server.
+    pub fn channel(&self) -> [u8; 32] {
+        self.derive(CHANNEL_LABEL)
+    }
+
+    pub fn seal(&self, kind: Kind, plaintext: &[u8]) -> Result<Vec<u8>, CoreError> {
+        self.cipher()
+            .encrypt(
+                &nonce(kind),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad(kind),
+                },
+            )
+            .map_err(|_| CoreError::Usage("link message too large to seal".into()))
+    }
+
+    /// Opens a message of `kind`; anything not sealed under this code is refused.
+    pub fn open(&self, kind: Kind, sealed: &[u8]) -> Result<Vec<u8>, CoreError> {
+        self.cipher()
+            .decrypt(
+                &nonce(kind),
+                Payload {
+                    msg: sealed,
+                    aad: &aad(kind),
+                },
+            )
+            .map_err(|_| {
+                CoreError::refused(
+                    crate::AlertCode::ForgedLink,
+                    format!("a {kind:?} message of the link was not sealed with its code"),
+                )
+            })
+    }
+
+    /// Seals a value as JSON.
+    pub fn seal_json<T: Serialize>(&self, kind: Kind, value: &T) -> Result<Vec<u8>, CoreError> {
+        let json = serde_json::to_vec(value).map_err(CoreError::storage)?;
+        self.seal(kind, &json)
+    }
+
+    /// Opens a value sealed with [`LinkCode::seal_json`].
+    pub fn open_json<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: Kind,
+        sealed: &[u8],
+    ) -> Result<T, CoreError> {
+        serde_json::from_slice(&self.open(kind, sealed)?).map_err(|e| {
+            CoreError::refused(
+                crate::AlertCode::ForgedLink,
+                format!("a {kind:?} message of the link is malformed: {e}"),
+            )
+        })
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(Key::from_slice(&self.derive(KEY_LABEL)))
+    }
+
+    fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(None, &self.secret)
+            .expand(label, &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        out
+    }
+
+    fn check(&self) -> u8 {
+        Sha256::new()
+            .chain_update(CHECK_LABEL)
+            .chain_update(self.secret)
+            .finalize()[0]
+    }
+}
+
+fn not_a_code(why: &str) -> CoreError {
+    CoreError::Usage(format!(
+        "this is not a link code ({why}); type it again as `missive link` shows it"
+    ))
+}
+
+fn nonce(kind: Kind) -> Nonce {
+    let mut n = [0u8; 12];
+    n[0] = kind as u8;
+    *Nonce::from_slice(&n)
+}
+
+fn aad(kind: Kind) -> Vec<u8> {
+    let mut a = SEAL_LABEL.to_vec();
+    a.push(kind as u8);
+    a
+}
+
+/// The new device's key, to be certified.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Offer {
+    /// Hex of the 16-byte device id the new device chose.
+    pub device_id: String,
+    /// Its Ed25519 signature public key.
+    pub device_key: B64,
+}
+
+/// What makes the new device a device of the account.
+#[derive(Serialize, Deserialize)]
+pub struct Grant {
+    pub address: String,
+    /// The identity key's secret: the new device can certify devices in turn.
+    pub identity_secret: B64,
+    pub certificate: B64,
+    /// How many key packages the linking device needs (one per conversation to add it to).
+    pub packages: u32,
+    /// The contacts pinned by the linking device, with their verified marks.
+    pub contacts: Vec<ContactTransfer>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("address", &self.address)
+            .field("packages", &self.packages)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ContactTransfer {
+    pub address: String,
+    pub identity_key: B64,
+    pub verified: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Packages {
+    pub key_packages: Vec<B64>,
+}
+
+/// Recent history, sent once the new device is in every conversation.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    pub conversations: Vec<ConversationHistory>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConversationHistory {
+    pub id: String,
+    pub name: Option<String>,
+    pub dm_peer: Option<String>,
+    pub created_at: u64,
+    pub messages: Vec<MessageTransfer>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MessageTransfer {
+    pub id: String,
+    pub sender: String,
+    pub sender_device: String,
+    pub text: String,
+    pub sent_at: u64,
+    pub server_time: u64,
+    pub seq: u64,
+    pub file: Option<Box<missive_proto::app::FileRef>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_reads_back_as_shown_typed_or_scanned() {
+        let code = LinkCode::generate();
+        let text = code.text();
+        assert_eq!(text.len(), 28 + 6, "{text}");
+        for typed in [
+            text.clone(),
+            text.to_uppercase(),
+            text.replace('-', " "),
+            text.replace('-', ""),
+            code.qr_payload(),
+        ] {
+            let back = LinkCode::parse(&typed).expect("parses");
+            assert_eq!(back.channel(), code.channel());
+        }
+    }
+
+    #[test]
+    fn typing_errors_are_caught_before_the_server() {
+        let text = LinkCode::generate().text();
+        let mut wrong = text.clone().into_bytes();
+        wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
+        let wrong = String::from_utf8(wrong).expect("ascii");
+        for bad in [
+            &wrong,
+            &text[..text.len() - 1],
+            "hello",
+            "",
+            &format!("{text}a"),
+        ] {
+            let e = LinkCode::parse(bad).err().expect("refused");
+            assert!(e.to_string().contains("not a link code"), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_the_code_opens_what_it_sealed_and_each_kind_stays_apart() {
+        let code = LinkCode::generate();
+        let sealed = code.seal(Kind::Offer, b"device key").expect("seal");
+        assert_eq!(
+            code.open(Kind::Offer, &sealed).expect("opens"),
+            b"device key"
+        );
+        assert!(code.open(Kind::Grant, &sealed).is_err(), "another kind");
+        assert!(LinkCode::generate().open(Kind::Offer, &sealed).is_err());
+        let mut flipped = sealed.clone();
+        flipped[0] ^= 1;
+        assert!(code.open(Kind::Offer, &flipped).is_err());
+        assert_ne!(code.channel(), LinkCode::generate().channel());
+    }
+}
