@@ -52,6 +52,13 @@ enum Command {
     Account(AccountCommand),
 }
 
+#[derive(Subcommand)]
+enum DevicesAction {
+    /// Revoke another device of yours (a lost phone): its token stops working and it is
+    /// removed from every conversation, so it cannot read anything sent afterwards.
+    Revoke { device_id: String },
+}
+
 /// Commands on a registered account.
 #[derive(Subcommand)]
 enum AccountCommand {
@@ -105,6 +112,8 @@ enum AccountCommand {
     },
     /// List this account's devices; a device not certified by your identity key is flagged.
     Devices {
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
         #[arg(long)]
         json: bool,
     },
@@ -447,7 +456,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 linked.device_id, linked.conversations, linked.messages
             );
         }
-        AccountCommand::Devices { json } => {
+        AccountCommand::Devices {
+            action: Some(DevicesAction::Revoke { device_id }),
+            ..
+        } => {
+            alerts += report(client.sync().await?);
+            let removed = client.revoke_device(&device_id).await?;
+            println!("revoked device {device_id}; removed from {removed} conversations");
+        }
+        AccountCommand::Devices { action: None, json } => {
             for d in client.devices().await? {
                 if !d.certified {
                     eprintln!(

@@ -847,13 +847,14 @@ impl Account {
         })
     }
 
-    /// Builds a commit that adds `add` and removes the devices of `remove_users`; the pending
+    /// Builds a commit that adds `add` and removes the devices of `remove` (addresses, for all
+    /// of a user's devices, or device ids: an address has an `@`, a device id never); the pending
     /// commit is saved so that a crash after the server accepted it can still merge it.
     pub fn prepare_commit(
         &mut self,
         conversation: &str,
         add: &[KeyPackage],
-        remove_users: &[String],
+        remove: &[String],
     ) -> Result<PreparedCommit, CoreError> {
         self.with_group(conversation, |this, group| {
             if group.pending_commit().is_some() {
@@ -865,7 +866,7 @@ impl Account {
             let mut present = std::collections::HashSet::new();
             for m in group.members() {
                 let owner = this.check_leaf(&m.credential, &m.signature_key)?;
-                if remove_users.contains(&owner.address) {
+                if remove.contains(&owner.address) || remove.contains(&owner.device_id) {
                     removals.push(m.index);
                 }
                 present.insert(owner.device_id);
@@ -1066,6 +1067,24 @@ impl Account {
         // Relaxed: the messages already left; the next durable save flushes these too.
         self.save_with(Durability::Relaxed)?;
         Ok(records)
+    }
+
+    /// Conversations this device is in whose group holds a leaf of device `device_id`.
+    pub fn conversations_with_device(&self, device_id: &str) -> Result<Vec<String>, CoreError> {
+        let mut out = Vec::new();
+        for c in self.store.conversations()? {
+            if c.left {
+                continue;
+            }
+            let group = self.load_group(&c.id)?;
+            if group.members().any(|m| {
+                self.check_leaf(&m.credential, &m.signature_key)
+                    .is_ok_and(|o| o.device_id == device_id)
+            }) {
+                out.push(c.id);
+            }
+        }
+        Ok(out)
     }
 
     /// Verified members of a conversation: distinct addresses, sorted.

@@ -91,6 +91,21 @@ impl Transport {
         self.no_content(reqwest::Method::POST, path, body).await
     }
 
+    async fn delete(&self, path: &str) -> Result<(), CoreError> {
+        let resp = self
+            .http
+            .delete(self.url(path))
+            .timeout(REQUEST_TIMEOUT)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(network)?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
+    }
+
     /// A request whose success has no body (204, or 201 for a creation).
     async fn no_content<B: Serialize>(
         &self,
@@ -483,6 +498,35 @@ impl Client {
             )));
         }
         self.commit_with(conversation, &[], users).await
+    }
+
+    /// Revokes another device of this account: the server invalidates its token at once, then
+    /// every conversation it is in gets a commit removing it, so that nothing sent afterwards
+    /// can be read with its state. Returns the number of conversations it was removed from.
+    /// Running it again finishes an interrupted revocation.
+    pub async fn revoke_device(&mut self, device_id: &str) -> Result<usize, CoreError> {
+        if device_id == self.account.device_id() {
+            return Err(CoreError::Usage(
+                "this is the device you are using; revoke it from another of your devices".into(),
+            ));
+        }
+        let listed = self.devices().await?.iter().any(|d| d.id == device_id);
+        let conversations = self.account.conversations_with_device(device_id)?;
+        if !listed && conversations.is_empty() {
+            return Err(CoreError::Usage(format!(
+                "no device {device_id} on your account (see `missive devices`)"
+            )));
+        }
+        if listed {
+            self.transport()
+                .delete(&format!("/v1/devices/{device_id}"))
+                .await?;
+        }
+        let remove = [device_id.to_owned()];
+        for conversation in &conversations {
+            self.commit_with(conversation, &[], &remove).await?;
+        }
+        Ok(conversations.len())
     }
 
     /// Rotates this device's keys in a conversation (an empty commit with a path update).

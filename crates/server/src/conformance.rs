@@ -134,6 +134,60 @@ pub async fn invites(store: &dyn Store) {
     assert!(store.device_auth("nope").await.expect("read").is_none());
 }
 
+/// A second device is added, then revoked: no token, no listing, no key packages; only its
+/// own user can revoke it, once.
+pub async fn devices(store: &dyn Store) {
+    store
+        .register(user("a@x.org", "d1"), None, 1)
+        .await
+        .expect("a");
+    store
+        .register(user("b@x.org", "e1"), None, 1)
+        .await
+        .expect("b");
+    let second = NewDevice {
+        device_id: "d2".into(),
+        certificate: vec![3; 8],
+        token_hash: [4; 32],
+    };
+    store.add_device("a@x.org", second, 2).await.expect("adds");
+    store
+        .add_key_packages("d2", vec![(vec![1], vec![1])], Some(vec![2]))
+        .await
+        .expect("packages");
+    let listed = |u: crate::store::UserRecord| -> Vec<String> {
+        u.devices.into_iter().map(|(d, _)| d).collect()
+    };
+    let a = store.user("a@x.org").await.expect("read").expect("a");
+    assert_eq!(listed(a), ["d1", "d2"]);
+    assert!(matches!(
+        store.revoke_device("b@x.org", "d2", 3).await,
+        Err(StoreError::NoDevice)
+    ));
+    store
+        .revoke_device("a@x.org", "d2", 3)
+        .await
+        .expect("revokes");
+    assert!(matches!(
+        store.revoke_device("a@x.org", "d2", 4).await,
+        Err(StoreError::NoDevice)
+    ));
+    assert!(store.device_auth("d2").await.expect("read").is_none());
+    let a = store.user("a@x.org").await.expect("read").expect("a");
+    assert_eq!(listed(a), ["d1"]);
+    assert_eq!(
+        store.key_package_count("d2").await.expect("count"),
+        (0, false)
+    );
+    // Claims hand out packages of active devices only.
+    store
+        .add_key_packages("d1", vec![(vec![2], vec![5])], None)
+        .await
+        .expect("packages");
+    let claimed = store.claim_key_packages("a@x.org").await.expect("claim");
+    assert_eq!(claimed, [("d1".to_owned(), vec![5])]);
+}
+
 /// One key package per device per claim, never twice; then the last resort, reused.
 pub async fn key_packages(store: &dyn Store) {
     store
@@ -396,6 +450,11 @@ macro_rules! store_conformance {
         async fn conformance_invites() {
             let (_keep, store) = $new().await;
             $crate::conformance::invites(store.as_ref()).await;
+        }
+        #[tokio::test]
+        async fn conformance_devices() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::devices(store.as_ref()).await;
         }
         #[tokio::test]
         async fn conformance_key_packages() {

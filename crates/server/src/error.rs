@@ -109,6 +109,7 @@ impl From<StoreError> for AppError {
             ),
             NoGroup => Self::not_found("no such group"),
             NoUser => Self::not_found("no such user"),
+            NoDevice => Self::not_found("no such device of yours"),
             NotMember => Self::forbidden("this device is not a member of the group"),
             StaleEpoch(current) => Self::stale(current),
             NoKeyPackage => Self::new(

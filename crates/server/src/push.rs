@@ -93,6 +93,11 @@ impl Hub {
         }
     }
 
+    /// Ends every live connection of `device_id` (a revoked device).
+    pub fn disconnect(&self, device_id: &str) {
+        self.lock().remove(device_id);
+    }
+
     fn deliver(conn: &Conn, push: Push) {
         if conn.tx.try_send(push).is_err() {
             conn.lagged.store(true, Ordering::Release);

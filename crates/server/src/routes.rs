@@ -122,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(websocket))
         .routes(routes!(crate::blob_routes::create_blob).layer(small))
         .routes(routes!(crate::blob_routes::blob_status))
+        .routes(routes!(revoke_device))
         .routes(routes!(crate::links::create_link).layer(small))
         .routes(routes!(crate::links::put_offer).layer(small))
         .routes(routes!(crate::links::link_status))
@@ -387,6 +388,44 @@ async fn claim_key_packages(
             })
             .collect(),
     }))
+}
+
+/// Revokes another device of the caller's account: its token stops working at once, its live
+/// connections end and its key packages are deleted. Removing it from conversations is the
+/// clients' part (MLS commits).
+#[utoipa::path(delete, path = "/v1/devices/{device_id}",
+    params(("device_id" = String, Path, description = "hex device id")),
+    responses((status = 204, description = "revoked"), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+async fn revoke_device(
+    State(state): State<AppState>,
+    device: Device,
+    device_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, AppError> {
+    let device_id = device_id.map(|Path(d)| d).unwrap_or_default();
+    if device_id.len() != 32
+        || !device_id
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(AppError::bad_request(
+            ErrorCode::MalformedRequest,
+            "a device id is 32 lowercase hex digits",
+        ));
+    }
+    if device_id == device.device_id {
+        return Err(AppError::bad_request(
+            ErrorCode::MalformedRequest,
+            "a device cannot revoke itself; revoke it from another of your devices",
+        ));
+    }
+    state
+        .store()
+        .revoke_device(&device.address, &device_id, now_secs())
+        .await?;
+    state.hub().disconnect(&device_id);
+    tracing::info!(device = %device_id, "device revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Registers a new group, whose only member is the calling device.

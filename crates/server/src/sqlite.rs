@@ -514,6 +514,35 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn revoke_device(
+        &self,
+        address: &str,
+        device_id: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let (address, device_id) = (address.to_owned(), device_id.to_owned());
+        self.write(move |tx| {
+            let revoked = tx.execute(
+                "UPDATE devices SET revoked_at = ?1 WHERE device_id = ?2 AND address = ?3 \
+                 AND revoked_at IS NULL",
+                params![to_i64(now), device_id, address],
+            )?;
+            if revoked == 0 {
+                return Err(StoreError::NoDevice);
+            }
+            tx.execute(
+                "DELETE FROM key_packages WHERE device_id = ?1",
+                [&device_id],
+            )?;
+            tx.execute(
+                "DELETE FROM last_resort_key_packages WHERE device_id = ?1",
+                [&device_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
         let device_id = device_id.to_owned();
         self.read(move |c| {

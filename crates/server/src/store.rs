@@ -28,6 +28,8 @@ pub enum StoreError {
     NoKeyPackage,
     #[error("no such user")]
     NoUser,
+    #[error("no such device")]
+    NoDevice,
     #[error("the user's blobs would exceed the quota")]
     QuotaExceeded,
     #[error("storage backend: {0}")]
@@ -211,6 +213,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         address: &str,
         device: NewDevice,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Revokes a device of `address`: its token stops working, its key packages are deleted
+    /// and it is no longer listed. `NoDevice` if it is not an active device of that user.
+    async fn revoke_device(
+        &self,
+        address: &str,
+        device_id: &str,
         now: u64,
     ) -> Result<(), StoreError>;
 

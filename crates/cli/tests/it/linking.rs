@@ -170,6 +170,28 @@ fn a_linked_device_reads_and_writes_everything_with_its_history() {
         "{devices:?}"
     );
     assert!(devices.iter().all(|d| d["certified"] == true));
+
+    // The phone is lost: the laptop revokes it. It is removed from all four conversations and
+    // its token stops working; the conversations go on without it.
+    let phone_id = devices
+        .iter()
+        .find(|d| d["current"] == true)
+        .and_then(|d| d["id"].as_str())
+        .expect("the phone's id")
+        .to_owned();
+    let revoked = w.ok("alice", &["devices", "revoke", &phone_id]);
+    assert!(
+        revoked.contains("removed from 4 conversations"),
+        "{revoked}"
+    );
+    assert!(!w.run("phone", &["sync", "--json"]).status.success());
+    w.ok("bob", &["dm", "alice@example.org", "after the revocation"]);
+    assert_eq!(w.sync("alice"), [said("bob", "after the revocation")]);
+    assert_eq!(w.ok("alice", &["devices", "--json"]).lines().count(), 1);
+    assert!(!w
+        .run("alice", &["devices", "revoke", &phone_id])
+        .status
+        .success());
 }
 
 #[test]
