@@ -188,6 +188,12 @@ impl Client {
     ) -> Result<Joined, CoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let code = LinkCode::parse(code)?;
+        if Account::is_registered(store.as_ref())? {
+            // Before the offer: a code used by mistake here stays usable for the real device.
+            return Err(CoreError::Usage(
+                "this home already holds an account; join with a new --home".into(),
+            ));
+        }
         let path = channel_path(&code);
         let server = server.trim_end_matches('/');
         let anonymous = Transport {

@@ -218,8 +218,13 @@ fn wrong_reused_and_expired_codes_fail_cleanly_on_both_sides() {
         );
     }
 
-    // A used code does not work twice.
+    // A home that holds an account cannot join, and trying does not spend the code.
     let (link, code) = start_link(&w, "alice", &[]);
+    let taken = join(&w, "alice", &code);
+    assert!(!taken.status.success());
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(stderr.contains("already holds an account"), "{stderr}");
+    // A used code does not work twice.
     assert!(join(&w, "phone", &code).status.success());
     assert!(finish(link).0);
     let again = join(&w, "thief", &code);

@@ -20,6 +20,11 @@ fn forged(why: impl Into<String>) -> CoreError {
 }
 
 impl Account {
+    /// Whether `store` holds a registered account already.
+    pub fn is_registered(store: &dyn AccountStore) -> Result<bool, CoreError> {
+        Ok(store.setting(keys::TOKEN)?.is_some())
+    }
+
     /// Certifies the device that offered itself on a link, for this account.
     pub fn certify_offer(&self, offer: &Offer) -> Result<DeviceCertificate, CoreError> {
         let mut device_id = [0u8; 16];
