@@ -4,13 +4,16 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|wasm|deny|api-fuzz|fuzz [SECONDS]>
+const USAGE: &str = "usage: cargo xtask <ci|test|wasm|deny|api-fuzz|fuzz [SECONDS]|soak [ROUNDS]>
   ci        formatting, clippy -D warnings, cargo-deny, the wasm32 check of missive-core,
             all tests, a bounded api-fuzz run and a bounded fuzz run
   deny      cargo-deny (installed if missing): advisories, licences, bans, sources as set in
             deny.toml; MISSIVE_ADVISORY_DB=URL_OR_PATH reads the RustSec database from a mirror
   fuzz      every cargo-fuzz target of fuzz/ for SECONDS each (default 20); cargo-fuzz is
             installed if missing, and RUSTC_BOOTSTRAP=1 lets it use the stable toolchain
+  soak      missive-bench --soak ROUNDS (default 200; release build): sends, device links,
+            revocations and clients killed mid-commit at random; fails unless every device
+            read every message
   test      all tests (cargo nextest when installed, else cargo test)
   wasm      cargo check of missive-core for wasm32-unknown-unknown
   api-fuzz  schemathesis (installed from PyPI into target/) against a live server's
@@ -51,6 +54,24 @@ fn main() -> anyhow::Result<()> {
             fuzz(seconds)
         }
         "test" => test(),
+        "soak" => {
+            let rounds = std::env::args().nth(2).unwrap_or_else(|| "200".into());
+            rounds
+                .parse::<usize>()
+                .context("soak ROUNDS must be a number")?;
+            run(
+                "cargo",
+                &[
+                    "build",
+                    "--release",
+                    "-p",
+                    "missive-server",
+                    "-p",
+                    "missive-bench",
+                ],
+            )?;
+            run("target/release/missive-bench", &["--soak", &rounds])
+        }
         "deny" => deny(),
         "wasm" => wasm(),
         "api-fuzz" => api_fuzz(true),

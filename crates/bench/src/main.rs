@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 mod connections;
 mod files;
+mod soak;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -65,6 +66,13 @@ struct Args {
     /// Devices the --connections are spread over.
     #[arg(long, default_value_t = 100)]
     devices: usize,
+    /// Instead: this many rounds of sends, device links, revocations and clients killed
+    /// mid-commit; reports messages some device could not read (target: zero).
+    #[arg(long)]
+    soak: Option<usize>,
+    /// Seed of --soak's random choices (a failing run can be replayed).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// A server process this bench started.
@@ -316,6 +324,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(mib) = args.files {
         let pid = server.as_ref().map(|s| s.child.id());
         return files::files(&url, &run, &args.domain, mib, args.runs.max(1), pid).await;
+    }
+    if let Some(rounds) = args.soak {
+        return soak::soak(&url, &run, &args.domain, rounds, args.seed).await;
     }
     if args.accept_ratio {
         return accept_ratio(&args, &url, &run, server.as_ref().map(|s| s.child.id())).await;

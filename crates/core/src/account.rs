@@ -114,6 +114,7 @@ pub fn new_message(body: AppBody) -> AppMessage {
     AppMessage {
         id: hex(&id),
         sent_at: now_ms(),
+        prev: None,
         body,
     }
 }
@@ -972,7 +973,20 @@ impl Account {
             this.check_sendable(group)?;
             let fingerprint = epoch_fingerprint(&this.provider, group)?;
             let mut out = Vec::with_capacity(messages.len());
-            for message in messages {
+            // Each message names the one before it from this device; the first, the last one
+            // the server accepted. A message sent again keeps the `prev` it was first sent with.
+            let mut prev = this
+                .store
+                .last_message_from(conversation, &this.device_id())?;
+            for mut message in messages {
+                if message.prev.is_none() {
+                    message.prev = prev.take();
+                }
+                if matches!(message.body, AppBody::Text { .. } | AppBody::File { .. }) {
+                    prev = Some(message.id.clone());
+                } else {
+                    prev = message.prev.clone();
+                }
                 let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
                 group.set_aad(fingerprint.clone());
                 let mls = group
@@ -1376,6 +1390,7 @@ impl Account {
             if this.store.has_message(&message.id)? {
                 return Ok(Vec::new());
             }
+            let withheld = this.withheld_before(&conversation, &owner, message.prev.as_deref())?;
             let (text, file) = match message.body {
                 AppBody::Text { text } => (text, None),
                 AppBody::File { file } => (String::new(), Some(Box::new(file))),
@@ -1399,7 +1414,49 @@ impl Account {
                 file,
             };
             this.pending.push(Op::Message(m.clone()));
-            Ok(vec![Outcome::Message(m)])
+            let mut outcomes = Vec::with_capacity(2);
+            if let Some(alert) = withheld {
+                this.alert(&alert);
+                outcomes.push(Outcome::Alert(alert));
+            }
+            outcomes.push(Outcome::Message(m));
+            Ok(outcomes)
         })
+    }
+
+    /// Threat 9: a message names its sender device's previous message. If we hold messages from
+    /// that device in this conversation but not that one, the server withheld it (or will
+    /// deliver it late). A device's first message since we joined has nothing to compare with.
+    fn withheld_before(
+        &self,
+        conversation: &str,
+        owner: &identity::LeafOwner,
+        prev: Option<&str>,
+    ) -> Result<Option<Alert>, CoreError> {
+        let Some(prev) = prev else {
+            return Ok(None);
+        };
+        let pending_from = |pred: &dyn Fn(&MessageRecord) -> bool| {
+            self.pending
+                .iter()
+                .any(|op| matches!(op, Op::Message(m) if pred(m)))
+        };
+        let known_sender =
+            pending_from(&|m| m.conversation == conversation && m.sender_device == owner.device_id)
+                || self
+                    .store
+                    .last_message_from(conversation, &owner.device_id)?
+                    .is_some();
+        if !known_sender || pending_from(&|m| m.id == prev) || self.store.has_message(prev)? {
+            return Ok(None);
+        }
+        Ok(Some(Alert {
+            code: AlertCode::MessagesWithheld,
+            detail: format!(
+                "a message from {} in {conversation} follows one that never arrived: the \
+                 server withheld it, or delivers it out of order",
+                owner.address
+            ),
+        }))
     }
 }

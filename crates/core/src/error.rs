@@ -28,6 +28,9 @@ pub enum AlertCode {
     ForkDetected,
     /// A message of a device link was not sealed with the link's code.
     ForgedLink,
+    /// A member's message refers to an earlier message of theirs that never arrived: the
+    /// server withheld it (or delivers it late, out of order).
+    MessagesWithheld,
 }
 
 impl AlertCode {
@@ -40,6 +43,7 @@ impl AlertCode {
             AlertCode::RejectedCommit => "rejected_commit",
             AlertCode::ForkDetected => "fork_detected",
             AlertCode::ForgedLink => "forged_link",
+            AlertCode::MessagesWithheld => "messages_withheld",
         }
     }
 }

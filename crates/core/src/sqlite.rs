@@ -354,6 +354,20 @@ impl AccountStore for SqliteAccountStore {
         self.query_messages("WHERE shown = 0", [])
     }
 
+    fn last_message_from(
+        &self,
+        conversation: &str,
+        device: &str,
+    ) -> Result<Option<String>, CoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id FROM messages WHERE conversation = ?1 AND sender_device = ?2 \
+                 ORDER BY n DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([conversation, device], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
     fn has_message(&self, id: &str) -> Result<bool, CoreError> {
         self.conn
             .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1)")

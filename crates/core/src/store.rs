@@ -100,6 +100,12 @@ pub trait AccountStore {
     fn dm_with(&self, peer: &str) -> Result<Option<ConversationRecord>, CoreError>;
     fn messages(&self, conversation: &str) -> Result<Vec<MessageRecord>, CoreError>;
     fn has_message(&self, id: &str) -> Result<bool, CoreError>;
+    /// The id of the latest stored message from `device` in `conversation`.
+    fn last_message_from(
+        &self,
+        conversation: &str,
+        device: &str,
+    ) -> Result<Option<String>, CoreError>;
     fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError>;
     /// Every pinned contact.
     fn contacts(&self) -> Result<Vec<ContactRecord>, CoreError>;

@@ -11,6 +11,11 @@ pub struct AppMessage {
     pub id: String,
     /// Sender's clock, milliseconds since the Unix epoch.
     pub sent_at: u64,
+    /// The id of the sender device's previous message in this conversation, as far as the
+    /// sender knows the server accepted it. A receiver that has messages from that device but
+    /// not this one knows the server withheld something (threat 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
     pub body: AppBody,
 }
 

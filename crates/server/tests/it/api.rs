@@ -428,6 +428,12 @@ async fn every_endpoint_refuses_bad_input_with_a_stable_code() {
         case("websocket without upgrade", Method::GET, "/v1/ws", t, Body::None, 400, "malformed_request"),
         case("unknown route", Method::GET, "/v1/nothing", t, Body::None, 404, "not_found"),
         case("wrong method", Method::DELETE, "/v1/events", t, Body::None, 405, "method_not_allowed"),
+        case("bad link channel", Method::GET, "/v1/links/XYZ", t, Body::None, 400, "malformed_request"),
+        case("unknown link", Method::GET, &format!("/v1/links/{}/grant", "ab".repeat(32)), None, Body::None, 404, "link_not_found"),
+        case("offer on unknown link", Method::PUT, &format!("/v1/links/{}/offer", "ab".repeat(32)), None, Body::Json(json!({"sealed": "AAAA"})), 404, "link_not_found"),
+        case("grant without token", Method::POST, &format!("/v1/links/{}/grant", "ab".repeat(32)), None, Body::Json(json!({"device_certificate": "AA", "sealed": "AA"})), 401, "unauthorized"),
+        case("revoke a malformed id", Method::DELETE, "/v1/devices/nothex", t, Body::None, 400, "malformed_request"),
+        case("revoke an unknown device", Method::DELETE, &format!("/v1/devices/{}", "cd".repeat(16)), t, Body::None, 404, "not_found"),
     ]);
     check(&h, cases).await;
 }
@@ -458,6 +464,7 @@ async fn openapi_lists_exactly_the_routes() {
             "/v1/blobs",
             "/v1/blobs/{id}",
             "/v1/blobs/{id}/status",
+            "/v1/devices/{device_id}",
             "/v1/events",
             "/v1/events/ack",
             "/v1/groups",
@@ -467,6 +474,12 @@ async fn openapi_lists_exactly_the_routes() {
             "/v1/key-packages",
             "/v1/key-packages/claim",
             "/v1/key-packages/count",
+            "/v1/links",
+            "/v1/links/{channel}",
+            "/v1/links/{channel}/grant",
+            "/v1/links/{channel}/history",
+            "/v1/links/{channel}/offer",
+            "/v1/links/{channel}/packages",
             "/v1/register",
             "/v1/users/{address}",
             "/v1/ws",

@@ -13,7 +13,7 @@ use missive_proto::B64;
 use crate::support::*;
 
 /// Links a new device `name` to `client`'s account; returns it.
-async fn link(h: &Harness, client: &mut Client, name: &str) -> Client {
+pub async fn link(h: &Harness, client: &mut Client, name: &str) -> Client {
     let (tx, rx) = tokio::sync::oneshot::channel::<String>();
     let url = h.server.url();
     let store = h.home(name);

@@ -1,5 +1,10 @@
-//! The hostile server of ../shared/threats.md, cases 1, 2, 7 and 8: the server injects devices
-//! and key packages, replays and misroutes ciphertext. Each must end refused, visibly.
+//! The hostile server of ../shared/threats.md, played by writing into the server's own store:
+//! it injects devices and key packages (1, 2, 3), forges and replays commits (4), swaps an
+//! identity key (5), replays, reflects and misroutes ciphertext (7, 8), withholds and reorders
+//! messages (9) and forks a group (10). Each must end refused or reported, visibly. Case 6 (a
+//! removed member keeps reading) is `groups::a_removed_member_cannot_read_anything_new`, and for
+//! a revoked device `devices::a_revoked_device_is_cut_off_and_its_stolen_state_reads_nothing_new`;
+//! case 11 (tampered files) is in the CLI's `files` tests.
 
 use missive_core::account::Account;
 use missive_core::error::CoreError;
@@ -327,4 +332,179 @@ async fn threat_10_a_forked_group_is_detected() {
         codes(&alice.sync().await.expect("sync")),
         [AlertCode::ForkDetected]
     );
+}
+
+#[tokio::test]
+async fn threat_9_withheld_and_reordered_messages_are_detected() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let dm = alice
+        .dm(&address("bob"), "one")
+        .await
+        .expect("dm")
+        .conversation;
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
+    let message_events = |events: Vec<missive_proto::api::Event>| -> Vec<i64> {
+        events
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Message)
+            .map(|e| e.id as i64)
+            .collect()
+    };
+
+    // The server withholds "two".
+    let cursor = bob.account.cursor();
+    alice.send_text(&dm, "two").await.expect("send");
+    alice.send_text(&dm, "three").await.expect("send");
+    let ids = message_events(h.raw_events(&bob, cursor).await);
+    assert_eq!(ids.len(), 2);
+    h.db()
+        .execute("DELETE FROM events WHERE id = ?1", [ids[0]])
+        .expect("withhold");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["three"]);
+    let codes =
+        |o: &[missive_core::account::Outcome]| alerts(o).iter().map(|a| a.code).collect::<Vec<_>>();
+    assert_eq!(codes(&outcomes), [AlertCode::MessagesWithheld]);
+
+    // The server swaps "four" and "five": both are shown once, and the gap "five" opens is
+    // reported.
+    let cursor = bob.account.cursor();
+    alice.send_text(&dm, "four").await.expect("send");
+    alice.send_text(&dm, "five").await.expect("send");
+    let ids = message_events(h.raw_events(&bob, cursor).await);
+    let db = h.db();
+    let payload = |id: i64| -> Vec<u8> {
+        db.query_row("SELECT payload FROM events WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .expect("payload")
+    };
+    let (four, five) = (payload(ids[0]), payload(ids[1]));
+    db.execute(
+        "UPDATE events SET payload = ?1 WHERE id = ?2",
+        params![five, ids[0]],
+    )
+    .expect("swap");
+    db.execute(
+        "UPDATE events SET payload = ?1 WHERE id = ?2",
+        params![four, ids[1]],
+    )
+    .expect("swap");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["five", "four"]);
+    assert_eq!(codes(&outcomes), [AlertCode::MessagesWithheld]);
+
+    // An honest stream raises nothing, and nothing is shown twice.
+    alice.send_text(&dm, "six").await.expect("send");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["six"]);
+    assert!(codes(&outcomes).is_empty());
+    let stored: Vec<String> = bob
+        .account
+        .store()
+        .messages(&dm)
+        .expect("history")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(stored, ["one", "three", "five", "four", "six"]);
+}
+
+#[tokio::test]
+async fn threat_3_a_device_list_the_server_made_up_is_caught_by_the_certificate_chain() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let phone = crate::devices::link(&h, &mut alice, "alice-phone").await;
+    // The server adds a device of its own to alice's list.
+    let (device_id, cert, kps, last_resort) = forged_device(&h, &address("alice"));
+    let store = h.server.store();
+    store
+        .add_device(
+            &address("alice"),
+            NewDevice {
+                device_id: device_id.clone(),
+                certificate: cert,
+                token_hash: [0; 32],
+            },
+            1,
+        )
+        .await
+        .expect("inject");
+    let kps = kps
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (vec![i as u8], k))
+        .collect();
+    store
+        .add_key_packages(&device_id, kps, Some(last_resort))
+        .await
+        .expect("and its key packages");
+
+    // Alice sees it flagged; her real phone is certified.
+    let listed = alice.devices().await.expect("devices");
+    let flagged: Vec<&str> = listed
+        .iter()
+        .filter(|d| !d.certified)
+        .map(|d| d.id.as_str())
+        .collect();
+    assert_eq!(flagged, [device_id.as_str()]);
+    assert!(listed
+        .iter()
+        .any(|d| d.id == phone.account.device_id() && d.certified));
+    // Bob, shown the same list, refuses to encrypt to it, and so never to a device alice
+    // did not certify.
+    assert_refused(
+        bob.dm(&address("alice"), "secret").await,
+        AlertCode::UncertifiedDevice,
+    );
+}
+
+#[tokio::test]
+async fn threat_5_a_swapped_identity_key_blocks_sending_until_accepted_and_still_reads_nothing() {
+    let h = Harness::new();
+    let alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let dm = bob
+        .dm(&address("alice"), "hello")
+        .await
+        .expect("dm")
+        .conversation;
+    let (before, _) = bob.safety_number(&address("alice")).await.expect("number");
+    bob.account
+        .mark_verified(&address("alice"))
+        .expect("verified");
+
+    // The server announces another identity key for alice ("she has a new phone").
+    let (rogue, _) =
+        Account::create(h.home("rogue"), &address("alice"), &h.server.url(), None).expect("rogue");
+    h.db()
+        .execute(
+            "UPDATE users SET identity_key = ?1 WHERE address = ?2",
+            params![rogue.identity_key().to_vec(), address("alice")],
+        )
+        .expect("swap");
+    assert_refused(
+        bob.safety_number(&address("alice")).await,
+        AlertCode::IdentityChanged,
+    );
+    assert_refused(
+        bob.send_text(&dm, "still there?").await,
+        AlertCode::IdentityChanged,
+    );
+
+    // Bob accepts the new key: the safety number changes and the verified mark is gone...
+    bob.accept_new_key(&address("alice")).await.expect("accept");
+    let (after, verified) = bob.safety_number(&address("alice")).await.expect("number");
+    assert_ne!(before.display(), after.display());
+    assert!(!verified);
+    // ...and the server still gets nothing: alice's real device is certified by her real key,
+    // so bob's client refuses to encrypt to it.
+    assert_refused(
+        bob.send_text(&dm, "secret").await,
+        AlertCode::UncertifiedDevice,
+    );
+    drop(alice);
 }
