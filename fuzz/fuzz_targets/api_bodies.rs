@@ -14,6 +14,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<SendRequest>(data);
     let _ = serde_json::from_slice::<AckRequest>(data);
     let _ = serde_json::from_slice::<CreateBlobRequest>(data);
+    let _ = serde_json::from_slice::<CreateLinkRequest>(data);
+    let _ = serde_json::from_slice::<LinkSealed>(data);
+    let _ = serde_json::from_slice::<LinkGrantRequest>(data);
     if let Ok(value) = axum::http::HeaderValue::from_bytes(data) {
         let mut headers = axum::http::HeaderMap::new();
         headers.insert(axum::http::header::RANGE, value);
