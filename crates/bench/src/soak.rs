@@ -45,7 +45,7 @@ async fn sync_all(devices: &mut [Device], tally: &mut Tally) -> anyhow::Result<(
     for d in devices.iter_mut() {
         for o in d.client.sync().await.context("sync")? {
             if let Outcome::Alert(a) = o {
-                tally.alerts.push(a.to_string());
+                tally.alerts.push(format!("{}: {a}", d.home.display()));
             }
         }
     }
@@ -154,7 +154,8 @@ pub async fn soak(
         (dm.as_str(), HashSet::from([0, 1])),
     ]
     .into();
-    let mut sent: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut sent: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    let trace = std::env::var_os("MISSIVE_SOAK_TRACE").is_some();
     let mut tally = Tally::default();
     let mut next_device = 1;
     sync_all(&mut devices, &mut tally).await?;
@@ -175,7 +176,15 @@ pub async fn soak(
                 .send_text(conversation, &text)
                 .await
                 .with_context(|| format!("round {round}: send"))?;
-            sent.entry(conversation).or_default().push(record.id);
+            if trace {
+                eprintln!(
+                    "r{round}: {} sends {text:?} in {conversation}",
+                    devices[d].home.display()
+                );
+            }
+            sent.entry(conversation)
+                .or_default()
+                .push((record.id, text));
             tally.sent += 1;
         }
         // Link a device.
@@ -191,6 +200,13 @@ pub async fn soak(
                 let new = link(url, dir.path(), &mut devices, from, &name)
                     .await
                     .with_context(|| format!("round {round}: link"))?;
+                if trace {
+                    eprintln!(
+                        "r{round}: {} links {}",
+                        devices[from].home.display(),
+                        new.home.display()
+                    );
+                }
                 devices.push(new);
                 tally.linked += 1;
             }
@@ -210,6 +226,13 @@ pub async fn soak(
                     .revoke_device(&id)
                     .await
                     .with_context(|| format!("round {round}: revoke"))?;
+                if trace {
+                    eprintln!(
+                        "r{round}: {} revokes {}",
+                        devices[by].home.display(),
+                        devices[victim].home.display()
+                    );
+                }
                 devices.remove(victim);
                 tally.revoked += 1;
             }
@@ -224,6 +247,12 @@ pub async fn soak(
                 } else {
                     group.as_str()
                 };
+            if trace {
+                eprintln!(
+                    "r{round}: {} dies mid-commit in {conversation}, posted: {post}",
+                    devices[d].home.display()
+                );
+            }
             crash_mid_commit(url, &mut devices[d], conversation, post)
                 .await
                 .with_context(|| format!("round {round}: crash mid-commit"))?;
@@ -252,7 +281,14 @@ pub async fn soak(
                 .into_iter()
                 .map(|m| m.id)
                 .collect();
-            unreadable += ids.iter().filter(|id| !held.contains(*id)).count();
+            for (id, text) in ids {
+                if !held.contains(id) {
+                    unreadable += 1;
+                    if trace {
+                        eprintln!("{} lacks {text:?} in {conversation}", d.home.display());
+                    }
+                }
+            }
         }
     }
     println!(

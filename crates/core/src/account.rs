@@ -1371,10 +1371,19 @@ impl Account {
                     ))
                 }
             };
-            let leaf = group.member_at(sender_leaf).ok_or_else(|| {
-                CoreError::refused(AlertCode::RejectedMessage, "sender is not in the group")
-            })?;
-            let owner = this.check_leaf(&leaf.credential, &leaf.signature_key)?;
+            // A message of a past epoch (sent before a commit we already merged) comes from the
+            // leaf as it was then: openmls hands us that epoch's credential. Its sender may have
+            // left since, or its leaf index may now hold someone else.
+            let owner = match group.member_at(sender_leaf) {
+                Some(leaf) if leaf.credential == *processed.credential() => {
+                    this.check_leaf(&leaf.credential, &leaf.signature_key)?
+                }
+                _ => {
+                    let credential = processed.credential().clone();
+                    let key = identity::certified_device_key(&credential)?;
+                    this.check_leaf(&credential, &key)?
+                }
+            };
             let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
                 return Err(CoreError::refused(
                     AlertCode::RejectedMessage,

@@ -105,6 +105,24 @@ pub fn leaf_certificate(
     Ok(cert)
 }
 
+/// The signature key a credential's certificate names (for a sender known only by the
+/// credential it had in a past epoch; its leaf was checked against that key when it joined).
+pub fn certified_device_key(credential: &Credential) -> Result<Vec<u8>, CoreError> {
+    let basic = BasicCredential::try_from(credential.clone()).map_err(|_| {
+        CoreError::refused(
+            AlertCode::UncertifiedDevice,
+            "a device has no basic credential",
+        )
+    })?;
+    let cert = DeviceCertificate::from_bytes(basic.identity()).map_err(|_| {
+        CoreError::refused(
+            AlertCode::UncertifiedDevice,
+            "a device credential is not a device certificate",
+        )
+    })?;
+    Ok(cert.device_key.to_vec())
+}
+
 /// Domain-separation label of safety numbers.
 pub const SAFETY_NUMBER_LABEL: &[u8] = b"missive/v1/safety-number\0";
 /// Hash iterations: slows down grinding identity keys to match a displayed number.

@@ -214,3 +214,29 @@ async fn a_conversation_through_a_postgres_backed_server() {
     assert!(outcomes.contains(&Outcome::Left(conv.clone())));
     assert!(texts(&outcomes).is_empty());
 }
+
+/// Found by the soak: a member who removes someone before reading that someone's last
+/// messages still reads them (they come from an epoch before the removal, whose sender is no
+/// longer in the tree).
+#[tokio::test]
+async fn the_last_words_of_a_removed_member_are_still_read() {
+    let h = Harness::new();
+    let (mut alice, mut bob, mut carol, conv) = h.trio("goodbye").await;
+    carol.send_text(&conv, "my last words").await.expect("send");
+    alice
+        .remove_members(&conv, &[address("carol")])
+        .await
+        .expect("remove");
+    let outcomes = alice.sync().await.expect("sync");
+    assert!(alerts(&outcomes).is_empty(), "{:?}", alerts(&outcomes));
+    let stored: Vec<String> = alice
+        .account
+        .store()
+        .messages(&conv)
+        .expect("history")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(stored, ["my last words"]);
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["my last words"]);
+}
