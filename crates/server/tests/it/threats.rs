@@ -127,9 +127,17 @@ async fn threat_2_forged_key_package_is_refused() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn threat_7_and_8_replayed_reflected_and_misrouted_ciphertext_is_refused() {
-    let h = Harness::new();
+/// Alice and Bob with a DM (one message, "one", read by Bob) and a second conversation; the
+/// event of "one" as the server holds it.
+async fn replay_setup(
+    h: &Harness,
+) -> (
+    missive_core::client::Client,
+    missive_core::client::Client,
+    String,
+    String,
+    missive_proto::api::Event,
+) {
     let mut alice = h.user("alice").await;
     let mut bob = h.user("bob").await;
     let dm = alice
@@ -142,59 +150,56 @@ async fn threat_7_and_8_replayed_reflected_and_misrouted_ciphertext_is_refused()
         .await
         .expect("group");
     assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
-
-    let events = h.raw_events(&bob, 0).await;
-    let original = events
-        .iter()
+    let original = h
+        .raw_events(&bob, 0)
+        .await
+        .into_iter()
         .filter(|e| e.kind == EventKind::Message)
         .find(|e| hex::encode(e.group_id.as_bytes()) == dm)
-        .expect("the message event")
-        .clone();
-    let epoch_of = |conv: &str, c: &missive_core::client::Client| {
-        c.account.epoch_authenticator(conv).expect("epoch").0
-    };
-    let inject = |group: &str, sender: String, epoch: u64| MessageWrite {
-        group_id: hex::decode(group).expect("hex"),
-        sender,
-        epoch,
-        payload: original.payload.0.clone(),
-        now_ms: 1,
-    };
-    let store = h.server.store();
-    // Threat 7: the same ciphertext again, as a new event.
-    store
-        .post_message(inject(&dm, original.sender.clone(), epoch_of(&dm, &alice)))
+        .expect("the message event");
+    (alice, bob, dm, other, original)
+}
+
+/// The server posts `original`'s ciphertext again, in `group`, as from `sender`.
+async fn inject(
+    h: &Harness,
+    original: &missive_proto::api::Event,
+    group: &str,
+    sender: String,
+    at: &missive_core::client::Client,
+) {
+    let epoch = at.account.epoch_authenticator(group).expect("epoch").0;
+    h.server
+        .store()
+        .post_message(MessageWrite {
+            group_id: hex::decode(group).expect("hex"),
+            sender,
+            epoch,
+            payload: original.payload.0.clone(),
+            now_ms: 1,
+        })
         .await
-        .expect("replay");
+        .expect("inject");
+}
+
+fn codes(outcomes: &[missive_core::account::Outcome]) -> Vec<AlertCode> {
+    alerts(outcomes).iter().map(|a| a.code).collect()
+}
+
+#[tokio::test]
+async fn threat_7_replayed_and_reflected_ciphertext_is_refused() {
+    let h = Harness::new();
+    let (mut alice, mut bob, dm, _, original) = replay_setup(&h).await;
+    // The same ciphertext again, as a new event.
+    inject(&h, &original, &dm, original.sender.clone(), &alice).await;
     let outcomes = bob.sync().await.expect("sync");
     assert!(texts(&outcomes).is_empty(), "the replay is not shown");
-    assert_eq!(
-        alerts(&outcomes).iter().map(|a| a.code).collect::<Vec<_>>(),
-        [AlertCode::RejectedMessage]
-    );
-    // Threat 7: alice's own message reflected back to her as if from bob.
-    store
-        .post_message(inject(&dm, bob.account.device_id(), epoch_of(&dm, &alice)))
-        .await
-        .expect("reflect");
+    assert_eq!(codes(&outcomes), [AlertCode::RejectedMessage]);
+    // Alice's own message reflected back to her as if from bob.
+    inject(&h, &original, &dm, bob.account.device_id(), &alice).await;
     let outcomes = alice.sync().await.expect("sync");
     assert!(texts(&outcomes).is_empty());
     assert_eq!(alerts(&outcomes).len(), 1, "{outcomes:?}");
-    // Threat 8: the ciphertext of the DM delivered in the other group.
-    store
-        .post_message(inject(
-            &other,
-            original.sender.clone(),
-            epoch_of(&other, &alice),
-        ))
-        .await
-        .expect("misroute");
-    let outcomes = bob.sync().await.expect("sync");
-    assert!(texts(&outcomes).is_empty());
-    assert_eq!(
-        alerts(&outcomes).iter().map(|a| a.code).collect::<Vec<_>>(),
-        [AlertCode::RejectedMessage]
-    );
 
     let history = bob.account.store().messages(&dm).expect("history");
     assert_eq!(
@@ -203,12 +208,37 @@ async fn threat_7_and_8_replayed_reflected_and_misrouted_ciphertext_is_refused()
     );
     assert_eq!(
         bob.account.store().alerts().expect("alerts").len(),
-        2,
+        1,
         "alerts are kept for the user"
     );
     // The conversation still works after the attacks.
     alice.send_text(&dm, "two").await.expect("send");
     assert_eq!(texts(&bob.sync().await.expect("sync")), ["two"]);
+}
+
+#[tokio::test]
+async fn threat_8_a_ciphertext_delivered_in_another_group_is_refused() {
+    let h = Harness::new();
+    let (mut alice, mut bob, dm, other, original) = replay_setup(&h).await;
+    inject(&h, &original, &other, original.sender.clone(), &alice).await;
+    let outcomes = bob.sync().await.expect("sync");
+    assert!(texts(&outcomes).is_empty());
+    assert_eq!(codes(&outcomes), [AlertCode::RejectedMessage]);
+    assert!(bob
+        .account
+        .store()
+        .messages(&other)
+        .expect("history")
+        .is_empty());
+    alice
+        .send_text(&other, "in its own group")
+        .await
+        .expect("send");
+    alice.send_text(&dm, "and here").await.expect("send");
+    assert_eq!(
+        texts(&bob.sync().await.expect("sync")),
+        ["in its own group", "and here"]
+    );
 }
 
 #[tokio::test]
