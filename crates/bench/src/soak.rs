@@ -120,6 +120,21 @@ async fn crash_mid_commit(
     Ok(())
 }
 
+/// The one-to-one conversation half the time when `user` is in it, else the group.
+fn pick<'a>(
+    rng: &mut StdRng,
+    members: &BTreeMap<&str, HashSet<usize>>,
+    user: usize,
+    group: &'a str,
+    dm: &'a str,
+) -> &'a str {
+    if members[dm].contains(&user) && rng.gen_bool(0.5) {
+        dm
+    } else {
+        group
+    }
+}
+
 pub async fn soak(
     url: &str,
     run: &str,
@@ -164,12 +179,7 @@ pub async fn soak(
         // Sends from random devices into conversations their user is in.
         for _ in 0..3 {
             let d = rng.gen_range(0..devices.len());
-            let conversation =
-                if members[dm.as_str()].contains(&devices[d].user) && rng.gen_bool(0.5) {
-                    dm.as_str()
-                } else {
-                    group.as_str()
-                };
+            let conversation = pick(&mut rng, &members, devices[d].user, &group, &dm);
             let text = format!("round {round} from device {d}");
             let record = devices[d]
                 .client
@@ -241,12 +251,7 @@ pub async fn soak(
         if rng.gen_bool(0.3) {
             let d = rng.gen_range(0..devices.len());
             let post = rng.gen_bool(0.5);
-            let conversation =
-                if members[dm.as_str()].contains(&devices[d].user) && rng.gen_bool(0.5) {
-                    dm.as_str()
-                } else {
-                    group.as_str()
-                };
+            let conversation = pick(&mut rng, &members, devices[d].user, &group, &dm);
             if trace {
                 eprintln!(
                     "r{round}: {} dies mid-commit in {conversation}, posted: {post}",

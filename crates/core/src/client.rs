@@ -92,18 +92,8 @@ impl Transport {
     }
 
     async fn delete(&self, path: &str) -> Result<(), CoreError> {
-        let resp = self
-            .http
-            .delete(self.url(path))
-            .timeout(REQUEST_TIMEOUT)
-            .bearer_auth(&self.token)
-            .send()
+        self.expect_no_content(self.http.delete(self.url(path)))
             .await
-            .map_err(network)?;
-        if resp.status().is_success() {
-            return Ok(());
-        }
-        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
     }
 
     /// A request whose success has no body (204, or 201 for a creation).
@@ -113,12 +103,14 @@ impl Transport {
         path: &str,
         body: &B,
     ) -> Result<(), CoreError> {
-        let resp = self
-            .http
-            .request(method, self.url(path))
+        self.expect_no_content(self.http.request(method, self.url(path)).json(body))
+            .await
+    }
+
+    async fn expect_no_content(&self, req: reqwest::RequestBuilder) -> Result<(), CoreError> {
+        let resp = req
             .timeout(REQUEST_TIMEOUT)
             .bearer_auth(&self.token)
-            .json(body)
             .send()
             .await
             .map_err(network)?;

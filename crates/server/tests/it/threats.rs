@@ -34,23 +34,14 @@ fn forged_device(h: &Harness, address: &str) -> (String, Vec<u8>, Vec<Vec<u8>>, 
     )
 }
 
-fn assert_refused(result: Result<impl std::fmt::Debug, CoreError>, code: AlertCode) {
-    match result {
-        Err(CoreError::Refused(alert)) => assert_eq!(alert.code, code, "{alert}"),
-        other => panic!("expected a refusal with {code:?}, got {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn threat_1_injected_device_is_refused() {
-    let h = Harness::new();
-    let _alice = h.user("alice").await;
-    let mut bob = h.user("bob").await;
-    let (device_id, cert, kps, last_resort) = forged_device(&h, &address("alice"));
+/// The server adds a device of its own making, with key packages, to `address`'s account;
+/// returns its id.
+async fn inject_forged_device(h: &Harness, address: &str) -> String {
+    let (device_id, cert, kps, last_resort) = forged_device(h, address);
     let store = h.server.store();
     store
         .add_device(
-            &address("alice"),
+            address,
             NewDevice {
                 device_id: device_id.clone(),
                 certificate: cert,
@@ -69,6 +60,22 @@ async fn threat_1_injected_device_is_refused() {
         .add_key_packages(&device_id, kps, Some(last_resort))
         .await
         .expect("and its key packages");
+    device_id
+}
+
+fn assert_refused(result: Result<impl std::fmt::Debug, CoreError>, code: AlertCode) {
+    match result {
+        Err(CoreError::Refused(alert)) => assert_eq!(alert.code, code, "{alert}"),
+        other => panic!("expected a refusal with {code:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn threat_1_injected_device_is_refused() {
+    let h = Harness::new();
+    let _alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    inject_forged_device(&h, &address("alice")).await;
 
     assert_refused(
         bob.dm(&address("alice"), "secret").await,
@@ -449,29 +456,7 @@ async fn threat_3_a_device_list_the_server_made_up_is_caught_by_the_certificate_
     let mut bob = h.user("bob").await;
     let phone = crate::devices::link(&h, &mut alice, "alice-phone").await;
     // The server adds a device of its own to alice's list.
-    let (device_id, cert, kps, last_resort) = forged_device(&h, &address("alice"));
-    let store = h.server.store();
-    store
-        .add_device(
-            &address("alice"),
-            NewDevice {
-                device_id: device_id.clone(),
-                certificate: cert,
-                token_hash: [0; 32],
-            },
-            1,
-        )
-        .await
-        .expect("inject");
-    let kps = kps
-        .into_iter()
-        .enumerate()
-        .map(|(i, k)| (vec![i as u8], k))
-        .collect();
-    store
-        .add_key_packages(&device_id, kps, Some(last_resort))
-        .await
-        .expect("and its key packages");
+    let device_id = inject_forged_device(&h, &address("alice")).await;
 
     // Alice sees it flagged; her real phone is certified.
     let listed = alice.devices().await.expect("devices");
