@@ -126,6 +126,40 @@ impl Client {
             )
             .await?;
 
+        let device_id = offer.device_id;
+        let added = self
+            .add_linked_device(&code, &device_id, &conversations, history, deadline)
+            .await;
+        match added {
+            Ok(messages) => Ok(Linked {
+                device_id,
+                conversations: conversations.len(),
+                messages,
+            }),
+            // The new device is registered and may be in some conversations already: take it
+            // out again rather than leave it half linked.
+            Err(e) => match (self.revoke_device(&device_id).await, e) {
+                (_, e @ CoreError::Refused(_)) => Err(e),
+                (Ok(_), e) => Err(CoreError::Usage(format!(
+                    "{e}; the half-linked device was revoked: run `missive link` again"
+                ))),
+                (Err(_), e) => Err(e),
+            },
+        }
+    }
+
+    /// After the grant: adds the new device to every conversation with the key packages it
+    /// sends, catches up, and sends the history. Returns the messages handed over.
+    async fn add_linked_device(
+        &mut self,
+        code: &LinkCode,
+        device_id: &str,
+        conversations: &[String],
+        history: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<usize, CoreError> {
+        let path = channel_path(code);
+        let transport = self.transport();
         let packages = wait_for(
             deadline,
             "the new device did not send its key packages in time",
@@ -136,12 +170,11 @@ impl Client {
         )
         .await?;
         let packages: Packages = code.open_json(Kind::Packages, packages.as_bytes())?;
-        let device_id = offer.device_id;
         let claimed: Vec<ClaimedKeyPackage> = packages
             .key_packages
             .into_iter()
             .map(|key_package| ClaimedKeyPackage {
-                device_id: device_id.clone(),
+                device_id: device_id.to_owned(),
                 key_package,
             })
             .collect();
@@ -171,11 +204,7 @@ impl Client {
                 },
             )
             .await?;
-        Ok(Linked {
-            device_id,
-            conversations: conversations.len(),
-            messages,
-        })
+        Ok(messages)
     }
 
     /// Becomes a new device of the account that shows `code`, on `server`: stores the account
@@ -242,12 +271,36 @@ impl Client {
             stock_checked: false,
             stock: KEY_PACKAGE_STOCK,
         };
-        let upload = client
-            .account
-            .new_key_packages(grant.packages as usize, false)?;
+        match client
+            .finish_join(&code, grant.packages as usize, deadline)
+            .await
+        {
+            Ok((conversations, messages)) => Ok(Joined {
+                client,
+                conversations,
+                messages,
+            }),
+            Err(e @ CoreError::Refused(_)) => Err(e),
+            Err(e) => Err(CoreError::Usage(format!(
+                "{e}; this home now holds a device whose link did not finish: use a new --home \
+                 and link again"
+            ))),
+        }
+    }
+
+    /// The new device's side after the grant: sends key packages, waits for the history,
+    /// joins and stores it. Returns (conversations joined, messages received as history).
+    async fn finish_join(
+        &mut self,
+        code: &LinkCode,
+        packages: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<(usize, usize), CoreError> {
+        let path = channel_path(code);
+        let upload = self.account.new_key_packages(packages, false)?;
         // The private keys are kept before anyone can use the packages.
-        client.account.save()?;
-        let transport = client.transport();
+        self.account.save()?;
+        let transport = self.transport();
         transport
             .no_content(
                 reqwest::Method::PUT,
@@ -262,7 +315,7 @@ impl Client {
                 },
             )
             .await?;
-        client.ensure_key_packages().await?;
+        self.ensure_key_packages().await?;
         let history = wait_for(
             deadline,
             "the linking device did not send the history in time",
@@ -274,19 +327,15 @@ impl Client {
         .await?;
         let history: History = code.open_json(Kind::History, history.as_bytes())?;
         // The Welcomes came before the history: join first, then name and fill.
-        client.sync().await?;
-        let conversations = client
+        self.sync().await?;
+        let conversations = self
             .account
             .store()
             .conversations()?
             .iter()
             .filter(|c| !c.left)
             .count();
-        let messages = client.account.import_history(history)?;
-        Ok(Joined {
-            client,
-            conversations,
-            messages,
-        })
+        let messages = self.account.import_history(history)?;
+        Ok((conversations, messages))
     }
 }

@@ -194,3 +194,59 @@ async fn the_relay_refuses_strangers_and_forged_messages() {
     assert_eq!(genuine.server_code(), Some("link_not_found"), "{genuine}");
     assert_eq!(alice.devices().await.expect("devices").len(), 1);
 }
+
+#[tokio::test]
+async fn a_new_device_that_dies_after_its_grant_is_revoked_not_left_half_linked() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let _bob = h.user("bob").await;
+    alice.dm(&address("bob"), "hello").await.expect("dm");
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let base = h.server.url();
+    // A new device that offers itself, receives its grant, and dies before sending its key
+    // packages.
+    let dying = tokio::spawn(async move {
+        let code = LinkCode::parse(&rx.await.expect("code")).expect("code");
+        let channel = hex::encode(code.channel());
+        let (_key, offer) = missive_core::account::Account::new_link_offer().expect("offer");
+        let http = reqwest::Client::new();
+        let put = http
+            .put(format!("{base}/v1/links/{channel}/offer"))
+            .json(&LinkSealed {
+                sealed: B64(code.seal_json(Kind::Offer, &offer).expect("seal")),
+            })
+            .send()
+            .await
+            .expect("offer");
+        assert_eq!(put.status(), 204);
+        loop {
+            let status: missive_proto::api::LinkGrantStatus = http
+                .get(format!("{base}/v1/links/{channel}/grant"))
+                .send()
+                .await
+                .expect("grant")
+                .json()
+                .await
+                .expect("json");
+            if let Some(grant) = status.grant {
+                return grant.device_id;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut tx = Some(tx);
+    let e = alice
+        .link(Duration::from_secs(3), Duration::from_secs(60), |code| {
+            let _ = tx.take().expect("once").send(code.text());
+        })
+        .await
+        .expect_err("the new device never finished");
+    assert!(e.to_string().contains("revoked"), "{e}");
+    let half_linked = dying.await.expect("the dying device got its grant");
+    let devices = alice.devices().await.expect("devices");
+    assert!(
+        devices.iter().all(|d| d.id != half_linked),
+        "the half-linked device is gone: {devices:?}"
+    );
+    assert_eq!(devices.len(), 1);
+}
