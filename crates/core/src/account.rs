@@ -1083,6 +1083,20 @@ impl Account {
         Ok(records)
     }
 
+    /// The ids of this user's devices in a conversation's group.
+    pub fn own_devices_in(
+        &self,
+        conversation: &str,
+    ) -> Result<std::collections::HashSet<String>, CoreError> {
+        let group = self.load_group(conversation)?;
+        Ok(group
+            .members()
+            .filter_map(|m| self.check_leaf(&m.credential, &m.signature_key).ok())
+            .filter(|o| o.address == self.address())
+            .map(|o| o.device_id)
+            .collect())
+    }
+
     /// Conversations this device is in whose group holds a leaf of device `device_id`.
     pub fn conversations_with_device(&self, device_id: &str) -> Result<Vec<String>, CoreError> {
         let mut out = Vec::new();

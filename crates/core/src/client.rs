@@ -353,7 +353,46 @@ impl Client {
         if !self.stock_checked || outcomes.iter().any(|o| matches!(o, Outcome::Joined(_))) {
             self.ensure_key_packages().await?;
         }
+        let joined: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Joined(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        if !joined.is_empty() {
+            // Boxed: adding commits, and a commit may sync first.
+            match Box::pin(self.add_own_devices(&joined)).await {
+                // The events are processed and stored; the next join tries again.
+                Ok(()) | Err(CoreError::Network(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(outcomes)
+    }
+
+    /// Every device of ours belongs in every conversation we are in. Whoever added us added the
+    /// devices the server listed to them; any certified device of ours that is missing (linked
+    /// meanwhile, or hidden from that user's claim) is added here.
+    async fn add_own_devices(&mut self, conversations: &[String]) -> Result<(), CoreError> {
+        let certified: Vec<String> = self
+            .devices()
+            .await?
+            .into_iter()
+            .filter(|d| d.certified)
+            .map(|d| d.id)
+            .collect();
+        let address = self.account.address().to_owned();
+        for conversation in conversations {
+            let present = self.account.own_devices_in(conversation)?;
+            if certified.iter().all(|d| present.contains(d)) {
+                continue;
+            }
+            // One package per device of ours; the commit adds only the missing ones.
+            let packages = self.claim(&address).await?;
+            self.commit_with(conversation, &packages, &[]).await?;
+        }
+        Ok(())
     }
 
     async fn claim(&mut self, address: &str) -> Result<Vec<KeyPackage>, CoreError> {

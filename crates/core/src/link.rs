@@ -13,12 +13,14 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use missive_proto::B64;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::error::CoreError;
 
 /// Secret bytes in a link code.
 const SECRET_LEN: usize = 16;
+/// Base-32 characters that carry the secret (130 bits, the last 2 zero).
+const DATA_CHARS: usize = 26;
 /// RFC 4648 base32, lower case: no 0/1/8 to confuse with letters.
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 /// What a QR code of a link code holds before the code.
@@ -26,7 +28,6 @@ pub const QR_PREFIX: &str = "missive-link:";
 
 const CHANNEL_LABEL: &[u8] = b"missive/v1/link\0channel";
 const KEY_LABEL: &[u8] = b"missive/v1/link\0key";
-const CHECK_LABEL: &[u8] = b"missive/v1/link\0check";
 const SEAL_LABEL: &[u8] = b"missive/v1/link\0seal";
 
 /// The messages of a link, in the order they travel.
@@ -60,57 +61,69 @@ impl LinkCode {
     pub fn parse(text: &str) -> Result<Self, CoreError> {
         let text = text.trim();
         let text = text.strip_prefix(QR_PREFIX).unwrap_or(text);
-        let mut bits: u64 = 0;
-        let mut held = 0;
-        let mut bytes = Vec::with_capacity(SECRET_LEN + 1);
-        for c in text.chars().filter(|c| !matches!(c, '-' | ' ')) {
-            let c = c.to_ascii_lowercase();
-            let value = ALPHABET
-                .iter()
-                .position(|&a| char::from(a) == c)
-                .ok_or_else(|| not_a_code(&format!("it contains {c:?}")))?;
-            bits = (bits << 5) | value as u64;
+        let values = text
+            .chars()
+            .filter(|c| !matches!(c, '-' | ' '))
+            .map(|c| {
+                let c = c.to_ascii_lowercase();
+                ALPHABET
+                    .iter()
+                    .position(|&a| char::from(a) == c)
+                    .map(|v| v as u8)
+                    .ok_or_else(|| not_a_code(&format!("it contains {c:?}")))
+            })
+            .collect::<Result<Vec<u8>, _>>()?;
+        let Some((&check, data)) = values.split_last() else {
+            return Err(not_a_code("it is empty"));
+        };
+        if data.len() != DATA_CHARS {
+            return Err(not_a_code("it has the wrong length"));
+        }
+        if luhn_mod_32(data) != check {
+            return Err(not_a_code("a character is wrong"));
+        }
+        let (mut bits, mut held) = (0u64, 0);
+        let mut secret = Vec::with_capacity(SECRET_LEN);
+        for &v in data {
+            bits = (bits << 5) | u64::from(v);
             held += 5;
             if held >= 8 {
                 held -= 8;
-                bytes.push((bits >> held) as u8);
+                secret.push((bits >> held) as u8);
                 bits &= (1 << held) - 1;
             }
         }
-        if bytes.len() != SECRET_LEN + 1 || bits != 0 {
-            return Err(not_a_code("it has the wrong length"));
-        }
-        let mut secret = [0u8; SECRET_LEN];
-        secret.copy_from_slice(&bytes[..SECRET_LEN]);
-        let code = LinkCode { secret };
-        if code.check() != bytes[SECRET_LEN] {
+        if bits != 0 {
             return Err(not_a_code("a character is wrong"));
         }
-        Ok(code)
+        let secret = secret
+            .try_into()
+            .map_err(|_| not_a_code("it has the wrong length"))?;
+        Ok(LinkCode { secret })
     }
 
-    /// The code as shown: 28 characters in groups of four.
+    /// The code as shown: 27 characters (26 of secret, one check) in groups of four.
     pub fn text(&self) -> String {
-        let mut bytes = self.secret.to_vec();
-        bytes.push(self.check());
-        let mut out = String::new();
+        let mut values = Vec::with_capacity(DATA_CHARS + 1);
         let (mut bits, mut held) = (0u64, 0);
-        let push = |value: u64, out: &mut String| {
-            if !out.is_empty() && out.len() % 5 == 4 {
-                out.push('-');
-            }
-            out.push(char::from(ALPHABET[value as usize]));
-        };
-        for b in bytes {
+        for b in self.secret {
             bits = (bits << 8) | u64::from(b);
             held += 8;
             while held >= 5 {
                 held -= 5;
-                push((bits >> held) & 31, &mut out);
+                values.push(((bits >> held) & 31) as u8);
             }
         }
         if held > 0 {
-            push((bits << (5 - held)) & 31, &mut out);
+            values.push(((bits << (5 - held)) & 31) as u8);
+        }
+        values.push(luhn_mod_32(&values));
+        let mut out = String::new();
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 && i % 4 == 0 {
+                out.push('-');
+            }
+            out.push(char::from(ALPHABET[usize::from(v)]));
         }
         out
     }
@@ -186,13 +199,20 @@ impl LinkCode {
             .expect("32 bytes is a valid HKDF-SHA256 length");
         out
     }
+}
 
-    fn check(&self) -> u8 {
-        Sha256::new()
-            .chain_update(CHECK_LABEL)
-            .chain_update(self.secret)
-            .finalize()[0]
+/// The check character of base-32 values (Luhn mod N, N = 32): it catches every single wrong
+/// character and every swap of two adjacent ones except 'a' with '7' (values 0 and 31),
+/// before anything reaches the server.
+fn luhn_mod_32(values: &[u8]) -> u8 {
+    let mut factor = 2;
+    let mut sum = 0u32;
+    for &v in values.iter().rev() {
+        let addend = factor * u32::from(v);
+        sum += addend / 32 + addend % 32;
+        factor = 3 - factor;
     }
+    ((32 - sum % 32) % 32) as u8
 }
 
 fn not_a_code(why: &str) -> CoreError {
@@ -291,7 +311,7 @@ mod tests {
     fn a_code_reads_back_as_shown_typed_or_scanned() {
         let code = LinkCode::generate();
         let text = code.text();
-        assert_eq!(text.len(), 28 + 6, "{text}");
+        assert_eq!(text.len(), 27 + 6, "{text}");
         for typed in [
             text.clone(),
             text.to_uppercase(),
@@ -306,20 +326,39 @@ mod tests {
 
     #[test]
     fn typing_errors_are_caught_before_the_server() {
-        let text = LinkCode::generate().text();
-        let mut wrong = text.clone().into_bytes();
-        wrong[0] = if wrong[0] == b'a' { b'b' } else { b'a' };
-        let wrong = String::from_utf8(wrong).expect("ascii");
-        for bad in [
-            &wrong,
-            &text[..text.len() - 1],
-            "hello",
-            "",
-            &format!("{text}a"),
-        ] {
-            let e = LinkCode::parse(bad).err().expect("refused");
-            assert!(e.to_string().contains("not a link code"), "{e}");
+        let refused = |bad: &str| {
+            let e = LinkCode::parse(bad)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {bad}"));
+            assert!(e.to_string().contains("not a link code"), "{bad}: {e}");
+        };
+        for _ in 0..20 {
+            let text = LinkCode::generate().text();
+            let chars: Vec<char> = text.chars().collect();
+            // Every single wrong character, everywhere.
+            for i in (0..chars.len()).filter(|&i| chars[i] != '-') {
+                for &c in ALPHABET.iter().filter(|&&c| char::from(c) != chars[i]) {
+                    let mut wrong = chars.clone();
+                    wrong[i] = char::from(c);
+                    refused(&wrong.iter().collect::<String>());
+                }
+            }
+            // Every swap of two different neighbours, but for Luhn's blind spot: the first
+            // and the last character of the alphabet ('a' and '7').
+            let plain: Vec<char> = chars.iter().copied().filter(|&c| c != '-').collect();
+            let blind = |a: char, b: char| matches!((a, b), ('a', '7') | ('7', 'a'));
+            for i in 0..plain.len() - 1 {
+                if plain[i] != plain[i + 1] && !blind(plain[i], plain[i + 1]) {
+                    let mut swapped = plain.clone();
+                    swapped.swap(i, i + 1);
+                    refused(&swapped.iter().collect::<String>());
+                }
+            }
+            refused(&text[..text.len() - 1]);
+            refused(&format!("{text}a"));
         }
+        refused("hello");
+        refused("");
     }
 
     #[test]

@@ -250,3 +250,60 @@ async fn a_new_device_that_dies_after_its_grant_is_revoked_not_left_half_linked(
     );
     assert_eq!(devices.len(), 1);
 }
+
+#[tokio::test]
+async fn a_device_missing_from_a_new_conversation_is_added_by_its_own_user() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let mut phone = link(&h, &mut alice, "alice-phone").await;
+    // Bob's claim does not see alice's phone (the server hides it, or the phone was being
+    // linked at that moment): bob's new conversation has alice's laptop only.
+    let db = h.db();
+    let hide = |hidden: bool| {
+        db.execute(
+            "UPDATE devices SET revoked_at = CASE WHEN ?1 THEN 1 ELSE NULL END \
+             WHERE device_id = ?2",
+            rusqlite::params![hidden, phone.account.device_id()],
+        )
+        .expect("hide");
+    };
+    hide(true);
+    let dm = bob
+        .dm(&address("alice"), "first")
+        .await
+        .expect("dm")
+        .conversation;
+    hide(false);
+    assert_eq!(
+        bob.account
+            .conversations_with_device(&phone.account.device_id())
+            .expect("bob's view"),
+        Vec::<String>::new()
+    );
+    // Alice's laptop joins and adds her phone itself.
+    assert_eq!(texts(&alice.sync().await.expect("sync")), ["first"]);
+    assert_eq!(
+        alice
+            .account
+            .own_devices_in(&dm)
+            .expect("own devices")
+            .len(),
+        2
+    );
+    let outcomes = phone.sync().await.expect("phone joins");
+    assert!(
+        outcomes.contains(&Outcome::Joined(dm.clone())),
+        "{outcomes:?}"
+    );
+    bob.send_text(&dm, "to all of alice").await.expect("send");
+    assert_eq!(
+        texts(&phone.sync().await.expect("sync")),
+        ["to all of alice"]
+    );
+    assert_eq!(
+        texts(&alice.sync().await.expect("sync")),
+        ["to all of alice"]
+    );
+    assert!(alerts(&bob.sync().await.expect("sync")).is_empty());
+}
