@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 
 const USAGE: &str = "usage: cargo xtask <ci|test|wasm|deny|api-fuzz|fuzz [SECONDS]|soak [ROUNDS]>
   ci        formatting, clippy -D warnings, cargo-deny, the wasm32 check of missive-core,
-            all tests, a bounded api-fuzz run and a bounded fuzz run
+            all tests, a bounded api-fuzz run, a 60-round soak and a bounded fuzz run
   deny      cargo-deny (installed if missing): advisories, licences, bans, sources as set in
             deny.toml; MISSIVE_ADVISORY_DB=URL_OR_PATH reads the RustSec database from a mirror
   fuzz      every cargo-fuzz target of fuzz/ for SECONDS each (default 20); cargo-fuzz is
@@ -44,6 +44,7 @@ fn main() -> anyhow::Result<()> {
             test()?;
             // The test run just built the server and CLI binaries from these sources.
             api_fuzz(false)?;
+            soak("60", false)?;
             fuzz(20)
         }
         "fuzz" => {
@@ -59,18 +60,7 @@ fn main() -> anyhow::Result<()> {
             rounds
                 .parse::<usize>()
                 .context("soak ROUNDS must be a number")?;
-            run(
-                "cargo",
-                &[
-                    "build",
-                    "--release",
-                    "-p",
-                    "missive-server",
-                    "-p",
-                    "missive-bench",
-                ],
-            )?;
-            run("target/release/missive-bench", &["--soak", &rounds])
+            soak(&rounds, true)
         }
         "deny" => deny(),
         "wasm" => wasm(),
@@ -114,6 +104,21 @@ fn test() -> anyhow::Result<()> {
     } else {
         run("cargo", &["test", "--workspace"])
     }
+}
+
+/// `missive-bench --soak ROUNDS` against a server it starts (release or dev build; our crates
+/// are optimized in dev builds too).
+fn soak(rounds: &str, release: bool) -> anyhow::Result<()> {
+    let mut build = vec!["build", "-p", "missive-server", "-p", "missive-bench"];
+    if release {
+        build.push("--release");
+    }
+    run("cargo", &build)?;
+    let profile = if release { "release" } else { "debug" };
+    run(
+        &format!("target/{profile}/missive-bench"),
+        &["--soak", rounds],
+    )
 }
 
 /// Where cargo-deny fetches the RustSec advisory database from (as named in its config).
