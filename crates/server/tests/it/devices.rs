@@ -307,3 +307,45 @@ async fn a_device_missing_from_a_new_conversation_is_added_by_its_own_user() {
     );
     assert!(alerts(&bob.sync().await.expect("sync")).is_empty());
 }
+
+#[tokio::test]
+async fn the_history_window_bounds_what_a_new_device_receives() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let _bob = h.user("bob").await;
+    let dm = alice
+        .dm(&address("bob"), "old news")
+        .await
+        .expect("dm")
+        .conversation;
+    // A window of zero: the new device joins the conversation but gets no message of it.
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let url = h.server.url();
+    let store = h.home("alice-tablet");
+    let joining = tokio::spawn(async move {
+        Client::join(
+            store,
+            &url,
+            &rx.await.expect("code"),
+            Duration::from_secs(30),
+        )
+        .await
+    });
+    let mut tx = Some(tx);
+    let linked = alice
+        .link(Duration::from_secs(30), Duration::ZERO, |code| {
+            let _ = tx.take().expect("once").send(code.text());
+        })
+        .await
+        .expect("link");
+    assert_eq!((linked.conversations, linked.messages), (1, 0));
+    let tablet = joining.await.expect("join task").expect("join");
+    assert_eq!((tablet.conversations, tablet.messages), (1, 0));
+    assert!(tablet
+        .client
+        .account
+        .store()
+        .messages(&dm)
+        .expect("history")
+        .is_empty());
+}
