@@ -24,6 +24,9 @@ use crate::error::CoreError;
 use crate::link::{Grant, History, Kind, LinkCode, Offer, Packages};
 use crate::store::AccountStore;
 
+/// The most sealed history a link carries: the server takes 48 MiB of JSON, which holds 32 MiB
+/// in base64 with room to spare.
+const MAX_HISTORY_SEALED: usize = 32 << 20;
 /// How often each side looks at the relay while waiting.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -193,14 +196,21 @@ impl Client {
         // reads as a member.
         self.sync().await?;
         let since = crate::now_ms().saturating_sub(history.as_millis() as u64);
-        let history = self.account.history_since(since)?;
-        let messages = history.conversations.iter().map(|c| c.messages.len()).sum();
+        let mut history = self.account.history_since(since)?;
+        // Within the relay's limit, the most recent messages go.
+        let sealed = loop {
+            let sealed = code.seal_json(Kind::History, &history)?;
+            if sealed.len() <= MAX_HISTORY_SEALED || !history.drop_oldest() {
+                break sealed;
+            }
+        };
+        let messages = history.message_count();
         transport
             .no_content(
                 reqwest::Method::PUT,
                 &format!("{path}/history"),
                 &LinkSealed {
-                    sealed: B64(code.seal_json(Kind::History, &history)?),
+                    sealed: B64(sealed),
                 },
             )
             .await?;

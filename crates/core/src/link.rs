@@ -282,6 +282,39 @@ pub struct History {
     pub conversations: Vec<ConversationHistory>,
 }
 
+impl History {
+    /// Drops the oldest quarter of the messages (at least one), to fit a size limit. `false`
+    /// when there was nothing left to drop.
+    pub fn drop_oldest(&mut self) -> bool {
+        let mut times: Vec<u64> = self
+            .conversations
+            .iter()
+            .flat_map(|c| c.messages.iter().map(|m| m.sent_at))
+            .collect();
+        if times.is_empty() {
+            return false;
+        }
+        times.sort_unstable();
+        let mut to_drop = (times.len() / 4).max(1);
+        let cutoff = times[to_drop - 1];
+        for c in &mut self.conversations {
+            c.messages.retain(|m| {
+                if m.sent_at < cutoff || (m.sent_at == cutoff && to_drop > 0) {
+                    to_drop = to_drop.saturating_sub(1);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        true
+    }
+
+    pub fn message_count(&self) -> usize {
+        self.conversations.iter().map(|c| c.messages.len()).sum()
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ConversationHistory {
     pub id: String,
@@ -359,6 +392,61 @@ mod tests {
         }
         refused("hello");
         refused("");
+    }
+
+    #[test]
+    fn history_too_large_loses_its_oldest_messages_first() {
+        let message = |id: &str, sent_at: u64| MessageTransfer {
+            id: id.into(),
+            sender: "a@x".into(),
+            sender_device: "d".into(),
+            text: id.into(),
+            sent_at,
+            server_time: sent_at,
+            seq: sent_at,
+            file: None,
+        };
+        let conversation = |id: &str, messages| ConversationHistory {
+            id: id.into(),
+            name: None,
+            dm_peer: None,
+            created_at: 0,
+            messages,
+        };
+        let mut history = History {
+            conversations: vec![
+                conversation(
+                    "c1",
+                    vec![message("m1", 1), message("m4", 4), message("m8", 8)],
+                ),
+                conversation(
+                    "c2",
+                    vec![
+                        message("m2", 2),
+                        message("m3", 3),
+                        message("m5", 5),
+                        message("m6", 6),
+                    ],
+                ),
+            ],
+        };
+        let left = |h: &History| -> Vec<String> {
+            let mut ids: Vec<String> = h
+                .conversations
+                .iter()
+                .flat_map(|c| c.messages.iter().map(|m| m.id.clone()))
+                .collect();
+            ids.sort();
+            ids
+        };
+        // A quarter of 7, then of 6: one message each time, the oldest.
+        assert!(history.drop_oldest());
+        assert_eq!(left(&history), ["m2", "m3", "m4", "m5", "m6", "m8"]);
+        assert!(history.drop_oldest());
+        assert_eq!(left(&history), ["m3", "m4", "m5", "m6", "m8"]);
+        while history.drop_oldest() {}
+        assert_eq!(history.message_count(), 0);
+        assert_eq!(history.conversations.len(), 2, "conversations stay");
     }
 
     #[test]
