@@ -1464,13 +1464,18 @@ impl Account {
                 .iter()
                 .any(|op| matches!(op, Op::Message(m) if pred(m)))
         };
+        // The usual case, the previous message is here, costs one lookup by unique id; only
+        // when it is missing do we look for earlier messages of that device.
+        if pending_from(&|m| m.id == prev) || self.store.has_message(prev)? {
+            return Ok(None);
+        }
         let known_sender =
             pending_from(&|m| m.conversation == conversation && m.sender_device == owner.device_id)
                 || self
                     .store
                     .last_message_from(conversation, &owner.device_id)?
                     .is_some();
-        if !known_sender || pending_from(&|m| m.id == prev) || self.store.has_message(prev)? {
+        if !known_sender {
             return Ok(None);
         }
         Ok(Some(Alert {
