@@ -114,7 +114,7 @@ pub fn new_message(body: AppBody) -> AppMessage {
     AppMessage {
         id: hex(&id),
         sent_at: now_ms(),
-        prev: None,
+        prev: Vec::new(),
         body,
     }
 }
@@ -973,19 +973,15 @@ impl Account {
             this.check_sendable(group)?;
             let fingerprint = epoch_fingerprint(&this.provider, group)?;
             let mut out = Vec::with_capacity(messages.len());
-            // Each message names the one before it from this device; the first, the last one
-            // the server accepted. A message sent again keeps the `prev` it was first sent with.
-            let mut prev = this
+            // Each message names the accepted messages of this device that no accepted message
+            // named yet. Not the messages encrypted with it: those may be posted together and
+            // accepted in any order. A message sent again keeps what it first named.
+            let unnamed = this
                 .store
-                .last_message_from(conversation, &this.device_id())?;
+                .unnamed_messages(conversation, &this.device_id())?;
             for mut message in messages {
-                if message.prev.is_none() {
-                    message.prev = prev.take();
-                }
-                if matches!(message.body, AppBody::Text { .. } | AppBody::File { .. }) {
-                    prev = Some(message.id.clone());
-                } else {
-                    prev = message.prev.clone();
+                if message.prev.is_empty() {
+                    message.prev = unnamed.clone();
                 }
                 let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
                 group.set_aad(fingerprint.clone());
@@ -1076,6 +1072,10 @@ impl Account {
             };
             self.pending.push(Op::Message(record.clone()));
             self.pending.push(Op::MarkShown(vec![record.id.clone()]));
+            self.pending.push(Op::Accepted {
+                id: record.id.clone(),
+                named: message.prev.clone(),
+            });
             records.push(Some(record));
         }
         // Relaxed: the messages already left; the next durable save flushes these too.
@@ -1413,7 +1413,7 @@ impl Account {
             if this.store.has_message(&message.id)? {
                 return Ok(Vec::new());
             }
-            let withheld = this.withheld_before(&conversation, &owner, message.prev.as_deref())?;
+            let withheld = this.withheld_before(&conversation, &owner, &message.prev)?;
             let (text, file) = match message.body {
                 AppBody::Text { text } => (text, None),
                 AppBody::File { file } => (String::new(), Some(Box::new(file))),
@@ -1447,26 +1447,31 @@ impl Account {
         })
     }
 
-    /// Threat 9: a message names its sender device's previous message. If we hold messages from
-    /// that device in this conversation but not that one, the server withheld it (or will
-    /// deliver it late). A device's first message since we joined has nothing to compare with.
+    /// Threat 9: a message names its sender device's earlier accepted messages. If we hold
+    /// messages from that device in this conversation but not one of those, the server
+    /// withheld it (or will deliver it late). A device's first message since we joined has
+    /// nothing to compare with.
     fn withheld_before(
         &self,
         conversation: &str,
         owner: &identity::LeafOwner,
-        prev: Option<&str>,
+        prev: &[String],
     ) -> Result<Option<Alert>, CoreError> {
-        let Some(prev) = prev else {
-            return Ok(None);
-        };
         let pending_from = |pred: &dyn Fn(&MessageRecord) -> bool| {
             self.pending
                 .iter()
                 .any(|op| matches!(op, Op::Message(m) if pred(m)))
         };
-        // The usual case, the previous message is here, costs one lookup by unique id; only
-        // when it is missing do we look for earlier messages of that device.
-        if pending_from(&|m| m.id == prev) || self.store.has_message(prev)? {
+        // The usual case, the named messages are here, costs a lookup by unique id each; only
+        // when one is missing do we look for earlier messages of that device.
+        let mut all_held = true;
+        for id in prev {
+            if !(pending_from(&|m| m.id == *id) || self.store.has_message(id)?) {
+                all_held = false;
+                break;
+            }
+        }
+        if all_held {
             return Ok(None);
         }
         let known_sender =

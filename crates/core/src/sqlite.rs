@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     // A file message's reference (JSON, with its key), findable by blob id.
     "ALTER TABLE messages ADD COLUMN file TEXT; ALTER TABLE messages ADD COLUMN file_id TEXT; \
      CREATE INDEX messages_by_file ON messages(file_id) WHERE file_id IS NOT NULL;",
+    // Our accepted messages that no later accepted message names yet (threat 9's chain).
+    "ALTER TABLE messages ADD COLUMN unnamed INTEGER NOT NULL DEFAULT 0; \
+     CREATE INDEX messages_unnamed ON messages(conversation, sender_device) WHERE unnamed = 1;",
 ];
 
 /// An account's SQLite file.
@@ -291,6 +294,16 @@ impl AccountStore for SqliteAccountStore {
                         .and_then(|mut s| s.execute([id]))
                         .map(|k| n + k)
                 }),
+                Op::Accepted { id, named } => tx
+                    .prepare_cached("UPDATE messages SET unnamed = 1 WHERE id = ?1")
+                    .and_then(|mut s| s.execute([id]))
+                    .and_then(|n| {
+                        named.iter().try_fold(n, |n, named| {
+                            tx.prepare_cached("UPDATE messages SET unnamed = 0 WHERE id = ?1")
+                                .and_then(|mut s| s.execute([named]))
+                                .map(|k| n + k)
+                        })
+                    }),
                 Op::Alert(a) => tx.execute(
                     "INSERT INTO alerts (at, code, detail) VALUES (?1, ?2, ?3)",
                     params![i(a.at), a.code, a.detail],
@@ -365,6 +378,23 @@ impl AccountStore for SqliteAccountStore {
                  ORDER BY n DESC LIMIT 1",
             )
             .and_then(|mut s| s.query_row([conversation, device], |r| r.get(0)).optional())
+            .map_err(db)
+    }
+
+    fn unnamed_messages(
+        &self,
+        conversation: &str,
+        device: &str,
+    ) -> Result<Vec<String>, CoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id FROM messages WHERE conversation = ?1 AND sender_device = ?2 \
+                 AND unnamed = 1 ORDER BY n",
+            )
+            .and_then(|mut s| {
+                s.query_map([conversation, device], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            })
             .map_err(db)
     }
 

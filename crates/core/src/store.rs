@@ -72,6 +72,9 @@ pub enum Op {
     Alert(AlertRecord),
     /// Marks messages as shown to the user (by `sync`).
     MarkShown(Vec<String>),
+    /// Our message `id` was accepted by the server; the messages it `named` are named now, and
+    /// it waits to be named by a later one (threat 9's chain, see `AppMessage::prev`).
+    Accepted { id: String, named: Vec<String> },
 }
 
 /// Writes applied atomically, in order.
@@ -106,6 +109,10 @@ pub trait AccountStore {
         conversation: &str,
         device: &str,
     ) -> Result<Option<String>, CoreError>;
+    /// Our messages from `device` in `conversation` that were accepted and that no accepted
+    /// message has named yet.
+    fn unnamed_messages(&self, conversation: &str, device: &str)
+        -> Result<Vec<String>, CoreError>;
     fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError>;
     /// Every pinned contact.
     fn contacts(&self) -> Result<Vec<ContactRecord>, CoreError>;

@@ -11,11 +11,13 @@ pub struct AppMessage {
     pub id: String,
     /// Sender's clock, milliseconds since the Unix epoch.
     pub sent_at: u64,
-    /// The id of the sender device's previous message in this conversation, as far as the
-    /// sender knows the server accepted it. A receiver that has messages from that device but
-    /// not this one knows the server withheld something (threat 9).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prev: Option<String>,
+    /// The ids of the sender device's earlier messages in this conversation that the server
+    /// accepted and no accepted message has named yet: usually the one before, several when
+    /// sends were in flight together. Each was accepted before this message was encrypted, so
+    /// an honest server delivers them first; a receiver that has messages from that device but
+    /// not one of these knows the server withheld something (threat 9).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prev: Vec<String>,
     pub body: AppBody,
 }
 

@@ -130,7 +130,7 @@ fn application_payload() {
         AppMessage {
             id: "0a".into(),
             sent_at: 5,
-            prev: None,
+            prev: Vec::new(),
             body: AppBody::Text {
                 text: "bonjour".into(),
             },
@@ -141,19 +141,19 @@ fn application_payload() {
         AppMessage {
             id: "0b".into(),
             sent_at: 6,
-            prev: Some("0a".into()),
+            prev: vec!["0a".into(), "09".into()],
             body: AppBody::Meta {
                 name: Some("Cabinet".into()),
                 dm: false,
             },
         },
-        json!({"id": "0b", "sent_at": 6, "prev": "0a", "body": {"type": "meta", "name": "Cabinet", "dm": false}}),
+        json!({"id": "0b", "sent_at": 6, "prev": ["0a", "09"], "body": {"type": "meta", "name": "Cabinet", "dm": false}}),
     );
     check(
         AppMessage {
             id: "0b".into(),
             sent_at: 1,
-            prev: None,
+            prev: Vec::new(),
             body: AppBody::File {
                 file: FileRef {
                     blob: "5e".into(),

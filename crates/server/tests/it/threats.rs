@@ -449,6 +449,63 @@ async fn threat_9_withheld_and_reordered_messages_are_detected() {
     assert_eq!(stored, ["one", "three", "five", "four", "six"]);
 }
 
+/// Messages encrypted together and posted concurrently may be accepted in any order: that is
+/// no reason for alarm. Withholding one of them still is.
+#[tokio::test]
+async fn threat_9_sends_in_flight_together_arrive_in_any_order_but_none_vanishes_unseen() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let dm = alice
+        .dm(&address("bob"), "one")
+        .await
+        .expect("dm")
+        .conversation;
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
+    let transport = alice.transport();
+    let strings = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // Four messages encrypted together, accepted last first.
+    let prepared = alice
+        .prepare_texts(&dm, &strings(&["a", "b", "c", "d"]))
+        .expect("prepare");
+    let mut sent = Vec::new();
+    for p in prepared.into_iter().rev() {
+        let accepted = transport.post_prepared(&p).await.expect("post");
+        sent.push((p, accepted));
+    }
+    alice.record_sent(&sent).expect("record");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["d", "c", "b", "a"]);
+    assert_eq!(codes(&outcomes), []);
+
+    // Two more together; the server withholds the first. The one after them names both.
+    let cursor = bob.account.cursor();
+    let prepared = alice
+        .prepare_texts(&dm, &strings(&["e", "f"]))
+        .expect("prepare");
+    let mut sent = Vec::new();
+    for p in prepared {
+        let accepted = transport.post_prepared(&p).await.expect("post");
+        sent.push((p, accepted));
+    }
+    alice.record_sent(&sent).expect("record");
+    alice.send_text(&dm, "g").await.expect("send");
+    let withheld = h
+        .raw_events(&bob, cursor)
+        .await
+        .into_iter()
+        .find(|e| e.kind == EventKind::Message)
+        .expect("the event of e")
+        .id;
+    h.db()
+        .execute("DELETE FROM events WHERE id = ?1", [withheld as i64])
+        .expect("withhold");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["f", "g"]);
+    assert_eq!(codes(&outcomes), [AlertCode::MessagesWithheld]);
+}
+
 #[tokio::test]
 async fn threat_3_a_device_list_the_server_made_up_is_caught_by_the_certificate_chain() {
     let h = Harness::new();
