@@ -404,7 +404,9 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            anyhow::Ok(())
+            // The client is handed back, so that closing its store (a checkpoint of its
+            // write-ahead log) is not counted as decryption time.
+            anyhow::Ok((Instant::now(), r))
         }));
     }
 
@@ -447,10 +449,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let send_secs = sending.elapsed().as_secs_f64();
+    let mut last_decrypted = sending;
+    let mut receivers = Vec::with_capacity(tasks.len());
     for t in tasks {
-        t.await??;
+        let (done, r) = t.await??;
+        last_decrypted = last_decrypted.max(done);
+        receivers.push(r);
     }
-    let all_secs = sending.elapsed().as_secs_f64();
+    let all_secs = last_decrypted.duration_since(sending).as_secs_f64();
     let usage_after = server.as_ref().and_then(|s| process_usage(s.child.id()));
 
     let mut lat = Arc::try_unwrap(latencies)
@@ -502,11 +508,16 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("{report}");
+    drop(receivers);
     if deliveries != args.messages * args.receivers {
         bail!(
             "{deliveries} deliveries instead of {}",
             args.messages * args.receivers
         );
+    }
+    let alerts = alerts.load(Ordering::Relaxed);
+    if alerts > 0 {
+        bail!("{alerts} security alerts on an honest server: a false alarm to fix");
     }
     Ok(())
 }

@@ -91,10 +91,27 @@ async fn link(
 /// hearing back; it is restored from its home.
 async fn crash_mid_commit(
     url: &str,
-    device: &mut Device,
+    devices: &mut Vec<Device>,
+    d: usize,
     conversation: &str,
     post: bool,
 ) -> anyhow::Result<()> {
+    // The device leaves the list while it "crashes": its store must be closed (as a dead
+    // process's is) before the restarted client opens it.
+    let device = devices.swap_remove(d);
+    let restarted = crash_and_restart(url, device, conversation, post).await?;
+    devices.push(restarted);
+    let last = devices.len() - 1;
+    devices.swap(d, last);
+    Ok(())
+}
+
+async fn crash_and_restart(
+    url: &str,
+    mut device: Device,
+    conversation: &str,
+    post: bool,
+) -> anyhow::Result<Device> {
     device.client.sync().await?;
     let prepared = device
         .client
@@ -116,8 +133,10 @@ async fn crash_mid_commit(
             resp.status()
         );
     }
-    device.client = open(&device.home)?;
-    Ok(())
+    let Device { user, home, client } = device;
+    drop(client);
+    let client = open(&home)?;
+    Ok(Device { user, home, client })
 }
 
 /// The one-to-one conversation half the time when `user` is in it, else the group.
@@ -258,7 +277,7 @@ pub async fn soak(
                     devices[d].home.display()
                 );
             }
-            crash_mid_commit(url, &mut devices[d], conversation, post)
+            crash_mid_commit(url, &mut devices, d, conversation, post)
                 .await
                 .with_context(|| format!("round {round}: crash mid-commit"))?;
             if post {

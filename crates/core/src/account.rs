@@ -120,6 +120,7 @@ pub fn new_message(body: AppBody) -> AppMessage {
 }
 
 /// The epoch fingerprint of a group's current state, as carried in authenticated data.
+/// Computed once per epoch (`Account::fingerprints`).
 fn epoch_fingerprint(provider: &Provider, group: &MlsGroup) -> Result<Vec<u8>, CoreError> {
     let secret = group
         .export_secret(
@@ -173,6 +174,12 @@ pub struct Account {
     /// Groups loaded from the MLS storage, kept to avoid parsing their tree for every message.
     /// Always in step with `provider`'s storage; emptied on rollback.
     groups: HashMap<String, MlsGroup>,
+    /// Each cached group's epoch fingerprint, with the epoch it is for; emptied on rollback
+    /// with the groups (a commit undone and another merged gives the same epoch a new state).
+    fingerprints: HashMap<String, (u64, Vec<u8>)>,
+    /// Ids of the latest messages saved: threat 9's check of the messages each one names
+    /// finds them here instead of in the store.
+    recent: RecentIds,
     persisted: HashMap<Vec<u8>, Vec<u8>>,
     /// Persisted MLS entries that are content-addressed (key packages): a save never compares
     /// their bytes, only whether they still exist. Saving ~50 key packages of ~11 KB each
@@ -193,6 +200,34 @@ pub struct Account {
     server: String,
     token: String,
     cursor: u64,
+}
+
+/// The ids of the last [`RecentIds::CAPACITY`] messages saved.
+#[derive(Default)]
+struct RecentIds {
+    order: std::collections::VecDeque<String>,
+    ids: std::collections::HashSet<String>,
+}
+
+impl RecentIds {
+    const CAPACITY: usize = 1024;
+
+    fn extend(&mut self, ids: Vec<String>) {
+        for id in ids {
+            if self.ids.insert(id.clone()) {
+                self.order.push_back(id);
+            }
+        }
+        while self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
 }
 
 fn setting(store: &dyn AccountStore, key: &str) -> Result<Vec<u8>, CoreError> {
@@ -219,6 +254,8 @@ impl Account {
             store,
             provider,
             groups: HashMap::new(),
+            fingerprints: HashMap::new(),
+            recent: RecentIds::default(),
             persisted: HashMap::new(),
             frozen: Default::default(),
             to_freeze: Vec::new(),
@@ -413,7 +450,15 @@ impl Account {
         if batch.is_empty() {
             return Ok(());
         }
+        let saved: Vec<String> = batch
+            .iter()
+            .filter_map(|op| match op {
+                Op::Message(m) => Some(m.id.clone()),
+                _ => None,
+            })
+            .collect();
         self.store.apply(batch, durability)?;
+        self.recent.extend(saved);
         for (k, v) in changes {
             match v {
                 Some(v) => {
@@ -432,6 +477,7 @@ impl Account {
     pub fn rollback(&mut self) -> Result<(), CoreError> {
         self.pending.clear();
         self.groups.clear();
+        self.fingerprints.clear();
         for k in self.to_freeze.drain(..) {
             self.frozen.remove(&k);
         }
@@ -800,6 +846,20 @@ impl Account {
         result
     }
 
+    /// The epoch fingerprint of `group` (the group of `conversation`) at its current epoch.
+    fn fingerprint(&mut self, conversation: &str, group: &MlsGroup) -> Result<Vec<u8>, CoreError> {
+        let epoch = group.epoch().as_u64();
+        match self.fingerprints.get(conversation) {
+            Some((at, fingerprint)) if *at == epoch => Ok(fingerprint.clone()),
+            _ => {
+                let fingerprint = epoch_fingerprint(&self.provider, group)?;
+                self.fingerprints
+                    .insert(conversation.to_owned(), (epoch, fingerprint.clone()));
+                Ok(fingerprint)
+            }
+        }
+    }
+
     fn load_group(&self, conversation: &str) -> Result<MlsGroup, CoreError> {
         MlsGroup::load(self.provider.storage(), &group_id_of(conversation)?)
             .map_err(CoreError::mls)?
@@ -971,7 +1031,7 @@ impl Account {
                 ));
             }
             this.check_sendable(group)?;
-            let fingerprint = epoch_fingerprint(&this.provider, group)?;
+            let fingerprint = this.fingerprint(conversation, group)?;
             let mut out = Vec::with_capacity(messages.len());
             // Each message names the accepted messages of this device that no accepted message
             // named yet. Not the messages encrypted with it: those may be posted together and
@@ -1358,7 +1418,7 @@ impl Account {
                 let aad = private.aad();
                 if private.epoch() == group.epoch()
                     && aad.starts_with(EPOCH_FINGERPRINT_TAG)
-                    && aad != epoch_fingerprint(&this.provider, group)?.as_slice()
+                    && aad != this.fingerprint(&conversation, group)?.as_slice()
                 {
                     return Err(CoreError::refused(
                         AlertCode::ForkDetected,
@@ -1466,7 +1526,10 @@ impl Account {
         // when one is missing do we look for earlier messages of that device.
         let mut all_held = true;
         for id in prev {
-            if !(pending_from(&|m| m.id == *id) || self.store.has_message(id)?) {
+            if !(self.recent.contains(id)
+                || pending_from(&|m| m.id == *id)
+                || self.store.has_message(id)?)
+            {
                 all_held = false;
                 break;
             }

@@ -54,9 +54,36 @@ CREATE TABLE IF NOT EXISTS alerts (
     // A file message's reference (JSON, with its key), findable by blob id.
     "ALTER TABLE messages ADD COLUMN file TEXT; ALTER TABLE messages ADD COLUMN file_id TEXT; \
      CREATE INDEX messages_by_file ON messages(file_id) WHERE file_id IS NOT NULL;",
-    // Our accepted messages that no later accepted message names yet (threat 9's chain).
-    "ALTER TABLE messages ADD COLUMN unnamed INTEGER NOT NULL DEFAULT 0; \
-     CREATE INDEX messages_unnamed ON messages(conversation, sender_device) WHERE unnamed = 1;",
+    // `unnamed`: our accepted messages that no later accepted message names yet (threat 9's
+    // chain). And the table without AUTOINCREMENT (messages are never deleted, so row numbers
+    // keep growing all the same): that spared a write to `sqlite_sequence` on every insert.
+    r#"
+CREATE TABLE messages_v5 (
+    n INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    conversation TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    sender_device TEXT NOT NULL,
+    text TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    server_time INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    shown INTEGER NOT NULL DEFAULT 0,
+    file TEXT,
+    file_id TEXT,
+    unnamed INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO messages_v5 (n, id, conversation, sender, sender_device, text, sent_at,
+    server_time, seq, shown, file, file_id)
+    SELECT n, id, conversation, sender, sender_device, text, sent_at, server_time, seq, shown,
+    file, file_id FROM messages;
+DROP TABLE messages;
+ALTER TABLE messages_v5 RENAME TO messages;
+CREATE INDEX messages_unshown ON messages(n) WHERE shown = 0;
+CREATE INDEX messages_by_conversation ON messages(conversation, n);
+CREATE INDEX messages_by_file ON messages(file_id) WHERE file_id IS NOT NULL;
+CREATE INDEX messages_unnamed ON messages(conversation, sender_device) WHERE unnamed = 1;
+"#,
 ];
 
 /// An account's SQLite file.
@@ -86,10 +113,25 @@ impl SqliteAccountStore {
         }
         let conn = Connection::open(path).map_err(db)?;
         restrict(path, 0o600)?;
+        // One process at a time owns an account: two would each hold MLS state in memory and
+        // overwrite each other's ratchets. The exclusive lock, taken here and held until the
+        // store is dropped, says so at once; it also spares every statement a file lock and
+        // the WAL's shared-memory index (set before WAL mode is entered, so none is made).
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+            "PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=2000; \
+             PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         )
-        .map_err(db)?;
+        .and_then(|()| conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;"))
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                CoreError::Usage(format!(
+                    "the account in {} is in use by another missive process (a `chat`?); \
+                     close it first",
+                    path.parent().unwrap_or(path).display()
+                ))
+            }
+            _ => db(e),
+        })?;
         migrate(&conn)?;
         for suffix in ["-wal", "-shm"] {
             let mut p = path.as_os_str().to_owned();
@@ -241,11 +283,20 @@ impl AccountStore for SqliteAccountStore {
         let tx = self.conn.transaction().map_err(db)?;
         for op in batch {
             match op {
+                // Upserts, not INSERT OR REPLACE: a replace deletes the row and inserts it
+                // under a new row id, touching twice the pages (the MLS entries rewritten on
+                // every message are several kilobytes).
                 Op::Setting(k, v) => tx
-                    .prepare_cached("INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)")
+                    .prepare_cached(
+                        "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
                     .and_then(|mut s| s.execute(params![k, v])),
                 Op::Mls(k, Some(v)) => tx
-                    .prepare_cached("INSERT OR REPLACE INTO mls (key, value) VALUES (?1, ?2)")
+                    .prepare_cached(
+                        "INSERT INTO mls (key, value) VALUES (?1, ?2) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
                     .and_then(|mut s| s.execute(params![k, v])),
                 Op::Mls(k, None) => tx
                     .prepare_cached("DELETE FROM mls WHERE key = ?1")
@@ -381,11 +432,7 @@ impl AccountStore for SqliteAccountStore {
             .map_err(db)
     }
 
-    fn unnamed_messages(
-        &self,
-        conversation: &str,
-        device: &str,
-    ) -> Result<Vec<String>, CoreError> {
+    fn unnamed_messages(&self, conversation: &str, device: &str) -> Result<Vec<String>, CoreError> {
         self.conn
             .prepare_cached(
                 "SELECT id FROM messages WHERE conversation = ?1 AND sender_device = ?2 \

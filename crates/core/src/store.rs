@@ -74,7 +74,10 @@ pub enum Op {
     MarkShown(Vec<String>),
     /// Our message `id` was accepted by the server; the messages it `named` are named now, and
     /// it waits to be named by a later one (threat 9's chain, see `AppMessage::prev`).
-    Accepted { id: String, named: Vec<String> },
+    Accepted {
+        id: String,
+        named: Vec<String>,
+    },
 }
 
 /// Writes applied atomically, in order.
@@ -111,8 +114,7 @@ pub trait AccountStore {
     ) -> Result<Option<String>, CoreError>;
     /// Our messages from `device` in `conversation` that were accepted and that no accepted
     /// message has named yet.
-    fn unnamed_messages(&self, conversation: &str, device: &str)
-        -> Result<Vec<String>, CoreError>;
+    fn unnamed_messages(&self, conversation: &str, device: &str) -> Result<Vec<String>, CoreError>;
     fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError>;
     /// Every pinned contact.
     fn contacts(&self) -> Result<Vec<ContactRecord>, CoreError>;

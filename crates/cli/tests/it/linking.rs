@@ -218,12 +218,20 @@ fn wrong_reused_and_expired_codes_fail_cleanly_on_both_sides() {
         );
     }
 
-    // A home that holds an account cannot join, and trying does not spend the code.
+    // A home that holds an account cannot join, and trying does not spend the code; nor can
+    // the home of the linking device itself, which its `link` holds meanwhile.
+    w.register("bob");
     let (link, code) = start_link(&w, "alice", &[]);
-    let taken = join(&w, "alice", &code);
-    assert!(!taken.status.success());
-    let stderr = String::from_utf8_lossy(&taken.stderr);
-    assert!(stderr.contains("already holds an account"), "{stderr}");
+    for (home, expected) in [
+        ("bob", "already holds an account"),
+        ("alice", "in use by another missive process"),
+    ] {
+        let taken = join(&w, home, &code);
+        assert!(!taken.status.success());
+        let stderr = String::from_utf8_lossy(&taken.stderr);
+        assert!(stderr.contains(expected), "{home}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one-line error: {stderr}");
+    }
     // A used code does not work twice.
     assert!(join(&w, "phone", &code).status.success());
     assert!(finish(link).0);
