@@ -364,14 +364,17 @@ async fn main() -> anyhow::Result<()> {
     )));
     let delivered = Arc::new(AtomicUsize::new(0));
     let alerts = Arc::new(AtomicUsize::new(0));
+    // Batches of events processed (each with one save).
+    let batches = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for mut r in receivers {
         let mut push = r.connect_push().await?;
-        let (send_started, latencies, delivered, alerts) = (
+        let (send_started, latencies, delivered, alerts, batches) = (
             send_started.clone(),
             latencies.clone(),
             delivered.clone(),
             alerts.clone(),
+            batches.clone(),
         );
         let expected = args.messages;
         tasks.push(tokio::spawn(async move {
@@ -381,6 +384,7 @@ async fn main() -> anyhow::Result<()> {
                     bail!("push channel closed after {got} messages");
                 };
                 let outcomes = r.process_events(&events).await?;
+                batches.fetch_add(1, Ordering::Relaxed);
                 let now = Instant::now();
                 for o in outcomes {
                     match o {
@@ -481,6 +485,7 @@ async fn main() -> anyhow::Result<()> {
         "server_cpu_s": cpu,
         "server_peak_rss_bytes": rss,
         "alerts": alerts.load(Ordering::Relaxed),
+        "receive_batches": batches.load(Ordering::Relaxed),
         "elapsed_total_s": start.elapsed().as_secs_f64(),
     });
     println!(
