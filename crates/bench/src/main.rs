@@ -19,7 +19,7 @@ mod soak;
 use anyhow::{bail, Context};
 use clap::Parser;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use missive_core::account::Outcome;
+use missive_core::account::{Outcome, MAX_UNACCEPTED_SENDS};
 use missive_core::client::Client;
 use missive_core::sqlite::SqliteAccountStore;
 use serde_json::json;
@@ -301,6 +301,9 @@ async fn main() -> anyhow::Result<()> {
     if args.receivers == 0 || args.messages == 0 || args.concurrency == 0 {
         bail!("--receivers, --messages and --concurrency must be at least 1");
     }
+    if args.concurrency > MAX_UNACCEPTED_SENDS {
+        bail!("--concurrency is at most {MAX_UNACCEPTED_SENDS} (messages a sender may have outstanding)");
+    }
     let server = match &args.server {
         Some(_) => None,
         None => Some(start_server(&args)?),
@@ -401,8 +404,10 @@ async fn main() -> anyhow::Result<()> {
                             delivered.fetch_add(1, Ordering::Relaxed);
                             got += 1;
                         }
-                        Outcome::Alert(_) => {
+                        Outcome::Alert(a) => {
                             alerts.fetch_add(1, Ordering::Relaxed);
+                            // A refused message never arrives: waiting for it would hang.
+                            bail!("security alert on an honest server: {a}");
                         }
                         _ => {}
                     }
@@ -423,8 +428,12 @@ async fn main() -> anyhow::Result<()> {
     while next < args.messages || !prepared.is_empty() || !in_flight.is_empty() {
         // Encrypt up to C queued messages under one durable save when none is ready (latency is
         // counted from here), then post as many as there are free slots.
-        if prepared.is_empty() && next < args.messages {
-            let batch: Vec<usize> = (next..(next + args.concurrency).min(args.messages)).collect();
+        // Messages encrypted and not yet accepted may be accepted in any order: receivers
+        // read them only up to MAX_UNACCEPTED_SENDS apart.
+        let room = MAX_UNACCEPTED_SENDS.saturating_sub(prepared.len() + in_flight.len());
+        if prepared.is_empty() && next < args.messages && room > 0 {
+            let batch: Vec<usize> =
+                (next..(next + args.concurrency.min(room)).min(args.messages)).collect();
             next += batch.len();
             let now = Instant::now();
             for &i in &batch {

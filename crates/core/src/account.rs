@@ -56,8 +56,14 @@ fn capabilities() -> Capabilities {
     )
 }
 
+/// How far behind the newest message of a sender a receiver still decrypts one. The server
+/// accepts a sender's messages in any order among those encrypted and not yet accepted, so a
+/// sender keeps at most this many of them outstanding (several sends in flight, say);
+/// beyond it, a late message would be unreadable.
+pub const MAX_UNACCEPTED_SENDS: usize = 32;
+
 fn sender_ratchet() -> SenderRatchetConfiguration {
-    SenderRatchetConfiguration::new(20, 10_000)
+    SenderRatchetConfiguration::new(MAX_UNACCEPTED_SENDS as u32, 10_000)
 }
 
 fn create_config() -> MlsGroupCreateConfig {

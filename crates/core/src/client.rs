@@ -714,7 +714,8 @@ impl Client {
 
     /// Encrypts texts for a conversation (one durable save for all); post each with
     /// [`Transport::post_prepared`] (several may be in flight), then record them with
-    /// [`Client::record_sent`].
+    /// [`Client::record_sent`]. Keep at most [`crate::account::MAX_UNACCEPTED_SENDS`] messages
+    /// encrypted and not yet accepted, or receivers may be unable to read a late one.
     pub fn prepare_texts(
         &mut self,
         conversation: &str,

@@ -465,10 +465,12 @@ async fn threat_9_sends_in_flight_together_arrive_in_any_order_but_none_vanishes
     let transport = alice.transport();
     let strings = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
-    // Four messages encrypted together, accepted last first.
-    let prepared = alice
-        .prepare_texts(&dm, &strings(&["a", "b", "c", "d"]))
-        .expect("prepare");
+    // As many messages as a sender may have outstanding, encrypted together and accepted
+    // last first: every one is read, and none raises an alarm.
+    let burst: Vec<String> = (0..missive_core::account::MAX_UNACCEPTED_SENDS)
+        .map(|i| format!("m{i}"))
+        .collect();
+    let prepared = alice.prepare_texts(&dm, &burst).expect("prepare");
     let mut sent = Vec::new();
     for p in prepared.into_iter().rev() {
         let accepted = transport.post_prepared(&p).await.expect("post");
@@ -476,7 +478,8 @@ async fn threat_9_sends_in_flight_together_arrive_in_any_order_but_none_vanishes
     }
     alice.record_sent(&sent).expect("record");
     let outcomes = bob.sync().await.expect("sync");
-    assert_eq!(texts(&outcomes), ["d", "c", "b", "a"]);
+    let reversed: Vec<&str> = burst.iter().rev().map(String::as_str).collect();
+    assert_eq!(texts(&outcomes), reversed);
     assert_eq!(codes(&outcomes), []);
 
     // Two more together; the server withholds the first. The one after them names both.
