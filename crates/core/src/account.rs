@@ -299,6 +299,7 @@ impl Account {
         let provider = Provider::new()?;
         *provider
             .storage
+            .inner
             .values
             .write()
             .map_err(CoreError::storage)? = persisted.clone();
@@ -423,27 +424,30 @@ impl Account {
     }
 
     fn save_with(&mut self, durability: Durability) -> Result<(), CoreError> {
-        let changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
+        // Only message secrets were written since the last save (the usual case: messages
+        // sent or received): those alone are compared with what is on disk.
+        let other_writes = self.provider.storage.take_other_writes();
+        let changes = {
             let current = self
                 .provider
                 .storage
+                .inner
                 .values
                 .read()
                 .map_err(CoreError::storage)?;
-            let mut changes: Vec<_> = current
-                .iter()
-                .filter(|(k, v)| {
-                    let frozen = self.frozen.contains(*k) && self.persisted.contains_key(*k);
-                    !frozen && self.persisted.get(*k) != Some(*v)
-                })
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect();
-            changes.extend(
-                self.persisted
-                    .keys()
-                    .filter(|k| !current.contains_key(*k))
-                    .map(|k| (k.clone(), None)),
-            );
+            let changes = self.mls_changes(&current, !other_writes);
+            #[cfg(debug_assertions)]
+            if !other_writes {
+                let mut fast: Vec<_> = changes.iter().collect();
+                let full_diff = self.mls_changes(&current, false);
+                let mut full: Vec<_> = full_diff.iter().collect();
+                fast.sort();
+                full.sort();
+                assert_eq!(
+                    fast, full,
+                    "an MLS write other than message secrets went unnoted"
+                );
+            }
             changes
         };
         let mut batch = std::mem::take(&mut self.pending);
@@ -463,7 +467,13 @@ impl Account {
                 _ => None,
             })
             .collect();
-        self.store.apply(batch, durability)?;
+        if let Err(e) = self.store.apply(batch, durability) {
+            if other_writes {
+                // Still to be saved by the next attempt.
+                self.provider.storage.note_other_writes();
+            }
+            return Err(e);
+        }
         self.recent.extend(saved);
         for (k, v) in changes {
             match v {
@@ -479,6 +489,34 @@ impl Account {
         Ok(())
     }
 
+    /// The MLS entries that differ from what is persisted (`None`: deleted); with
+    /// `message_secrets_only`, among the groups' message secrets alone.
+    #[allow(clippy::type_complexity)]
+    fn mls_changes(
+        &self,
+        current: &HashMap<Vec<u8>, Vec<u8>>,
+        message_secrets_only: bool,
+    ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let considered = |k: &[u8]| {
+            !message_secrets_only || k.starts_with(crate::provider::MESSAGE_SECRETS_LABEL)
+        };
+        let mut changes: Vec<_> = current
+            .iter()
+            .filter(|(k, v)| {
+                let frozen = self.frozen.contains(*k) && self.persisted.contains_key(*k);
+                considered(k) && !frozen && self.persisted.get(*k) != Some(*v)
+            })
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        changes.extend(
+            self.persisted
+                .keys()
+                .filter(|k| considered(k) && !current.contains_key(*k))
+                .map(|k| (k.clone(), None)),
+        );
+        changes
+    }
+
     /// Forgets every change since the last save.
     pub fn rollback(&mut self) -> Result<(), CoreError> {
         self.pending.clear();
@@ -490,6 +528,7 @@ impl Account {
         *self
             .provider
             .storage
+            .inner
             .values
             .write()
             .map_err(CoreError::storage)? = self.persisted.clone();
@@ -545,6 +584,7 @@ impl Account {
         let before: std::collections::HashSet<Vec<u8>> = self
             .provider
             .storage
+            .inner
             .values
             .read()
             .map_err(CoreError::storage)?
@@ -555,6 +595,7 @@ impl Account {
         let created: Vec<Vec<u8>> = self
             .provider
             .storage
+            .inner
             .values
             .read()
             .map_err(CoreError::storage)?
