@@ -503,8 +503,9 @@ impl Account {
         let mut changes: Vec<_> = current
             .iter()
             .filter(|(k, v)| {
-                let frozen = self.frozen.contains(*k) && self.persisted.contains_key(*k);
-                considered(k) && !frozen && self.persisted.get(*k) != Some(*v)
+                considered(k)
+                    && !(self.frozen.contains(*k) && self.persisted.contains_key(*k))
+                    && self.persisted.get(*k) != Some(*v)
             })
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
