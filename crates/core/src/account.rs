@@ -203,9 +203,13 @@ pub struct Account {
     identity: Identity,
     device_key: SignatureKeyPair,
     cert: DeviceCertificate,
+    /// The certificate's device id, in hex.
+    device_id: String,
     server: String,
     token: String,
     cursor: u64,
+    /// Conversation records as stored, read on every received message.
+    conversations: HashMap<String, ConversationRecord>,
 }
 
 /// The ids of the last [`RecentIds::CAPACITY`] messages saved.
@@ -270,10 +274,12 @@ impl Account {
             contacts: Default::default(),
             identity,
             device_key,
+            device_id: cert.device_id_hex(),
             cert,
             server,
             token: String::new(),
             cursor: 0,
+            conversations: HashMap::new(),
         }
     }
 
@@ -372,7 +378,24 @@ impl Account {
     }
 
     pub fn device_id(&self) -> String {
-        self.cert.device_id_hex()
+        self.device_id.clone()
+    }
+
+    /// A conversation's stored record (cached: every write goes through `save_with`, which
+    /// keeps the cache in step).
+    fn conversation_record(
+        &mut self,
+        conversation: &str,
+    ) -> Result<Option<ConversationRecord>, CoreError> {
+        if let Some(record) = self.conversations.get(conversation) {
+            return Ok(Some(record.clone()));
+        }
+        let record = self.store.conversation(conversation)?;
+        if let Some(r) = &record {
+            self.conversations
+                .insert(conversation.to_owned(), r.clone());
+        }
+        Ok(record)
     }
 
     pub fn server(&self) -> &str {
@@ -467,6 +490,12 @@ impl Account {
                 _ => None,
             })
             .collect();
+        // Records written now are re-read from the store when next needed.
+        for op in &batch {
+            if let Op::Conversation(c) = op {
+                self.conversations.remove(&c.id);
+            }
+        }
         if let Err(e) = self.store.apply(batch, durability) {
             if other_writes {
                 // Still to be saved by the next attempt.
@@ -1368,13 +1397,13 @@ impl Account {
 
     fn apply_commit(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
         let conversation = conversation_id(event.group_id.as_bytes());
-        let Some(mut record) = self.store.conversation(&conversation)? else {
+        let Some(mut record) = self.conversation_record(&conversation)? else {
             // A commit for a group we never joined (or already dropped): nothing to do.
             return Ok(Vec::new());
         };
         self.with_group(&conversation.clone(), |this, group| {
             let pm = this.protocol_message(event)?;
-            if event.sender == this.device_id() {
+            if event.sender == this.device_id {
                 // Our own commit: merge it if a crash came between the server's acceptance and our
                 // merge; otherwise it is merged already.
                 if pm.epoch() == group.epoch() {
@@ -1450,13 +1479,13 @@ impl Account {
 
     fn apply_message(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
         let conversation = conversation_id(event.group_id.as_bytes());
-        let Some(mut record) = self.store.conversation(&conversation)? else {
+        let Some(mut record) = self.conversation_record(&conversation)? else {
             return Err(CoreError::refused(
                 AlertCode::RejectedMessage,
                 "a message for a conversation this device is not in",
             ));
         };
-        if event.sender == self.device_id() {
+        if event.sender == self.device_id {
             // Our own message, stored when the server accepted it.
             return Ok(Vec::new());
         }

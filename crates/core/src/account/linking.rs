@@ -181,6 +181,8 @@ impl Account {
             ops.push(Op::MarkShown(ids));
         }
         self.store.apply(ops, crate::store::Durability::Durable)?;
+        // The records just rewritten are read from the store again when needed.
+        self.conversations.clear();
         Ok(imported)
     }
 
