@@ -124,11 +124,10 @@ impl SqliteAccountStore {
         .and_then(|()| conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;"))
         .map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                CoreError::Usage(format!(
-                    "the account in {} is in use by another missive process (a `chat`?); \
-                     close it first",
-                    path.parent().unwrap_or(path).display()
-                ))
+                CoreError::Usage(
+                    "another missive process is using this account (a `chat`?); close it first"
+                        .into(),
+                )
             }
             _ => db(e),
         })?;

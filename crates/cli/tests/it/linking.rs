@@ -224,7 +224,7 @@ fn wrong_reused_and_expired_codes_fail_cleanly_on_both_sides() {
     let (link, code) = start_link(&w, "alice", &[]);
     for (home, expected) in [
         ("bob", "already holds an account"),
-        ("alice", "in use by another missive process"),
+        ("alice", "another missive process is using this account"),
     ] {
         let taken = join(&w, home, &code);
         assert!(!taken.status.success());
