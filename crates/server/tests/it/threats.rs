@@ -371,9 +371,14 @@ async fn threat_10_a_forked_group_is_detected() {
     );
 }
 
-#[tokio::test]
-async fn threat_9_withheld_and_reordered_messages_are_detected() {
-    let h = Harness::new();
+/// Alice and Bob in a one-to-one conversation where Bob read Alice's "one".
+async fn dm_read_once(
+    h: &Harness,
+) -> (
+    missive_core::client::Client,
+    missive_core::client::Client,
+    String,
+) {
     let mut alice = h.user("alice").await;
     let mut bob = h.user("bob").await;
     let dm = alice
@@ -382,6 +387,13 @@ async fn threat_9_withheld_and_reordered_messages_are_detected() {
         .expect("dm")
         .conversation;
     assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
+    (alice, bob, dm)
+}
+
+#[tokio::test]
+async fn threat_9_withheld_and_reordered_messages_are_detected() {
+    let h = Harness::new();
+    let (mut alice, mut bob, dm) = dm_read_once(&h).await;
     let message_events = |events: Vec<missive_proto::api::Event>| -> Vec<i64> {
         events
             .into_iter()
@@ -454,14 +466,7 @@ async fn threat_9_withheld_and_reordered_messages_are_detected() {
 #[tokio::test]
 async fn threat_9_sends_in_flight_together_arrive_in_any_order_but_none_vanishes_unseen() {
     let h = Harness::new();
-    let mut alice = h.user("alice").await;
-    let mut bob = h.user("bob").await;
-    let dm = alice
-        .dm(&address("bob"), "one")
-        .await
-        .expect("dm")
-        .conversation;
-    assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
+    let (mut alice, mut bob, dm) = dm_read_once(&h).await;
     let transport = alice.transport();
     let strings = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
