@@ -483,17 +483,15 @@ impl Account {
         if batch.is_empty() {
             return Ok(());
         }
-        let saved: Vec<String> = batch
-            .iter()
-            .filter_map(|op| match op {
-                Op::Message(m) => Some(m.id.clone()),
-                _ => None,
-            })
-            .collect();
-        // Records written now are re-read from the store when next needed.
+        let mut saved = Vec::new();
         for op in &batch {
-            if let Op::Conversation(c) = op {
-                self.conversations.remove(&c.id);
+            match op {
+                Op::Message(m) => saved.push(m.id.clone()),
+                // Records written now are re-read from the store when next needed.
+                Op::Conversation(c) => {
+                    self.conversations.remove(&c.id);
+                }
+                _ => {}
             }
         }
         if let Err(e) = self.store.apply(batch, durability) {

@@ -134,6 +134,25 @@ async fn threat_2_forged_key_package_is_refused() {
         .is_empty());
 }
 
+/// Alice and Bob in a one-to-one conversation where Bob read Alice's "one".
+async fn dm_read_once(
+    h: &Harness,
+) -> (
+    missive_core::client::Client,
+    missive_core::client::Client,
+    String,
+) {
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    let dm = alice
+        .dm(&address("bob"), "one")
+        .await
+        .expect("dm")
+        .conversation;
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
+    (alice, bob, dm)
+}
+
 /// Alice and Bob with a DM (one message, "one", read by Bob) and a second conversation; the
 /// event of "one" as the server holds it.
 async fn replay_setup(
@@ -145,18 +164,15 @@ async fn replay_setup(
     String,
     missive_proto::api::Event,
 ) {
-    let mut alice = h.user("alice").await;
-    let mut bob = h.user("bob").await;
-    let dm = alice
-        .dm(&address("bob"), "one")
-        .await
-        .expect("dm")
-        .conversation;
+    let (mut alice, mut bob, dm) = dm_read_once(h).await;
     let other = alice
         .create_conversation(Some("other".into()), None, &[address("bob")])
         .await
         .expect("group");
-    assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
+    assert_eq!(
+        texts(&bob.sync().await.expect("sync")),
+        Vec::<String>::new()
+    );
     let original = h
         .raw_events(&bob, 0)
         .await
@@ -369,25 +385,6 @@ async fn threat_10_a_forked_group_is_detected() {
         codes(&alice.sync().await.expect("sync")),
         [AlertCode::ForkDetected]
     );
-}
-
-/// Alice and Bob in a one-to-one conversation where Bob read Alice's "one".
-async fn dm_read_once(
-    h: &Harness,
-) -> (
-    missive_core::client::Client,
-    missive_core::client::Client,
-    String,
-) {
-    let mut alice = h.user("alice").await;
-    let mut bob = h.user("bob").await;
-    let dm = alice
-        .dm(&address("bob"), "one")
-        .await
-        .expect("dm")
-        .conversation;
-    assert_eq!(texts(&bob.sync().await.expect("sync")), ["one"]);
-    (alice, bob, dm)
 }
 
 #[tokio::test]
