@@ -160,6 +160,8 @@ pub async fn devices(store: &dyn Store) {
     };
     let a = store.user("a@x.org").await.expect("read").expect("a");
     assert_eq!(listed(a), ["d1", "d2"]);
+    // Authenticated once before its revocation (a store may remember that).
+    assert!(store.device_auth("d2").await.expect("read").is_some());
     assert!(matches!(
         store.revoke_device("b@x.org", "d2", 3).await,
         Err(StoreError::NoDevice)

@@ -217,7 +217,22 @@ pub struct SqliteStore {
     sink: Arc<OnceLock<Arc<dyn EventSink>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: std::path::PathBuf,
+    auth: Mutex<AuthCache>,
 }
+
+/// Active devices' token hashes, read from the database once each: every request is
+/// authenticated, and the database is on this node alone, so a revocation here is the only
+/// change to watch.
+#[derive(Default)]
+struct AuthCache {
+    /// Bumped by every revocation: a lookup that read the database before one may not cache
+    /// what it read.
+    generation: u64,
+    devices: HashMap<String, DeviceAuth>,
+}
+
+/// Entries kept before the cache starts over (a few hundred bytes each).
+const AUTH_CACHE_MAX: usize = 100_000;
 
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
@@ -256,6 +271,7 @@ impl SqliteStore {
             sink,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: path.to_owned(),
+            auth: Mutex::default(),
         })
     }
 
@@ -521,45 +537,69 @@ impl Store for SqliteStore {
         now: u64,
     ) -> Result<(), StoreError> {
         let (address, device_id) = (address.to_owned(), device_id.to_owned());
-        self.write(move |tx| {
-            let revoked = tx.execute(
-                "UPDATE devices SET revoked_at = ?1 WHERE device_id = ?2 AND address = ?3 \
+        let revoked_id = device_id.clone();
+        let revoked = self
+            .write(move |tx| {
+                let revoked = tx.execute(
+                    "UPDATE devices SET revoked_at = ?1 WHERE device_id = ?2 AND address = ?3 \
                  AND revoked_at IS NULL",
-                params![to_i64(now), device_id, address],
-            )?;
-            if revoked == 0 {
-                return Err(StoreError::NoDevice);
-            }
-            tx.execute(
-                "DELETE FROM key_packages WHERE device_id = ?1",
-                [&device_id],
-            )?;
-            tx.execute(
-                "DELETE FROM last_resort_key_packages WHERE device_id = ?1",
-                [&device_id],
-            )?;
-            Ok(())
-        })
-        .await
+                    params![to_i64(now), device_id, address],
+                )?;
+                if revoked == 0 {
+                    return Err(StoreError::NoDevice);
+                }
+                tx.execute(
+                    "DELETE FROM key_packages WHERE device_id = ?1",
+                    [&device_id],
+                )?;
+                tx.execute(
+                    "DELETE FROM last_resort_key_packages WHERE device_id = ?1",
+                    [&device_id],
+                )?;
+                Ok(())
+            })
+            .await;
+        let mut cache = self.auth.lock().map_err(backend)?;
+        cache.generation += 1;
+        cache.devices.remove(&revoked_id);
+        revoked
     }
 
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
-        let device_id = device_id.to_owned();
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT address, token_hash FROM devices WHERE device_id = ?1 \
-                 AND revoked_at IS NULL",
-                [device_id],
-                |r| {
-                    Ok(DeviceAuth {
-                        address: r.get(0)?,
-                        token_hash: hash_array(r.get(1)?),
-                    })
-                },
-            )
-            .optional()?)
-        })
-        .await
+        let generation = {
+            let cache = self.auth.lock().map_err(backend)?;
+            if let Some(known) = cache.devices.get(device_id) {
+                return Ok(Some(known.clone()));
+            }
+            cache.generation
+        };
+        let id = device_id.to_owned();
+        let found = self
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT address, token_hash FROM devices WHERE device_id = ?1 \
+                     AND revoked_at IS NULL",
+                    [id],
+                    |r| {
+                        Ok(DeviceAuth {
+                            address: r.get(0)?,
+                            token_hash: hash_array(r.get(1)?),
+                        })
+                    },
+                )
+                .optional()?)
+            })
+            .await?;
+        if let Some(auth) = &found {
+            let mut cache = self.auth.lock().map_err(backend)?;
+            if cache.generation == generation {
+                if cache.devices.len() >= AUTH_CACHE_MAX {
+                    cache.devices.clear();
+                }
+                cache.devices.insert(device_id.to_owned(), auth.clone());
+            }
+        }
+        Ok(found)
     }
 
     async fn device_certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -52,6 +52,7 @@ pub struct NewDevice {
 }
 
 /// What authentication needs to know of a device.
+#[derive(Clone)]
 pub struct DeviceAuth {
     pub address: String,
     pub token_hash: [u8; 32],
