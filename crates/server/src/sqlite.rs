@@ -408,12 +408,10 @@ fn insert_group_event(
 }
 
 fn group_epoch(tx: &Connection, group_id: &[u8]) -> Result<(u64, u64), StoreError> {
-    tx.query_row(
-        "SELECT epoch, next_seq FROM groups WHERE group_id = ?1",
-        [group_id],
-        |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))),
-    )
-    .optional()?
+    // Cached: read for every message posted.
+    tx.prepare_cached("SELECT epoch, next_seq FROM groups WHERE group_id = ?1")?
+        .query_row([group_id], |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))))
+        .optional()?
     .ok_or(StoreError::NoGroup)
 }
 
@@ -956,10 +954,8 @@ impl Store for SqliteStore {
     async fn ack(&self, device_id: &str, cursor: u64) -> Result<(), StoreError> {
         let device_id = device_id.to_owned();
         self.write(move |tx| {
-            tx.execute(
-                "UPDATE devices SET cursor = MAX(cursor, ?1) WHERE device_id = ?2",
-                params![to_i64(cursor), device_id],
-            )?;
+            tx.prepare_cached("UPDATE devices SET cursor = MAX(cursor, ?1) WHERE device_id = ?2")?
+                .execute(params![to_i64(cursor), device_id])?;
             Ok(())
         })
         .await
