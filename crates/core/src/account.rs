@@ -486,7 +486,7 @@ impl Account {
         let mut saved = Vec::new();
         for op in &batch {
             match op {
-                Op::Message(m) => saved.push(m.id.clone()),
+                Op::Message(m) | Op::Sent { record: m, .. } => saved.push(m.id.clone()),
                 // Records written now are re-read from the store when next needed.
                 Op::Conversation(c) => {
                     self.conversations.remove(&c.id);
@@ -1205,10 +1205,8 @@ impl Account {
                 seq: accepted.seq,
                 file,
             };
-            self.pending.push(Op::Message(record.clone()));
-            self.pending.push(Op::MarkShown(vec![record.id.clone()]));
-            self.pending.push(Op::Accepted {
-                id: record.id.clone(),
+            self.pending.push(Op::Sent {
+                record: record.clone(),
                 named: message.prev.clone(),
             });
             records.push(Some(record));
@@ -1595,7 +1593,7 @@ impl Account {
         let pending_from = |pred: &dyn Fn(&MessageRecord) -> bool| {
             self.pending
                 .iter()
-                .any(|op| matches!(op, Op::Message(m) if pred(m)))
+                .any(|op| matches!(op, Op::Message(m) | Op::Sent { record: m, .. } if pred(m)))
         };
         // The usual case, the named messages are here, costs a lookup by unique id each; only
         // when one is missing do we look for earlier messages of that device.

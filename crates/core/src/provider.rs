@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use openmls_libcrux_crypto::CryptoProvider;
-use openmls_memory_storage::MemoryStorage;
+use openmls_memory_storage::{MemoryStorage, MemoryStorageError};
 use openmls_traits::storage::{traits, StorageProvider, CURRENT_VERSION};
 use openmls_traits::OpenMlsProvider;
 
@@ -43,6 +43,21 @@ impl OpenMlsProvider for Provider {
 
 /// The label OpenMLS's memory storage puts before the key of a group's message secrets.
 pub(crate) const MESSAGE_SECRETS_LABEL: &[u8] = b"MessageSecrets";
+
+/// The first byte of a group's message secrets stored as postcard. Entries written before it
+/// are OpenMLS's JSON, which starts with `{`.
+const SECRETS_POSTCARD: u8 = 1;
+
+/// The storage key of a group's message secrets: OpenMLS's memory storage's own layout (label,
+/// JSON of the group id, version), so that its delete finds what is written here.
+fn message_secrets_key<GroupId: traits::GroupId<CURRENT_VERSION>>(
+    group_id: &GroupId,
+) -> Result<Vec<u8>, MemoryStorageError> {
+    let mut key = MESSAGE_SECRETS_LABEL.to_vec();
+    serde_json::to_writer(&mut key, group_id)?;
+    key.extend_from_slice(&CURRENT_VERSION.to_be_bytes());
+    Ok(key)
+}
 
 /// The memory storage, noting whether anything but message secrets was written or deleted
 /// since [`TrackedStorage::take_other_writes`] was last called.
@@ -182,7 +197,18 @@ impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
         group_id: &GroupId,
         message_secrets: &MessageSecrets,
     ) -> Result<(), Self::Error> {
-        self.inner.write_message_secrets(group_id, message_secrets)
+        // Rewritten after every message sent or received, and saved: as postcard, not the
+        // memory storage's JSON, which spells every byte of every ratchet secret as a decimal
+        // number (three times the size, and most of the time spent storing a message).
+        let key = message_secrets_key(group_id)?;
+        let value = postcard::to_extend(message_secrets, vec![SECRETS_POSTCARD])
+            .map_err(|_| MemoryStorageError::SerializationError)?;
+        self.inner
+            .values
+            .write()
+            .map_err(|_| MemoryStorageError::SerializationError)?
+            .insert(key, value);
+        Ok(())
     }
 
     fn write_resumption_psk_store<
@@ -386,7 +412,21 @@ impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<MessageSecrets>, Self::Error> {
-        self.inner.message_secrets(group_id)
+        let key = message_secrets_key(group_id)?;
+        let values = self
+            .inner
+            .values
+            .read()
+            .map_err(|_| MemoryStorageError::SerializationError)?;
+        let Some(value) = values.get(&key) else {
+            return Ok(None);
+        };
+        match value.split_first() {
+            Some((&SECRETS_POSTCARD, encoded)) => postcard::from_bytes(encoded).map(Some),
+            // Written as JSON by an earlier version.
+            _ => return Ok(Some(serde_json::from_slice(value)?)),
+        }
+        .map_err(|_| MemoryStorageError::SerializationError)
     }
 
     fn resumption_psk_store<
@@ -628,5 +668,119 @@ impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
     ) -> Result<(), Self::Error> {
         self.note_other_writes();
         self.inner.delete_psk(psk_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+    use openmls::prelude::*;
+    use openmls_basic_credential::SignatureKeyPair;
+
+    use super::*;
+
+    const SUITE: Ciphersuite = Ciphersuite::MLS_256_XWING_CHACHA20POLY1305_SHA256_Ed25519;
+
+    fn member<P: OpenMlsProvider>(
+        provider: &P,
+        name: &str,
+    ) -> (CredentialWithKey, SignatureKeyPair) {
+        let keys = SignatureKeyPair::new(SUITE.signature_algorithm()).expect("keys");
+        keys.store(provider.storage()).expect("stored");
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+            signature_key: keys.public().into(),
+        };
+        (credential, keys)
+    }
+
+    fn stored_secrets(storage: &MemoryStorage, group: &GroupId) -> Vec<u8> {
+        let key = message_secrets_key(group).expect("key");
+        storage.values.read().expect("lock")[&key].clone()
+    }
+
+    /// A group whose message secrets an earlier version stored as OpenMLS's JSON goes on: they
+    /// are read, written back as postcard (much smaller), and read again after a reload.
+    #[test]
+    fn message_secrets_stored_as_json_are_read_and_rewritten_as_postcard() {
+        // Alice's group starts in OpenMLS's own memory storage, which writes JSON.
+        let earlier = openmls_libcrux_crypto::Provider::new().expect("provider");
+        let (alice, alice_keys) = member(&earlier, "alice");
+        let bob_provider = Provider::new().expect("provider");
+        let (bob, bob_keys) = member(&bob_provider, "bob");
+        let bob_package = KeyPackage::builder()
+            .build(SUITE, &bob_provider, &bob_keys, bob)
+            .expect("key package");
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(SUITE)
+            .use_ratchet_tree_extension(true)
+            .build();
+        let mut group =
+            MlsGroup::new(&earlier, &alice_keys, &config, alice).expect("group created");
+        let (_, welcome, _) = group
+            .add_members(&earlier, &alice_keys, &[bob_package.key_package().clone()])
+            .expect("bob added");
+        group.merge_pending_commit(&earlier).expect("merged");
+        let MlsMessageBodyOut::Welcome(welcome) = welcome.body() else {
+            panic!("not a welcome");
+        };
+        let mut bob_group = StagedWelcome::new_from_welcome(
+            &bob_provider,
+            &MlsGroupJoinConfig::default(),
+            welcome.clone(),
+            None,
+        )
+        .expect("welcome")
+        .into_group(&bob_provider)
+        .expect("bob joined");
+        let group_id = group.group_id().clone();
+        let json = stored_secrets(earlier.storage(), &group_id);
+        assert_eq!(
+            json.first(),
+            Some(&b'{'),
+            "OpenMLS's own storage writes JSON"
+        );
+
+        // This version opens the same entries.
+        let alice_provider = Provider::new().expect("provider");
+        alice_provider
+            .storage
+            .inner
+            .values
+            .write()
+            .expect("lock")
+            .clone_from(&earlier.storage().values.read().expect("lock"));
+        let mut received = Vec::new();
+        for text in ["read from JSON", "read from postcard"] {
+            let mut group = MlsGroup::load(&alice_provider.storage, &group_id)
+                .expect("loads")
+                .expect("group stored");
+            let message = group
+                .create_message(&alice_provider, &alice_keys, text.as_bytes())
+                .expect("encrypted");
+            let message = MlsMessageIn::tls_deserialize_exact(
+                message.tls_serialize_detached().expect("serialized"),
+            )
+            .expect("parsed")
+            .try_into_protocol_message()
+            .expect("protocol message");
+            let processed = bob_group
+                .process_message(&bob_provider, message)
+                .expect("bob decrypts");
+            if let ProcessedMessageContent::ApplicationMessage(m) = processed.into_content() {
+                received.push(String::from_utf8(m.into_bytes()).expect("utf-8"));
+            }
+            let postcard = stored_secrets(&alice_provider.storage.inner, &group_id);
+            assert_eq!(postcard.first(), Some(&SECRETS_POSTCARD));
+            assert!(
+                postcard.len() * 2 < json.len(),
+                "postcard {} bytes, JSON {} bytes",
+                postcard.len(),
+                json.len()
+            );
+        }
+        assert_eq!(received, ["read from JSON", "read from postcard"]);
+        let bob_secrets = stored_secrets(&bob_provider.storage.inner, &group_id);
+        assert_eq!(bob_secrets.first(), Some(&SECRETS_POSTCARD));
     }
 }

@@ -100,6 +100,27 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Inserts a message with `sql`, whose ten parameters are the record's columns in order.
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    m: &MessageRecord,
+    sql: &str,
+) -> rusqlite::Result<usize> {
+    let file = m.file.as_ref().and_then(|f| serde_json::to_string(f).ok());
+    tx.prepare_cached(sql)?.execute(params![
+        m.id,
+        m.conversation,
+        m.sender,
+        m.sender_device,
+        m.text,
+        i(m.sent_at),
+        i(m.server_time),
+        i(m.seq),
+        file,
+        m.file.as_ref().map(|f| f.blob.as_str()),
+    ])
+}
+
 fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -308,27 +329,30 @@ impl AccountStore for SqliteAccountStore {
                     .and_then(|mut s| {
                         s.execute(params![c.id, c.name, c.dm_peer, i(c.created_at), c.left as i64])
                     }),
-                Op::Message(m) => tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO messages (id, conversation, sender, sender_device, text, \
-                         sent_at, server_time, seq, file, file_id) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )
-                    .and_then(|mut s| {
-                        let file = m.file.as_ref().and_then(|f| serde_json::to_string(f).ok());
-                        s.execute(params![
-                            m.id,
-                            m.conversation,
-                            m.sender,
-                            m.sender_device,
-                            m.text,
-                            i(m.sent_at),
-                            i(m.server_time),
-                            i(m.seq),
-                            file,
-                            m.file.as_ref().map(|f| f.blob.as_str()),
-                        ])
-                    }),
+                Op::Message(m) => insert_message(
+                    &tx,
+                    &m,
+                    "INSERT OR IGNORE INTO messages (id, conversation, sender, sender_device, \
+                     text, sent_at, server_time, seq, file, file_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                ),
+                // Inserted shown and waiting to be named: one row write, and no entry in the
+                // index of unshown messages to add and take out again.
+                Op::Sent { record, named } => insert_message(
+                    &tx,
+                    &record,
+                    "INSERT INTO messages (id, conversation, sender, sender_device, text, \
+                     sent_at, server_time, seq, file, file_id, shown, unnamed) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, 1) \
+                     ON CONFLICT (id) DO UPDATE SET shown = 1, unnamed = 1",
+                )
+                .and_then(|n| {
+                    named.iter().try_fold(n, |n, named| {
+                        tx.prepare_cached("UPDATE messages SET unnamed = 0 WHERE id = ?1")
+                            .and_then(|mut s| s.execute([named]))
+                            .map(|k| n + k)
+                    })
+                }),
                 Op::Contact(c) => tx.execute(
                     "INSERT OR REPLACE INTO contacts (address, identity_key, verified, pending_key) \
                      VALUES (?1, ?2, ?3, ?4)",
@@ -344,16 +368,6 @@ impl AccountStore for SqliteAccountStore {
                         .and_then(|mut s| s.execute([id]))
                         .map(|k| n + k)
                 }),
-                Op::Accepted { id, named } => tx
-                    .prepare_cached("UPDATE messages SET unnamed = 1 WHERE id = ?1")
-                    .and_then(|mut s| s.execute([id]))
-                    .and_then(|n| {
-                        named.iter().try_fold(n, |n, named| {
-                            tx.prepare_cached("UPDATE messages SET unnamed = 0 WHERE id = ?1")
-                                .and_then(|mut s| s.execute([named]))
-                                .map(|k| n + k)
-                        })
-                    }),
                 Op::Alert(a) => tx.execute(
                     "INSERT INTO alerts (at, code, detail) VALUES (?1, ?2, ?3)",
                     params![i(a.at), a.code, a.detail],

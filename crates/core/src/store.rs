@@ -72,10 +72,10 @@ pub enum Op {
     Alert(AlertRecord),
     /// Marks messages as shown to the user (by `sync`).
     MarkShown(Vec<String>),
-    /// Our message `id` was accepted by the server; the messages it `named` are named now, and
-    /// it waits to be named by a later one (threat 9's chain, see `AppMessage::prev`).
-    Accepted {
-        id: String,
+    /// Our message, accepted by the server: stored as shown; the messages it `named` are named
+    /// now, and it waits to be named by a later one (threat 9's chain, see `AppMessage::prev`).
+    Sent {
+        record: MessageRecord,
         named: Vec<String>,
     },
 }

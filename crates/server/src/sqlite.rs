@@ -412,7 +412,7 @@ fn group_epoch(tx: &Connection, group_id: &[u8]) -> Result<(u64, u64), StoreErro
     tx.prepare_cached("SELECT epoch, next_seq FROM groups WHERE group_id = ?1")?
         .query_row([group_id], |r| Ok((to_u64(r.get(0)?), to_u64(r.get(1)?))))
         .optional()?
-    .ok_or(StoreError::NoGroup)
+        .ok_or(StoreError::NoGroup)
 }
 
 #[async_trait]
