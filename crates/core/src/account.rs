@@ -18,7 +18,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use rand::RngCore;
 
 use crate::error::{Alert, AlertCode, CoreError};
-use crate::identity::{self, Identity, LeafOwner};
+use crate::identity::{self, DeviceSigner, Identity, LeafOwner};
 use crate::provider::Provider;
 use crate::store::*;
 use crate::{hex, now_ms, DEFAULT_CIPHERSUITE};
@@ -201,7 +201,7 @@ pub struct Account {
     /// `write_contact`, which keeps this in step).
     contacts: std::sync::Mutex<HashMap<String, ContactRecord>>,
     identity: Identity,
-    device_key: SignatureKeyPair,
+    device_key: DeviceSigner,
     cert: DeviceCertificate,
     /// The certificate's device id, in hex.
     device_id: String,
@@ -256,7 +256,7 @@ impl Account {
         store: Box<dyn AccountStore + Send>,
         provider: Provider,
         identity: Identity,
-        device_key: SignatureKeyPair,
+        device_key: DeviceSigner,
         cert: DeviceCertificate,
         server: String,
     ) -> Self {
@@ -290,8 +290,9 @@ impl Account {
         }
         let s = store.as_ref();
         let identity = Identity::from_secret(&setting(s, keys::IDENTITY)?)?;
-        let device_key: SignatureKeyPair =
+        let pair: SignatureKeyPair =
             serde_json::from_slice(&setting(s, keys::DEVICE_KEY)?).map_err(CoreError::storage)?;
+        let device_key = DeviceSigner::new(pair)?;
         let cert = DeviceCertificate::from_bytes(&setting(s, keys::CERTIFICATE)?)
             .map_err(CoreError::storage)?;
         let server = text(setting(s, keys::SERVER)?)?;
@@ -345,7 +346,7 @@ impl Account {
             store,
             Provider::new()?,
             identity,
-            device_key,
+            DeviceSigner::new(device_key)?,
             cert,
             server.trim_end_matches('/').to_owned(),
         );
@@ -360,7 +361,7 @@ impl Account {
             ));
         }
         self.token = response.token.clone();
-        let device_key = serde_json::to_vec(&self.device_key).map_err(CoreError::storage)?;
+        let device_key = serde_json::to_vec(self.device_key.pair()).map_err(CoreError::storage)?;
         self.pending.extend([
             Op::Setting(keys::ADDRESS, self.cert.address.clone().into_bytes()),
             Op::Setting(keys::SERVER, self.server.clone().into_bytes()),

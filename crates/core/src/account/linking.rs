@@ -10,7 +10,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use super::{keys, Account};
 use crate::error::{AlertCode, CoreError};
 use crate::hex;
-use crate::identity::Identity;
+use crate::identity::{DeviceSigner, Identity};
 use crate::link::{ContactTransfer, ConversationHistory, Grant, History, MessageTransfer, Offer};
 use crate::provider::Provider;
 use crate::store::{AccountStore, ContactRecord, ConversationRecord, MessageRecord, Op};
@@ -88,7 +88,7 @@ impl Account {
             store,
             Provider::new()?,
             identity,
-            device_key,
+            DeviceSigner::new(device_key)?,
             cert,
             server.trim_end_matches('/').to_owned(),
         );
