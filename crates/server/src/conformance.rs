@@ -268,6 +268,10 @@ pub async fn groups_and_events(store: &dyn Store) {
         store.post_message(message(g, "d3", 0, "x")).await,
         Err(StoreError::NotMember)
     ));
+    assert!(matches!(
+        store.post_message(message(b"nowhere", "d1", 0, "x")).await,
+        Err(StoreError::NoGroup)
+    ));
     // d1 adds d3 and removes d2.
     let c1 = store
         .commit(commit(g, 0, "d1", &["d3"], &["d2"]))

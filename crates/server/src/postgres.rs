@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use missive_proto::api::{Event, EventKind};
 use missive_proto::B64;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
 use crate::store::*;
@@ -852,29 +853,45 @@ impl Store for PgStore {
     async fn post_message(&self, message: MessageWrite) -> Result<Accepted, StoreError> {
         self.write(move |tx| {
             Box::pin(async move {
-                let (epoch, seq) = group_epoch(tx, &message.group_id).await?;
-                let recipients = members(tx, &message.group_id).await?;
-                if !recipients.contains(&message.sender) {
-                    return Err(StoreError::NotMember);
-                }
-                if epoch != message.epoch {
+                // One statement, one round trip to the database: the group's row locked, its
+                // members, and the event appended and the sequence advanced only when the
+                // sender is a member at the current epoch. Typed parameters: no round trip to
+                // prepare it either.
+                let row = tx
+                    .query_typed_opt(
+                        "WITH g AS (SELECT epoch, next_seq FROM groups WHERE group_id = $1 \
+                         FOR UPDATE), \
+                         m AS (SELECT array_agg(device_id) AS devices FROM group_devices \
+                         WHERE group_id = $1 AND to_event IS NULL), \
+                         ok AS (SELECT g.next_seq FROM g, m WHERE g.epoch = $2 \
+                         AND $3 = ANY(m.devices)), \
+                         ins AS (INSERT INTO events (group_id, seq, kind, sender, payload, \
+                         created_at) SELECT $1, ok.next_seq, $4, $3, $5, $6 FROM ok \
+                         RETURNING id), \
+                         upd AS (UPDATE groups SET next_seq = next_seq + 1 WHERE group_id = $1 \
+                         AND EXISTS (SELECT 1 FROM ins)) \
+                         SELECT g.epoch, g.next_seq, m.devices, (SELECT id FROM ins) FROM g, m",
+                        &[
+                            (&message.group_id, Type::BYTEA),
+                            (&to_i64(message.epoch), Type::INT8),
+                            (&message.sender, Type::TEXT),
+                            (&KIND_MESSAGE, Type::INT2),
+                            (&message.payload, Type::BYTEA),
+                            (&to_i64(message.now_ms), Type::INT8),
+                        ],
+                    )
+                    .await?
+                    .ok_or(StoreError::NoGroup)?;
+                let epoch = to_u64(row.get(0));
+                let seq = to_u64(row.get(1));
+                let recipients: Vec<String> =
+                    row.get::<_, Option<Vec<String>>>(2).unwrap_or_default();
+                let Some(event_id) = row.get::<_, Option<i64>>(3) else {
+                    if !recipients.contains(&message.sender) {
+                        return Err(StoreError::NotMember);
+                    }
                     return Err(StoreError::StaleEpoch(epoch));
-                }
-                let event_id = insert_group_event(
-                    tx,
-                    &message.group_id,
-                    seq,
-                    KIND_MESSAGE,
-                    &message.sender,
-                    &message.payload,
-                    message.now_ms,
-                )
-                .await?;
-                tx.execute(
-                    "UPDATE groups SET next_seq = $1 WHERE group_id = $2",
-                    &[&to_i64(seq + 1), &message.group_id],
-                )
-                .await?;
+                };
                 let published = vec![Published::group_event(
                     to_u64(event_id),
                     &message.group_id,
