@@ -204,7 +204,15 @@ async fn register_with_stock(
         stock,
     )
     .await
-    .with_context(|| format!("registering {name}"))?;
+    .map_err(|e| {
+        let hint = match e.server_code() {
+            Some("domain_not_allowed") => {
+                format!(" (its users are @{domain}: pass --domain with the server's domain)")
+            }
+            _ => String::new(),
+        };
+        anyhow::Error::new(e).context(format!("registering {name}{hint}"))
+    })?;
     Ok(client)
 }
 
