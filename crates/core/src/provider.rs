@@ -421,12 +421,14 @@ impl StorageProvider<CURRENT_VERSION> for TrackedStorage {
         let Some(value) = values.get(&key) else {
             return Ok(None);
         };
-        match value.split_first() {
-            Some((&SECRETS_POSTCARD, encoded)) => postcard::from_bytes(encoded).map(Some),
+        let secrets = match value.split_first() {
+            Some((&SECRETS_POSTCARD, encoded)) => {
+                postcard::from_bytes(encoded).map_err(|_| MemoryStorageError::SerializationError)?
+            }
             // Written as JSON by an earlier version.
-            _ => return Ok(Some(serde_json::from_slice(value)?)),
-        }
-        .map_err(|_| MemoryStorageError::SerializationError)
+            _ => serde_json::from_slice(value)?,
+        };
+        Ok(Some(secrets))
     }
 
     fn resumption_psk_store<
