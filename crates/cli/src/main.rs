@@ -8,11 +8,28 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use missive_core::account::Outcome;
 use missive_core::client::Client;
+use missive_core::lookup;
 use missive_core::sqlite::SqliteAccountStore;
-use missive_core::store::{AccountStore, MessageRecord};
+use missive_core::store::AccountStore;
 use serde_json::json;
+
+/// Writes a line to stdout, returning the write's error instead of panicking as `println!`
+/// does: a reader that went away (`missive history CONV | head -1`) ends the command quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
+mod chat;
+mod show;
+
+use show::{human_size, print_message, progress_bar, report, show_qr};
+
+/// The account's database file inside its home.
+const ACCOUNT_FILE: &str = "account.db";
 
 #[derive(Parser)]
 #[command(
@@ -32,17 +49,22 @@ struct Cli {
 enum Command {
     /// Register a new account on a server, with an invite code from its administrator.
     Register {
+        /// The server's URL, with its scheme: http://HOST:PORT or https://HOST.
         #[arg(long)]
         server: String,
+        /// The one-time invite code the administrator gave you.
         #[arg(long)]
         invite: Option<String>,
+        /// Your address on that server, name@domain.
         address: String,
     },
     /// Become a new device of your account, with the code `missive link` shows on a device
     /// you already use; joins all its conversations and receives their recent history.
     Join {
+        /// The server's URL, with its scheme: http://HOST:PORT or https://HOST.
         #[arg(long)]
         server: String,
+        /// The code `missive link` printed on your other device.
         code: String,
         /// Seconds to wait for the other device.
         #[arg(long, default_value_t = 300)]
@@ -56,7 +78,10 @@ enum Command {
 enum DevicesAction {
     /// Revoke another device of yours (a lost phone): its token stops working and it is
     /// removed from every conversation, so it cannot read anything sent afterwards.
-    Revoke { device_id: String },
+    Revoke {
+        /// The device's id, as `missive devices` lists it.
+        device_id: String,
+    },
 }
 
 /// Commands on a registered account.
@@ -65,35 +90,57 @@ enum AccountCommand {
     /// Show this account's address, device and server.
     Whoami,
     /// Send a direct message; creates the one-to-one conversation on first use.
-    Dm { address: String, text: String },
+    Dm {
+        /// The other person's address, name@domain.
+        address: String,
+        /// The message.
+        text: String,
+    },
     /// Group conversations.
     #[command(subcommand)]
     Group(GroupCommand),
     /// Send a text message to a conversation.
-    Send { conversation: String, text: String },
+    Send {
+        /// The conversation's id, or its first 8 characters or more.
+        conversation: String,
+        /// The message.
+        text: String,
+    },
     /// Encrypt a file and send it to a conversation; prints the message id alone on its last
     /// line. Run the same command again to resume an interrupted upload.
-    SendFile { conversation: String, path: PathBuf },
-    /// Download, decrypt and verify a received file (ID as shown by sync) into a directory;
-    /// exits 0 only if the file is intact. Nothing is written under its name otherwise.
+    SendFile {
+        /// The conversation's id, or its first 8 characters or more.
+        conversation: String,
+        /// The file to send.
+        path: PathBuf,
+    },
+    /// Download, decrypt and verify a received file into a directory; exits 0 only if the file
+    /// is intact. Nothing is written under its name otherwise.
     Download {
+        /// The file's id as `sync` shows it, or the id of the message that shared it (or the
+        /// first 8 characters or more of either).
         id: String,
+        /// The directory to write the file into (created if missing).
         #[arg(long)]
         out: PathBuf,
     },
     /// Fetch and decrypt new messages; prints each new message.
     Sync {
+        /// One JSON object per message.
         #[arg(long)]
         json: bool,
     },
     /// List conversations.
     Conversations {
+        /// One JSON object per conversation.
         #[arg(long)]
         json: bool,
     },
     /// Show the stored messages of a conversation, oldest first.
     History {
+        /// The conversation's id, or its first 8 characters or more.
         conversation: String,
+        /// One JSON object per message.
         #[arg(long)]
         json: bool,
     },
@@ -114,26 +161,34 @@ enum AccountCommand {
     Devices {
         #[command(subcommand)]
         action: Option<DevicesAction>,
+        /// One JSON object per device.
         #[arg(long)]
         json: bool,
     },
     /// Show the safety number with a contact (the same on both sides); --confirm marks the
     /// contact verified once you compared it in person or by a trusted channel.
     Verify {
+        /// The contact's address, name@domain.
         address: String,
+        /// Mark the contact verified (after comparing the number with them).
         #[arg(long)]
         confirm: bool,
     },
     /// Accept a contact's new identity key (after comparing the new safety number).
     Trust {
+        /// The contact's address, name@domain.
         address: String,
+        /// Confirm that you compared the new safety number and accept the new key.
         #[arg(long)]
         accept_new_key: bool,
     },
     /// Live mode: prints messages as they arrive; with CONV, each line typed is sent there.
     /// `/quit` or end of input leaves.
     Chat {
+        /// The conversation to send typed lines to (its id, or its first 8 characters or
+        /// more); without it, only listens.
         conversation: Option<String>,
+        /// One JSON object per message.
         #[arg(long)]
         json: bool,
     },
@@ -143,18 +198,25 @@ enum AccountCommand {
 enum GroupCommand {
     /// Create a group; prints the conversation id alone on its last line.
     Create {
+        /// The group's name.
         name: String,
+        /// A member's address; repeat the flag for each member
+        /// (--member a@example.org --member b@example.org).
         #[arg(long = "member", required = true)]
         members: Vec<String>,
     },
     /// Add a user (all their devices) to a group.
     Add {
+        /// The conversation's id, or its first 8 characters or more.
         conversation: String,
+        /// The new member's address, name@domain.
         address: String,
     },
     /// Remove a user (all their devices) from a group.
     Remove {
+        /// The conversation's id, or its first 8 characters or more.
         conversation: String,
+        /// The member's address, name@domain.
         address: String,
     },
 }
@@ -173,11 +235,21 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader of our output went away (`| head -1`): what it wanted, it has.
+        Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -192,52 +264,69 @@ fn home(cli_home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(Path::new(&base).join(".missive"))
 }
 
-fn store(home: &Path) -> anyhow::Result<Box<dyn AccountStore + Send>> {
-    let store = SqliteAccountStore::open(&home.join("account.db"))
+/// The account store of an existing account home; nothing is created when there is none.
+fn existing_store(home: &Path) -> anyhow::Result<Box<dyn AccountStore + Send>> {
+    let path = home.join(ACCOUNT_FILE);
+    if !path.exists() {
+        anyhow::bail!(
+            "no account in {}: run `missive register` (or `missive join` for another device \
+             of yours) first, or pass the right --home",
+            home.display()
+        );
+    }
+    open_store(home)
+}
+
+fn open_store(home: &Path) -> anyhow::Result<Box<dyn AccountStore + Send>> {
+    let store = SqliteAccountStore::open(&home.join(ACCOUNT_FILE))
         .with_context(|| format!("opening the account in {}", home.display()))?;
     Ok(Box::new(store))
 }
 
-fn message_json(m: &MessageRecord) -> serde_json::Value {
-    let mut value = json!({
-        "conversation": m.conversation,
-        "sender": m.sender,
-        "text": m.text,
-        "id": m.id,
-        "sender_device": m.sender_device,
-        "sent_at": m.sent_at,
-        "server_time": m.server_time,
-        "seq": m.seq,
-    });
-    if let Some(f) = &m.file {
-        // The key stays in the account; scripts get what identifies and describes the file.
-        value["file"] = json!({
-            "id": f.blob,
-            "name": f.name,
-            "size": f.size,
-            "media_type": f.media_type,
-            "blake3": f.blake3,
-        });
-    }
-    value
+/// A home being made by `register` or `join`: if the command fails, what it created is
+/// removed, so that a mistyped code or an unreachable server leaves nothing half made.
+struct NewHome {
+    home: PathBuf,
+    /// The home directory did not exist before.
+    created_dir: bool,
+    /// There was no account file before (a failure must never touch an existing account).
+    created_file: bool,
 }
 
-fn print_message(m: &MessageRecord, as_json: bool) {
-    if as_json {
-        println!("{}", message_json(m));
-    } else {
-        let short = &m.conversation[..m.conversation.len().min(8)];
-        match &m.file {
-            Some(f) => println!(
-                "[{short}] {}: file {:?} ({}) — missive download {} --out DIR",
-                m.sender,
-                f.name,
-                human_size(f.size),
-                f.blob
-            ),
-            None => println!("[{short}] {}: {}", m.sender, m.text),
+impl NewHome {
+    fn open(home: &Path) -> anyhow::Result<(Self, Box<dyn AccountStore + Send>)> {
+        let guard = NewHome {
+            home: home.to_owned(),
+            created_dir: !home.exists(),
+            created_file: !home.join(ACCOUNT_FILE).exists(),
+        };
+        let store = open_store(home)?;
+        Ok((guard, store))
+    }
+
+    /// Removes what this command created (its store must be closed by now).
+    fn discard(self) {
+        if self.created_dir {
+            let _ = std::fs::remove_dir_all(&self.home);
+        } else if self.created_file {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let _ = std::fs::remove_file(self.home.join(format!("{ACCOUNT_FILE}{suffix}")));
+            }
         }
     }
+}
+
+/// Addresses as typed, in their one spelling.
+fn addresses(typed: &[String]) -> anyhow::Result<Vec<String>> {
+    Ok(typed
+        .iter()
+        .map(|a| lookup::address(a))
+        .collect::<Result<_, _>>()?)
+}
+
+/// The full id of the conversation `typed` names (its id or a unique prefix).
+pub(crate) fn conversation_id(client: &Client, typed: &str) -> anyhow::Result<String> {
+    Ok(lookup::conversation(client.account.store(), typed)?.id)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -248,13 +337,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             invite,
             address,
         } => {
-            let client = Client::register(store(&home)?, &server, &address, invite).await?;
-            println!(
+            let (new_home, store) = NewHome::open(&home)?;
+            let client = match Client::register(store, &server, &address, invite).await {
+                Ok(client) => client,
+                Err(e) => {
+                    new_home.discard();
+                    return Err(e.into());
+                }
+            };
+            out!(
                 "registered {} (device {}) on {}",
                 client.account.address(),
                 client.account.device_id(),
                 client.account.server()
-            );
+            )?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Join {
@@ -265,79 +361,105 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if std::io::stderr().is_terminal() {
                 eprintln!("waiting for the linking device...");
             }
-            let joined = Client::join(
-                store(&home)?,
+            let (new_home, store) = NewHome::open(&home)?;
+            let joined = match Client::join(
+                store,
                 &server,
                 &code,
                 std::time::Duration::from_secs(timeout),
             )
-            .await?;
-            println!(
+            .await
+            {
+                Ok(joined) => joined,
+                Err(e) => {
+                    new_home.discard();
+                    return Err(e.into());
+                }
+            };
+            out!(
                 "linked {} (device {}): {} conversations, {} messages of history",
                 joined.client.account.address(),
                 joined.client.account.device_id(),
                 joined.conversations,
                 joined.messages
-            );
+            )?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Account(command) => command,
     };
-    let mut client = Client::open(store(&home)?)?;
+    let mut client = Client::open(existing_store(&home)?)?;
+    let alerts = account_command(&mut client, command).await?;
+    Ok(if alerts > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs a command on a registered account; returns the number of security alerts raised.
+async fn account_command(client: &mut Client, command: AccountCommand) -> anyhow::Result<usize> {
     let mut alerts = 0usize;
     match command {
         AccountCommand::Whoami => {
-            println!("address: {}", client.account.address());
-            println!("device:  {}", client.account.device_id());
-            println!("server:  {}", client.account.server());
+            out!("address: {}", client.account.address())?;
+            out!("device:  {}", client.account.device_id())?;
+            out!("server:  {}", client.account.server())?;
         }
         AccountCommand::Dm { address, text } => {
+            let address = lookup::address(&address)?;
             alerts += report(client.sync().await?);
             let m = client.dm(&address, &text).await?;
-            println!("sent to {address} in {}", m.conversation);
-            println!("{}", m.id);
+            out!("sent to {address} in {}", m.conversation)?;
+            out!("{}", m.id)?;
         }
         AccountCommand::Group(GroupCommand::Create { name, members }) => {
+            let members = addresses(&members)?;
             alerts += report(client.sync().await?);
             let id = client
                 .create_conversation(Some(name.clone()), None, &members)
                 .await?;
-            println!("created group {name:?} with {}", members.join(", "));
-            println!("{id}");
+            out!("created group {name:?} with {}", members.join(", "))?;
+            out!("{id}")?;
         }
         AccountCommand::Group(GroupCommand::Add {
             conversation,
             address,
         }) => {
+            let address = lookup::address(&address)?;
             alerts += report(client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
             let outcome = client
                 .add_members(&conversation, std::slice::from_ref(&address))
                 .await?;
-            println!(
+            out!(
                 "added {address}; the conversation is at epoch {}",
                 outcome.epoch
-            );
+            )?;
         }
         AccountCommand::Group(GroupCommand::Remove {
             conversation,
             address,
         }) => {
+            let address = lookup::address(&address)?;
             alerts += report(client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
             let outcome = client
                 .remove_members(&conversation, std::slice::from_ref(&address))
                 .await?;
-            println!(
+            out!(
                 "removed {address}; the conversation is at epoch {}",
                 outcome.epoch
-            );
+            )?;
         }
         AccountCommand::Send { conversation, text } => {
             alerts += report(client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
             let m = client.send_text(&conversation, &text).await?;
-            println!("{}", m.id);
+            out!("{}", m.id)?;
         }
         AccountCommand::SendFile { conversation, path } => {
             alerts += report(client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
             let (bar, progress) = progress_bar("upload");
             let m = client.send_file(&conversation, &path, progress).await;
             if let Some(bar) = bar {
@@ -359,7 +481,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     f.blob
                 );
             }
-            println!("{}", sent.message.id);
+            out!("{}", sent.message.id)?;
         }
         AccountCommand::Download { id, out } => {
             let (bar, progress) = progress_bar("download");
@@ -379,18 +501,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bar.finish_and_clear();
             }
             let path = path?;
-            println!("{}", path.display());
+            out!("{}", path.display())?;
         }
         AccountCommand::Sync { json } => {
             alerts += report(client.sync().await?);
-            show_new(&mut client, json)?;
+            chat::show_new(client, json)?;
         }
         AccountCommand::Conversations { json } => {
-            alerts += sync_if_reachable(&mut client).await?;
+            alerts += sync_if_reachable(client).await?;
             for c in client.account.store().conversations()? {
                 let members = client.account.members(&c.id).unwrap_or_default();
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         json!({
                             "id": c.id,
@@ -400,7 +522,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "left": c.left,
                             "created_at": c.created_at,
                         })
-                    );
+                    )?;
                 } else {
                     let title = c
                         .name
@@ -408,25 +530,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .or(c.dm_peer.clone().map(|p| format!("with {p}")))
                         .unwrap_or_else(|| "(unnamed)".into());
                     let state = if c.left { " (left)" } else { "" };
-                    println!("{}  {title}{state}  [{}]", c.id, members.join(", "));
+                    out!("{}  {title}{state}  [{}]", c.id, members.join(", "))?;
                 }
             }
         }
         AccountCommand::History { conversation, json } => {
-            if client
-                .account
-                .store()
-                .conversation(&conversation)?
-                .is_none()
-            {
-                anyhow::bail!("no conversation {conversation}");
-            }
+            let conversation = conversation_id(client, &conversation)?;
             for m in client.account.store().messages(&conversation)? {
-                print_message(&m, json);
+                print_message(&m, json)?;
             }
         }
         AccountCommand::Chat { conversation, json } => {
-            alerts += chat(&mut client, conversation, json).await?;
+            alerts += chat::chat(client, conversation, json).await?;
         }
         AccountCommand::Link {
             timeout,
@@ -442,7 +557,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::time::Duration::from_secs(timeout),
                     std::time::Duration::from_secs(history_days.saturating_mul(86_400)),
                     |code| {
-                        println!("{}", code.text());
+                        // The code is what the user came for: a closed stdout is reported by
+                        // the wait that follows, not here.
+                        let _ = out!("{}", code.text());
                         show_qr(&code.qr_payload());
                         eprintln!(
                             "on the new device: missive join --server {server} {}",
@@ -462,7 +579,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             alerts += report(client.sync().await?);
             let removed = client.revoke_device(&device_id).await?;
-            println!("revoked device {device_id}; removed from {removed} conversations");
+            out!("revoked device {device_id}; removed from {removed} conversations")?;
         }
         AccountCommand::Devices { action: None, json } => {
             for d in client.devices().await? {
@@ -475,10 +592,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     alerts += 1;
                 }
                 if json {
-                    println!(
+                    out!(
                         "{}",
                         json!({"id": d.id, "current": d.current, "certified": d.certified, "issued_at": d.issued_at})
-                    );
+                    )?;
                 } else {
                     let mark = if d.current { " (this device)" } else { "" };
                     let state = if d.certified {
@@ -486,29 +603,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     } else {
                         "  NOT CERTIFIED BY YOU"
                     };
-                    println!("{}{mark}{state}", d.id);
+                    out!("{}{mark}{state}", d.id)?;
                 }
             }
         }
         AccountCommand::Verify { address, confirm } => {
+            let address = lookup::address(&address)?;
             let (number, verified) = client.safety_number(&address).await?;
             if confirm {
                 client.account.mark_verified(&address)?;
             }
-            println!("safety number with {address}:");
-            println!("{}", number.display());
-            println!("qr: {}", number.qr_payload());
+            out!("safety number with {address}:")?;
+            out!("{}", number.display())?;
+            out!("qr: {}", number.qr_payload())?;
             let status = if confirm || verified {
                 "verified"
             } else {
                 "not verified"
             };
-            println!("status: {status}");
+            out!("status: {status}")?;
         }
         AccountCommand::Trust {
             address,
             accept_new_key,
         } => {
+            let address = lookup::address(&address)?;
             if !accept_new_key {
                 anyhow::bail!(
                     "compare the new safety number first (missive verify {address}), then run \
@@ -517,172 +636,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             client.accept_new_key(&address).await?;
             let (number, _) = client.account.safety_number(&address)?;
-            println!("now trusting the current identity key of {address}; new safety number:");
-            println!("{}", number.display());
+            out!("now trusting the current identity key of {address}; new safety number:")?;
+            out!("{}", number.display())?;
         }
         AccountCommand::Alerts => {
             for a in client.account.store().alerts()? {
-                println!("{} {}: {}", a.at, a.code, a.detail);
-            }
-        }
-    }
-    Ok(if alerts > 0 {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-/// A byte count for people.
-/// A QR code of `payload` on stderr, drawn with half-block characters (dark on light).
-fn show_qr(payload: &str) {
-    match qrcode::QrCode::new(payload.as_bytes()) {
-        Ok(code) => eprintln!(
-            "{}",
-            code.render::<qrcode::render::unicode::Dense1x2>()
-                .dark_color(qrcode::render::unicode::Dense1x2::Light)
-                .light_color(qrcode::render::unicode::Dense1x2::Dark)
-                .build()
-        ),
-        Err(e) => eprintln!("(no QR code: {e})"),
-    }
-}
-
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// A progress bar on stderr when it is a terminal; nothing otherwise (scripts stay quiet).
-fn progress_bar(
-    what: &'static str,
-) -> (
-    Option<indicatif::ProgressBar>,
-    Option<missive_core::client::Progress>,
-) {
-    if !std::io::stderr().is_terminal() {
-        return (None, None);
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_message(what);
-    let handle = bar.clone();
-    let progress: missive_core::client::Progress = std::sync::Arc::new(move |done, total| {
-        handle.set_length(total);
-        handle.set_position(done);
-    });
-    (Some(bar), Some(progress))
-}
-
-/// Prints received messages not shown yet and marks them shown.
-fn show_new(client: &mut Client, json: bool) -> anyhow::Result<()> {
-    let new = client.account.store().unshown_messages()?;
-    for m in &new {
-        print_message(m, json);
-    }
-    client
-        .account
-        .mark_shown(new.into_iter().map(|m| m.id).collect())?;
-    Ok(())
-}
-
-/// The live mode. Returns the number of alerts.
-async fn chat(
-    client: &mut Client,
-    conversation: Option<String>,
-    json: bool,
-) -> anyhow::Result<usize> {
-    use std::io::Write;
-    use tokio::io::AsyncBufReadExt;
-
-    let mut alerts = report(client.sync().await?);
-    if let Some(c) = &conversation {
-        if client.account.store().conversation(c)?.is_none() {
-            anyhow::bail!("no conversation {c}");
-        }
-    }
-    show_new(client, json)?;
-    let mut push = Some(client.connect_push().await?);
-    if !json {
-        match &conversation {
-            Some(c) => eprintln!("chatting in {c}; type a message and press enter, /quit to leave"),
-            None => eprintln!("listening to every conversation; end of input leaves"),
-        }
-    }
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut input_open = true;
-    let mut backoff = std::time::Duration::from_millis(200);
-    loop {
-        let Some(connection) = push.as_mut() else {
-            // Reconnect: catch up on what was missed, then listen again.
-            tokio::time::sleep(backoff).await;
-            match client.sync().await {
-                Ok(outcomes) => {
-                    alerts += report(outcomes);
-                    show_new(client, json)?;
-                    push = client.connect_push().await.ok();
-                }
-                Err(missive_core::CoreError::Network(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            if push.is_some() {
-                backoff = std::time::Duration::from_millis(200);
-                eprintln!("reconnected");
-            } else {
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
-            }
-            continue;
-        };
-        tokio::select! {
-            batch = connection.next_batch() => {
-                match batch {
-                    Ok(Some(events)) => {
-                        alerts += report(client.process_events(&events).await?);
-                        show_new(client, json)?;
-                        std::io::stdout().flush()?;
-                    }
-                    Ok(None) | Err(_) => {
-                        eprintln!("connection to the server lost; reconnecting");
-                        push = None;
-                    }
-                }
-            }
-            line = lines.next_line(), if input_open => {
-                match line? {
-                    None => {
-                        if conversation.is_some() {
-                            break;
-                        }
-                        // Listening only: keep going without input.
-                        input_open = false;
-                    }
-                    Some(line) if line.trim() == "/quit" => break,
-                    Some(line) if line.trim().is_empty() => {}
-                    Some(line) => match &conversation {
-                        Some(c) => {
-                            if let Err(e) = client.send_text(c, line.trim_end()).await {
-                                eprintln!("not sent: {e}");
-                            }
-                        }
-                        None => eprintln!("listening only: start chat with a conversation id to send"),
-                    },
-                }
+                out!("{} {}: {}", a.at, a.code, a.detail)?;
             }
         }
     }
@@ -702,14 +661,33 @@ async fn sync_if_reachable(client: &mut Client) -> anyhow::Result<usize> {
     }
 }
 
-/// Prints the alerts among sync outcomes on stderr; returns how many there were.
-fn report(outcomes: Vec<Outcome>) -> usize {
-    let mut n = 0;
-    for o in outcomes {
-        if let Outcome::Alert(a) = o {
-            eprintln!("alert: {a}");
-            n += 1;
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The arguments and subcommands under `cmd` that `--help` would show without a word.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" && arg.get_help().is_none() {
+                out.push(format!("{path} <{id}>"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                out.push(path.clone());
+            }
+            undocumented(sub, &path, out);
         }
     }
-    n
+
+    #[test]
+    fn every_command_and_argument_says_what_it_is() {
+        let cli = super::Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        undocumented(&cli, "missive", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
 }

@@ -22,6 +22,9 @@ pub use transfer::{media_type, Progress, SentFile};
 
 /// Longest wait for an API answer (file transfers are bounded per read instead).
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest a request waits out the server's rate limit (`429` with `Retry-After`) in all
+/// before the refusal is returned.
+const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 /// Attempts at a commit or send that keeps losing epoch races before giving up.
 const MAX_ATTEMPTS: usize = 8;
 /// Rounds of fetching unknown contacts while processing one event.
@@ -62,58 +65,76 @@ impl Transport {
         })
     }
 
+    /// Sends the request `build` makes (with the device's token), waiting out the server's rate limit: on `429` it sleeps
+    /// for the answer's `Retry-After` and sends again, for up to [`MAX_RATE_LIMIT_WAIT`] in all,
+    /// so that nothing a user asked for is dropped because they asked quickly.
+    async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CoreError> {
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let mut req = build();
+            if !self.token.is_empty() {
+                req = req.bearer_auth(&self.token);
+            }
+            let resp = req.send().await.map_err(network)?;
+            let Some(wait) = rate_limited(&resp) else {
+                return Ok(resp);
+            };
+            if waited + wait > MAX_RATE_LIMIT_WAIT {
+                return Ok(resp);
+            }
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
+    }
+
     async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<T, CoreError> {
-        let mut req = self
-            .http
-            .post(self.url(path))
-            .timeout(REQUEST_TIMEOUT)
-            .json(body);
-        if !self.token.is_empty() {
-            req = req.bearer_auth(&self.token);
-        }
-        Self::answer(req.send().await.map_err(network)?).await
+        let url = self.url(path);
+        Self::answer(
+            self.send(|| self.http.post(&url).timeout(REQUEST_TIMEOUT).json(body))
+                .await?,
+        )
+        .await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
-        let req = self
-            .http
-            .get(self.url(path))
-            .timeout(REQUEST_TIMEOUT)
-            .bearer_auth(&self.token);
-        Self::answer(req.send().await.map_err(network)?).await
+        let url = self.url(path);
+        Self::answer(
+            self.send(|| self.http.get(&url).timeout(REQUEST_TIMEOUT))
+                .await?,
+        )
+        .await
     }
 
     async fn post_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CoreError> {
-        self.no_content(reqwest::Method::POST, path, body).await
+        let url = self.url(path);
+        self.expect_no_content(|| self.http.post(&url).json(body))
+            .await
+    }
+
+    async fn put_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CoreError> {
+        let url = self.url(path);
+        self.expect_no_content(|| self.http.put(&url).json(body))
+            .await
     }
 
     async fn delete(&self, path: &str) -> Result<(), CoreError> {
-        self.expect_no_content(self.http.delete(self.url(path)))
-            .await
+        let url = self.url(path);
+        self.expect_no_content(|| self.http.delete(&url)).await
     }
 
     /// A request whose success has no body (204, or 201 for a creation).
-    async fn no_content<B: Serialize>(
+    async fn expect_no_content(
         &self,
-        method: reqwest::Method,
-        path: &str,
-        body: &B,
+        build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<(), CoreError> {
-        self.expect_no_content(self.http.request(method, self.url(path)).json(body))
-            .await
-    }
-
-    async fn expect_no_content(&self, req: reqwest::RequestBuilder) -> Result<(), CoreError> {
-        let resp = req
-            .timeout(REQUEST_TIMEOUT)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(network)?;
+        let resp = self.send(|| build().timeout(REQUEST_TIMEOUT)).await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -157,8 +178,41 @@ pub struct CommitOutcome {
     pub epoch: u64,
 }
 
-fn network(e: impl std::fmt::Display) -> CoreError {
-    CoreError::Network(e.to_string())
+/// The body of a text message; an empty (or blank) one is refused, not sent.
+fn text_body(text: &str) -> Result<AppBody, CoreError> {
+    if text.trim().is_empty() {
+        return Err(CoreError::Usage("an empty message is not sent".into()));
+    }
+    Ok(AppBody::Text {
+        text: text.to_owned(),
+    })
+}
+
+/// How long a `429 Too Many Requests` answer asks to wait (`Retry-After` in seconds, 1 when
+/// absent or unreadable, at most a minute); `None` for any other answer.
+fn rate_limited(resp: &reqwest::Response) -> Option<std::time::Duration> {
+    if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let secs = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 60);
+    Some(std::time::Duration::from_secs(secs))
+}
+
+/// A failure to reach the server, described by its innermost cause ("Connection refused",
+/// "operation timed out"): what a person can act on, without the request's URL or the HTTP
+/// library's layers.
+fn network(e: impl std::error::Error) -> CoreError {
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    CoreError::Network(cause.to_string())
 }
 
 fn http_client() -> Result<reqwest::Client, CoreError> {
@@ -191,7 +245,9 @@ impl Client {
         invite: Option<String>,
         stock: usize,
     ) -> Result<Client, CoreError> {
-        let (account, request) = Account::create(store, address, server, invite)?;
+        let server = crate::lookup::server_url(server)?;
+        let address = crate::lookup::address(address)?;
+        let (account, request) = Account::create(store, &address, &server, invite)?;
         let mut client = Client {
             account,
             http: http_client()?,
@@ -245,7 +301,22 @@ impl Client {
     /// Looks a user up (with an owned transport, so that no borrow of the client is held across
     /// the request).
     async fn lookup_user(transport: Transport, address: &str) -> Result<UserResponse, CoreError> {
-        let user: UserResponse = transport.get(&format!("/v1/users/{address}")).await?;
+        let user: UserResponse = match transport.get(&format!("/v1/users/{address}")).await {
+            Ok(user) => user,
+            Err(e) => {
+                return Err(match e.server_code() {
+                    Some("not_found") => {
+                        CoreError::Usage(format!("no user {address} on this server"))
+                    }
+                    Some("domain_not_allowed") => CoreError::Usage(format!(
+                        "{address} is not reachable from this server: it does not serve the \
+                         domain {}",
+                        address.split_once('@').map_or(address, |(_, d)| d)
+                    )),
+                    _ => e,
+                })
+            }
+        };
         if user.address != address {
             return Err(CoreError::Usage(format!(
                 "the server answered for {} instead of {address}",
@@ -476,6 +547,7 @@ impl Client {
 
     /// Sends a text in the one-to-one conversation with `peer`, creating it on first use.
     pub async fn dm(&mut self, peer: &str, text: &str) -> Result<MessageRecord, CoreError> {
+        text_body(text)?;
         let conversation = match self.account.store().dm_with(peer)? {
             Some(c) => c.id,
             None => {
@@ -492,6 +564,12 @@ impl Client {
         conversation: &str,
         users: &[String],
     ) -> Result<CommitOutcome, CoreError> {
+        let members = self.account.members(conversation)?;
+        if let Some(present) = users.iter().find(|u| members.contains(u)) {
+            return Err(CoreError::Usage(format!(
+                "{present} is already a member of this conversation"
+            )));
+        }
         let mut key_packages = Vec::new();
         for u in users {
             key_packages.extend(self.claim(u).await?);
@@ -625,14 +703,7 @@ impl Client {
         conversation: &str,
         text: &str,
     ) -> Result<MessageRecord, CoreError> {
-        let (record, _) = self
-            .send_body(
-                conversation,
-                AppBody::Text {
-                    text: text.to_owned(),
-                },
-            )
-            .await?;
+        let (record, _) = self.send_body(conversation, text_body(text)?).await?;
         record.ok_or_else(|| CoreError::Mls("a text message left no record".into()))
     }
 
@@ -645,9 +716,7 @@ impl Client {
         text: &str,
         patience: std::time::Duration,
     ) -> Result<MessageRecord, CoreError> {
-        let body = AppBody::Text {
-            text: text.to_owned(),
-        };
+        let body = text_body(text)?;
         let deadline = std::time::Instant::now() + patience;
         let (record, _) = self
             .send_message(

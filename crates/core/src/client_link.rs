@@ -206,8 +206,7 @@ impl Client {
         };
         let messages = history.message_count();
         transport
-            .no_content(
-                reqwest::Method::PUT,
+            .put_no_content(
                 &format!("{path}/history"),
                 &LinkSealed {
                     sealed: B64(sealed),
@@ -234,17 +233,16 @@ impl Client {
             ));
         }
         let path = channel_path(&code);
-        let server = server.trim_end_matches('/');
+        let server = crate::lookup::server_url(server)?;
         let anonymous = Transport {
             http: http_client()?,
-            server: server.to_owned(),
+            server: server.clone(),
             token: String::new(),
         };
         let (device_key, offer) = Account::new_link_offer()?;
         let device_id = offer.device_id.clone();
         anonymous
-            .no_content(
-                reqwest::Method::PUT,
+            .put_no_content(
                 &format!("{path}/offer"),
                 &LinkSealed {
                     sealed: B64(code.seal_json(Kind::Offer, &offer)?),
@@ -269,7 +267,7 @@ impl Client {
         let grant: Grant = code.open_json(Kind::Grant, granted.sealed.as_bytes())?;
         let account = Account::from_grant(
             store,
-            server,
+            &server,
             device_key,
             &device_id,
             &grant,
@@ -312,8 +310,7 @@ impl Client {
         self.account.save()?;
         let transport = self.transport();
         transport
-            .no_content(
-                reqwest::Method::PUT,
+            .put_no_content(
                 &format!("{path}/packages"),
                 &LinkSealed {
                     sealed: B64(code.seal_json(

@@ -12,6 +12,7 @@ pub mod error;
 pub mod file;
 pub mod identity;
 pub mod link;
+pub mod lookup;
 pub mod provider;
 pub mod store;
 

@@ -137,16 +137,19 @@ impl SqliteAccountStore {
         // One process at a time owns an account: two would each hold MLS state in memory and
         // overwrite each other's ratchets. The exclusive lock, taken here and held until the
         // store is dropped, says so at once; it also spares every statement a file lock and
-        // the WAL's shared-memory index (set before WAL mode is entered, so none is made).
+        // the WAL's shared-memory index (set before WAL mode is entered, so none is made). A
+        // second process waits up to five seconds for the first to finish (a quick `send` while
+        // another ends) before giving up.
         conn.execute_batch(
-            "PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=2000; \
+            "PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=5000; \
              PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         )
         .and_then(|()| conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;"))
         .map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
                 CoreError::Usage(
-                    "another missive process is using this account (a `chat`?); close it first"
+                    "another missive process is using this account (waited 5 s for it); try \
+                     again when it ends"
                         .into(),
                 )
             }
@@ -420,11 +423,12 @@ impl AccountStore for SqliteAccountStore {
         self.query_messages("WHERE conversation = ?1", [conversation])
     }
 
-    fn file_message(&self, file_id: &str) -> Result<Option<MessageRecord>, CoreError> {
-        Ok(self
-            .query_messages("WHERE file_id = ?1", [file_id])?
-            .into_iter()
-            .next())
+    fn messages_matching(&self, prefix: &str) -> Result<Vec<MessageRecord>, CoreError> {
+        self.query_messages(
+            "WHERE n IN (SELECT n FROM messages WHERE substr(id, 1, length(?1)) = ?1 \
+             OR substr(file_id, 1, length(?1)) = ?1 LIMIT 3)",
+            [prefix],
+        )
     }
 
     fn unshown_messages(&self) -> Result<Vec<MessageRecord>, CoreError> {

@@ -119,8 +119,9 @@ pub trait AccountStore {
     /// Every pinned contact.
     fn contacts(&self) -> Result<Vec<ContactRecord>, CoreError>;
     fn alerts(&self) -> Result<Vec<AlertRecord>, CoreError>;
-    /// The message that shared the file with blob id `file_id`.
-    fn file_message(&self, file_id: &str) -> Result<Option<MessageRecord>, CoreError>;
+    /// Messages whose id, or whose file's blob id, starts with `prefix` (at most three: enough
+    /// to tell a unique match from an ambiguous one), oldest first.
+    fn messages_matching(&self, prefix: &str) -> Result<Vec<MessageRecord>, CoreError>;
     /// Received messages not yet shown, oldest first.
     fn unshown_messages(&self) -> Result<Vec<MessageRecord>, CoreError>;
 }

@@ -24,6 +24,8 @@ const QUEUE: usize = 4;
 const BATCH: usize = 1 << 20;
 /// Upload attempts in a row that make no progress before giving up.
 const MAX_STALLED: usize = 4;
+/// Upload attempts refused as over the server's rate limit (one second apart) before giving up.
+const MAX_RATE_LIMITED_UPLOADS: usize = 120;
 
 /// A file sent.
 #[derive(Clone, Debug)]
@@ -311,6 +313,7 @@ impl Client {
         };
 
         let mut stalled = 0;
+        let mut rate_limited_waits = 0;
         let mut resumed_from = None;
         let digest = loop {
             let status = match transport.blob_status(&pending.blob).await {
@@ -339,6 +342,19 @@ impl Client {
                 Ok((_, digest)) if status.complete => break digest,
                 Ok((Some(done), digest)) if done.complete => break digest,
                 Ok(_) => {}
+                // Over the server's rate limit: wait and go on from what it stored.
+                Err(CoreError::Server { status: 429, .. }) => {
+                    rate_limited_waits += 1;
+                    if rate_limited_waits > MAX_RATE_LIMITED_UPLOADS {
+                        return Err(CoreError::Network(
+                            "the server keeps refusing the upload as too frequent; run the same \
+                             command again later to resume"
+                                .into(),
+                        ));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
                 Err(e @ CoreError::Server { status, .. }) if status != 409 && status < 500 => {
                     return Err(e)
                 }
@@ -406,23 +422,20 @@ impl Client {
         Ok(pending)
     }
 
-    /// Downloads, decrypts and checks the file shared with id `file_id` into `out_dir`;
-    /// returns where it was written. Nothing appears under the file's name unless every
-    /// chunk authenticated and the whole file's digest matched.
+    /// Downloads, decrypts and checks a received file into `out_dir`; returns where it was
+    /// written. `id` is the file's id or the id of the message that shared it (or a unique
+    /// prefix of either). Nothing appears under the file's name unless every chunk
+    /// authenticated and the whole file's digest matched.
     pub async fn download_file(
         &mut self,
-        file_id: &str,
+        id: &str,
         out_dir: &Path,
         progress: Option<Progress>,
     ) -> Result<PathBuf, CoreError> {
-        let message = self.account.store().file_message(file_id)?.ok_or_else(|| {
-            CoreError::Usage(format!(
-                "no file {file_id} in your messages (run `missive sync` to fetch new ones)"
-            ))
-        })?;
+        let message = crate::lookup::message(self.account.store(), id)?;
         let file = message
             .file
-            .ok_or_else(|| CoreError::Storage("file message without its file".into()))?;
+            .ok_or_else(|| CoreError::Usage(format!("message {id} shares no file")))?;
         let digest: [u8; 32] = hex::decode(&file.blake3)
             .ok()
             .and_then(|d| d.try_into().ok())
@@ -444,6 +457,14 @@ impl Client {
             .write(true)
             .open(&part)
             .map_err(|e| io_error("writing", &part, e))?;
+        // A received file is the user's alone, whatever their umask says (it keeps its mode
+        // when renamed into place).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            out.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_error("writing", &part, e))?;
+        }
         let have = out
             .metadata()
             .map_err(|e| io_error("reading", &part, e))?
@@ -462,14 +483,17 @@ impl Client {
         let start = layout.sealed_offset(whole);
 
         let transport = self.transport();
-        let mut req = transport
-            .http
-            .get(transport.url(&format!("/v1/blobs/{}", file.blob)))
-            .bearer_auth(&transport.token);
-        if start > 0 {
-            req = req.header("range", format!("bytes={start}-"));
-        }
-        let resp = req.send().await.map_err(network)?;
+        let url = transport.url(&format!("/v1/blobs/{}", file.blob));
+        let resp = transport
+            .send(|| {
+                let req = transport.http.get(&url);
+                if start > 0 {
+                    req.header("range", format!("bytes={start}-"))
+                } else {
+                    req
+                }
+            })
+            .await?;
         let expected_status = if start > 0 { 206 } else { 200 };
         if resp.status().as_u16() != expected_status {
             return Err(Transport::answer::<serde_json::Value>(resp)

@@ -98,12 +98,11 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
 impl BlobStore for FsBlobStore {
     async fn resume(&self, id: &str, offset: u64) -> io::Result<(Box<dyn BlobWriter>, u64)> {
         let path = self.partial(id);
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .await?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&path).await?;
         let len = file.metadata().await?.len();
         let at = len.min(offset);
         if len != at {

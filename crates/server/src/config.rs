@@ -195,21 +195,28 @@ impl Config {
             Err(ConfigError::Missing(_)) => {}
             Err(e) => return Err(e),
         }
+        let config = Config::new(&domain);
+        config.save(dir)?;
+        Ok(config)
+    }
+
+    /// Writes this configuration into `dir` (created if missing), readable by its owner only.
+    pub fn save(&self, dir: &Path) -> Result<(), ConfigError> {
+        let path = dir.join(CONFIG_FILE);
         let io = |source| ConfigError::Io {
             path: path.clone(),
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let config = Config::new(&domain);
         let text = format!(
             "# Missive server configuration.\n{}",
-            toml::to_string(&config).map_err(|e| ConfigError::Invalid {
+            toml::to_string(self).map_err(|e| ConfigError::Invalid {
                 path: path.clone(),
                 message: e.to_string(),
             })?
         );
         std::fs::write(&path, text).map_err(io)?;
-        Ok(config)
+        restrict_permissions(dir).map_err(io)
     }
 
     /// Whether `address` is `local@domain` with `domain` allowed here.
@@ -219,6 +226,23 @@ impl Config {
             None => false,
         }
     }
+}
+
+/// Makes the data directory its owner's alone: the directory 0700, and the files at its top
+/// 0600 (the configuration may hold a database password, the database every token's hash).
+pub fn restrict_permissions(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Splits a well-formed lowercase address into local part and domain.

@@ -21,6 +21,7 @@ pub mod routes;
 pub mod running;
 pub mod sqlite;
 pub mod store;
+pub mod test_postgres;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -264,10 +265,18 @@ pub async fn open_store(
     config: &Config,
     data: &std::path::Path,
 ) -> Result<Arc<dyn Store>, store::StoreError> {
-    Ok(match &config.postgres {
+    let store: Arc<dyn Store> = match &config.postgres {
         Some(url) => Arc::new(postgres::PgStore::connect(url, None).await?),
         None => Arc::new(sqlite::SqliteStore::open(&data.join(config::DB_FILE))?),
-    })
+    };
+    // Now that the database files exist, they are made the owner's alone with the rest.
+    config::restrict_permissions(data).map_err(|e| {
+        store::StoreError::Backend(format!(
+            "making {} readable by its owner only: {e}",
+            data.display()
+        ))
+    })?;
+    Ok(store)
 }
 
 /// Seconds since the Unix epoch.

@@ -1,5 +1,6 @@
 //! `missive-server`: initialise a data directory, create invites, serve.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -25,13 +26,18 @@ struct Cli {
 enum Command {
     /// Write the configuration for DOMAIN and create the database (idempotent).
     Init {
+        /// The domain whose addresses this server serves (name@DOMAIN).
         #[arg(long)]
         domain: String,
     },
     /// Create a one-time invite code for ADDRESS; prints the code alone on its last line.
-    Invite { address: String },
+    Invite {
+        /// The address the invite is for, name@domain.
+        address: String,
+    },
     /// Serve the API. With --domain, initialises the data directory first if needed.
     Serve {
+        /// Address and port to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// Domain to initialise the data directory with on first start.
@@ -65,6 +71,7 @@ fn run() -> anyhow::Result<()> {
             );
         }
         Command::Invite { address } => {
+            let address = address.trim().to_lowercase();
             let config = Config::load(&cli.data)?;
             if !config.allows(&address) {
                 anyhow::bail!(
@@ -115,7 +122,12 @@ fn run() -> anyhow::Result<()> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MISSIVE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colours only for a person watching: a log file or journal gets plain text.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {

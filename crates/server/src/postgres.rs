@@ -1056,10 +1056,8 @@ impl Store for PgStore {
 mod tests {
     use super::*;
 
-    /// The database the tests use: `MISSIVE_TEST_POSTGRES`, or the local server.
     fn url() -> String {
-        std::env::var("MISSIVE_TEST_POSTGRES")
-            .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned())
+        crate::test_postgres::url().unwrap_or_else(|why| panic!("{why}"))
     }
 
     /// A store in a fresh schema, dropped again when the returned guard is.
@@ -1067,7 +1065,7 @@ mod tests {
         let name = format!("missive_test_{:016x}", rand::random::<u64>());
         let admin = connect(&url(), None)
             .await
-            .expect("PostgreSQL reachable (set MISSIVE_TEST_POSTGRES to a connection string)");
+            .expect("connecting to the test database");
         admin
             .batch_execute(&format!("CREATE SCHEMA {name}"))
             .await

@@ -295,6 +295,17 @@ async fn get_user(
     _device: Device,
     Path(address): Path<String>,
 ) -> ApiResult<UserResponse> {
+    // An address of a domain served elsewhere is not "unknown": say which it is, so that a
+    // person knows whether a typo or the domain is at fault.
+    if let Some((_, domain)) = crate::config::split_address(&address) {
+        if !state.config().allows(&address) {
+            return Err(AppError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::DomainNotAllowed,
+                format!("this server does not serve addresses of {domain}"),
+            ));
+        }
+    }
     let user = state
         .store()
         .user(&address)

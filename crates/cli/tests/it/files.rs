@@ -90,10 +90,24 @@ fn a_file_goes_end_to_end_and_the_server_learns_nothing() {
     )));
     assert_eq!(got, inbox.join(name));
     assert_eq!(std::fs::read(&got).expect("downloaded"), data);
-    // A second download never overwrites the first.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&got)
+            .expect("downloaded")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "a received file is its owner's alone");
+    }
+    // A second download never overwrites the first; the message id that `send-file` printed
+    // names the file as well as the file's own id does.
     let again = last_line(&w.ok(
         "bob",
-        &["download", &id, "--out", inbox.to_str().expect("utf8")],
+        &[
+            "download",
+            &message_id,
+            "--out",
+            inbox.to_str().expect("utf8"),
+        ],
     ));
     assert!(
         again.ends_with("Budget 2027 (confidential) (2).pdf"),

@@ -3,6 +3,7 @@
 
 mod files;
 mod linking;
+mod newcomer;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,8 +20,15 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    /// A world whose server runs with the default configuration changed by `change`.
+    fn with_config(change: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        Config::init(&dir.path().join("server"), "example.org").expect("init");
+        let mut config = Config::init(&dir.path().join("server"), "example.org").expect("init");
+        change(&mut config);
+        config.save(&dir.path().join("server")).expect("save");
         let server =
             RunningServer::start(&dir.path().join("server"), "127.0.0.1:0", 2).expect("server");
         World {

@@ -8,5 +8,6 @@ mod faults;
 mod files;
 mod groups;
 mod hostile;
+mod operator;
 mod support;
 mod threats;

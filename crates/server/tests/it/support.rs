@@ -16,10 +16,9 @@ pub struct Harness {
     pg_schema: Option<String>,
 }
 
-/// The PostgreSQL database of the tests: `MISSIVE_TEST_POSTGRES`, or the local server.
+/// The PostgreSQL database of the tests (see `missive_server::test_postgres`).
 pub fn postgres_url() -> String {
-    std::env::var("MISSIVE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=test".to_owned())
+    missive_server::test_postgres::url().unwrap_or_else(|why| panic!("{why}"))
 }
 
 fn postgres_admin(sql: String) {
@@ -32,7 +31,7 @@ fn postgres_admin(sql: String) {
         rt.block_on(async {
             let (client, conn) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
                 .await
-                .expect("PostgreSQL reachable (set MISSIVE_TEST_POSTGRES)");
+                .expect("connecting to the test database");
             tokio::spawn(conn);
             client.batch_execute(&sql).await.expect("admin statement");
         });

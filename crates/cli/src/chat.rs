@@ -1,0 +1,121 @@
+//! `missive chat`: the live mode. Prints messages as the server pushes them and, with a
+//! conversation, sends each line of input there, in order, none dropped.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use missive_core::client::Client;
+use missive_core::CoreError;
+use tokio::io::AsyncBufReadExt;
+
+use crate::show::{print_message, report};
+
+/// How long a line keeps being sent again while the server cannot be reached (a restart, a
+/// network cut) before it is given up as not sent.
+const SEND_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Runs the live mode until `/quit`, or the end of input when sending to `conversation` (as
+/// typed: an id or a prefix of one). Returns the number of alerts; fails, naming how many, if
+/// any line could not be sent.
+pub async fn chat(
+    client: &mut Client,
+    conversation: Option<String>,
+    json: bool,
+) -> anyhow::Result<usize> {
+    let mut alerts = report(client.sync().await?);
+    // After the sync: a conversation we were just added to is known now.
+    let conversation = match conversation {
+        Some(typed) => Some(crate::conversation_id(client, &typed)?),
+        None => None,
+    };
+    show_new(client, json)?;
+    let mut push = Some(client.connect_push().await?);
+    if !json {
+        match &conversation {
+            Some(c) => eprintln!("chatting in {c}; type a message and press enter, /quit to leave"),
+            None => eprintln!("listening to every conversation; end of input leaves"),
+        }
+    }
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut input_open = true;
+    let mut unsent = 0usize;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let Some(connection) = push.as_mut() else {
+            // Reconnect: catch up on what was missed, then listen again.
+            tokio::time::sleep(backoff).await;
+            match client.sync().await {
+                Ok(outcomes) => {
+                    alerts += report(outcomes);
+                    show_new(client, json)?;
+                    push = client.connect_push().await.ok();
+                }
+                Err(CoreError::Network(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if push.is_some() {
+                backoff = Duration::from_millis(200);
+                eprintln!("reconnected");
+            } else {
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            continue;
+        };
+        tokio::select! {
+            batch = connection.next_batch() => {
+                match batch {
+                    Ok(Some(events)) => {
+                        alerts += report(client.process_events(&events).await?);
+                        show_new(client, json)?;
+                    }
+                    Ok(None) | Err(_) => {
+                        eprintln!("connection to the server lost; reconnecting");
+                        push = None;
+                    }
+                }
+            }
+            line = lines.next_line(), if input_open => {
+                match line? {
+                    None => {
+                        if conversation.is_some() {
+                            break;
+                        }
+                        // Listening only: keep going without input.
+                        input_open = false;
+                    }
+                    Some(line) if line.trim() == "/quit" => break,
+                    Some(line) if line.trim().is_empty() => {}
+                    Some(line) => match &conversation {
+                        // One line at a time, each sent (the client waits out the server's
+                        // rate limit and a short outage) before the next is read: the order
+                        // typed is the order sent.
+                        Some(c) => {
+                            let text = line.trim_end();
+                            if let Err(e) = client.send_text_patiently(c, text, SEND_PATIENCE).await {
+                                eprintln!("not sent: {text:?}: {e}");
+                                unsent += 1;
+                            }
+                        }
+                        None => eprintln!("listening only: start chat with a conversation id to send"),
+                    },
+                }
+            }
+        }
+    }
+    if unsent > 0 {
+        bail!("{unsent} line(s) could not be sent (each is named above after `not sent:`)");
+    }
+    Ok(alerts)
+}
+
+/// Prints received messages not shown yet and marks them shown.
+pub fn show_new(client: &mut Client, json: bool) -> anyhow::Result<()> {
+    let new = client.account.store().unshown_messages()?;
+    for m in &new {
+        print_message(m, json)?;
+    }
+    client
+        .account
+        .mark_shown(new.into_iter().map(|m| m.id).collect())?;
+    Ok(())
+}
