@@ -142,7 +142,7 @@ fn deny() -> anyhow::Result<()> {
     run("cargo", &["deny", "check", "licenses", "bans", "sources"])?;
 
     let mut command = Command::new("cargo");
-    command.args(["deny", "check"]);
+    command.arg("deny");
     if let Ok(mirror) = std::env::var("MISSIVE_ADVISORY_DB") {
         let base = if mirror.contains("://") {
             mirror
@@ -162,7 +162,7 @@ fn deny() -> anyhow::Result<()> {
                      fetched earlier in {})",
                     dir.display()
                 );
-                command.arg("--disable-fetch");
+                command.arg("--offline");
             }
             None => {
                 eprintln!(
@@ -173,7 +173,7 @@ fn deny() -> anyhow::Result<()> {
             }
         }
     }
-    command.arg("advisories");
+    command.args(["check", "advisories"]);
     eprintln!("$ cargo deny check advisories");
     let status = command.status().context("running cargo deny")?;
     if !status.success() {

@@ -7,6 +7,9 @@ use missive_core::account::Outcome;
 use missive_core::store::MessageRecord;
 use serde_json::json;
 
+/// What stands for a message of a kind this version cannot display.
+pub const UNSUPPORTED: &str = "a message this version cannot display (update Missive)";
+
 /// One message as a JSON object, for `--json`.
 pub fn message_json(m: &MessageRecord) -> serde_json::Value {
     let mut value = json!({
@@ -19,6 +22,10 @@ pub fn message_json(m: &MessageRecord) -> serde_json::Value {
         "server_time": m.server_time,
         "seq": m.seq,
     });
+    if let Some(kind) = m.unsupported_kind() {
+        // A kind of message added after this version: named, never silently left out.
+        value["unsupported"] = json!(kind);
+    }
     if let Some(f) = &m.file {
         // The key stays in the account; scripts get what identifies and describes the file.
         value["file"] = json!({
@@ -45,6 +52,11 @@ pub fn print_message(m: &MessageRecord, as_json: bool) -> std::io::Result<()> {
             f.name,
             human_size(f.size),
             f.blob
+        ),
+        None if m.unsupported.is_some() => out!(
+            "[{short}] {}: {UNSUPPORTED} ({})",
+            m.sender,
+            m.unsupported_kind().unwrap_or_default()
         ),
         None => out!("[{short}] {}: {}", m.sender, m.text),
     }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use missive_proto::api::*;
-use missive_proto::app::{AppBody, AppMessage};
+use missive_proto::app::{AppBody, AppMessage, FileRef};
 use missive_proto::cert::DeviceCertificate;
 use missive_proto::B64;
 use openmls::prelude::tls_codec::Deserialize as _;
@@ -112,6 +112,18 @@ const EPOCH_FINGERPRINT_LABEL: &str = "missive/v1/epoch-fingerprint";
 /// Prefix of that authenticated data (format version).
 const EPOCH_FINGERPRINT_TAG: &[u8] = b"MEF1";
 const EPOCH_FINGERPRINT_LEN: usize = 16;
+
+/// What a message body shows in the conversation: its text, its file, or (for a kind this
+/// version does not know) the body kept as JSON; `None` for a body that is not a message of
+/// its own (the conversation's metadata).
+fn displayed(body: &AppBody) -> Option<(String, Option<Box<FileRef>>, Option<String>)> {
+    match body {
+        AppBody::Text { text } => Some((text.clone(), None, None)),
+        AppBody::File { file } => Some((String::new(), Some(Box::new(file.clone())), None)),
+        AppBody::Unknown { body, .. } => Some((String::new(), None, Some(body.to_string()))),
+        _ => None,
+    }
+}
 
 /// A new application message: a random id and the sender's clock.
 pub fn new_message(body: AppBody) -> AppMessage {
@@ -1187,13 +1199,9 @@ impl Account {
     ) -> Result<Vec<Option<MessageRecord>>, CoreError> {
         let mut records = Vec::with_capacity(sent.len());
         for (conversation, message, accepted) in sent {
-            let (text, file) = match &message.body {
-                AppBody::Text { text } => (text.clone(), None),
-                AppBody::File { file } => (String::new(), Some(Box::new(file.clone()))),
-                _ => {
-                    records.push(None);
-                    continue;
-                }
+            let Some((text, file, unsupported)) = displayed(&message.body) else {
+                records.push(None);
+                continue;
             };
             let record = MessageRecord {
                 id: message.id.clone(),
@@ -1205,6 +1213,7 @@ impl Account {
                 server_time: 0,
                 seq: accepted.seq,
                 file,
+                unsupported,
             };
             self.pending.push(Op::Sent {
                 record: record.clone(),
@@ -1339,6 +1348,9 @@ impl Account {
             EventKind::Welcome => self.apply_welcome(event),
             EventKind::Commit => self.apply_commit(event),
             EventKind::Message => self.apply_message(event),
+            // A kind of event added after this version: nothing here can apply it, and it is
+            // no sign of an attack; the cursor moves past it.
+            EventKind::Unknown => Ok(Vec::new()),
         }
     }
 
@@ -1548,16 +1560,14 @@ impl Account {
                 return Ok(Vec::new());
             }
             let withheld = this.withheld_before(&conversation, &owner, &message.prev)?;
-            let (text, file) = match message.body {
-                AppBody::Text { text } => (text, None),
-                AppBody::File { file } => (String::new(), Some(Box::new(file))),
-                AppBody::Meta { name, dm } => {
-                    record.name = name;
-                    record.dm_peer = dm.then_some(owner.address);
-                    this.pending.push(Op::Conversation(record));
-                    return Ok(Vec::new());
-                }
-                _ => return Ok(Vec::new()),
+            if let AppBody::Meta { name, dm } = message.body {
+                record.name = name;
+                record.dm_peer = dm.then_some(owner.address);
+                this.pending.push(Op::Conversation(record));
+                return Ok(Vec::new());
+            }
+            let Some((text, file, unsupported)) = displayed(&message.body) else {
+                return Ok(Vec::new());
             };
             let m = MessageRecord {
                 id: message.id,
@@ -1569,6 +1579,7 @@ impl Account {
                 server_time: event.timestamp,
                 seq: event.seq,
                 file,
+                unsupported,
             };
             this.pending.push(Op::Message(m.clone()));
             let mut outcomes = Vec::with_capacity(2);

@@ -52,7 +52,13 @@ impl Transport {
         Err(match serde_json::from_str::<ErrorBody>(&body) {
             Ok(e) => CoreError::Server {
                 status: status.as_u16(),
-                code: e.code.as_str().to_owned(),
+                // A code of a later server version is kept as the server spelled it.
+                code: match e.code {
+                    missive_proto::ErrorCode::Unknown => serde_json::from_str::<WireCode>(&body)
+                        .map(|w| w.code)
+                        .unwrap_or_else(|_| "unknown".into()),
+                    known => known.as_str().to_owned(),
+                },
                 message: e.message,
                 current_epoch: e.current_epoch,
             },
@@ -176,6 +182,12 @@ pub struct CommitOutcome {
     /// 1 when the first try was accepted; more after lost epoch races.
     pub attempts: usize,
     pub epoch: u64,
+}
+
+/// An error body's code as spelled on the wire.
+#[derive(serde::Deserialize)]
+struct WireCode {
+    code: String,
 }
 
 /// The body of a text message; an empty (or blank) one is refused, not sent.
@@ -728,7 +740,9 @@ impl Client {
         record.ok_or_else(|| CoreError::Mls("a text message left no record".into()))
     }
 
-    async fn send_body(
+    /// Sends a message of any kind; returns its record (none for a body that is not shown as
+    /// a message of its own, such as the conversation's metadata) and the message as sent.
+    pub async fn send_body(
         &mut self,
         conversation: &str,
         body: AppBody,
@@ -887,6 +901,8 @@ impl PushConnection {
                     let frame: PushFrame = serde_json::from_str(&text).map_err(network)?;
                     match frame {
                         PushFrame::Events { events } => return Ok(Some(events)),
+                        // A frame added after this version: skipped.
+                        PushFrame::Unknown => {}
                     }
                 }
                 Message::Close(_) => return Ok(None),

@@ -334,6 +334,10 @@ pub struct MessageTransfer {
     pub server_time: u64,
     pub seq: u64,
     pub file: Option<Box<missive_proto::app::FileRef>>,
+    /// A message the linking device could not display either, handed on whole (absent from
+    /// the history of versions before it, hence the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
 }
 
 #[cfg(test)]
@@ -405,6 +409,7 @@ mod tests {
             server_time: sent_at,
             seq: sent_at,
             file: None,
+            unsupported: None,
         };
         let conversation = |id: &str, messages| ConversationHistory {
             id: id.into(),

@@ -84,6 +84,9 @@ CREATE INDEX messages_by_conversation ON messages(conversation, n);
 CREATE INDEX messages_by_file ON messages(file_id) WHERE file_id IS NOT NULL;
 CREATE INDEX messages_unnamed ON messages(conversation, sender_device) WHERE unnamed = 1;
 "#,
+    // A message of a kind this version cannot display: its body as received (JSON), kept so
+    // that a later version can show it.
+    "ALTER TABLE messages ADD COLUMN unsupported TEXT;",
 ];
 
 /// An account's SQLite file.
@@ -100,7 +103,7 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Inserts a message with `sql`, whose ten parameters are the record's columns in order.
+/// Inserts a message with `sql`, whose eleven parameters are the record's columns in order.
 fn insert_message(
     tx: &rusqlite::Transaction<'_>,
     m: &MessageRecord,
@@ -118,6 +121,7 @@ fn insert_message(
         i(m.seq),
         file,
         m.file.as_ref().map(|f| f.blob.as_str()),
+        m.unsupported,
     ])
 }
 
@@ -207,7 +211,7 @@ impl SqliteAccountStore {
             .conn
             .prepare(&format!(
                 "SELECT id, conversation, sender, sender_device, text, sent_at, server_time, seq, \
-                 file FROM messages {filter} ORDER BY n"
+                 file, unsupported FROM messages {filter} ORDER BY n"
             ))
             .map_err(db)?;
         let rows = stmt
@@ -224,6 +228,7 @@ impl SqliteAccountStore {
                     file: r
                         .get::<_, Option<String>>(8)?
                         .and_then(|json| serde_json::from_str(&json).ok()),
+                    unsupported: r.get(9)?,
                 })
             })
             .map_err(db)?
@@ -336,8 +341,8 @@ impl AccountStore for SqliteAccountStore {
                     &tx,
                     &m,
                     "INSERT OR IGNORE INTO messages (id, conversation, sender, sender_device, \
-                     text, sent_at, server_time, seq, file, file_id) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     text, sent_at, server_time, seq, file, file_id, unsupported) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 ),
                 // Inserted shown and waiting to be named: one row write, and no entry in the
                 // index of unshown messages to add and take out again.
@@ -345,8 +350,8 @@ impl AccountStore for SqliteAccountStore {
                     &tx,
                     &record,
                     "INSERT INTO messages (id, conversation, sender, sender_device, text, \
-                     sent_at, server_time, seq, file, file_id, shown, unnamed) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, 1) \
+                     sent_at, server_time, seq, file, file_id, unsupported, shown, unnamed) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, 1) \
                      ON CONFLICT (id) DO UPDATE SET shown = 1, unnamed = 1",
                 )
                 .and_then(|n| {

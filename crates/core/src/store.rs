@@ -36,6 +36,17 @@ pub struct MessageRecord {
     pub seq: u64,
     /// For a file message: the file and its key (`text` is then empty).
     pub file: Option<Box<missive_proto::app::FileRef>>,
+    /// For a message of a kind this version cannot display (sent by a newer version): its body
+    /// as received, as JSON, kept for a later version to show (`text` is then empty).
+    pub unsupported: Option<String>,
+}
+
+impl MessageRecord {
+    /// The kind of an unsupported message (`"poll"`, say), as its sender named it.
+    pub fn unsupported_kind(&self) -> Option<String> {
+        let body: serde_json::Value = serde_json::from_str(self.unsupported.as_deref()?).ok()?;
+        body.get("type")?.as_str().map(str::to_owned)
+    }
 }
 
 /// A pinned contact.

@@ -193,6 +193,9 @@ pub enum EventKind {
     Message,
     /// A Welcome addressed to this device.
     Welcome,
+    /// A kind added after this version (never sent by this server): the client skips it.
+    #[serde(other)]
+    Unknown,
 }
 
 /// One entry of a device's inbox.
@@ -235,6 +238,9 @@ pub struct AckRequest {
 pub enum PushFrame {
     /// New events for this device, in order.
     Events { events: Vec<Event> },
+    /// A frame added after this version (never sent by this server): the client skips it.
+    #[serde(other)]
+    Unknown,
 }
 
 /// `GET /healthz`.

@@ -22,8 +22,12 @@ pub struct AppMessage {
 }
 
 /// What an application message says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+///
+/// Forward compatibility: a body of a kind this version does not know (sent by a newer client)
+/// is not an error. It is read as [`AppBody::Unknown`], keeping the whole body as received, so
+/// that it is stored, shown as a message this version cannot display, and readable by a later
+/// version from what was stored. It serializes back to exactly that body.
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AppBody {
     /// A text message.
@@ -32,12 +36,85 @@ pub enum AppBody {
     File { file: FileRef },
     /// The conversation's metadata, sent by its creator and re-sent on every add so that new
     /// members learn it. It is never visible to the server.
+    Meta { name: Option<String>, dm: bool },
+    /// A kind added after this version: its `type`, and the whole body.
+    Unknown {
+        kind: String,
+        body: serde_json::Value,
+    },
+}
+
+/// The kinds this version knows, as the wire spells them (`{"type": "text", ...}`).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Known {
+    Text {
+        text: String,
+    },
+    File {
+        file: FileRef,
+    },
     Meta {
         #[serde(default)]
         name: Option<String>,
-        /// A one-to-one conversation.
         dm: bool,
     },
+}
+
+impl From<Known> for AppBody {
+    fn from(known: Known) -> Self {
+        match known {
+            Known::Text { text } => AppBody::Text { text },
+            Known::File { file } => AppBody::File { file },
+            Known::Meta { name, dm } => AppBody::Meta { name, dm },
+        }
+    }
+}
+
+impl AppBody {
+    /// The kind as the wire names it.
+    pub fn kind(&self) -> &str {
+        match self {
+            AppBody::Text { .. } => "text",
+            AppBody::File { .. } => "file",
+            AppBody::Meta { .. } => "meta",
+            AppBody::Unknown { kind, .. } => kind,
+        }
+    }
+}
+
+impl Serialize for AppBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let known = match self {
+            AppBody::Text { text } => Known::Text { text: text.clone() },
+            AppBody::File { file } => Known::File { file: file.clone() },
+            AppBody::Meta { name, dm } => Known::Meta {
+                name: name.clone(),
+                dm: *dm,
+            },
+            AppBody::Unknown { body, .. } => return body.serialize(serializer),
+        };
+        known.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for AppBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let body = serde_json::Value::deserialize(deserializer)?;
+        let kind = body
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| D::Error::custom("a message body has no type"))?
+            .to_owned();
+        match kind.as_str() {
+            // A known kind must be well formed: a malformed one is refused, not shown.
+            "text" | "file" | "meta" => Known::deserialize(body)
+                .map(AppBody::from)
+                .map_err(D::Error::custom),
+            _ => Ok(AppBody::Unknown { kind, body }),
+        }
+    }
 }
 
 /// A shared file, as its sender describes it inside the encrypted message. None of this is

@@ -58,6 +58,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The server failed; the request may be retried.
     Internal,
+    /// A code added after this version (never sent by this server): the client keeps the
+    /// server's message and treats it as a refusal.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorCode {
@@ -89,6 +93,7 @@ impl ErrorCode {
             ErrorCode::LinkOutOfOrder => "link_out_of_order",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
         }
     }
 }

@@ -132,6 +132,7 @@ impl Account {
                     server_time: m.server_time,
                     seq: m.seq,
                     file: m.file,
+                    unsupported: m.unsupported,
                 })
                 .collect();
             conversations.push(ConversationHistory {
@@ -175,6 +176,7 @@ impl Account {
                     server_time: m.server_time,
                     seq: m.seq,
                     file: m.file,
+                    unsupported: m.unsupported,
                 }));
             }
             imported += ids.len();

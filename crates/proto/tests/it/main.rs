@@ -116,6 +116,7 @@ fn errors() {
         ErrorCode::LinkOutOfOrder,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Internal,
+        ErrorCode::Unknown,
     ] {
         assert_eq!(
             serde_json::to_value(code).expect("code"),
@@ -176,4 +177,37 @@ fn base64_is_strict() {
     for bad in ["\"AQ==\"", "\"A+/\"", "\"!\"", "3"] {
         assert!(serde_json::from_str::<B64>(bad).is_err(), "{bad}");
     }
+}
+
+/// Values a later version may send: today's types read them instead of failing.
+#[test]
+fn values_added_later_are_read_not_refused() {
+    // A message kind of tomorrow: kept whole, and written back exactly as received.
+    let wire = json!({"id": "0c", "sent_at": 7, "body": {"type": "poll", "question": "Lunch?",
+        "options": ["12:00", "13:00"]}});
+    let message: AppMessage = serde_json::from_value(wire.clone()).expect("an unknown kind reads");
+    assert_eq!(message.body.kind(), "poll");
+    assert!(matches!(&message.body, AppBody::Unknown { body, .. } if body["question"] == "Lunch?"));
+    assert_eq!(serde_json::to_value(&message).expect("writes"), wire);
+    // A known kind stays strict: a malformed text is refused, not taken for an unknown kind.
+    assert!(serde_json::from_value::<AppMessage>(
+        json!({"id": "0d", "sent_at": 8, "body": {"type": "text", "txt": "typo"}})
+    )
+    .is_err());
+    assert!(serde_json::from_value::<AppMessage>(
+        json!({"id": "0d", "sent_at": 8, "body": {"text": "no type"}})
+    )
+    .is_err());
+
+    let frame: PushFrame = serde_json::from_value(json!({"type": "presence", "online": ["a"]}))
+        .expect("an unknown push frame reads");
+    assert!(matches!(frame, PushFrame::Unknown));
+    let kind: EventKind = serde_json::from_value(json!("reaction")).expect("an unknown event kind");
+    assert_eq!(kind, EventKind::Unknown);
+    let error: ErrorBody = serde_json::from_value(
+        json!({"code": "account_suspended", "message": "ask your administrator"}),
+    )
+    .expect("an unknown error code reads");
+    assert_eq!(error.code, ErrorCode::Unknown);
+    assert_eq!(error.message, "ask your administrator");
 }
