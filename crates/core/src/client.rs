@@ -71,9 +71,10 @@ impl Transport {
         })
     }
 
-    /// Sends the request `build` makes (with the device's token), waiting out the server's rate limit: on `429` it sleeps
-    /// for the answer's `Retry-After` and sends again, for up to [`MAX_RATE_LIMIT_WAIT`] in all,
-    /// so that nothing a user asked for is dropped because they asked quickly.
+    /// Sends the request `build` makes (with the device's token), waiting out the server's
+    /// rate limit: on `429` it sleeps for the answer's `Retry-After` and sends again, for up to
+    /// [`MAX_RATE_LIMIT_WAIT`] in all, so that nothing a user asked for is dropped because they
+    /// asked quickly.
     async fn send(
         &self,
         build: impl Fn() -> reqwest::RequestBuilder,
