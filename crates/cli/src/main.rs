@@ -388,7 +388,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Account(command) => command,
     };
     let mut client = Client::open(existing_store(&home)?)?;
-    let alerts = account_command(&mut client, command).await?;
+    let alerts = match account_command(&mut client, command).await {
+        Ok(alerts) => alerts,
+        Err(e) => {
+            // A security refusal that ended the command is kept for `missive alerts` too.
+            if let Some(missive_core::CoreError::Refused(alert)) = e.downcast_ref() {
+                if let Err(store) = client.account.record_alert(alert) {
+                    eprintln!("warning: the alert could not be kept: {store}");
+                }
+            }
+            return Err(e);
+        }
+    };
     Ok(if alerts > 0 {
         ExitCode::from(3)
     } else {

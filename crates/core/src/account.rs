@@ -588,6 +588,19 @@ impl Account {
             .push(Op::Setting(keys::CURSOR, cursor.to_be_bytes().to_vec()));
     }
 
+    /// Keeps an alert for the user at once: for a refusal that ended an operation, whose
+    /// pending changes were rolled back (those of event processing are saved with its batch).
+    pub fn record_alert(&mut self, alert: &Alert) -> Result<(), CoreError> {
+        self.store.apply(
+            vec![Op::Alert(AlertRecord {
+                at: now_ms(),
+                code: alert.code.as_str().to_owned(),
+                detail: alert.detail.clone(),
+            })],
+            Durability::Relaxed,
+        )
+    }
+
     fn alert(&mut self, alert: &Alert) {
         self.pending.push(Op::Alert(AlertRecord {
             at: now_ms(),
@@ -1260,14 +1273,18 @@ impl Account {
 
     /// Verified members of a conversation: distinct addresses, sorted.
     pub fn members(&self, conversation: &str) -> Result<Vec<String>, CoreError> {
-        let group = self.load_group(conversation)?;
+        Ok(self.members_of(&self.load_group(conversation)?))
+    }
+
+    /// Verified members of a group: distinct addresses, sorted.
+    fn members_of(&self, group: &MlsGroup) -> Vec<String> {
         let mut out = BTreeSet::new();
         for m in group.members() {
             if let Ok(owner) = self.check_leaf(&m.credential, &m.signature_key) {
                 out.insert(owner.address);
             }
         }
-        Ok(out.into_iter().collect())
+        out.into_iter().collect()
     }
 
     /// The conversation's epoch and epoch authenticator (equal on all members in sync).
@@ -1291,20 +1308,36 @@ impl Account {
     /// recorded as an alert and skipped; `NeedContacts` leaves nothing changed so the caller can
     /// fetch and pin those users and call again.
     pub fn process_event(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
-        if event.id <= self.cursor {
+        let late = event.id <= self.cursor;
+        if late && !self.held_back(event)? {
             return Ok(Vec::new());
         }
         let result = self.apply_event(event);
         match result {
-            Ok(outcomes) => {
-                self.set_cursor(event.id);
+            Ok(mut outcomes) => {
+                if late {
+                    let alert = Alert {
+                        code: AlertCode::DeliveredOutOfOrder,
+                        detail: format!(
+                            "a message of {} arrived after later events (their ids went \
+                             backwards): the server had held it back",
+                            conversation_id(event.group_id.as_bytes())
+                        ),
+                    };
+                    self.alert(&alert);
+                    outcomes.insert(0, Outcome::Alert(alert));
+                } else {
+                    self.set_cursor(event.id);
+                }
                 self.save_with(Durability::Relaxed)?;
                 Ok(outcomes)
             }
             Err(CoreError::Refused(alert)) => {
                 self.rollback()?;
                 self.alert(&alert);
-                self.set_cursor(event.id);
+                if !late {
+                    self.set_cursor(event.id);
+                }
                 self.save_with(Durability::Relaxed)?;
                 Ok(vec![Outcome::Alert(alert)])
             }
@@ -1321,15 +1354,20 @@ impl Account {
     pub fn process_events(&mut self, events: &[Event]) -> Result<Vec<Outcome>, CoreError> {
         let mut outcomes = Vec::new();
         for event in events {
-            if event.id <= self.cursor {
+            let applied = if event.id > self.cursor {
+                self.apply_event(event).ok()
+            } else if self.held_back(event)? {
+                // Rare, and alerted: taken with the slow path below.
+                None
+            } else {
                 continue;
-            }
-            match self.apply_event(event) {
-                Ok(o) => {
+            };
+            match applied {
+                Some(o) => {
                     outcomes.extend(o);
                     self.set_cursor(event.id);
                 }
-                Err(_) => {
+                None => {
                     self.rollback()?;
                     let mut outcomes = Vec::new();
                     for event in events {
@@ -1341,6 +1379,22 @@ impl Account {
         }
         self.save_with(Durability::Relaxed)?;
         Ok(outcomes)
+    }
+
+    /// Whether an event the server delivers at or below the cursor (event ids going backwards)
+    /// is one this device never read: a message event whose place in its conversation holds no
+    /// stored message. Such an event is read (and alerted) instead of dropped for good; any
+    /// other is one already processed, skipped.
+    fn held_back(&self, event: &Event) -> Result<bool, CoreError> {
+        if event.kind != EventKind::Message {
+            return Ok(false);
+        }
+        let conversation = conversation_id(event.group_id.as_bytes());
+        let pending = self.pending.iter().any(|op| {
+            matches!(op, Op::Message(m) | Op::Sent { record: m, .. }
+                if m.conversation == conversation && m.seq == event.seq)
+        });
+        Ok(!pending && !self.store.has_message_at(&conversation, event.seq)?)
     }
 
     fn apply_event(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
@@ -1544,11 +1598,27 @@ impl Account {
                     this.check_leaf(&credential, &key)?
                 }
             };
-            let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
-                return Err(CoreError::refused(
-                    AlertCode::RejectedMessage,
-                    "a message event holds a handshake message",
-                ));
+            let app = match processed.into_content() {
+                ProcessedMessageContent::ApplicationMessage(app) => app,
+                // Our own message, posted again as another device's: the server reflects it.
+                ProcessedMessageContent::OwnPrivateMessage => {
+                    return Err(CoreError::refused(
+                        AlertCode::RejectedMessage,
+                        format!(
+                            "a message you sent in {conversation} came back to you as if \
+                             another member had sent it: the server reflected it"
+                        ),
+                    ))
+                }
+                _ => {
+                    return Err(CoreError::refused(
+                        AlertCode::RejectedMessage,
+                        format!(
+                            "a message event in {conversation} holds a handshake message \
+                             instead of a message"
+                        ),
+                    ))
+                }
             };
             let message: AppMessage = serde_json::from_slice(&app.into_bytes()).map_err(|_| {
                 CoreError::refused(
@@ -1562,7 +1632,19 @@ impl Account {
             let withheld = this.withheld_before(&conversation, &owner, &message.prev)?;
             if let AppBody::Meta { name, dm } = message.body {
                 record.name = name;
-                record.dm_peer = dm.then_some(owner.address);
+                record.dm_peer = match dm {
+                    false => None,
+                    // From another of our own devices (which re-added this one): the peer is
+                    // the conversation's other member.
+                    true if owner.address == this.address() => {
+                        let own = this.address().to_owned();
+                        this.members_of(group)
+                            .into_iter()
+                            .find(|m| *m != own)
+                            .or(record.dm_peer)
+                    }
+                    true => Some(owner.address),
+                };
                 this.pending.push(Op::Conversation(record));
                 return Ok(Vec::new());
             }

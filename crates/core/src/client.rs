@@ -400,14 +400,25 @@ impl Client {
 
     /// Processes events in order (one save for the lot), fetching unknown contacts as needed.
     pub async fn process_events(&mut self, events: &[Event]) -> Result<Vec<Outcome>, CoreError> {
+        let start = self.account.cursor();
         let mut rounds = 0;
+        let mut rest = std::borrow::Cow::Borrowed(events);
         loop {
-            match self.account.process_events(events) {
+            match self.account.process_events(&rest) {
                 Err(CoreError::NeedContacts(addresses)) if rounds < MAX_CONTACT_ROUNDS => {
                     rounds += 1;
                     for a in addresses {
                         self.fetch_user(&a).await?;
                     }
+                    // What the round before processed and saved is not offered again: only
+                    // the events past the cursor, and those that came in below it.
+                    let cursor = self.account.cursor();
+                    rest = rest
+                        .iter()
+                        .filter(|e| e.id <= start || e.id > cursor)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .into();
                 }
                 other => return other,
             }
@@ -475,6 +486,7 @@ impl Client {
             // One package per device of ours; the commit adds only the missing ones.
             let packages = self.claim(&address).await?;
             self.commit_with(conversation, &packages, &[]).await?;
+            self.send_meta(conversation).await?;
         }
         Ok(())
     }
@@ -588,7 +600,13 @@ impl Client {
             key_packages.extend(self.claim(u).await?);
         }
         let outcome = self.commit_with(conversation, &key_packages, &[]).await?;
-        // Tell the new members what the conversation is.
+        self.send_meta(conversation).await?;
+        Ok(outcome)
+    }
+
+    /// Tells the conversation's members (the ones just added) what it is: its name, and
+    /// whether it is one to one.
+    async fn send_meta(&mut self, conversation: &str) -> Result<(), CoreError> {
         let record = self.conversation(conversation)?;
         self.send_body(
             conversation,
@@ -598,7 +616,7 @@ impl Client {
             },
         )
         .await?;
-        Ok(outcome)
+        Ok(())
     }
 
     /// Removes users (all their devices) from a conversation.

@@ -31,6 +31,9 @@ pub enum AlertCode {
     /// A member's message refers to an earlier message of theirs that never arrived: the
     /// server withheld it (or delivers it late, out of order).
     MessagesWithheld,
+    /// A message arrived after later events (event ids going backwards): the server held it
+    /// back. It is read all the same.
+    DeliveredOutOfOrder,
 }
 
 impl AlertCode {
@@ -44,6 +47,7 @@ impl AlertCode {
             AlertCode::ForkDetected => "fork_detected",
             AlertCode::ForgedLink => "forged_link",
             AlertCode::MessagesWithheld => "messages_withheld",
+            AlertCode::DeliveredOutOfOrder => "delivered_out_of_order",
         }
     }
 }

@@ -474,6 +474,15 @@ impl AccountStore for SqliteAccountStore {
             .map_err(db)
     }
 
+    fn has_message_at(&self, conversation: &str, seq: u64) -> Result<bool, CoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE conversation = ?1 AND seq = ?2)",
+            )
+            .and_then(|mut s| s.query_row(params![conversation, i(seq)], |r| r.get(0)))
+            .map_err(db)
+    }
+
     fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError> {
         self.conn
             .query_row(

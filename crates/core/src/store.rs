@@ -117,6 +117,8 @@ pub trait AccountStore {
     fn dm_with(&self, peer: &str) -> Result<Option<ConversationRecord>, CoreError>;
     fn messages(&self, conversation: &str) -> Result<Vec<MessageRecord>, CoreError>;
     fn has_message(&self, id: &str) -> Result<bool, CoreError>;
+    /// Whether a message is stored at position `seq` of `conversation`.
+    fn has_message_at(&self, conversation: &str, seq: u64) -> Result<bool, CoreError>;
     /// The id of the latest stored message from `device` in `conversation`.
     fn last_message_from(
         &self,

@@ -422,6 +422,12 @@ fn a_changed_identity_key_blocks_sending_until_accepted() {
         &["verify", "alice@example.org"],
         "identity key of alice@example.org changed",
     );
+    // The refusal ended the command, and it is kept with the other alerts.
+    let kept = w.ok("bob", &["alerts"]);
+    assert!(
+        kept.contains("identity_changed: the identity key of alice@example.org changed"),
+        "{kept}"
+    );
     // Blocked everywhere alice is, the existing conversation included; others are unaffected.
     refused(&["send", &dm, "still there?"], "blocked");
     refused(

@@ -273,6 +273,10 @@ async fn a_device_missing_from_a_new_conversation_is_added_by_its_own_user() {
         .await
         .expect("dm")
         .conversation;
+    let cabinet = bob
+        .create_conversation(Some("Cabinet".into()), None, &[address("alice")])
+        .await
+        .expect("group");
     hide(false);
     assert_eq!(
         bob.account
@@ -295,6 +299,19 @@ async fn a_device_missing_from_a_new_conversation_is_added_by_its_own_user() {
         outcomes.contains(&Outcome::Joined(dm.clone())),
         "{outcomes:?}"
     );
+    assert!(outcomes.contains(&Outcome::Joined(cabinet.clone())));
+    // Re-added by its own user, the phone learns what each conversation is, as a device
+    // added by anyone else does: the group's name, and who the one-to-one is with.
+    let record = |id: &str| {
+        phone
+            .account
+            .store()
+            .conversation(id)
+            .expect("store")
+            .expect("joined")
+    };
+    assert_eq!(record(&cabinet).name.as_deref(), Some("Cabinet"));
+    assert_eq!(record(&dm).dm_peer, Some(address("bob")));
     bob.send_text(&dm, "to all of alice").await.expect("send");
     assert_eq!(
         texts(&phone.sync().await.expect("sync")),

@@ -218,11 +218,19 @@ async fn threat_7_replayed_and_reflected_ciphertext_is_refused() {
     let outcomes = bob.sync().await.expect("sync");
     assert!(texts(&outcomes).is_empty(), "the replay is not shown");
     assert_eq!(codes(&outcomes), [AlertCode::RejectedMessage]);
-    // Alice's own message reflected back to her as if from bob.
+    // Alice's own message reflected back to her as if from bob: the alert says so.
     inject(&h, &original, &dm, bob.account.device_id(), &alice).await;
     let outcomes = alice.sync().await.expect("sync");
     assert!(texts(&outcomes).is_empty());
-    assert_eq!(alerts(&outcomes).len(), 1, "{outcomes:?}");
+    let reflected = alerts(&outcomes);
+    assert_eq!(reflected.len(), 1, "{outcomes:?}");
+    assert!(
+        reflected[0]
+            .detail
+            .contains("came back to you as if another member had sent it"),
+        "{}",
+        reflected[0].detail
+    );
 
     let history = bob.account.store().messages(&dm).expect("history");
     assert_eq!(
@@ -584,4 +592,59 @@ async fn threat_5_a_swapped_identity_key_blocks_sending_until_accepted_and_still
         AlertCode::UncertifiedDevice,
     );
     drop(alice);
+}
+
+/// Threat 9, the other half: a message the server held back and delivers after later events,
+/// with an event id below the device's cursor (ids going backwards), is read once with an
+/// alert, not dropped for good; delivered again, it is not shown twice.
+#[tokio::test]
+async fn threat_9_a_held_back_message_delivered_below_the_cursor_is_read_once() {
+    let h = Harness::new();
+    let (mut alice, mut bob, dm) = dm_read_once(&h).await;
+    let cursor = bob.account.cursor();
+    alice.send_text(&dm, "two").await.expect("send");
+    alice.send_text(&dm, "three").await.expect("send");
+    let events: Vec<_> = h
+        .raw_events(&bob, cursor)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Message)
+        .collect();
+    assert_eq!(events.len(), 2);
+    let two = events[0].clone();
+    h.db()
+        .execute("DELETE FROM events WHERE id = ?1", [two.id as i64])
+        .expect("hold back");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["three"]);
+    assert_eq!(codes(&outcomes), [AlertCode::MessagesWithheld]);
+    assert!(two.id < bob.account.cursor());
+
+    // The server now hands over what it held back, below the cursor.
+    let outcomes = bob
+        .process_events(std::slice::from_ref(&two))
+        .await
+        .expect("process");
+    assert_eq!(texts(&outcomes), ["two"]);
+    assert_eq!(codes(&outcomes), [AlertCode::DeliveredOutOfOrder]);
+    // Again: already read, nothing shown twice and nothing raised.
+    let outcomes = bob
+        .process_events(std::slice::from_ref(&two))
+        .await
+        .expect("process");
+    assert!(outcomes.is_empty(), "{outcomes:?}");
+    let stored: Vec<String> = bob
+        .account
+        .store()
+        .messages(&dm)
+        .expect("history")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(stored, ["one", "three", "two"]);
+    // And the conversation goes on.
+    alice.send_text(&dm, "four").await.expect("send");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["four"]);
+    assert!(codes(&outcomes).is_empty());
 }
