@@ -8,11 +8,13 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod conformance;
 pub mod error;
 pub mod file;
 pub mod identity;
 pub mod link;
 pub mod lookup;
+pub mod memory;
 pub mod provider;
 pub mod store;
 

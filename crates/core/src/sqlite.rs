@@ -526,3 +526,16 @@ impl AccountStore for SqliteAccountStore {
         Ok(rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> (tempfile::TempDir, SqliteAccountStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteAccountStore::open(&dir.path().join("account.db")).expect("store");
+        (dir, store)
+    }
+
+    crate::account_store_conformance!(fresh);
+}

@@ -2,6 +2,7 @@
 
 use futures_util::future::join;
 use missive_core::account::Outcome;
+use missive_core::client::Client;
 use missive_core::AlertCode;
 
 use crate::support::*;
@@ -239,4 +240,37 @@ async fn the_last_words_of_a_removed_member_are_still_read() {
         .collect();
     assert_eq!(stored, ["my last words"]);
     assert_eq!(texts(&bob.sync().await.expect("sync")), ["my last words"]);
+}
+
+/// The engine over the in-memory account store (what the conformance suite holds every store
+/// to) talks to a client over SQLite: the store is the engine's only dependency on storage.
+#[tokio::test]
+async fn an_account_kept_in_memory_talks_like_any_other() {
+    let h = Harness::new();
+    let carol_address = address("carol");
+    let invite = h.invite(&carol_address).await;
+    let mut carol = Client::register(
+        Box::new(missive_core::memory::MemoryAccountStore::new()),
+        &h.server.url(),
+        &carol_address,
+        Some(invite),
+    )
+    .await
+    .expect("registration");
+    let mut bob = h.user("bob").await;
+    let dm = bob
+        .dm(&carol_address, "to memory")
+        .await
+        .expect("dm")
+        .conversation;
+    assert_eq!(texts(&carol.sync().await.expect("sync")), ["to memory"]);
+    carol.send_text(&dm, "from memory").await.expect("send");
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["from memory"]);
+    let group = carol
+        .create_conversation(Some("G".into()), None, &[address("bob")])
+        .await
+        .expect("group");
+    carol.send_text(&group, "in a group").await.expect("send");
+    assert_eq!(texts(&bob.sync().await.expect("sync")), ["in a group"]);
+    assert!(carol.account.store().alerts().expect("alerts").is_empty());
 }
