@@ -206,7 +206,7 @@ async fn register_with_stock(
     .await
     .map_err(|e| {
         let hint = match e.server_code() {
-            Some("domain_not_allowed") => {
+            Some(missive_proto::ErrorCode::DomainNotAllowed) => {
                 format!(" (its users are @{domain}: pass --domain with the server's domain)")
             }
             _ => String::new(),

@@ -4,7 +4,7 @@
 use futures_util::StreamExt;
 use missive_proto::api::*;
 use missive_proto::app::{AppBody, AppMessage};
-use missive_proto::{ErrorBody, B64};
+use missive_proto::{ErrorBody, ErrorCode, B64};
 use openmls::prelude::KeyPackage;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -52,19 +52,17 @@ impl Transport {
         Err(match serde_json::from_str::<ErrorBody>(&body) {
             Ok(e) => CoreError::Server {
                 status: status.as_u16(),
-                // A code of a later server version is kept as the server spelled it.
-                code: match e.code {
-                    missive_proto::ErrorCode::Unknown => serde_json::from_str::<WireCode>(&body)
-                        .map(|w| w.code)
-                        .unwrap_or_else(|_| "unknown".into()),
-                    known => known.as_str().to_owned(),
+                code: e.code,
+                // A code of a later server version is kept, as the server spelled it.
+                message: match (e.code, serde_json::from_str::<WireCode>(&body)) {
+                    (ErrorCode::Unknown, Ok(wire)) => format!("{} [{}]", e.message, wire.code),
+                    _ => e.message,
                 },
-                message: e.message,
                 current_epoch: e.current_epoch,
             },
             Err(_) => CoreError::Server {
                 status: status.as_u16(),
-                code: "unknown".into(),
+                code: ErrorCode::Unknown,
                 message: format!("HTTP {status}"),
                 current_epoch: None,
             },
@@ -318,10 +316,10 @@ impl Client {
             Ok(user) => user,
             Err(e) => {
                 return Err(match e.server_code() {
-                    Some("not_found") => {
+                    Some(ErrorCode::NotFound) => {
                         CoreError::Usage(format!("no user {address} on this server"))
                     }
-                    Some("domain_not_allowed") => CoreError::Usage(format!(
+                    Some(ErrorCode::DomainNotAllowed) => CoreError::Usage(format!(
                         "{address} is not reachable from this server: it does not serve the \
                          domain {}",
                         address.split_once('@').map_or(address, |(_, d)| d)
@@ -710,7 +708,7 @@ impl Client {
                         epoch: accepted.epoch,
                     });
                 }
-                Err(e) if e.server_code() == Some("stale_epoch") => {
+                Err(e) if e.server_code() == Some(ErrorCode::StaleEpoch) => {
                     self.account.commit_refused(conversation)?;
                     self.sync().await?;
                 }
@@ -796,7 +794,7 @@ impl Client {
                     let record = self.account.sent(conversation, &message, &accepted)?;
                     return Ok((record, message));
                 }
-                Err(e) if e.server_code() == Some("stale_epoch") => {
+                Err(e) if e.server_code() == Some(ErrorCode::StaleEpoch) => {
                     races += 1;
                     self.sync().await?;
                 }

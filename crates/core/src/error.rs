@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use missive_proto::ErrorCode;
+
 /// A security-relevant refusal: something the server (or network) sent was not applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Alert {
@@ -65,10 +67,12 @@ pub enum CoreError {
     #[error("refused ({0})")]
     Refused(Alert),
     /// The server answered with an error.
-    #[error("server refused: {message} ({code})")]
+    #[error("server refused: {message} ({})", code.as_str())]
     Server {
         status: u16,
-        code: String,
+        /// The stable code; [`ErrorCode::Unknown`] for one of a later server version (the
+        /// message then ends with the code as the server spelled it).
+        code: ErrorCode,
         message: String,
         current_epoch: Option<u64>,
     },
@@ -108,9 +112,9 @@ impl CoreError {
     }
 
     /// The server's error code, if this is a server refusal.
-    pub fn server_code(&self) -> Option<&str> {
+    pub fn server_code(&self) -> Option<ErrorCode> {
         match self {
-            CoreError::Server { code, .. } => Some(code),
+            CoreError::Server { code, .. } => Some(*code),
             _ => None,
         }
     }

@@ -319,7 +319,7 @@ impl Client {
             let status = match transport.blob_status(&pending.blob).await {
                 Ok(s) => s,
                 // Expired or deleted meanwhile: start over with a new blob (and a new key).
-                Err(e) if e.server_code() == Some("not_found") => {
+                Err(e) if e.server_code() == Some(missive_proto::ErrorCode::NotFound) => {
                     pending = self
                         .start_upload(conversation, &group_id, &path_text, &meta, layout)
                         .await?;

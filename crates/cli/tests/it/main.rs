@@ -78,13 +78,15 @@ impl World {
         );
     }
 
+    /// `missive --home HOME ARGS` for user `name`, to run or spawn.
+    fn command(&self, name: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_missive"));
+        command.arg("--home").arg(self.home(name)).args(args);
+        command
+    }
+
     fn run(&self, name: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_missive"))
-            .arg("--home")
-            .arg(self.home(name))
-            .args(args)
-            .output()
-            .expect("missive runs")
+        self.command(name, args).output().expect("missive runs")
     }
 
     /// Runs a command that must succeed; returns its stdout.

@@ -4,7 +4,7 @@
 //! act on.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -43,10 +43,8 @@ fn piped_chat_sends_every_line_once_in_order_through_the_rate_limit() {
     w.register("bob");
     let conv = dm(&w);
 
-    let mut chat = Command::new(env!("CARGO_BIN_EXE_missive"))
-        .arg("--home")
-        .arg(w.home("alice"))
-        .args(["chat", &conv])
+    let mut chat = w
+        .command("alice", &["chat", &conv])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -85,10 +83,8 @@ fn a_reader_that_goes_away_ends_a_listing_quietly() {
         vec!["sync"],
     ] {
         // `missive ... | head -0`: the reader is gone before the first line is written.
-        let mut child = Command::new(env!("CARGO_BIN_EXE_missive"))
-            .arg("--home")
-            .arg(w.home("alice"))
-            .args(&args)
+        let mut child = w
+            .command("alice", &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -279,10 +275,8 @@ fn a_second_command_on_a_busy_home_waits_for_it() {
     w.register("alice");
     w.register("bob");
     let conv = dm(&w);
-    let mut chat = Command::new(env!("CARGO_BIN_EXE_missive"))
-        .arg("--home")
-        .arg(w.home("bob"))
-        .args(["chat", &conv])
+    let mut chat = w
+        .command("bob", &["chat", &conv])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

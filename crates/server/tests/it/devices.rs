@@ -75,7 +75,11 @@ async fn a_revoked_device_is_cut_off_and_its_stolen_state_reads_nothing_new() {
     );
     // The token is dead.
     let e = phone.sync().await.expect_err("revoked");
-    assert_eq!(e.server_code(), Some("unauthorized"), "{e}");
+    assert_eq!(
+        e.server_code(),
+        Some(missive_proto::ErrorCode::Unauthorized),
+        "{e}"
+    );
     let phone_id = phone.account.device_id();
     drop(phone);
     // Someone holding the phone's state and the ciphertext (taken from the server) reads
@@ -190,7 +194,11 @@ async fn the_relay_refuses_strangers_and_forged_messages() {
     .await
     .err()
     .expect("the spent code is refused");
-    assert_eq!(genuine.server_code(), Some("link_not_found"), "{genuine}");
+    assert_eq!(
+        genuine.server_code(),
+        Some(missive_proto::ErrorCode::LinkNotFound),
+        "{genuine}"
+    );
     assert_eq!(alice.devices().await.expect("devices").len(), 1);
 }
 

@@ -205,6 +205,18 @@ async fn inject(
         .expect("inject");
 }
 
+/// The texts a client holds for a conversation, in the order stored.
+fn stored_texts(client: &missive_core::client::Client, conversation: &str) -> Vec<String> {
+    client
+        .account
+        .store()
+        .messages(conversation)
+        .expect("history")
+        .into_iter()
+        .map(|m| m.text)
+        .collect()
+}
+
 fn codes(outcomes: &[missive_core::account::Outcome]) -> Vec<AlertCode> {
     alerts(outcomes).iter().map(|a| a.code).collect()
 }
@@ -455,14 +467,7 @@ async fn threat_9_withheld_and_reordered_messages_are_detected() {
     let outcomes = bob.sync().await.expect("sync");
     assert_eq!(texts(&outcomes), ["six"]);
     assert!(codes(&outcomes).is_empty());
-    let stored: Vec<String> = bob
-        .account
-        .store()
-        .messages(&dm)
-        .expect("history")
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let stored = stored_texts(&bob, &dm);
     assert_eq!(stored, ["one", "three", "five", "four", "six"]);
 }
 
@@ -633,14 +638,7 @@ async fn threat_9_a_held_back_message_delivered_below_the_cursor_is_read_once() 
         .await
         .expect("process");
     assert!(outcomes.is_empty(), "{outcomes:?}");
-    let stored: Vec<String> = bob
-        .account
-        .store()
-        .messages(&dm)
-        .expect("history")
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let stored = stored_texts(&bob, &dm);
     assert_eq!(stored, ["one", "three", "two"]);
     // And the conversation goes on.
     alice.send_text(&dm, "four").await.expect("send");
