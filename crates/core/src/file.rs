@@ -259,6 +259,30 @@ pub struct Sealer {
     cipher: FileCipher,
     next: u64,
     hash: blake3::Hasher,
+    /// Batches are shared with a second thread (never in a browser: see [`side_by_side`]).
+    threads: bool,
+}
+
+/// Whether batches of chunks are shared with a second thread: natively yes; not on wasm32,
+/// where a thread is a Worker and `std::thread` panics. The format is the same either way.
+const THREADS: bool = cfg!(not(target_arch = "wasm32"));
+
+/// Runs `helper` beside `mine`, on a second thread when `threads`, else one after the other
+/// on this one; the helper's result is `None` if its thread panicked.
+fn side_by_side<H: Send, M>(
+    threads: bool,
+    helper: impl FnOnce() -> H + Send,
+    mine: impl FnOnce() -> M,
+) -> (Option<H>, M) {
+    if !threads {
+        let theirs = helper();
+        return (Some(theirs), mine());
+    }
+    std::thread::scope(|scope| {
+        let theirs = scope.spawn(helper);
+        let mine = mine();
+        (theirs.join().ok(), mine)
+    })
 }
 
 impl Sealer {
@@ -268,6 +292,7 @@ impl Sealer {
             cipher: FileCipher::new(secret, Layout::new(size)?)?,
             next: 0,
             hash: blake3::Hasher::new(),
+            threads: THREADS,
         })
     }
 
@@ -308,8 +333,8 @@ impl Sealer {
     }
 
     /// Seals the next `count` chunks, whose file bytes are `file` (back to back), appending
-    /// them to `out`. The work is shared with a second thread: it seals the first part while
-    /// this one hashes everything and seals the rest.
+    /// them to `out`. The work is shared with a second thread (natively): it seals the first
+    /// part while this one hashes everything and seals the rest.
     pub fn seal_chunks(
         &mut self,
         count: u64,
@@ -339,17 +364,15 @@ impl Sealer {
         let (out_a, out_b) = out[at..].split_at_mut(out_mid);
         let cipher = &self.cipher;
         let hash = &mut self.hash;
-        std::thread::scope(|scope| {
-            let helper =
-                (mid > first).then(|| scope.spawn(|| cipher.seal_range(first, file_a, out_a)));
-            hash.update(file);
-            let mine = cipher.seal_range(mid, file_b, out_b);
-            let theirs = match helper {
-                Some(h) => h.join().unwrap_or(Err(FileError::TooLarge(layout.size))),
-                None => Ok(()),
-            };
-            mine.and(theirs)
-        })?;
+        let (theirs, mine) = side_by_side(
+            self.threads && mid > first,
+            || cipher.seal_range(first, file_a, out_a),
+            || {
+                hash.update(file);
+                cipher.seal_range(mid, file_b, out_b)
+            },
+        );
+        mine.and(theirs.unwrap_or(Err(FileError::TooLarge(layout.size))))?;
         self.next = end;
         Ok(())
     }
@@ -385,6 +408,8 @@ pub struct Opener {
     buf: Vec<u8>,
     hash: blake3::Hasher,
     expected_digest: [u8; 32],
+    /// Batches are shared with a second thread (never in a browser: see [`side_by_side`]).
+    threads: bool,
 }
 
 impl Opener {
@@ -396,6 +421,7 @@ impl Opener {
             buf: Vec::with_capacity(SEALED_CHUNK),
             hash: blake3::Hasher::new(),
             expected_digest: digest,
+            threads: THREADS,
         })
     }
 
@@ -476,8 +502,8 @@ impl Opener {
         (count, len)
     }
 
-    /// Opens `count` whole chunks, shared with a second thread: it opens the second part
-    /// while this one opens, hashes and hands out the first, then the second.
+    /// Opens `count` whole chunks, shared with a second thread (natively): it opens the second
+    /// part while this one opens, hashes and hands out the first, then the second.
     fn open_chunks(
         &mut self,
         count: u64,
@@ -492,28 +518,31 @@ impl Opener {
         let cipher = &self.cipher;
         let hash = &mut self.hash;
         let mut scratch = std::mem::take(&mut self.buf);
-        let result = std::thread::scope(|scope| -> Result<(), OpenError> {
-            let helper = scope.spawn(|| cipher.open_range(mid, part_b));
-            let mut rest = part_a;
-            for index in first..mid {
-                let len = layout.sealed_len(index);
-                scratch.clear();
-                scratch.extend_from_slice(&rest[..len]);
-                rest = &rest[len..];
-                cipher.open(index, &mut scratch)?;
-                hash.update(&scratch);
-                out(&scratch).map_err(OpenError::Io)?;
-            }
-            let plain_b = helper.join().unwrap_or(Err(FileError::Tampered(mid)))?;
-            hash.update(&plain_b);
-            for piece in plain_b.chunks(CHUNK) {
-                out(piece).map_err(OpenError::Io)?;
-            }
-            Ok(())
-        });
+        let (plain_b, first_part) = side_by_side(
+            self.threads,
+            || cipher.open_range(mid, part_b),
+            || -> Result<(), OpenError> {
+                let mut rest = part_a;
+                for index in first..mid {
+                    let len = layout.sealed_len(index);
+                    scratch.clear();
+                    scratch.extend_from_slice(&rest[..len]);
+                    rest = &rest[len..];
+                    cipher.open(index, &mut scratch)?;
+                    hash.update(&scratch);
+                    out(&scratch).map_err(OpenError::Io)?;
+                }
+                Ok(())
+            },
+        );
         scratch.clear();
         self.buf = scratch;
-        result?;
+        first_part?;
+        let plain_b = plain_b.unwrap_or(Err(FileError::Tampered(mid)))?;
+        hash.update(&plain_b);
+        for piece in plain_b.chunks(CHUNK) {
+            out(piece).map_err(OpenError::Io)?;
+        }
         self.next = first + count;
         Ok(())
     }
@@ -573,9 +602,12 @@ mod tests {
         digest: [u8; 32],
         blob: &[u8],
     ) -> Result<Vec<u8>, FileError> {
-        let small = open_in_pieces(secret, size, digest, blob, 7919);
-        let whole = open_in_pieces(secret, size, digest, blob, blob.len().max(1));
+        let small = open_in_pieces(secret, size, digest, blob, 7919, true);
+        let whole = open_in_pieces(secret, size, digest, blob, blob.len().max(1), true);
         assert_eq!(small, whole, "sequential and parallel opening agree");
+        // In a browser batches are opened on one thread: the same bytes, or the same refusal.
+        let one_thread = open_in_pieces(secret, size, digest, blob, blob.len().max(1), false);
+        assert_eq!(small, one_thread, "opening on one thread agrees");
         small
     }
 
@@ -585,8 +617,10 @@ mod tests {
         digest: [u8; 32],
         blob: &[u8],
         piece: usize,
+        threads: bool,
     ) -> Result<Vec<u8>, FileError> {
         let mut opener = Opener::new(secret, size, digest)?;
+        opener.threads = threads;
         let mut out = Vec::new();
         for piece in blob.chunks(piece) {
             opener
@@ -694,12 +728,16 @@ mod tests {
     }
 
     #[test]
-    fn sealing_in_batches_on_two_threads_gives_the_same_blob() {
+    fn sealing_in_batches_on_one_or_two_threads_gives_the_same_blob() {
         let secret = FileCipher::new_secret();
-        for len in [0, 5 * CHUNK + 3, 40 * CHUNK] {
+        for (len, threads) in [0, 5 * CHUNK + 3, 40 * CHUNK]
+            .into_iter()
+            .flat_map(|len| [(len, true), (len, false)])
+        {
             let data = sample(len);
             let (expected, digest) = seal_all(&secret, &data);
             let mut sealer = Sealer::new(&secret, len as u64).expect("sealer");
+            sealer.threads = threads;
             let mut blob = Vec::new();
             let mut at = 0;
             while !sealer.done() {
@@ -714,7 +752,7 @@ mod tests {
                 at += bytes;
             }
             assert_eq!(sealer.digest(), digest);
-            assert!(blob == expected, "{len} bytes");
+            assert!(blob == expected, "{len} bytes, threads: {threads}");
         }
     }
 
