@@ -1,13 +1,11 @@
-//! The network client: carries the account's requests to a Missive server over HTTP, receives
-//! pushed events over WebSocket, and retries commits and sends that lost an epoch race.
+//! The network client: the flows that carry the account's requests to a Missive server and
+//! apply its answers (registration, sync, conversations, commits and sends retried after a
+//! lost epoch race, revocation), over the HTTP and WebSocket plumbing of `transport.rs`.
 
-use futures_util::StreamExt;
 use missive_proto::api::*;
 use missive_proto::app::{AppBody, AppMessage};
-use missive_proto::{ErrorBody, ErrorCode, B64};
+use missive_proto::{ErrorCode, B64};
 use openmls::prelude::KeyPackage;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::account::{Account, Outcome, KEY_PACKAGE_LOW, KEY_PACKAGE_STOCK};
 use crate::error::CoreError;
@@ -17,140 +15,17 @@ use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 mod link;
 #[path = "transfer.rs"]
 mod transfer;
+#[path = "transport.rs"]
+mod transport;
 pub use link::{Joined, Linked};
 pub use transfer::{media_type, Progress, SentFile};
+use transport::{http_client, network};
+pub use transport::{PushConnection, Transport};
 
-/// Longest wait for an API answer (file transfers are bounded per read instead).
-const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-/// Longest a request waits out the server's rate limit (`429` with `Retry-After`) in all
-/// before the refusal is returned.
-const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 /// Attempts at a commit or send that keeps losing epoch races before giving up.
 const MAX_ATTEMPTS: usize = 8;
 /// Rounds of fetching unknown contacts while processing one event.
 const MAX_CONTACT_ROUNDS: usize = 3;
-
-/// The HTTP side of a client: cheap to clone, usable while the account is busy.
-#[derive(Clone)]
-pub struct Transport {
-    http: reqwest::Client,
-    server: String,
-    token: String,
-}
-
-impl Transport {
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.server, path)
-    }
-
-    async fn answer<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, CoreError> {
-        let status = resp.status();
-        if status.is_success() {
-            return resp.json().await.map_err(network);
-        }
-        let body = resp.text().await.unwrap_or_default();
-        Err(match serde_json::from_str::<ErrorBody>(&body) {
-            Ok(e) => CoreError::Server {
-                status: status.as_u16(),
-                code: e.code,
-                // A code of a later server version is kept, as the server spelled it.
-                message: match (e.code, serde_json::from_str::<WireCode>(&body)) {
-                    (ErrorCode::Unknown, Ok(wire)) => format!("{} [{}]", e.message, wire.code),
-                    _ => e.message,
-                },
-                current_epoch: e.current_epoch,
-            },
-            Err(_) => CoreError::Server {
-                status: status.as_u16(),
-                code: ErrorCode::Unknown,
-                message: format!("HTTP {status}"),
-                current_epoch: None,
-            },
-        })
-    }
-
-    /// Sends the request `build` makes (with the device's token), waiting out the server's
-    /// rate limit: on `429` it sleeps for the answer's `Retry-After` and sends again, for up to
-    /// [`MAX_RATE_LIMIT_WAIT`] in all, so that nothing a user asked for is dropped because they
-    /// asked quickly.
-    async fn send(
-        &self,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, CoreError> {
-        let mut waited = std::time::Duration::ZERO;
-        loop {
-            let mut req = build();
-            if !self.token.is_empty() {
-                req = req.bearer_auth(&self.token);
-            }
-            let resp = req.send().await.map_err(network)?;
-            let Some(wait) = rate_limited(&resp) else {
-                return Ok(resp);
-            };
-            if waited + wait > MAX_RATE_LIMIT_WAIT {
-                return Ok(resp);
-            }
-            tokio::time::sleep(wait).await;
-            waited += wait;
-        }
-    }
-
-    async fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, CoreError> {
-        let url = self.url(path);
-        Self::answer(
-            self.send(|| self.http.post(&url).timeout(REQUEST_TIMEOUT).json(body))
-                .await?,
-        )
-        .await
-    }
-
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
-        let url = self.url(path);
-        Self::answer(
-            self.send(|| self.http.get(&url).timeout(REQUEST_TIMEOUT))
-                .await?,
-        )
-        .await
-    }
-
-    async fn post_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CoreError> {
-        let url = self.url(path);
-        self.expect_no_content(|| self.http.post(&url).json(body))
-            .await
-    }
-
-    async fn put_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<(), CoreError> {
-        let url = self.url(path);
-        self.expect_no_content(|| self.http.put(&url).json(body))
-            .await
-    }
-
-    async fn delete(&self, path: &str) -> Result<(), CoreError> {
-        let url = self.url(path);
-        self.expect_no_content(|| self.http.delete(&url)).await
-    }
-
-    /// A request whose success has no body (204, or 201 for a creation).
-    async fn expect_no_content(
-        &self,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<(), CoreError> {
-        let resp = self.send(|| build().timeout(REQUEST_TIMEOUT)).await?;
-        if resp.status().is_success() {
-            return Ok(());
-        }
-        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
-    }
-
-    /// Posts a prepared message.
-    pub async fn post_prepared(&self, prepared: &PreparedSend) -> Result<SendResponse, CoreError> {
-        self.post(&prepared.path, &prepared.request).await
-    }
-}
 
 /// An account connected to its server.
 pub struct Client {
@@ -183,12 +58,6 @@ pub struct CommitOutcome {
     pub epoch: u64,
 }
 
-/// An error body's code as spelled on the wire.
-#[derive(serde::Deserialize)]
-struct WireCode {
-    code: String,
-}
-
 /// The body of a text message; an empty (or blank) one is refused, not sent.
 fn text_body(text: &str) -> Result<AppBody, CoreError> {
     if text.trim().is_empty() {
@@ -197,43 +66,6 @@ fn text_body(text: &str) -> Result<AppBody, CoreError> {
     Ok(AppBody::Text {
         text: text.to_owned(),
     })
-}
-
-/// How long a `429 Too Many Requests` answer asks to wait (`Retry-After` in seconds, 1 when
-/// absent or unreadable, at most a minute); `None` for any other answer.
-fn rate_limited(resp: &reqwest::Response) -> Option<std::time::Duration> {
-    if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
-        return None;
-    }
-    let secs = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(1)
-        .clamp(1, 60);
-    Some(std::time::Duration::from_secs(secs))
-}
-
-/// A failure to reach the server, described by its innermost cause ("Connection refused",
-/// "operation timed out"): what a person can act on, without the request's URL or the HTTP
-/// library's layers.
-fn network(e: impl std::error::Error) -> CoreError {
-    let mut cause: &dyn std::error::Error = &e;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    CoreError::Network(cause.to_string())
-}
-
-fn http_client() -> Result<reqwest::Client, CoreError> {
-    // No overall timeout: a file transfer may take minutes. A read that stalls, or a connect
-    // that hangs, still fails; JSON requests also carry REQUEST_TIMEOUT each.
-    reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .read_timeout(REQUEST_TIMEOUT)
-        .build()
-        .map_err(network)
 }
 
 impl Client {
@@ -882,52 +714,6 @@ pub struct PreparedSend {
     path: String,
     request: SendRequest,
     pub message: AppMessage,
-}
-
-/// A live push channel.
-pub struct PushConnection {
-    stream: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
-impl PushConnection {
-    /// Every event that arrived: waits for one frame, then takes all frames already received,
-    /// so that a busy client processes (and saves) them together. `None` when closed.
-    pub async fn next_batch(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
-        use futures_util::FutureExt;
-        let Some(mut events) = self.next().await? else {
-            return Ok(None);
-        };
-        while events.len() < 16 {
-            match self.next().now_or_never() {
-                Some(Ok(Some(more))) => events.extend(more),
-                Some(Ok(None)) | None => break,
-                Some(Err(e)) => return Err(e),
-            }
-        }
-        Ok(Some(events))
-    }
-
-    /// The next batch of events; `None` when the server closed the channel.
-    pub async fn next(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
-        use tokio_tungstenite::tungstenite::Message;
-        while let Some(msg) = self.stream.next().await {
-            match msg.map_err(network)? {
-                Message::Text(text) => {
-                    let frame: PushFrame = serde_json::from_str(&text).map_err(network)?;
-                    match frame {
-                        PushFrame::Events { events } => return Ok(Some(events)),
-                        // A frame added after this version: skipped.
-                        PushFrame::Unknown => {}
-                    }
-                }
-                Message::Close(_) => return Ok(None),
-                _ => {}
-            }
-        }
-        Ok(None)
-    }
 }
 
 /// Compile-time check: the client's futures can be spawned on a multi-threaded runtime.

@@ -1,0 +1,238 @@
+//! The HTTP and WebSocket side of a client: requests with the device's token (waiting out the
+//! server's rate limit), error answers made into [`CoreError`]s, and the push channel. The
+//! flows in `client.rs` use it; nothing here knows what a request means.
+
+use futures_util::StreamExt;
+use missive_proto::api::*;
+use missive_proto::{ErrorBody, ErrorCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::PreparedSend;
+use crate::error::CoreError;
+
+/// Longest wait for an API answer (file transfers are bounded per read instead).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest a request waits out the server's rate limit (`429` with `Retry-After`) in all
+/// before the refusal is returned.
+const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+/// The HTTP side of a client: cheap to clone, usable while the account is busy.
+#[derive(Clone)]
+pub struct Transport {
+    pub(super) http: reqwest::Client,
+    pub(super) server: String,
+    pub(super) token: String,
+}
+
+impl Transport {
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{}", self.server, path)
+    }
+
+    pub(super) async fn answer<T: DeserializeOwned>(
+        resp: reqwest::Response,
+    ) -> Result<T, CoreError> {
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.map_err(network);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(e) => CoreError::Server {
+                status: status.as_u16(),
+                code: e.code,
+                // A code of a later server version is kept, as the server spelled it.
+                message: match (e.code, serde_json::from_str::<WireCode>(&body)) {
+                    (ErrorCode::Unknown, Ok(wire)) => format!("{} [{}]", e.message, wire.code),
+                    _ => e.message,
+                },
+                current_epoch: e.current_epoch,
+            },
+            Err(_) => CoreError::Server {
+                status: status.as_u16(),
+                code: ErrorCode::Unknown,
+                message: format!("HTTP {status}"),
+                current_epoch: None,
+            },
+        })
+    }
+
+    /// Sends the request `build` makes (with the device's token), waiting out the server's
+    /// rate limit: on `429` it sleeps for the answer's `Retry-After` and sends again, for up to
+    /// [`MAX_RATE_LIMIT_WAIT`] in all, so that nothing a user asked for is dropped because they
+    /// asked quickly.
+    pub(super) async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CoreError> {
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let mut req = build();
+            if !self.token.is_empty() {
+                req = req.bearer_auth(&self.token);
+            }
+            let resp = req.send().await.map_err(network)?;
+            let Some(wait) = rate_limited(&resp) else {
+                return Ok(resp);
+            };
+            if waited + wait > MAX_RATE_LIMIT_WAIT {
+                return Ok(resp);
+            }
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
+    }
+
+    pub(super) async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CoreError> {
+        let url = self.url(path);
+        Self::answer(
+            self.send(|| self.http.post(&url).timeout(REQUEST_TIMEOUT).json(body))
+                .await?,
+        )
+        .await
+    }
+
+    pub(super) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
+        let url = self.url(path);
+        Self::answer(
+            self.send(|| self.http.get(&url).timeout(REQUEST_TIMEOUT))
+                .await?,
+        )
+        .await
+    }
+
+    pub(super) async fn post_no_content<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), CoreError> {
+        let url = self.url(path);
+        self.expect_no_content(|| self.http.post(&url).json(body))
+            .await
+    }
+
+    pub(super) async fn put_no_content<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(), CoreError> {
+        let url = self.url(path);
+        self.expect_no_content(|| self.http.put(&url).json(body))
+            .await
+    }
+
+    pub(super) async fn delete(&self, path: &str) -> Result<(), CoreError> {
+        let url = self.url(path);
+        self.expect_no_content(|| self.http.delete(&url)).await
+    }
+
+    /// A request whose success has no body (204, or 201 for a creation).
+    pub(super) async fn expect_no_content(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<(), CoreError> {
+        let resp = self.send(|| build().timeout(REQUEST_TIMEOUT)).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        Self::answer::<serde_json::Value>(resp).await.map(|_| ())
+    }
+
+    /// Posts a prepared message.
+    pub async fn post_prepared(&self, prepared: &PreparedSend) -> Result<SendResponse, CoreError> {
+        self.post(&prepared.path, &prepared.request).await
+    }
+}
+
+/// An error body's code as spelled on the wire.
+#[derive(serde::Deserialize)]
+struct WireCode {
+    code: String,
+}
+
+/// How long a `429 Too Many Requests` answer asks to wait (`Retry-After` in seconds, 1 when
+/// absent or unreadable, at most a minute); `None` for any other answer.
+fn rate_limited(resp: &reqwest::Response) -> Option<std::time::Duration> {
+    if resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let secs = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 60);
+    Some(std::time::Duration::from_secs(secs))
+}
+
+/// A failure to reach the server, described by its innermost cause ("Connection refused",
+/// "operation timed out"): what a person can act on, without the request's URL or the HTTP
+/// library's layers.
+pub(super) fn network(e: impl std::error::Error) -> CoreError {
+    let mut cause: &dyn std::error::Error = &e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    CoreError::Network(cause.to_string())
+}
+
+pub(super) fn http_client() -> Result<reqwest::Client, CoreError> {
+    // No overall timeout: a file transfer may take minutes. A read that stalls, or a connect
+    // that hangs, still fails; JSON requests also carry REQUEST_TIMEOUT each.
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(network)
+}
+
+/// A live push channel.
+pub struct PushConnection {
+    pub(super) stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl PushConnection {
+    /// Every event that arrived: waits for one frame, then takes all frames already received,
+    /// so that a busy client processes (and saves) them together. `None` when closed.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
+        use futures_util::FutureExt;
+        let Some(mut events) = self.next().await? else {
+            return Ok(None);
+        };
+        while events.len() < 16 {
+            match self.next().now_or_never() {
+                Some(Ok(Some(more))) => events.extend(more),
+                Some(Ok(None)) | None => break,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        Ok(Some(events))
+    }
+
+    /// The next batch of events; `None` when the server closed the channel.
+    pub async fn next(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
+        use tokio_tungstenite::tungstenite::Message;
+        while let Some(msg) = self.stream.next().await {
+            match msg.map_err(network)? {
+                Message::Text(text) => {
+                    let frame: PushFrame = serde_json::from_str(&text).map_err(network)?;
+                    match frame {
+                        PushFrame::Events { events } => return Ok(Some(events)),
+                        // A frame added after this version: skipped.
+                        PushFrame::Unknown => {}
+                    }
+                }
+                Message::Close(_) => return Ok(None),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+}
