@@ -106,6 +106,16 @@ enum AccountCommand {
         /// The message.
         text: String,
     },
+    /// Reply to a message: send a text that answers it; prints the new message's id alone on
+    /// its last line.
+    Reply {
+        /// The conversation's id, or its first 8 characters or more.
+        conversation: String,
+        /// The id of the message answered (or its first 8 characters or more).
+        message: String,
+        /// The reply.
+        text: String,
+    },
     /// Encrypt a file and send it to a conversation; prints the message id alone on its last
     /// line. Run the same command again to resume an interrupted upload.
     SendFile {
@@ -466,6 +476,16 @@ async fn account_command(client: &mut Client, command: AccountCommand) -> anyhow
             alerts += report(client.sync().await?);
             let conversation = conversation_id(client, &conversation)?;
             let m = client.send_text(&conversation, &text).await?;
+            out!("{}", m.id)?;
+        }
+        AccountCommand::Reply {
+            conversation,
+            message,
+            text,
+        } => {
+            alerts += report(client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
+            let m = client.send_reply(&conversation, &message, &text).await?;
             out!("{}", m.id)?;
         }
         AccountCommand::SendFile { conversation, path } => {

@@ -22,6 +22,9 @@ pub fn message_json(m: &MessageRecord) -> serde_json::Value {
         "server_time": m.server_time,
         "seq": m.seq,
     });
+    if let Some(answered) = &m.reply_to {
+        value["reply_to"] = json!(answered);
+    }
     if let Some(kind) = m.unsupported_kind() {
         // A kind of message added after this version: named, never silently left out.
         value["unsupported"] = json!(kind);
@@ -58,7 +61,15 @@ pub fn print_message(m: &MessageRecord, as_json: bool) -> std::io::Result<()> {
             m.sender,
             m.unsupported_kind().unwrap_or_default()
         ),
-        None => out!("[{short}] {}: {}", m.sender, m.text),
+        None => match &m.reply_to {
+            Some(answered) => out!(
+                "[{short}] {}: (reply to {}) {}",
+                m.sender,
+                &answered[..answered.len().min(8)],
+                m.text
+            ),
+            None => out!("[{short}] {}: {}", m.sender, m.text),
+        },
     }
 }
 

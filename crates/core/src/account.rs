@@ -113,14 +113,33 @@ const EPOCH_FINGERPRINT_LABEL: &str = "missive/v1/epoch-fingerprint";
 const EPOCH_FINGERPRINT_TAG: &[u8] = b"MEF1";
 const EPOCH_FINGERPRINT_LEN: usize = 16;
 
-/// What a message body shows in the conversation: its text, its file, or (for a kind this
-/// version does not know) the body kept as JSON; `None` for a body that is not a message of
-/// its own (the conversation's metadata).
-fn displayed(body: &AppBody) -> Option<(String, Option<Box<FileRef>>, Option<String>)> {
+/// What a message body shows in the conversation.
+#[derive(Default)]
+struct Shown {
+    text: String,
+    file: Option<Box<FileRef>>,
+    /// A body of a kind this version does not know, kept as JSON.
+    unsupported: Option<String>,
+    reply_to: Option<String>,
+}
+
+/// What `body` shows; `None` for a body that is not a message of its own (the conversation's
+/// metadata).
+fn displayed(body: &AppBody) -> Option<Shown> {
     match body {
-        AppBody::Text { text } => Some((text.clone(), None, None)),
-        AppBody::File { file } => Some((String::new(), Some(Box::new(file.clone())), None)),
-        AppBody::Unknown { body, .. } => Some((String::new(), None, Some(body.to_string()))),
+        AppBody::Text { text, reply_to } => Some(Shown {
+            text: text.clone(),
+            reply_to: reply_to.clone(),
+            ..Shown::default()
+        }),
+        AppBody::File { file } => Some(Shown {
+            file: Some(Box::new(file.clone())),
+            ..Shown::default()
+        }),
+        AppBody::Unknown { body, .. } => Some(Shown {
+            unsupported: Some(body.to_string()),
+            ..Shown::default()
+        }),
         _ => None,
     }
 }
@@ -1212,7 +1231,7 @@ impl Account {
     ) -> Result<Vec<Option<MessageRecord>>, CoreError> {
         let mut records = Vec::with_capacity(sent.len());
         for (conversation, message, accepted) in sent {
-            let Some((text, file, unsupported)) = displayed(&message.body) else {
+            let Some(shown) = displayed(&message.body) else {
                 records.push(None);
                 continue;
             };
@@ -1221,12 +1240,13 @@ impl Account {
                 conversation: (*conversation).to_owned(),
                 sender: self.address().to_owned(),
                 sender_device: self.device_id(),
-                text,
+                text: shown.text,
                 sent_at: message.sent_at,
                 server_time: 0,
                 seq: accepted.seq,
-                file,
-                unsupported,
+                file: shown.file,
+                unsupported: shown.unsupported,
+                reply_to: shown.reply_to,
             };
             self.pending.push(Op::Sent {
                 record: record.clone(),
@@ -1648,7 +1668,7 @@ impl Account {
                 this.pending.push(Op::Conversation(record));
                 return Ok(Vec::new());
             }
-            let Some((text, file, unsupported)) = displayed(&message.body) else {
+            let Some(shown) = displayed(&message.body) else {
                 return Ok(Vec::new());
             };
             let m = MessageRecord {
@@ -1656,12 +1676,13 @@ impl Account {
                 conversation,
                 sender: owner.address,
                 sender_device: owner.device_id,
-                text,
+                text: shown.text,
                 sent_at: message.sent_at,
                 server_time: event.timestamp,
                 seq: event.seq,
-                file,
-                unsupported,
+                file: shown.file,
+                unsupported: shown.unsupported,
+                reply_to: shown.reply_to,
             };
             this.pending.push(Op::Message(m.clone()));
             let mut outcomes = Vec::with_capacity(2);

@@ -58,13 +58,15 @@ pub struct CommitOutcome {
     pub epoch: u64,
 }
 
-/// The body of a text message; an empty (or blank) one is refused, not sent.
-fn text_body(text: &str) -> Result<AppBody, CoreError> {
+/// The body of a text message (answering `reply_to`, if given); an empty (or blank) one is
+/// refused, not sent.
+fn text_body(text: &str, reply_to: Option<&str>) -> Result<AppBody, CoreError> {
     if text.trim().is_empty() {
         return Err(CoreError::Usage("an empty message is not sent".into()));
     }
     Ok(AppBody::Text {
         text: text.to_owned(),
+        reply_to: reply_to.map(str::to_owned),
     })
 }
 
@@ -402,7 +404,7 @@ impl Client {
 
     /// Sends a text in the one-to-one conversation with `peer`, creating it on first use.
     pub async fn dm(&mut self, peer: &str, text: &str) -> Result<MessageRecord, CoreError> {
-        text_body(text)?;
+        text_body(text, None)?;
         let conversation = match self.account.store().dm_with(peer)? {
             Some(c) => c.id,
             None => {
@@ -564,8 +566,26 @@ impl Client {
         conversation: &str,
         text: &str,
     ) -> Result<MessageRecord, CoreError> {
-        let (record, _) = self.send_body(conversation, text_body(text)?).await?;
+        let (record, _) = self.send_body(conversation, text_body(text, None)?).await?;
         record.ok_or_else(|| CoreError::Mls("a text message left no record".into()))
+    }
+
+    /// Sends a text message answering message `reply_to` of the same conversation.
+    pub async fn send_reply(
+        &mut self,
+        conversation: &str,
+        reply_to: &str,
+        text: &str,
+    ) -> Result<MessageRecord, CoreError> {
+        let answered = crate::lookup::message(self.account.store(), reply_to)?;
+        if answered.conversation != conversation {
+            return Err(CoreError::Usage(format!(
+                "message {reply_to} is in another conversation"
+            )));
+        }
+        let body = text_body(text, Some(&answered.id))?;
+        let (record, _) = self.send_body(conversation, body).await?;
+        record.ok_or_else(|| CoreError::Mls("a reply left no record".into()))
     }
 
     /// Sends a text message, and if the server cannot be reached, sends it again (re-encrypted,
@@ -577,7 +597,7 @@ impl Client {
         text: &str,
         patience: std::time::Duration,
     ) -> Result<MessageRecord, CoreError> {
-        let body = text_body(text)?;
+        let body = text_body(text, None)?;
         let deadline = std::time::Instant::now() + patience;
         let (record, _) = self
             .send_message(
@@ -655,7 +675,10 @@ impl Client {
     ) -> Result<Vec<PreparedSend>, CoreError> {
         let bodies = texts
             .iter()
-            .map(|text| AppBody::Text { text: text.clone() })
+            .map(|text| AppBody::Text {
+                text: text.clone(),
+                reply_to: None,
+            })
             .collect();
         Ok(self
             .account

@@ -29,6 +29,7 @@ fn message(id: &str, conversation: &str, device: &str, seq: u64) -> MessageRecor
         seq,
         file: None,
         unsupported: None,
+        reply_to: None,
     }
 }
 
@@ -125,6 +126,8 @@ pub fn messages(store: &mut dyn AccountStore) {
         name: "minutes.pdf".into(),
         media_type: "application/pdf".into(),
     }));
+    let mut reply = message("aaaa02", "c1", "d2", 2);
+    reply.reply_to = Some("aaaa01".into());
     let mut unsupported = message("0dd001", "c2", "d2", 1);
     unsupported.text = String::new();
     unsupported.unsupported = Some(r#"{"type":"poll"}"#.into());
@@ -132,7 +135,7 @@ pub fn messages(store: &mut dyn AccountStore) {
         store,
         vec![
             Op::Message(message("aaaa01", "c1", "d1", 1)),
-            Op::Message(message("aaaa02", "c1", "d2", 2)),
+            Op::Message(reply.clone()),
             Op::Message(with_file.clone()),
             Op::Message(unsupported.clone()),
         ],
@@ -145,6 +148,7 @@ pub fn messages(store: &mut dyn AccountStore) {
     let c1 = store.messages("c1").expect("list");
     assert_eq!(ids(&c1), ["aaaa01", "aaaa02", "f00d01"]);
     assert_eq!(c1[0].text, "text of aaaa01");
+    assert_eq!(c1[1], reply, "a reply comes back with what it answers");
     assert_eq!(c1[2], with_file, "a file message comes back whole");
     assert_eq!(store.messages("c2").expect("list"), [unsupported]);
 

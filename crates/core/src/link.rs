@@ -338,6 +338,9 @@ pub struct MessageTransfer {
     /// the history of versions before it, hence the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsupported: Option<String>,
+    /// For a reply, the message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
 }
 
 #[cfg(test)]
@@ -410,6 +413,7 @@ mod tests {
             seq: sent_at,
             file: None,
             unsupported: None,
+            reply_to: None,
         };
         let conversation = |id: &str, messages| ConversationHistory {
             id: id.into(),

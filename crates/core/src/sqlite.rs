@@ -87,6 +87,8 @@ CREATE INDEX messages_unnamed ON messages(conversation, sender_device) WHERE unn
     // A message of a kind this version cannot display: its body as received (JSON), kept so
     // that a later version can show it.
     "ALTER TABLE messages ADD COLUMN unsupported TEXT;",
+    // For a reply: the id of the message it answers.
+    "ALTER TABLE messages ADD COLUMN reply_to TEXT;",
 ];
 
 /// An account's SQLite file.
@@ -103,7 +105,7 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Inserts a message with `sql`, whose eleven parameters are the record's columns in order.
+/// Inserts a message with `sql`, whose twelve parameters are the record's columns in order.
 fn insert_message(
     tx: &rusqlite::Transaction<'_>,
     m: &MessageRecord,
@@ -122,6 +124,7 @@ fn insert_message(
         file,
         m.file.as_ref().map(|f| f.blob.as_str()),
         m.unsupported,
+        m.reply_to,
     ])
 }
 
@@ -211,7 +214,7 @@ impl SqliteAccountStore {
             .conn
             .prepare(&format!(
                 "SELECT id, conversation, sender, sender_device, text, sent_at, server_time, seq, \
-                 file, unsupported FROM messages {filter} ORDER BY n"
+                 file, unsupported, reply_to FROM messages {filter} ORDER BY n"
             ))
             .map_err(db)?;
         let rows = stmt
@@ -229,6 +232,7 @@ impl SqliteAccountStore {
                         .get::<_, Option<String>>(8)?
                         .and_then(|json| serde_json::from_str(&json).ok()),
                     unsupported: r.get(9)?,
+                    reply_to: r.get(10)?,
                 })
             })
             .map_err(db)?
@@ -341,8 +345,8 @@ impl AccountStore for SqliteAccountStore {
                     &tx,
                     &m,
                     "INSERT OR IGNORE INTO messages (id, conversation, sender, sender_device, \
-                     text, sent_at, server_time, seq, file, file_id, unsupported) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     text, sent_at, server_time, seq, file, file_id, unsupported, reply_to) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 ),
                 // Inserted shown and waiting to be named: one row write, and no entry in the
                 // index of unshown messages to add and take out again.
@@ -350,8 +354,9 @@ impl AccountStore for SqliteAccountStore {
                     &tx,
                     &record,
                     "INSERT INTO messages (id, conversation, sender, sender_device, text, \
-                     sent_at, server_time, seq, file, file_id, unsupported, shown, unnamed) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, 1) \
+                     sent_at, server_time, seq, file, file_id, unsupported, reply_to, shown, \
+                     unnamed) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, 1) \
                      ON CONFLICT (id) DO UPDATE SET shown = 1, unnamed = 1",
                 )
                 .and_then(|n| {

@@ -39,6 +39,8 @@ pub struct MessageRecord {
     /// For a message of a kind this version cannot display (sent by a newer version): its body
     /// as received, as JSON, kept for a later version to show (`text` is then empty).
     pub unsupported: Option<String>,
+    /// For a reply: the id of the message it answers.
+    pub reply_to: Option<String>,
 }
 
 impl MessageRecord {

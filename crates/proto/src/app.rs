@@ -30,8 +30,12 @@ pub struct AppMessage {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AppBody {
-    /// A text message.
-    Text { text: String },
+    /// A text message; `reply_to` names the message it answers (its id, in the same
+    /// conversation). Readers of versions before replies show the text alone.
+    Text {
+        text: String,
+        reply_to: Option<String>,
+    },
     /// A file: where its ciphertext is and how to decrypt it.
     File { file: FileRef },
     /// The conversation's metadata, sent by its creator and re-sent on every add so that new
@@ -50,6 +54,8 @@ pub enum AppBody {
 enum Known {
     Text {
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<String>,
     },
     File {
         file: FileRef,
@@ -64,7 +70,7 @@ enum Known {
 impl From<Known> for AppBody {
     fn from(known: Known) -> Self {
         match known {
-            Known::Text { text } => AppBody::Text { text },
+            Known::Text { text, reply_to } => AppBody::Text { text, reply_to },
             Known::File { file } => AppBody::File { file },
             Known::Meta { name, dm } => AppBody::Meta { name, dm },
         }
@@ -86,7 +92,10 @@ impl AppBody {
 impl Serialize for AppBody {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let known = match self {
-            AppBody::Text { text } => Known::Text { text: text.clone() },
+            AppBody::Text { text, reply_to } => Known::Text {
+                text: text.clone(),
+                reply_to: reply_to.clone(),
+            },
             AppBody::File { file } => Known::File { file: file.clone() },
             AppBody::Meta { name, dm } => Known::Meta {
                 name: name.clone(),

@@ -1,6 +1,7 @@
 //! Versions side by side: a message of a kind added after this version (sent here by the
 //! engine as a newer client would) is stored and shown as one this version cannot display,
-//! never refused as an attack, never a gap, and it does not stop the messages after it.
+//! never refused as an attack, never a gap, and it does not stop the messages after it. And
+//! replies, the first field added to a known kind (readers before it show the text alone).
 
 use missive_core::client::Client;
 use missive_core::sqlite::SqliteAccountStore;
@@ -78,4 +79,46 @@ fn a_message_kind_added_later_is_shown_as_such_and_nothing_after_it_is_lost() {
         )
         .expect("kept");
     assert_eq!(serde_json::from_str::<Value>(&kept).expect("json"), poll);
+}
+
+#[test]
+fn a_reply_names_the_message_it_answers() {
+    let w = World::new();
+    w.register("alice");
+    w.register("bob");
+    let asked = super::last_line(&w.ok("alice", &["dm", "bob@example.org", "Lunch at noon?"]));
+    assert_eq!(w.sync("bob"), [said("alice", "Lunch at noon?")]);
+    let conv: Value =
+        serde_json::from_str(w.ok("bob", &["conversations", "--json"]).trim()).expect("json");
+    let conv = conv["id"].as_str().expect("id").to_owned();
+
+    // The short id `history` shows is enough to name the message answered.
+    let reply = super::last_line(&w.ok("bob", &["reply", &conv, &asked[..8], "Yes, noon."]));
+    assert_eq!(reply.len(), 32, "the reply's id alone on the last line");
+    let out = w.ok("alice", &["sync", "--json"]);
+    let got: Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(got["text"], "Yes, noon.");
+    assert_eq!(got["reply_to"], asked.as_str());
+    assert_eq!(got["id"], reply.as_str());
+    let history = w.ok("alice", &["history", &conv]);
+    assert!(
+        history.contains(&format!(
+            "bob@example.org: (reply to {}) Yes, noon.",
+            &asked[..8]
+        )),
+        "{history}"
+    );
+    // Bob's own history keeps it too, and a message of another conversation is refused.
+    let mine = w.ok("bob", &["history", &conv, "--json"]);
+    assert!(
+        mine.contains(&format!("\"reply_to\":\"{asked}\"")),
+        "{mine}"
+    );
+    let group = super::last_line(&w.ok(
+        "bob",
+        &["group", "create", "G", "--member", "alice@example.org"],
+    ));
+    let out = w.run("bob", &["reply", &group, &asked, "wrong place"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in another conversation"));
 }

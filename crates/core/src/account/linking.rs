@@ -133,6 +133,7 @@ impl Account {
                     seq: m.seq,
                     file: m.file,
                     unsupported: m.unsupported,
+                    reply_to: m.reply_to,
                 })
                 .collect();
             conversations.push(ConversationHistory {
@@ -177,6 +178,7 @@ impl Account {
                     seq: m.seq,
                     file: m.file,
                     unsupported: m.unsupported,
+                    reply_to: m.reply_to,
                 }));
             }
             imported += ids.len();

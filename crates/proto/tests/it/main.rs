@@ -134,9 +134,22 @@ fn application_payload() {
             prev: Vec::new(),
             body: AppBody::Text {
                 text: "bonjour".into(),
+                reply_to: None,
             },
         },
         json!({"id": "0a", "sent_at": 5, "body": {"type": "text", "text": "bonjour"}}),
+    );
+    check(
+        AppMessage {
+            id: "0c".into(),
+            sent_at: 6,
+            prev: Vec::new(),
+            body: AppBody::Text {
+                text: "oui".into(),
+                reply_to: Some("0a".into()),
+            },
+        },
+        json!({"id": "0c", "sent_at": 6, "body": {"type": "text", "text": "oui", "reply_to": "0a"}}),
     );
     check(
         AppMessage {

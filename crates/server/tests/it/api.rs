@@ -311,7 +311,10 @@ async fn every_endpoint_refuses_bad_input_with_a_stable_code() {
         .account
         .encrypt(
             &conv,
-            missive_proto::app::AppBody::Text { text: "x".into() },
+            missive_proto::app::AppBody::Text {
+                text: "x".into(),
+                reply_to: None,
+            },
         )
         .expect("encrypt");
     let commit = alice
