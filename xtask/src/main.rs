@@ -4,9 +4,17 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: cargo xtask <ci|test|wasm|deny|api-fuzz|fuzz [SECONDS]|soak [ROUNDS]>
+const USAGE: &str =
+    "usage: cargo xtask <ci|test|web|browser-test|wasm|deny|api-fuzz|fuzz [SECONDS]|soak [ROUNDS]>
   ci        formatting, clippy -D warnings, cargo-deny, the wasm32 check of missive-core,
-            all tests, a bounded api-fuzz run, a 60-round soak and a bounded fuzz run
+            all tests, the browser tests, a bounded api-fuzz run, a 60-round soak and a
+            bounded fuzz run
+  web       builds the web app into web/dist: the engine (crates/web) for wasm32, its
+            JavaScript bindings (wasm-bindgen-cli, installed at the pinned version if
+            missing) and the pages of web/app; `--release` for a release build
+  browser-test
+            the web app's tests in headless Chromium against a real server (web/tests);
+            installs what they need if missing: Debian's chromium, web/node_modules
   deny      cargo-deny (installed if missing): licences, bans, sources as set in deny.toml,
             then advisories when a RustSec database is within reach (github.com, a copy
             fetched earlier, or MISSIVE_ADVISORY_DB=URL_OR_PATH naming a mirror)
@@ -44,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             wasm()?;
             test()?;
             // The test run just built the server and CLI binaries from these sources.
+            browser_test()?;
             api_fuzz(false)?;
             soak("60", false)?;
             fuzz(20)
@@ -56,6 +65,14 @@ fn main() -> anyhow::Result<()> {
             fuzz(seconds)
         }
         "test" => test(),
+        "web" => web(std::env::args().nth(2).as_deref() == Some("--release")),
+        "browser-test" => {
+            run(
+                "cargo",
+                &["build", "-p", "missive-server", "-p", "missive-cli"],
+            )?;
+            browser_test()
+        }
         "soak" => {
             let rounds = std::env::args().nth(2).unwrap_or_else(|| "200".into());
             rounds
@@ -105,6 +122,133 @@ fn test() -> anyhow::Result<()> {
     } else {
         run("cargo", &["test", "--workspace"])
     }
+}
+
+/// The wasm-bindgen-cli release matching the `wasm-bindgen` crate crates/web pins (they
+/// must be the same version).
+const WASM_BINDGEN: &str = "0.2.130";
+
+fn workspace_root() -> anyhow::Result<std::path::PathBuf> {
+    Ok(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_owned())
+}
+
+fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+fn ensure_wasm_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    if !String::from_utf8_lossy(&installed.stdout).contains("wasm32-unknown-unknown") {
+        run("rustup", &["target", "add", "wasm32-unknown-unknown"])?;
+    }
+    Ok(())
+}
+
+/// Builds the web app into `web/dist`: `index.html` and the other pages of `web/app`, and
+/// `pkg/` with the engine compiled to WebAssembly and its JavaScript bindings.
+fn web(release: bool) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    ensure_wasm_target()?;
+    let version = Command::new("wasm-bindgen")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    if version != format!("wasm-bindgen {WASM_BINDGEN}") {
+        // Not --locked: its lock file names a webpki-roots release no longer on crates.io.
+        run(
+            "cargo",
+            &["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN],
+        )?;
+    }
+    let mut build = vec![
+        "build",
+        "-p",
+        "missive-web",
+        "--target",
+        "wasm32-unknown-unknown",
+    ];
+    if release {
+        build.push("--release");
+    }
+    run("cargo", &build)?;
+    let profile = if release { "release" } else { "debug" };
+    let wasm = target_dir(&root)
+        .join("wasm32-unknown-unknown")
+        .join(profile)
+        .join("missive_web.wasm");
+    let dist = root.join("web").join("dist");
+    if dist.exists() {
+        std::fs::remove_dir_all(&dist).with_context(|| format!("emptying {}", dist.display()))?;
+    }
+    run(
+        "wasm-bindgen",
+        &[
+            "--target",
+            "web",
+            "--out-dir",
+            &dist.join("pkg").to_string_lossy(),
+            &wasm.to_string_lossy(),
+        ],
+    )?;
+    for entry in std::fs::read_dir(root.join("web").join("app"))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), dist.join(entry.file_name()))
+            .with_context(|| format!("copying {}", entry.path().display()))?;
+    }
+    eprintln!("web app built in {}", dist.display());
+    Ok(())
+}
+
+/// The browser tests of `web/tests` (Node's test runner) against the debug server and CLI,
+/// after building the web app; installs Debian's chromium and the npm packages if missing.
+fn browser_test() -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    web(false)?;
+    if std::env::var_os("CHROMIUM").is_none() && !std::path::Path::new("/usr/bin/chromium").exists()
+    {
+        run("apt-get", &["update", "-qq"])?;
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("running apt-get")?;
+        if !status.success() {
+            bail!("installing Debian's chromium failed ({status})");
+        }
+    }
+    let web_dir = root.join("web");
+    if !web_dir
+        .join("node_modules")
+        .join("playwright-core")
+        .exists()
+    {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&web_dir)
+            .status()
+            .context("running npm (Node.js and npm are needed for the browser tests)")?;
+        if !status.success() {
+            bail!("npm ci in web/ failed ({status})");
+        }
+    }
+    let status = Command::new("node")
+        .args(["--test", "--test-concurrency=1"])
+        .arg(web_dir.join("tests"))
+        .status()
+        .context("running node")?;
+    if !status.success() {
+        bail!("the browser tests failed ({status})");
+    }
+    Ok(())
 }
 
 /// `missive-bench --soak ROUNDS` against a server it starts (release or dev build; our crates
@@ -224,13 +368,7 @@ fn fetched_advisory_db() -> Option<std::path::PathBuf> {
 }
 
 fn wasm() -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .context("running rustup")?;
-    if !String::from_utf8_lossy(&installed.stdout).contains("wasm32-unknown-unknown") {
-        run("rustup", &["target", "add", "wasm32-unknown-unknown"])?;
-    }
+    ensure_wasm_target()?;
     run(
         "cargo",
         &[

@@ -13,14 +13,18 @@ use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
 #[path = "client_link.rs"]
 mod link;
+#[cfg(not(target_arch = "wasm32"))]
 #[path = "transfer.rs"]
 mod transfer;
 #[path = "transport.rs"]
 mod transport;
 pub use link::{Joined, Linked};
+#[cfg(not(target_arch = "wasm32"))]
 pub use transfer::{media_type, Progress, SentFile};
-use transport::{http_client, network};
-pub use transport::{PushConnection, Transport};
+use transport::http_client;
+#[cfg(not(target_arch = "wasm32"))]
+use transport::network;
+pub use transport::{sleep, PushConnection, Transport};
 
 /// Attempts at a commit or send that keeps losing epoch races before giving up.
 const MAX_ATTEMPTS: usize = 8;
@@ -150,9 +154,7 @@ impl Client {
             Ok(user) => user,
             Err(e) => {
                 return Err(match e.server_code() {
-                    Some(ErrorCode::NotFound) => {
-                        CoreError::Usage(format!("no user {address} on this server"))
-                    }
+                    Some(ErrorCode::NotFound) => CoreError::UnknownUser(address.to_owned()),
                     Some(ErrorCode::DomainNotAllowed) => CoreError::Usage(format!(
                         "{address} is not reachable from this server: it does not serve the \
                          domain {}",
@@ -598,7 +600,7 @@ impl Client {
         patience: std::time::Duration,
     ) -> Result<MessageRecord, CoreError> {
         let body = text_body(text, None)?;
-        let deadline = std::time::Instant::now() + patience;
+        let deadline = web_time::Instant::now() + patience;
         let (record, _) = self
             .send_message(
                 conversation,
@@ -626,7 +628,7 @@ impl Client {
         &mut self,
         conversation: &str,
         message: AppMessage,
-        network_deadline: Option<std::time::Instant>,
+        network_deadline: Option<web_time::Instant>,
     ) -> Result<(Option<MessageRecord>, AppMessage), CoreError> {
         let mut races = 0;
         let mut pause = std::time::Duration::from_millis(50);
@@ -651,9 +653,9 @@ impl Client {
                     self.sync().await?;
                 }
                 Err(CoreError::Network(_))
-                    if network_deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+                    if network_deadline.is_some_and(|d| web_time::Instant::now() < d) =>
                 {
-                    tokio::time::sleep(pause).await;
+                    sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_secs(1));
                 }
                 Err(e) => return Err(e),
@@ -707,27 +709,12 @@ impl Client {
 
     /// Opens the push channel, delivering events after the current cursor.
     pub async fn connect_push(&self) -> Result<PushConnection, CoreError> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let base = self.account.server();
-        let ws_base = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            return Err(CoreError::Usage(format!("unsupported server URL {base}")));
-        };
-        let url = format!("{ws_base}/v1/ws?after={}", self.account.cursor());
-        let mut request = url.into_client_request().map_err(network)?;
-        let auth = format!("Bearer {}", self.account.token())
-            .parse()
-            .map_err(network)?;
-        request
-            .headers_mut()
-            .insert(reqwest::header::AUTHORIZATION, auth);
-        let (stream, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(network)?;
-        Ok(PushConnection { stream })
+        PushConnection::open(
+            self.account.server(),
+            self.account.token(),
+            self.account.cursor(),
+        )
+        .await
     }
 }
 
@@ -739,7 +726,10 @@ pub struct PreparedSend {
     pub message: AppMessage,
 }
 
-/// Compile-time check: the client's futures can be spawned on a multi-threaded runtime.
+/// Compile-time check: the client's futures can be spawned on a multi-threaded runtime (in a
+/// browser, where there is one thread, they are not `Send`: reqwest's `fetch` futures hold
+/// JavaScript values).
+#[cfg(not(target_arch = "wasm32"))]
 #[allow(dead_code)]
 fn client_futures_are_send(client: &mut Client, events: &[Event]) {
     fn send<T: Send>(_: T) {}

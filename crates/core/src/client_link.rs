@@ -59,7 +59,7 @@ fn timed_out(what: &str) -> CoreError {
 
 /// Waits until `poll` yields something, up to `deadline`.
 async fn wait_for<T, F, Fut>(
-    deadline: tokio::time::Instant,
+    deadline: web_time::Instant,
     what: &str,
     mut poll: F,
 ) -> Result<T, CoreError>
@@ -71,10 +71,10 @@ where
         if let Some(v) = poll().await? {
             return Ok(v);
         }
-        if tokio::time::Instant::now() + POLL > deadline {
+        if web_time::Instant::now() + POLL > deadline {
             return Err(timed_out(what));
         }
-        tokio::time::sleep(POLL).await;
+        super::sleep(POLL).await;
     }
 }
 
@@ -88,7 +88,7 @@ impl Client {
         history: Duration,
         show: impl FnOnce(&LinkCode),
     ) -> Result<Linked, CoreError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = web_time::Instant::now() + timeout;
         let code = LinkCode::generate();
         let path = channel_path(&code);
         let transport = self.transport();
@@ -159,7 +159,7 @@ impl Client {
         device_id: &str,
         conversations: &[String],
         history: Duration,
-        deadline: tokio::time::Instant,
+        deadline: web_time::Instant,
     ) -> Result<usize, CoreError> {
         let path = channel_path(code);
         let transport = self.transport();
@@ -224,7 +224,7 @@ impl Client {
         code: &str,
         timeout: Duration,
     ) -> Result<Joined, CoreError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = web_time::Instant::now() + timeout;
         let code = LinkCode::parse(code)?;
         if Account::is_registered(store.as_ref())? {
             // Before the offer: a code used by mistake here stays usable for the real device.
@@ -302,7 +302,7 @@ impl Client {
         &mut self,
         code: &LinkCode,
         packages: usize,
-        deadline: tokio::time::Instant,
+        deadline: web_time::Instant,
     ) -> Result<(usize, usize), CoreError> {
         let path = channel_path(code);
         let upload = self.account.new_key_packages(packages, false)?;

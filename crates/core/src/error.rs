@@ -90,6 +90,9 @@ pub enum CoreError {
     /// Reading or writing a local file.
     #[error("{0}")]
     Io(String),
+    /// The server has no user at this address.
+    #[error("no user {0} on this server")]
+    UnknownUser(String),
     /// Identity keys of these users are needed before the operation can be checked.
     #[error("unknown contacts: {0:?}")]
     NeedContacts(Vec<String>),

@@ -1,8 +1,12 @@
 //! The HTTP and WebSocket side of a client: requests with the device's token (waiting out the
-//! server's rate limit), error answers made into [`CoreError`]s, and the push channel. The
-//! flows in `client.rs` use it; nothing here knows what a request means.
+//! server's rate limit), error answers made into [`CoreError`]s, the push channel, and the
+//! timer. The flows in `client.rs` use it; nothing here knows what a request means.
+//!
+//! One set of flows runs natively and in a browser: reqwest is hyper natively and `fetch` on
+//! wasm32; the push channel is tokio-tungstenite natively and the browser's `WebSocket` on
+//! wasm32 (which cannot set an `Authorization` header, so the token travels as a WebSocket
+//! subprotocol there); [`sleep`] is tokio's timer or the browser's `setTimeout`.
 
-use futures_util::StreamExt;
 use missive_proto::api::*;
 use missive_proto::{ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -78,7 +82,7 @@ impl Transport {
             if waited + wait > MAX_RATE_LIMIT_WAIT {
                 return Ok(resp);
             }
-            tokio::time::sleep(wait).await;
+            sleep(wait).await;
             waited += wait;
         }
     }
@@ -89,20 +93,12 @@ impl Transport {
         body: &B,
     ) -> Result<T, CoreError> {
         let url = self.url(path);
-        Self::answer(
-            self.send(|| self.http.post(&url).timeout(REQUEST_TIMEOUT).json(body))
-                .await?,
-        )
-        .await
+        Self::answer(self.send(|| timed(self.http.post(&url)).json(body)).await?).await
     }
 
     pub(super) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
         let url = self.url(path);
-        Self::answer(
-            self.send(|| self.http.get(&url).timeout(REQUEST_TIMEOUT))
-                .await?,
-        )
-        .await
+        Self::answer(self.send(|| timed(self.http.get(&url))).await?).await
     }
 
     pub(super) async fn post_no_content<B: Serialize>(
@@ -135,7 +131,7 @@ impl Transport {
         &self,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<(), CoreError> {
-        let resp = self.send(|| build().timeout(REQUEST_TIMEOUT)).await?;
+        let resp = self.send(|| timed(build())).await?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -181,6 +177,13 @@ pub(super) fn network(e: impl std::error::Error) -> CoreError {
     CoreError::Network(cause.to_string())
 }
 
+/// A JSON request bounded by [`REQUEST_TIMEOUT`] (natively and in a browser, where reqwest
+/// aborts the `fetch`).
+fn timed(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    req.timeout(REQUEST_TIMEOUT)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 pub(super) fn http_client() -> Result<reqwest::Client, CoreError> {
     // No overall timeout: a file transfer may take minutes. A read that stalls, or a connect
     // that hangs, still fails; JSON requests also carry REQUEST_TIMEOUT each.
@@ -191,14 +194,93 @@ pub(super) fn http_client() -> Result<reqwest::Client, CoreError> {
         .map_err(network)
 }
 
+#[cfg(target_arch = "wasm32")]
+pub(super) fn http_client() -> Result<reqwest::Client, CoreError> {
+    reqwest::Client::builder().build().map_err(network)
+}
+
+/// Waits `duration` without blocking the thread (the browser's only one on wasm32).
+pub async fn sleep(duration: std::time::Duration) {
+    #[cfg(not(target_arch = "wasm32"))]
+    tokio::time::sleep(duration).await;
+    #[cfg(target_arch = "wasm32")]
+    gloo_timers::future::sleep(duration).await;
+}
+
+/// The WebSocket URL of the push channel of `server` (an `http(s)://` base URL).
+pub(super) fn push_url(server: &str, cursor: u64) -> Result<String, CoreError> {
+    let ws_base = if let Some(rest) = server.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = server.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        return Err(CoreError::Usage(format!("unsupported server URL {server}")));
+    };
+    Ok(format!("{ws_base}/v1/ws?after={cursor}"))
+}
+
+/// A push frame's text made into events: `None` for a frame this version does not know
+/// (skipped).
+fn frame_events(text: &str) -> Result<Option<Vec<Event>>, CoreError> {
+    match serde_json::from_str::<PushFrame>(text).map_err(network)? {
+        PushFrame::Events { events } => Ok(Some(events)),
+        // A frame added after this version: skipped.
+        PushFrame::Unknown => Ok(None),
+    }
+}
+
 /// A live push channel.
 pub struct PushConnection {
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) stream: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    #[cfg(target_arch = "wasm32")]
+    pub(super) stream: gloo_net::websocket::futures::WebSocket,
 }
 
 impl PushConnection {
+    /// Opens the push channel of the device whose token is `token`, delivering its events
+    /// after `cursor`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) async fn open(
+        server: &str,
+        token: &str,
+        cursor: u64,
+    ) -> Result<PushConnection, CoreError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = push_url(server, cursor)?
+            .into_client_request()
+            .map_err(network)?;
+        let auth = format!("Bearer {token}").parse().map_err(network)?;
+        request
+            .headers_mut()
+            .insert(reqwest::header::AUTHORIZATION, auth);
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(network)?;
+        Ok(PushConnection { stream })
+    }
+
+    /// Opens the push channel of the device whose token is `token`, delivering its events
+    /// after `cursor`. A browser cannot set the `Authorization` header of a WebSocket: the
+    /// token travels as the subprotocol `missive.bearer.TOKEN`, beside `missive`, which the
+    /// server picks.
+    #[cfg(target_arch = "wasm32")]
+    pub(super) async fn open(
+        server: &str,
+        token: &str,
+        cursor: u64,
+    ) -> Result<PushConnection, CoreError> {
+        let bearer = format!("{}{token}", missive_proto::api::WS_BEARER_PROTOCOL_PREFIX);
+        let stream = gloo_net::websocket::futures::WebSocket::open_with_protocols(
+            &push_url(server, cursor)?,
+            &[missive_proto::api::WS_PROTOCOL, bearer.as_str()],
+        )
+        .map_err(|e| CoreError::Network(e.to_string()))?;
+        Ok(PushConnection { stream })
+    }
+
     /// Every event that arrived: waits for one frame, then takes all frames already received,
     /// so that a busy client processes (and saves) them together. `None` when closed.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
@@ -217,20 +299,39 @@ impl PushConnection {
     }
 
     /// The next batch of events; `None` when the server closed the channel.
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn next(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
+        use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
         while let Some(msg) = self.stream.next().await {
             match msg.map_err(network)? {
                 Message::Text(text) => {
-                    let frame: PushFrame = serde_json::from_str(&text).map_err(network)?;
-                    match frame {
-                        PushFrame::Events { events } => return Ok(Some(events)),
-                        // A frame added after this version: skipped.
-                        PushFrame::Unknown => {}
+                    if let Some(events) = frame_events(&text)? {
+                        return Ok(Some(events));
                     }
                 }
                 Message::Close(_) => return Ok(None),
                 _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The next batch of events; `None` when the server closed the channel.
+    #[cfg(target_arch = "wasm32")]
+    pub async fn next(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
+        use futures_util::StreamExt;
+        use gloo_net::websocket::{Message, WebSocketError};
+        while let Some(msg) = self.stream.next().await {
+            match msg {
+                Ok(Message::Text(text)) => {
+                    if let Some(events) = frame_events(&text)? {
+                        return Ok(Some(events));
+                    }
+                }
+                Ok(Message::Bytes(_)) => {}
+                Err(WebSocketError::ConnectionClose(_)) => return Ok(None),
+                Err(e) => return Err(CoreError::Network(e.to_string())),
             }
         }
         Ok(None)

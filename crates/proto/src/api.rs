@@ -232,6 +232,14 @@ pub struct AckRequest {
     pub cursor: u64,
 }
 
+/// The WebSocket subprotocol of `GET /v1/ws`. A client that cannot set an `Authorization`
+/// header (a browser) offers it together with [`WS_BEARER_PROTOCOL_PREFIX`]`TOKEN`; the server
+/// then answers with this one.
+pub const WS_PROTOCOL: &str = "missive";
+/// The prefix of the subprotocol that carries a device's bearer token (token characters are
+/// all allowed in a subprotocol name: hex, `.`, and base64url).
+pub const WS_BEARER_PROTOCOL_PREFIX: &str = "missive.bearer.";
+
 /// A frame the server pushes over `GET /v1/ws`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -78,11 +78,28 @@ impl FromRequestParts<AppState> for Device {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(AppError::unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or_else(AppError::unauthorized)?;
+            .and_then(|v| v.to_str().ok());
+        let token = match header {
+            Some(header) => header
+                .strip_prefix("Bearer ")
+                .ok_or_else(AppError::unauthorized)?,
+            // A browser's WebSocket cannot set headers: its token comes as a subprotocol.
+            None => subprotocol_token(&parts.headers).ok_or_else(AppError::unauthorized)?,
+        };
         authenticate(state, token.trim()).await
     }
+}
+
+/// The bearer token offered as the WebSocket subprotocol `missive.bearer.TOKEN` (see
+/// [`missive_proto::api::WS_BEARER_PROTOCOL_PREFIX`]), if any.
+fn subprotocol_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| {
+            p.trim()
+                .strip_prefix(missive_proto::api::WS_BEARER_PROTOCOL_PREFIX)
+        })
 }

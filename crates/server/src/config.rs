@@ -57,6 +57,9 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the client (for per-IP limits).
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A directory holding the built web app (`web/dist`), served at `/` beside the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_dir: Option<PathBuf>,
 }
 
 fn default_invite_ttl_hours() -> u64 {
@@ -138,6 +141,7 @@ impl Config {
             rate_limit_device_per_second: default_rate_limit_device_per_second(),
             rate_limit_device_burst: default_rate_limit_device_burst(),
             trusted_proxies: Vec::new(),
+            web_dir: None,
         }
     }
 

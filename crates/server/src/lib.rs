@@ -22,6 +22,7 @@ pub mod running;
 pub mod sqlite;
 pub mod store;
 pub mod test_postgres;
+pub mod web;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

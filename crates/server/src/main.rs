@@ -43,6 +43,9 @@ enum Command {
         /// Domain to initialise the data directory with on first start.
         #[arg(long)]
         domain: Option<String>,
+        /// Serve the web app built in DIR (`cargo xtask web` builds it into web/dist) at `/`.
+        #[arg(long, env = "MISSIVE_WEB", value_name = "DIR")]
+        web: Option<PathBuf>,
     },
 }
 
@@ -91,12 +94,25 @@ fn run() -> anyhow::Result<()> {
             );
             println!("{code}");
         }
-        Command::Serve { listen, domain } => {
+        Command::Serve {
+            listen,
+            domain,
+            web,
+        } => {
             init_tracing();
-            let config = match domain {
+            let mut config = match domain {
                 Some(domain) => Config::init(&cli.data, &domain)?,
                 None => Config::load(&cli.data)?,
             };
+            if let Some(dir) = web {
+                if !dir.join("index.html").is_file() {
+                    anyhow::bail!(
+                        "{} holds no web app (no index.html): build it with `cargo xtask web`",
+                        dir.display()
+                    );
+                }
+                config.web_dir = Some(dir);
+            }
             let data = cli.data.clone();
             rt.block_on(async move {
                 let store = open_store(&config, &data)
@@ -108,6 +124,9 @@ fn run() -> anyhow::Result<()> {
                 let addr = listener.local_addr()?;
                 tracing::info!(%addr, domain = %config.domain, "serving");
                 println!("missive-server listening on http://{addr}");
+                if config.web_dir.is_some() {
+                    println!("web app: open http://{addr}/ in a browser");
+                }
                 let blobs = missive_server::open_blobs(&data)
                     .with_context(|| format!("opening the blob store of {}", data.display()))?;
                 let state = AppState::new(config, store, blobs);

@@ -154,7 +154,7 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         crate::ratelimit::enforce,
     ))
-    .fallback(|| async { AppError::not_found("no such route") })
+    .fallback(crate::web::serve)
     .method_not_allowed_fallback(|| async {
         AppError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -666,6 +666,9 @@ async fn websocket(
     // Clients send only control frames, so a small read buffer (tungstenite's default is 128
     // KiB, per connection) suffices; with 10,000 idle connections this is most of the memory.
     Ok(ws
+        // Chosen only when offered (by browsers, beside the token): a browser closes a socket
+        // whose server picks none of the subprotocols it offered.
+        .protocols([missive_proto::api::WS_PROTOCOL])
         .max_message_size(64 * 1024)
         .max_frame_size(64 * 1024)
         .read_buffer_size(4 * 1024)

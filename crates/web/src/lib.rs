@@ -1,0 +1,353 @@
+//! Missive's client engine for browsers: the flows of `missive-core` (the same code the
+//! `missive` command runs) behind a small JavaScript API made with wasm-bindgen.
+//!
+//! An [`Engine`] is one account on one device. Its flows run one at a time, as in the
+//! command-line client: each call waits for the one before it to finish (an async lock), so a
+//! page may call freely, and the push loop of [`Engine::listen`] takes its turn between them.
+//! Nothing here holds cryptographic logic: certificate checks, pinning, fork detection and the
+//! save-before-send rule are all in `missive-core`.
+//!
+//! Storage: this slice keeps the account in memory (`MemoryAccountStore`), so a reload starts
+//! over; the durable browser store comes next (see ARCHITECTURE.md, "The engine in a browser").
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use futures_util::lock::Mutex;
+use missive_core::account::Outcome;
+use missive_core::client::Client;
+use missive_core::memory::MemoryAccountStore;
+use missive_core::store::{ConversationRecord, MessageRecord};
+use missive_core::CoreError;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** A message as the engine stores it. */
+export interface Message {
+  id: string;
+  conversation: string;
+  sender: string;
+  sender_device: string;
+  text: string;
+  /** Milliseconds since the Unix epoch, by the sender's clock. */
+  sent_at: number;
+  /** Milliseconds since the Unix epoch, by the server's clock. */
+  server_time: number;
+  seq: number;
+  /** The message this one answers. */
+  reply_to?: string;
+  /** A kind of message added after this version (shown as "update Missive"). */
+  unsupported?: string;
+  file?: { id: string; name: string; size: number; media_type: string };
+}
+
+export interface Conversation {
+  id: string;
+  name?: string;
+  /** The other person of a one-to-one conversation. */
+  dm_peer?: string;
+  created_at: number;
+  /** This device was removed from it. */
+  left: boolean;
+}
+
+/** Something that happened while syncing. */
+export type Outcome =
+  | { type: "message"; message: Message }
+  | { type: "joined"; conversation: string }
+  | { type: "left"; conversation: string }
+  | { type: "membership_changed"; conversation: string }
+  | { type: "alert"; code: string; detail: string };
+
+/** Every error the engine throws is an Error with a stable `code`: the server's error code
+ *  (`unknown_user`, `stale_epoch`, ...), a security alert's code (`forged_key_package`, ...),
+ *  or one of `unknown_user`, `network`, `storage`, `mls`, `usage`, `file`, `io`,
+ *  `need_contacts`. */
+export interface MissiveError extends Error {
+  code: string;
+}
+"#;
+
+/// One account on this device, connected to its server.
+#[wasm_bindgen]
+pub struct Engine {
+    client: Rc<Mutex<Client>>,
+    address: String,
+    device_id: String,
+    /// Set by [`Engine::stop`]: the push loop ends at its next wake-up.
+    stopping: Rc<Cell<bool>>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Registers `address` on the server at `server` (`https://…`, or `http://` on a test
+    /// machine) with a new identity and this first device.
+    pub async fn register(
+        server: String,
+        address: String,
+        invite: Option<String>,
+    ) -> Result<Engine, JsValue> {
+        let store = Box::new(MemoryAccountStore::new());
+        let client = Client::register(store, &server, &address, invite)
+            .await
+            .map_err(js_error)?;
+        Ok(Engine {
+            address: client.account.address().to_owned(),
+            device_id: client.account.device_id(),
+            client: Rc::new(Mutex::new(client)),
+            stopping: Rc::new(Cell::new(false)),
+        })
+    }
+
+    /// This account's address (`name@domain`).
+    #[wasm_bindgen(getter)]
+    pub fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    /// This device's id (hex).
+    #[wasm_bindgen(getter, js_name = deviceId)]
+    pub fn device_id(&self) -> String {
+        self.device_id.clone()
+    }
+
+    /// Fetches and applies what the server holds for this device; returns what happened.
+    #[wasm_bindgen(unchecked_return_type = "Outcome[]")]
+    pub async fn sync(&self) -> Result<JsValue, JsValue> {
+        let outcomes = self.client.lock().await.sync().await.map_err(js_error)?;
+        to_js(&outcomes.iter().map(OutcomeView::from).collect::<Vec<_>>())
+    }
+
+    /// Creates a conversation named `name` with `members` (addresses other than ours);
+    /// returns its id.
+    #[wasm_bindgen(js_name = createConversation)]
+    pub async fn create_conversation(
+        &self,
+        name: Option<String>,
+        members: Vec<String>,
+    ) -> Result<String, JsValue> {
+        let mut client = self.client.lock().await;
+        client
+            .create_conversation(name, None, &members)
+            .await
+            .map_err(js_error)
+    }
+
+    /// Sends `text` to `peer`, in the one-to-one conversation with them (created on first use).
+    #[wasm_bindgen(unchecked_return_type = "Message")]
+    pub async fn dm(&self, peer: String, text: String) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let peer = missive_core::lookup::address(&peer).map_err(js_error)?;
+        let record = client.dm(&peer, &text).await.map_err(js_error)?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// Sends `text` in `conversation`; returns the message as stored.
+    #[wasm_bindgen(unchecked_return_type = "Message")]
+    pub async fn send(&self, conversation: String, text: String) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let record = client
+            .send_text(&conversation, &text)
+            .await
+            .map_err(js_error)?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// Every conversation this device is in (or was removed from).
+    #[wasm_bindgen(unchecked_return_type = "Conversation[]")]
+    pub async fn conversations(&self) -> Result<JsValue, JsValue> {
+        let client = self.client.lock().await;
+        let list = client.account.store().conversations().map_err(js_error)?;
+        to_js(&list.iter().map(ConversationView::from).collect::<Vec<_>>())
+    }
+
+    /// The messages of `conversation`, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "Message[]")]
+    pub async fn messages(&self, conversation: String) -> Result<JsValue, JsValue> {
+        let client = self.client.lock().await;
+        let list = client
+            .account
+            .store()
+            .messages(&conversation)
+            .map_err(js_error)?;
+        to_js(&list.iter().map(MessageView::from).collect::<Vec<_>>())
+    }
+
+    /// Listens on the push channel: every batch of events is applied, and what happened is
+    /// handed to `on_outcomes(outcomes: Outcome[])`. Catches up first (a sync, whose outcomes
+    /// are handed over too). Returns when [`Engine::stop`] is called; throws when the
+    /// connection is lost (call it again to reconnect: nothing is missed, the server keeps
+    /// every event until this device has it).
+    pub async fn listen(&self, on_outcomes: js_sys::Function) -> Result<(), JsValue> {
+        self.stopping.set(false);
+        let mut push = {
+            let mut client = self.client.lock().await;
+            let outcomes = client.sync().await.map_err(js_error)?;
+            deliver(&on_outcomes, &outcomes)?;
+            client.connect_push().await.map_err(js_error)?
+        };
+        loop {
+            let batch = push.next_batch().await.map_err(js_error)?;
+            if self.stopping.get() {
+                return Ok(());
+            }
+            let Some(events) = batch else {
+                return Err(js_error(CoreError::Network(
+                    "the server closed the push channel".into(),
+                )));
+            };
+            let outcomes = self
+                .client
+                .lock()
+                .await
+                .process_events(&events)
+                .await
+                .map_err(js_error)?;
+            deliver(&on_outcomes, &outcomes)?;
+        }
+    }
+
+    /// Ends [`Engine::listen`] at its next wake-up (the next event, or the server's ping).
+    pub fn stop(&self) {
+        self.stopping.set(true);
+    }
+}
+
+fn deliver(on_outcomes: &js_sys::Function, outcomes: &[Outcome]) -> Result<(), JsValue> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let value = to_js(&outcomes.iter().map(OutcomeView::from).collect::<Vec<_>>())?;
+    on_outcomes.call1(&JsValue::NULL, &value)?;
+    Ok(())
+}
+
+/// A [`CoreError`] as a JavaScript `Error` with a stable `code` property.
+fn js_error(e: CoreError) -> JsValue {
+    let code = match &e {
+        CoreError::Refused(alert) => alert.code.as_str(),
+        CoreError::Server { code, .. } => code.as_str(),
+        CoreError::Network(_) => "network",
+        CoreError::Storage(_) => "storage",
+        CoreError::Mls(_) => "mls",
+        CoreError::Usage(_) => "usage",
+        CoreError::File(_) => "file",
+        CoreError::Io(_) => "io",
+        CoreError::UnknownUser(_) => "unknown_user",
+        CoreError::NeedContacts(_) => "need_contacts",
+    };
+    let error = js_sys::Error::new(&e.to_string());
+    // Setting a property on a fresh Error cannot fail.
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
+    error.into()
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    // Plain objects (not Maps), and u64 as numbers: milliseconds and sequence numbers stay far
+    // below 2^53.
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    value.serialize(&serializer).map_err(JsValue::from)
+}
+
+/// A message as the page sees it (the `Message` type above).
+#[derive(Serialize)]
+struct MessageView<'a> {
+    id: &'a str,
+    conversation: &'a str,
+    sender: &'a str,
+    sender_device: &'a str,
+    text: &'a str,
+    sent_at: u64,
+    server_time: u64,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsupported: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<FileView<'a>>,
+}
+
+#[derive(Serialize)]
+struct FileView<'a> {
+    id: &'a str,
+    name: &'a str,
+    size: u64,
+    media_type: &'a str,
+}
+
+impl<'a> From<&'a MessageRecord> for MessageView<'a> {
+    fn from(m: &'a MessageRecord) -> Self {
+        MessageView {
+            id: &m.id,
+            conversation: &m.conversation,
+            sender: &m.sender,
+            sender_device: &m.sender_device,
+            text: &m.text,
+            sent_at: m.sent_at,
+            server_time: m.server_time,
+            seq: m.seq,
+            reply_to: m.reply_to.as_deref(),
+            unsupported: m.unsupported_kind(),
+            file: m.file.as_deref().map(|f| FileView {
+                id: &f.blob,
+                name: &f.name,
+                size: f.size,
+                media_type: &f.media_type,
+            }),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ConversationView<'a> {
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dm_peer: Option<&'a str>,
+    created_at: u64,
+    left: bool,
+}
+
+impl<'a> From<&'a ConversationRecord> for ConversationView<'a> {
+    fn from(c: &'a ConversationRecord) -> Self {
+        ConversationView {
+            id: &c.id,
+            name: c.name.as_deref(),
+            dm_peer: c.dm_peer.as_deref(),
+            created_at: c.created_at,
+            left: c.left,
+        }
+    }
+}
+
+/// An [`Outcome`] as the page sees it (the `Outcome` type above).
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutcomeView<'a> {
+    Message { message: MessageView<'a> },
+    Joined { conversation: &'a str },
+    Left { conversation: &'a str },
+    MembershipChanged { conversation: &'a str },
+    Alert { code: &'static str, detail: &'a str },
+}
+
+impl<'a> From<&'a Outcome> for OutcomeView<'a> {
+    fn from(o: &'a Outcome) -> Self {
+        match o {
+            Outcome::Message(m) => OutcomeView::Message {
+                message: MessageView::from(m),
+            },
+            Outcome::Joined(c) => OutcomeView::Joined { conversation: c },
+            Outcome::Left(c) => OutcomeView::Left { conversation: c },
+            Outcome::MembershipChanged(c) => OutcomeView::MembershipChanged { conversation: c },
+            Outcome::Alert(a) => OutcomeView::Alert {
+                code: a.code.as_str(),
+                detail: &a.detail,
+            },
+        }
+    }
+}

@@ -1,0 +1,89 @@
+// What the browser tests share: a real missive-server (the debug build, serving the web app
+// built in web/dist) on a free port of 127.0.0.1, headless Chromium (Debian's, through
+// playwright-core), and the `missive` command for a third device.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "..", "..");
+const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
+const serverBin = join(target, "debug", "missive-server");
+const cliBin = join(target, "debug", "missive");
+const webDist = join(root, "web", "dist");
+
+/** A fresh server for `domain`, with open registration, serving the web app. */
+export async function startServer(domain) {
+  const dir = mkdtempSync(join(tmpdir(), "missive-web-test-"));
+  const data = join(dir, "server");
+  execFileSync(serverBin, ["--data", data, "init", "--domain", domain], { stdio: "ignore" });
+  const config = join(data, "missive.toml");
+  writeFileSync(
+    config,
+    readFileSync(config, "utf8").replace("open_registration = false", "open_registration = true"),
+  );
+  const child = spawn(
+    serverBin,
+    ["--data", data, "serve", "--listen", "127.0.0.1:0", "--web", webDist],
+    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, MISSIVE_LOG: "warn" } },
+  );
+  const url = await new Promise((resolveUrl, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const found = out.match(/listening on (http:\/\/\S+)/);
+      if (found) resolveUrl(found[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`missive-server exited (${code}): ${out}`)));
+  });
+  return {
+    url,
+    dir,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `missive --home HOME ARGS...`; returns its stdout (throws with stderr on failure). */
+export function cli(home, ...args) {
+  return execFileSync(cliBin, ["--home", home, ...args], { encoding: "utf8" });
+}
+
+/** Headless Chromium as this machine allows it: no sandbox (root), no background traffic. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/** A new browser profile on the web app, once its engine is loaded; page errors fail loudly. */
+export async function openApp(browser, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(new Error(m.text()));
+  });
+  await page.goto(url);
+  await page.waitForFunction(() => document.documentElement.dataset.engine !== undefined);
+  const state = await page.evaluate(() => document.documentElement.dataset.engine);
+  if (state !== "ready") {
+    throw new Error(`the engine did not load: ${errors.map((e) => e.message).join("; ")}`);
+  }
+  return { context, page, errors };
+}
