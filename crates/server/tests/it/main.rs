@@ -11,3 +11,4 @@ mod hostile;
 mod operator;
 mod support;
 mod threats;
+mod web;
