@@ -394,13 +394,13 @@ impl Account {
         self.token = response.token.clone();
         let device_key = serde_json::to_vec(self.device_key.pair()).map_err(CoreError::storage)?;
         self.pending.extend([
-            Op::Setting(keys::ADDRESS, self.cert.address.clone().into_bytes()),
-            Op::Setting(keys::SERVER, self.server.clone().into_bytes()),
-            Op::Setting(keys::IDENTITY, self.identity.secret().to_vec()),
-            Op::Setting(keys::DEVICE_KEY, device_key),
-            Op::Setting(keys::CERTIFICATE, self.cert.to_bytes()),
-            Op::Setting(keys::CURSOR, 0u64.to_be_bytes().to_vec()),
-            Op::Setting(keys::TOKEN, self.token.clone().into_bytes()),
+            Op::Setting(keys::ADDRESS.into(), self.cert.address.clone().into_bytes()),
+            Op::Setting(keys::SERVER.into(), self.server.clone().into_bytes()),
+            Op::Setting(keys::IDENTITY.into(), self.identity.secret().to_vec()),
+            Op::Setting(keys::DEVICE_KEY.into(), device_key),
+            Op::Setting(keys::CERTIFICATE.into(), self.cert.to_bytes()),
+            Op::Setting(keys::CURSOR.into(), 0u64.to_be_bytes().to_vec()),
+            Op::Setting(keys::TOKEN.into(), self.token.clone().into_bytes()),
         ]);
         self.save()
     }
@@ -468,7 +468,8 @@ impl Account {
             Some(u) => serde_json::to_vec(u).map_err(CoreError::storage)?,
             None => Vec::new(),
         };
-        self.pending.push(Op::Setting(keys::PENDING_UPLOAD, value));
+        self.pending
+            .push(Op::Setting(keys::PENDING_UPLOAD.into(), value));
         self.save()
     }
 
@@ -603,8 +604,10 @@ impl Account {
 
     fn set_cursor(&mut self, cursor: u64) {
         self.cursor = cursor;
-        self.pending
-            .push(Op::Setting(keys::CURSOR, cursor.to_be_bytes().to_vec()));
+        self.pending.push(Op::Setting(
+            keys::CURSOR.into(),
+            cursor.to_be_bytes().to_vec(),
+        ));
     }
 
     /// Keeps an alert for the user at once: for a refusal that ended an operation, whose

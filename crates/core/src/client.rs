@@ -24,7 +24,7 @@ pub use transfer::{media_type, Progress, SentFile};
 use transport::http_client;
 #[cfg(not(target_arch = "wasm32"))]
 use transport::network;
-pub use transport::{sleep, PushConnection, Transport};
+pub use transport::{sleep, Barrier, PushConnection, Transport};
 
 /// Attempts at a commit or send that keeps losing epoch races before giving up.
 const MAX_ATTEMPTS: usize = 8;
@@ -35,6 +35,8 @@ const MAX_CONTACT_ROUNDS: usize = 3;
 pub struct Client {
     pub account: Account,
     http: reqwest::Client,
+    /// Run before every request (see [`Barrier`]); none where the store is durable at once.
+    barrier: Option<Barrier>,
     /// Whether this process already checked the server's stock of our key packages.
     stock_checked: bool,
     /// One-time key packages to keep on the server.
@@ -94,12 +96,43 @@ impl Client {
         invite: Option<String>,
         stock: usize,
     ) -> Result<Client, CoreError> {
+        Self::register_inner(store, server, address, invite, stock, None).await
+    }
+
+    /// Registers with a [`Barrier`] run before every request (the browser's store).
+    pub async fn register_with_barrier(
+        store: Box<dyn AccountStore + Send>,
+        server: &str,
+        address: &str,
+        invite: Option<String>,
+        barrier: Barrier,
+    ) -> Result<Client, CoreError> {
+        Self::register_inner(
+            store,
+            server,
+            address,
+            invite,
+            KEY_PACKAGE_STOCK,
+            Some(barrier),
+        )
+        .await
+    }
+
+    async fn register_inner(
+        store: Box<dyn AccountStore + Send>,
+        server: &str,
+        address: &str,
+        invite: Option<String>,
+        stock: usize,
+        barrier: Option<Barrier>,
+    ) -> Result<Client, CoreError> {
         let server = crate::lookup::server_url(server)?;
         let address = crate::lookup::address(address)?;
         let (account, request) = Account::create(store, &address, &server, invite)?;
         let mut client = Client {
             account,
             http: http_client()?,
+            barrier,
             stock_checked: false,
             stock,
         };
@@ -117,9 +150,15 @@ impl Client {
         Ok(Client {
             account,
             http: http_client()?,
+            barrier: None,
             stock_checked: false,
             stock: KEY_PACKAGE_STOCK,
         })
+    }
+
+    /// Runs `barrier` before every request from now on (see [`Barrier`]).
+    pub fn set_barrier(&mut self, barrier: Barrier) {
+        self.barrier = Some(barrier);
     }
 
     /// The HTTP transport with this account's server and token.
@@ -128,6 +167,7 @@ impl Client {
             http: self.http.clone(),
             server: self.account.server().to_owned(),
             token: self.account.token().to_owned(),
+            barrier: self.barrier.clone(),
         }
     }
 

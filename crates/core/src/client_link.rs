@@ -238,6 +238,7 @@ impl Client {
             http: http_client()?,
             server: server.clone(),
             token: String::new(),
+            barrier: None,
         };
         let (device_key, offer) = Account::new_link_offer()?;
         let device_id = offer.device_id.clone();
@@ -276,6 +277,7 @@ impl Client {
         let mut client = Client {
             account,
             http: anonymous.http.clone(),
+            barrier: None,
             stock_checked: false,
             stock: KEY_PACKAGE_STOCK,
         };

@@ -44,8 +44,8 @@ fn ids(records: &[MessageRecord]) -> Vec<&str> {
 /// Settings and MLS entries: upserts, deletions, and the frozen (content-addressed) marks.
 pub fn settings_and_mls(store: &mut dyn AccountStore) {
     assert_eq!(store.setting("cursor").expect("read"), None);
-    apply(store, vec![Op::Setting("cursor", vec![1])]);
-    apply(store, vec![Op::Setting("cursor", vec![2])]);
+    apply(store, vec![Op::Setting("cursor".into(), vec![1])]);
+    apply(store, vec![Op::Setting("cursor".into(), vec![2])]);
     assert_eq!(store.setting("cursor").expect("read"), Some(vec![2]));
 
     apply(

@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod error;
 pub mod file;
 pub mod identity;
+pub mod journal;
 pub mod link;
 pub mod lookup;
 pub mod memory;

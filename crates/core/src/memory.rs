@@ -9,7 +9,7 @@ use crate::error::CoreError;
 use crate::store::*;
 
 /// A message and the two marks the engine keeps on it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Stored {
     record: MessageRecord,
     /// Shown to the user (by `sync`); our own messages are stored shown.
@@ -18,8 +18,9 @@ struct Stored {
     unnamed: bool,
 }
 
-/// Every record of one account, in memory.
-#[derive(Clone, Debug, Default)]
+/// Every record of one account, in memory (serializable whole: the browser's store keeps
+/// snapshots of it, see `journal.rs`).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct MemoryAccountStore {
     settings: HashMap<String, Vec<u8>>,
     mls: HashMap<Vec<u8>, Vec<u8>>,
@@ -86,7 +87,7 @@ impl AccountStore for MemoryAccountStore {
         for op in batch {
             match op {
                 Op::Setting(key, value) => {
-                    self.settings.insert(key.to_owned(), value);
+                    self.settings.insert(key.into_owned(), value);
                 }
                 Op::Mls(key, Some(value)) => {
                     self.mls.insert(key, value);

@@ -323,7 +323,7 @@ impl AccountStore for SqliteAccountStore {
                         "INSERT INTO settings (key, value) VALUES (?1, ?2) \
                          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     )
-                    .and_then(|mut s| s.execute(params![k, v])),
+                    .and_then(|mut s| s.execute(params![k.as_ref(), v])),
                 Op::Mls(k, Some(v)) => tx
                     .prepare_cached(
                         "INSERT INTO mls (key, value) VALUES (?1, ?2) \

@@ -4,10 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::CoreError;
 
 /// A conversation as the user sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationRecord {
     /// Hex of the MLS group id.
     pub id: String,
@@ -20,7 +22,7 @@ pub struct ConversationRecord {
 }
 
 /// A stored message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
     /// The sender's message id (hex); unique.
     pub id: String,
@@ -52,7 +54,7 @@ impl MessageRecord {
 }
 
 /// A pinned contact.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactRecord {
     pub address: String,
     /// The identity key trusted for this user.
@@ -64,7 +66,7 @@ pub struct ContactRecord {
 }
 
 /// A security alert kept for the user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRecord {
     pub at: u64,
     pub code: String,
@@ -72,9 +74,9 @@ pub struct AlertRecord {
 }
 
 /// One write of a batch.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Op {
-    Setting(&'static str, Vec<u8>),
+    Setting(std::borrow::Cow<'static, str>, Vec<u8>),
     /// An MLS storage entry; `None` deletes it.
     Mls(Vec<u8>, Option<Vec<u8>>),
     /// Marks stored MLS entries as content-addressed: never rewritten, only deleted.

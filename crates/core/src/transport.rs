@@ -20,12 +20,27 @@ const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Longest a request waits out the server's rate limit (`429` with `Retry-After`) in all
 /// before the refusal is returned.
 const MAX_RATE_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+/// Runs before every request leaves the device and returns once everything the account's
+/// store applied is durable: how a store that writes asynchronously (the browser's, see
+/// `journal.rs`) keeps the rule that what a request depends on is saved before it is sent.
+#[cfg(target_arch = "wasm32")]
+pub type Barrier =
+    std::rc::Rc<dyn Fn() -> futures_util::future::LocalBoxFuture<'static, Result<(), CoreError>>>;
+/// Runs before every request leaves the device and returns once everything the account's
+/// store applied is durable: how a store that writes asynchronously (the browser's, see
+/// `journal.rs`) keeps the rule that what a request depends on is saved before it is sent.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Barrier = std::sync::Arc<
+    dyn Fn() -> futures_util::future::BoxFuture<'static, Result<(), CoreError>> + Send + Sync,
+>;
+
 /// The HTTP side of a client: cheap to clone, usable while the account is busy.
 #[derive(Clone)]
 pub struct Transport {
     pub(super) http: reqwest::Client,
     pub(super) server: String,
     pub(super) token: String,
+    pub(super) barrier: Option<Barrier>,
 }
 
 impl Transport {
@@ -69,6 +84,9 @@ impl Transport {
         &self,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, CoreError> {
+        if let Some(barrier) = &self.barrier {
+            barrier().await?;
+        }
         let mut waited = std::time::Duration::ZERO;
         loop {
             let mut req = build();

@@ -8,6 +8,7 @@ mod faults;
 mod files;
 mod groups;
 mod hostile;
+mod journaled;
 mod operator;
 mod support;
 mod threats;
