@@ -20,12 +20,33 @@ after(async () => {
   await server?.stop();
 });
 
-/** Registers `address` in the page's engine (kept as `window.engine`); returns its device id. */
+/** Registers `address` in the page's engine (kept as `window.engine`), in the profile's
+ *  storage; returns its device id. */
 async function register(page, address) {
   return page.evaluate(async (address) => {
-    window.engine = await window.missive.Engine.register(location.origin, address);
+    const storage = await window.missive.openStorage();
+    window.engine = await window.missive.Engine.register(storage, location.origin, address);
     return window.engine.deviceId;
   }, address);
+}
+
+/** Opens the account the page's profile holds (as `window.engine`); returns its address or
+ *  null when there is none. */
+async function reopen(page) {
+  return page.evaluate(async () => {
+    window.engine = await window.missive.Engine.open(await window.missive.openStorage());
+    return window.engine?.address ?? null;
+  });
+}
+
+/** `missive sync --json` of a terminal account: the new messages as [sender, text]. */
+function cliSync(home) {
+  return cli(home, "sync", "--json")
+    .trim()
+    .split("\n")
+    .filter((line) => line)
+    .map((line) => JSON.parse(line))
+    .map((m) => [m.sender, m.text]);
 }
 
 /** The error an engine call throws in the page, as { code, message }. */
@@ -135,7 +156,7 @@ test("errors reach the page with stable codes, and nothing is lost", async () =>
   const app = await openApp(browser, server.url);
   const badAddress = await errorOf(
     app.page,
-    "(origin) => window.missive.Engine.register(origin, 'not an address')",
+    "async (origin) => window.missive.Engine.register(await window.missive.openStorage(), origin, 'not an address')",
     server.url,
   );
   assert.equal(badAddress?.code, "usage");
@@ -156,7 +177,95 @@ test("errors reach the page with stable codes, and nothing is lost", async () =>
 
   const unreachable = await errorOf(
     app.page,
-    "() => window.missive.Engine.register('http://127.0.0.1:9', 'erin@web.test')",
+    "async () => window.missive.Engine.register(await window.missive.openStorage('other'), 'http://127.0.0.1:9', 'erin@web.test')",
   );
   assert.equal(unreachable?.code, "network");
+});
+
+test("the account survives a reload: a new engine over the same browser storage", async () => {
+  const graceHome = join(mkdtempSync(join(tmpdir(), "missive-grace-")), "home");
+  cli(graceHome, "register", "--server", server.url, "grace@web.test");
+  const app = await openApp(browser, server.url);
+  assert.equal(await reopen(app.page), null, "a new profile holds no account");
+  await register(app.page, "frank@web.test");
+  const conversation = await app.page.evaluate(async () => {
+    const id = await window.engine.createConversation("Reload", ["grace@web.test"]);
+    await window.engine.send(id, "before reload");
+    return id;
+  });
+  assert.deepEqual(cliSync(graceHome), [["frank@web.test", "before reload"]]);
+  cli(graceHome, "send", conversation, "sent while frank reloads");
+
+  await app.page.reload();
+  await app.page.waitForFunction(() => document.documentElement.dataset.engine === "ready");
+  assert.equal(await reopen(app.page), "frank@web.test");
+  const after = await app.page.evaluate(async (id) => {
+    const before = (await window.engine.messages(id)).map((m) => m.text);
+    const synced = (await window.engine.sync())
+      .filter((o) => o.type === "message")
+      .map((o) => o.message.text);
+    await window.engine.send(id, "after reload");
+    const names = (await window.engine.conversations()).map((c) => c.name);
+    return { before, synced, names };
+  }, conversation);
+  assert.deepEqual(after, {
+    before: ["before reload"],
+    synced: ["sent while frank reloads"],
+    names: ["Reload"],
+  });
+  assert.deepEqual(cliSync(graceHome), [["frank@web.test", "after reload"]]);
+
+  // The profile holds Frank's account: registering another one there is refused.
+  const again = await errorOf(
+    app.page,
+    "async (origin) => window.missive.Engine.register(await window.missive.openStorage(), origin, 'other@web.test')",
+    server.url,
+  );
+  assert.equal(again?.code, "usage");
+  assert.deepEqual(app.errors, []);
+});
+
+test("a page closed while its commit was on the wire recovers on the next load", async () => {
+  const heidiHome = join(mkdtempSync(join(tmpdir(), "missive-heidi-")), "home");
+  cli(heidiHome, "register", "--server", server.url, "heidi@web.test");
+  const first = await openApp(browser, server.url);
+  await register(first.page, "ivan@web.test");
+
+  // The commit adding Heidi reaches the server, which applies it; its answer never reaches
+  // the page, which is closed at that moment.
+  let delivered;
+  const commitApplied = new Promise((resolve) => (delivered = resolve));
+  await first.page.route("**/v1/groups/*/commits", async (route) => {
+    const response = await route.fetch();
+    delivered(response.status());
+  });
+  const hanging = first.page
+    .evaluate(() => window.engine.createConversation("Crash", ["heidi@web.test"]))
+    .catch(() => "the page closed");
+  assert.equal(await commitApplied, 200);
+  await first.page.close();
+  assert.equal(await hanging, "the page closed");
+
+  // The same profile, a new page: the staged commit was saved before it left.
+  const page = await first.context.newPage();
+  await page.goto(server.url);
+  await page.waitForFunction(() => document.documentElement.dataset.engine === "ready");
+  assert.equal(await reopen(page), "ivan@web.test");
+  const recovered = await page.evaluate(async () => {
+    const outcomes = await window.engine.sync();
+    const [conversation] = await window.engine.conversations();
+    await window.engine.send(conversation.id, "after the crash");
+    return {
+      alerts: outcomes.filter((o) => o.type === "alert"),
+      conversation: conversation.id,
+    };
+  });
+  assert.deepEqual(recovered.alerts, []);
+  // Heidi joined through the commit that was on the wire, and reads what follows.
+  assert.deepEqual(cliSync(heidiHome), [["ivan@web.test", "after the crash"]]);
+  cli(heidiHome, "send", recovered.conversation, "no message lost");
+  const read = await page.evaluate(async () =>
+    (await window.engine.sync()).filter((o) => o.type === "message").map((o) => o.message.text),
+  );
+  assert.deepEqual(read, ["no message lost"]);
 });

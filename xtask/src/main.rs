@@ -24,7 +24,8 @@ const USAGE: &str =
             revocations and clients killed mid-commit at random; fails unless every device
             read every message
   test      all tests (cargo nextest when installed, else cargo test)
-  wasm      cargo check of missive-core for wasm32-unknown-unknown
+  wasm      cargo check of missive-core (without its native features) and clippy of the
+            browser engine (crates/web), for wasm32-unknown-unknown
   api-fuzz  schemathesis (installed from PyPI into target/) against a live server's
             /openapi.json: no 5xx, every answer as documented (MISSIVE_API_FUZZ_EXAMPLES
             per operation, default 50)";
@@ -378,6 +379,20 @@ fn wasm() -> anyhow::Result<()> {
             "--no-default-features",
             "--target",
             "wasm32-unknown-unknown",
+        ],
+    )?;
+    // The browser engine exists only on wasm32: linted there, warnings refused.
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "missive-web",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
         ],
     )
 }

@@ -7,16 +7,22 @@
 //! Nothing here holds cryptographic logic: certificate checks, pinning, fork detection and the
 //! save-before-send rule are all in `missive-core`.
 //!
-//! Storage: this slice keeps the account in memory (`MemoryAccountStore`), so a reload starts
-//! over; the durable browser store comes next (see ARCHITECTURE.md, "The engine in a browser").
+//! Storage: the account lives in a [`JournaledStore`] whose journal the page's storage
+//! (`web/app/storage.js`, IndexedDB) writes; the engine's barrier flushes it before every
+//! request, so what a request depends on is on disk before it is sent (see
+//! `missive_core::journal`). A reload replays it: [`Engine::open`].
+//!
+//! The crate is empty on other targets (the engine's native home is the `missive` command);
+//! `cargo xtask wasm` lints it for wasm32.
+#![cfg(target_arch = "wasm32")]
 
 use std::cell::Cell;
 use std::rc::Rc;
 
 use futures_util::lock::Mutex;
-use missive_core::account::Outcome;
-use missive_core::client::Client;
-use missive_core::memory::MemoryAccountStore;
+use missive_core::account::{Account, Outcome};
+use missive_core::client::{Barrier, Client};
+use missive_core::journal::{Journal, JournaledStore};
 use missive_core::store::{ConversationRecord, MessageRecord};
 use missive_core::CoreError;
 use serde::Serialize;
@@ -61,6 +67,13 @@ export type Outcome =
   | { type: "membership_changed"; conversation: string }
   | { type: "alert"; code: string; detail: string };
 
+/** Where the engine keeps the account: `openStorage()` of web/app/storage.js (IndexedDB). */
+export interface EngineStorage {
+  load(): Promise<{ snapshot: { seq: number; bytes: Uint8Array } | null; entries: [number, Uint8Array][] }>;
+  /** Resolves once `entries` and `snapshot` are durably written, in one transaction. */
+  write(entries: [number, Uint8Array][], snapshot: { seq: number; bytes: Uint8Array } | null): Promise<void>;
+}
+
 /** Every error the engine throws is an Error with a stable `code`: the server's error code
  *  (`unknown_user`, `stale_epoch`, ...), a security alert's code (`forged_key_package`, ...),
  *  or one of `unknown_user`, `network`, `storage`, `mls`, `usage`, `file`, `io`,
@@ -70,10 +83,129 @@ export interface MissiveError extends Error {
 }
 "#;
 
+#[wasm_bindgen]
+extern "C" {
+    /// The page's storage for the account (see `EngineStorage` in the TypeScript types).
+    #[wasm_bindgen(typescript_type = "EngineStorage")]
+    pub type EngineStorage;
+
+    #[wasm_bindgen(method, catch)]
+    fn load(this: &EngineStorage) -> Result<js_sys::Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn write(
+        this: &EngineStorage,
+        entries: js_sys::Array,
+        snapshot: JsValue,
+    ) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// Writes the journal to the page's storage, one flush at a time (a failed one is put back
+/// and retried first by the next, so entries reach the disk in order).
+struct Persister {
+    journal: Journal,
+    storage: EngineStorage,
+    writing: Mutex<()>,
+}
+
+impl Persister {
+    async fn flush(&self) -> Result<(), CoreError> {
+        let _one_at_a_time = self.writing.lock().await;
+        while let Some(flush) = self.journal.take()? {
+            let entries = js_sys::Array::new();
+            for (n, bytes) in &flush.entries {
+                let pair = js_sys::Array::new();
+                pair.push(&JsValue::from_f64(*n as f64));
+                pair.push(&js_sys::Uint8Array::from(bytes.as_slice()));
+                entries.push(&pair);
+            }
+            let snapshot = match &flush.snapshot {
+                Some((n, bytes)) => {
+                    let object = js_sys::Object::new();
+                    set(&object, "seq", &JsValue::from_f64(*n as f64));
+                    set(
+                        &object,
+                        "bytes",
+                        &js_sys::Uint8Array::from(bytes.as_slice()),
+                    );
+                    object.into()
+                }
+                None => JsValue::NULL,
+            };
+            let written = match self.storage.write(entries, snapshot) {
+                Ok(promise) => wasm_bindgen_futures::JsFuture::from(promise).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                self.journal.put_back(flush)?;
+                return Err(CoreError::Storage(format!(
+                    "the browser did not save the account: {}",
+                    describe(&e)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine's barrier: flush before every request.
+    fn barrier(self: &Rc<Self>) -> Barrier {
+        let persister = self.clone();
+        Rc::new(move || {
+            let persister = persister.clone();
+            Box::pin(async move { persister.flush().await })
+        })
+    }
+}
+
+fn set(object: &js_sys::Object, key: &str, value: &JsValue) {
+    // Setting a property on a plain object cannot fail.
+    let _ = js_sys::Reflect::set(object, &key.into(), value);
+}
+
+/// A thrown JavaScript value as text.
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+/// The account the page's storage holds, replayed into memory.
+async fn restore(storage: &EngineStorage) -> Result<(JournaledStore, Journal), JsValue> {
+    let loaded = wasm_bindgen_futures::JsFuture::from(storage.load()?).await?;
+    let field = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &key.into());
+    let number = |v: JsValue| {
+        v.as_f64()
+            .filter(|n| *n >= 1.0 && n.fract() == 0.0)
+            .map(|n| n as u64)
+            .ok_or_else(|| js_error(CoreError::Storage("a stored entry has no number".into())))
+    };
+    let snapshot = field(&loaded, "snapshot")?;
+    let snapshot = if snapshot.is_null() || snapshot.is_undefined() {
+        None
+    } else {
+        Some((
+            number(field(&snapshot, "seq")?)?,
+            js_sys::Uint8Array::new(&field(&snapshot, "bytes")?).to_vec(),
+        ))
+    };
+    let mut entries = Vec::new();
+    for pair in js_sys::Array::from(&field(&loaded, "entries")?).iter() {
+        let pair = js_sys::Array::from(&pair);
+        entries.push((
+            number(pair.get(0))?,
+            js_sys::Uint8Array::new(&pair.get(1)).to_vec(),
+        ));
+    }
+    JournaledStore::restore(snapshot.as_ref().map(|(n, b)| (*n, b.as_slice())), &entries)
+        .map_err(js_error)
+}
+
 /// One account on this device, connected to its server.
 #[wasm_bindgen]
 pub struct Engine {
     client: Rc<Mutex<Client>>,
+    persister: Rc<Persister>,
     address: String,
     device_id: String,
     /// Set by [`Engine::stop`]: the push loop ends at its next wake-up.
@@ -83,22 +215,69 @@ pub struct Engine {
 #[wasm_bindgen]
 impl Engine {
     /// Registers `address` on the server at `server` (`https://…`, or `http://` on a test
-    /// machine) with a new identity and this first device.
+    /// machine) with a new identity and this first device, kept in `storage` (which must hold
+    /// no account yet).
     pub async fn register(
+        storage: EngineStorage,
         server: String,
         address: String,
         invite: Option<String>,
     ) -> Result<Engine, JsValue> {
-        let store = Box::new(MemoryAccountStore::new());
-        let client = Client::register(store, &server, &address, invite)
-            .await
-            .map_err(js_error)?;
-        Ok(Engine {
+        let (store, journal) = restore(&storage).await?;
+        if Account::is_registered(&store).map_err(js_error)? {
+            return Err(js_error(CoreError::Usage(
+                "this browser already holds an account: open it instead".into(),
+            )));
+        }
+        let persister = Rc::new(Persister {
+            journal,
+            storage,
+            writing: Mutex::new(()),
+        });
+        let client = Client::register_with_barrier(
+            Box::new(store),
+            &server,
+            &address,
+            invite,
+            persister.barrier(),
+        )
+        .await
+        .map_err(js_error)?;
+        // Nothing is left unsaved once registration answers.
+        persister.flush().await.map_err(js_error)?;
+        Ok(Self::new(client, persister))
+    }
+
+    /// The account kept in `storage`, or `undefined` if it holds none.
+    pub async fn open(storage: EngineStorage) -> Result<Option<Engine>, JsValue> {
+        let (store, journal) = restore(&storage).await?;
+        if !Account::is_registered(&store).map_err(js_error)? {
+            return Ok(None);
+        }
+        let persister = Rc::new(Persister {
+            journal,
+            storage,
+            writing: Mutex::new(()),
+        });
+        let mut client = Client::open(Box::new(store)).map_err(js_error)?;
+        client.set_barrier(persister.barrier());
+        Ok(Some(Self::new(client, persister)))
+    }
+
+    fn new(client: Client, persister: Rc<Persister>) -> Engine {
+        Engine {
             address: client.account.address().to_owned(),
             device_id: client.account.device_id(),
             client: Rc::new(Mutex::new(client)),
+            persister,
             stopping: Rc::new(Cell::new(false)),
-        })
+        }
+    }
+
+    /// Writes what is not saved yet (received messages are otherwise saved with the next
+    /// request); resolves once it is on disk.
+    pub async fn save(&self) -> Result<(), JsValue> {
+        self.persister.flush().await.map_err(js_error)
     }
 
     /// This account's address (`name@domain`).
@@ -117,6 +296,7 @@ impl Engine {
     #[wasm_bindgen(unchecked_return_type = "Outcome[]")]
     pub async fn sync(&self) -> Result<JsValue, JsValue> {
         let outcomes = self.client.lock().await.sync().await.map_err(js_error)?;
+        self.save().await?;
         to_js(&outcomes.iter().map(OutcomeView::from).collect::<Vec<_>>())
     }
 
@@ -129,10 +309,12 @@ impl Engine {
         members: Vec<String>,
     ) -> Result<String, JsValue> {
         let mut client = self.client.lock().await;
-        client
+        let id = client
             .create_conversation(name, None, &members)
             .await
-            .map_err(js_error)
+            .map_err(js_error)?;
+        self.save().await?;
+        Ok(id)
     }
 
     /// Sends `text` to `peer`, in the one-to-one conversation with them (created on first use).
@@ -141,6 +323,7 @@ impl Engine {
         let mut client = self.client.lock().await;
         let peer = missive_core::lookup::address(&peer).map_err(js_error)?;
         let record = client.dm(&peer, &text).await.map_err(js_error)?;
+        self.save().await?;
         to_js(&MessageView::from(&record))
     }
 
@@ -152,6 +335,8 @@ impl Engine {
             .send_text(&conversation, &text)
             .await
             .map_err(js_error)?;
+        // Our message as stored (accepted by the server) is on disk before the call returns.
+        self.save().await?;
         to_js(&MessageView::from(&record))
     }
 
@@ -185,6 +370,7 @@ impl Engine {
         let mut push = {
             let mut client = self.client.lock().await;
             let outcomes = client.sync().await.map_err(js_error)?;
+            self.persister.flush().await.map_err(js_error)?;
             deliver(&on_outcomes, &outcomes)?;
             client.connect_push().await.map_err(js_error)?
         };
@@ -205,6 +391,7 @@ impl Engine {
                 .process_events(&events)
                 .await
                 .map_err(js_error)?;
+            self.save().await?;
             deliver(&on_outcomes, &outcomes)?;
         }
     }
