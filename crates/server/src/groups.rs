@@ -95,6 +95,15 @@ fn internal(e: impl std::fmt::Debug) -> GroupError {
     GroupError::Internal(format!("{e:?}"))
 }
 
+/// A refusal by openmls, told to the client in our words (`what` failed to validate); the
+/// library's own description of why goes to the log only.
+fn invalid<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> GroupError {
+    move |e| {
+        tracing::debug!(error = ?e, "{what}");
+        GroupError::Invalid(what.to_owned())
+    }
+}
+
 impl GroupState {
     /// Starts tracking a new group from its creator's GroupInfo (with ratchet tree).
     pub fn create(group_info: &[u8]) -> Result<(Self, Vec<u8>, Vec<String>), GroupError> {
@@ -114,7 +123,9 @@ impl GroupState {
         let crypto = CryptoProvider::new().map_err(internal)?;
         let (group, _) =
             PublicGroup::from_external(&crypto, &storage, tree, info, ProposalStore::new())
-                .map_err(|e| GroupError::Invalid(format!("{e:?}")))?;
+                .map_err(invalid(
+                    "the group's GroupInfo and ratchet tree do not validate",
+                ))?;
         let group_id = group.group_id().as_slice().to_vec();
         let state = GroupState { storage, group };
         let members = state.member_devices()?;
@@ -200,7 +211,9 @@ impl GroupState {
         let processed = self
             .group
             .process_message(&crypto, protocol)
-            .map_err(|e| GroupError::Invalid(format!("{e:?}")))?;
+            .map_err(invalid(
+                "the commit does not validate against the group's public state",
+            ))?;
         let Sender::Member(leaf) = *processed.sender() else {
             return Err(GroupError::Forbidden("only members may commit"));
         };
@@ -276,7 +289,7 @@ pub fn check_key_package(bytes: &[u8], device_certificate: &[u8]) -> Result<Vec<
     let crypto = CryptoProvider::new().map_err(internal)?;
     let kp = kp
         .validate(&crypto, ProtocolVersion::Mls10)
-        .map_err(|e| GroupError::Invalid(format!("{e:?}")))?;
+        .map_err(invalid("the key package does not validate"))?;
     let leaf = kp.leaf_node();
     let basic = BasicCredential::try_from(leaf.credential().clone())
         .map_err(|_| GroupError::Forbidden("key package credential is not ours"))?;
