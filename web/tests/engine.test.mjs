@@ -248,7 +248,7 @@ test("a page closed while its commit was on the wire recovers on the next load",
 
   // The same profile, a new page: the staged commit was saved before it left.
   const page = await first.context.newPage();
-  await page.goto(server.url);
+  await page.goto(new URL("engine.html", server.url).href);
   await page.waitForFunction(() => document.documentElement.dataset.engine === "ready");
   assert.equal(await reopen(page), "ivan@web.test");
   const recovered = await page.evaluate(async () => {

@@ -70,7 +70,8 @@ export async function launchBrowser() {
   });
 }
 
-/** A new browser profile on the web app, once its engine is loaded; page errors fail loudly. */
+/** A new browser profile on engine.html (the engine without the app), once the engine is
+ *  loaded; page errors are collected. */
 export async function openApp(browser, url) {
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -79,11 +80,33 @@ export async function openApp(browser, url) {
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(new Error(m.text()));
   });
-  await page.goto(url);
+  await page.goto(new URL("engine.html", url).href);
   await page.waitForFunction(() => document.documentElement.dataset.engine !== undefined);
   const state = await page.evaluate(() => document.documentElement.dataset.engine);
   if (state !== "ready") {
     throw new Error(`the engine did not load: ${errors.map((e) => e.message).join("; ")}`);
   }
   return { context, page, errors };
+}
+
+/** A new browser profile (at `viewport`, touch on phones) on the web app itself. */
+export async function openWebApp(browser, url, { phone = false } = {}) {
+  const context = await browser.newContext(
+    phone
+      ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }
+      : { viewport: { width: 1280, height: 800 } },
+  );
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e));
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(new Error(m.text()));
+  });
+  await page.goto(url);
+  return { context, page, errors };
+}
+
+/** Saves a screenshot of `page` as target/web-screenshots/NAME.png. */
+export async function screenshot(page, name) {
+  await page.screenshot({ path: join(target, "web-screenshots", `${name}.png`), fullPage: true });
 }

@@ -11,7 +11,9 @@ const USAGE: &str =
             bounded fuzz run
   web       builds the web app into web/dist: the engine (crates/web) for wasm32, its
             JavaScript bindings (wasm-bindgen-cli, installed at the pinned version if
-            missing) and the pages of web/app; `--release` for a release build
+            missing), the pages of web/app and the bundle of web/src (esbuild; `npm ci`
+            first when web/node_modules is missing or older than the lock file);
+            `--release` for release builds
   browser-test
             the web app's tests in headless Chromium against a real server (web/tests);
             installs what they need if missing: Debian's chromium, web/node_modules
@@ -205,12 +207,57 @@ fn web(release: bool) -> anyhow::Result<()> {
         std::fs::copy(entry.path(), dist.join(entry.file_name()))
             .with_context(|| format!("copying {}", entry.path().display()))?;
     }
+    let web_dir = root.join("web");
+    npm_ci(&web_dir)?;
+    let mut bundle = vec!["build.mjs"];
+    if release {
+        bundle.push("--release");
+    }
+    node(&web_dir, &bundle)?;
     eprintln!("web app built in {}", dist.display());
     Ok(())
 }
 
+/// The npm packages of `web/` as its lock file names them, installed unless present and
+/// newer than the lock file.
+fn npm_ci(web_dir: &std::path::Path) -> anyhow::Result<()> {
+    let lock = web_dir.join("package-lock.json");
+    let installed = web_dir.join("node_modules").join(".package-lock.json");
+    let fresh = match (std::fs::metadata(&lock), std::fs::metadata(&installed)) {
+        (Ok(l), Ok(i)) => i.modified()? >= l.modified()?,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(web_dir)
+        .status()
+        .context("running npm (Node.js and npm build the web app)")?;
+    if !status.success() {
+        bail!("npm ci in web/ failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `node ARGS` in `dir`.
+fn node(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("$ (in {}) node {}", dir.display(), args.join(" "));
+    let status = Command::new("node")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .context("running node")?;
+    if !status.success() {
+        bail!("node {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
 /// The browser tests of `web/tests` (Node's test runner) against the debug server and CLI,
-/// after building the web app; installs Debian's chromium and the npm packages if missing.
+/// after building the web app and checking its types; installs Debian's chromium if missing.
+/// Screenshots of the app's screens go to `target/web-screenshots`.
 fn browser_test() -> anyhow::Result<()> {
     let root = workspace_root()?;
     web(false)?;
@@ -227,20 +274,12 @@ fn browser_test() -> anyhow::Result<()> {
         }
     }
     let web_dir = root.join("web");
-    if !web_dir
-        .join("node_modules")
-        .join("playwright-core")
-        .exists()
-    {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&web_dir)
-            .status()
-            .context("running npm (Node.js and npm are needed for the browser tests)")?;
-        if !status.success() {
-            bail!("npm ci in web/ failed ({status})");
-        }
-    }
+    // The app's TypeScript against the engine's generated types.
+    node(
+        &web_dir,
+        &["node_modules/typescript/bin/tsc", "--project", "."],
+    )?;
+    std::fs::create_dir_all(target_dir(&root).join("web-screenshots"))?;
     let status = Command::new("node")
         .args(["--test", "--test-concurrency=1"])
         .arg(web_dir.join("tests"))
@@ -261,10 +300,10 @@ fn soak(rounds: &str, release: bool) -> anyhow::Result<()> {
     }
     run("cargo", &build)?;
     let profile = if release { "release" } else { "debug" };
-    run(
-        &format!("target/{profile}/missive-bench"),
-        &["--soak", rounds],
-    )
+    let bench = target_dir(&workspace_root()?)
+        .join(profile)
+        .join("missive-bench");
+    run(&bench.to_string_lossy(), &["--soak", rounds])
 }
 
 /// Where cargo-deny fetches the RustSec advisory database from (as named in its config).

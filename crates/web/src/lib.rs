@@ -301,16 +301,32 @@ impl Engine {
     }
 
     /// Creates a conversation named `name` with `members` (addresses other than ours);
-    /// returns its id.
+    /// returns its id. One member and no name is the one-to-one conversation with them: the
+    /// existing one if there is one.
     #[wasm_bindgen(js_name = createConversation)]
     pub async fn create_conversation(
         &self,
         name: Option<String>,
         members: Vec<String>,
     ) -> Result<String, JsValue> {
+        let members = members
+            .iter()
+            .map(|m| missive_core::lookup::address(m))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(js_error)?;
+        let name = name.filter(|n| !n.trim().is_empty());
         let mut client = self.client.lock().await;
+        let dm_peer = match (&name, members.as_slice()) {
+            (None, [peer]) => {
+                if let Some(existing) = client.account.store().dm_with(peer).map_err(js_error)? {
+                    return Ok(existing.id);
+                }
+                Some(peer.clone())
+            }
+            _ => None,
+        };
         let id = client
-            .create_conversation(name, None, &members)
+            .create_conversation(name, dm_peer, &members)
             .await
             .map_err(js_error)?;
         self.save().await?;

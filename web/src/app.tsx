@@ -1,0 +1,399 @@
+// The web app's screens (Preact). Everything the engine does happens in its Worker
+// (client.ts); these components only ask and show.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { EngineClient, errorText, ownAccount } from "./client";
+import type { Conversation, Identity, Message, Outcome } from "./protocol";
+
+type Phase =
+  | { kind: "starting" }
+  | { kind: "elsewhere"; takeOver: () => void }
+  | { kind: "lost" }
+  | { kind: "register" }
+  | { kind: "ready"; me: Identity };
+
+export function App() {
+  const [phase, setPhase] = useState<Phase>({ kind: "starting" });
+  const [engine, setEngine] = useState<EngineClient>();
+
+  useEffect(() => {
+    ownAccount(
+      () => {
+        const client = new EngineClient();
+        setEngine(client);
+        client
+          .call<Identity | null>({ method: "open" })
+          .then((me) => setPhase(me ? { kind: "ready", me } : { kind: "register" }))
+          .catch(() => setPhase({ kind: "register" }));
+      },
+      (takeOver) => setPhase({ kind: "elsewhere", takeOver }),
+      () => {
+        engine?.stop();
+        setPhase({ kind: "lost" });
+      },
+    );
+  }, []);
+
+  switch (phase.kind) {
+    case "starting":
+      return <p class="notice">Starting Missive…</p>;
+    case "elsewhere":
+      return (
+        <section class="notice">
+          <p>Missive is open in another tab.</p>
+          <button onClick={() => { setPhase({ kind: "starting" }); phase.takeOver(); }}>
+            Use here
+          </button>
+        </section>
+      );
+    case "lost":
+      return <p class="notice">Missive is now open in another tab. Close this one.</p>;
+    case "register":
+      return <Register engine={engine!} onDone={(me) => setPhase({ kind: "ready", me })} />;
+    case "ready":
+      return <Home engine={engine!} me={phase.me} />;
+  }
+}
+
+function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identity): void }) {
+  const [server, setServer] = useState(location.origin);
+  const [address, setAddress] = useState("");
+  const [invite, setInvite] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setError("");
+    try {
+      onDone(
+        await engine.call<Identity>({
+          method: "register",
+          server: server.trim(),
+          address: address.trim(),
+          invite: invite.trim() || undefined,
+        }),
+      );
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <main class="register">
+      <h1>Missive</h1>
+      <p>Create your account on your organisation's server.</p>
+      <form onSubmit={submit}>
+        <label>
+          Server
+          <input value={server} onInput={(e) => setServer(e.currentTarget.value)} required />
+        </label>
+        <label>
+          Address
+          <input
+            value={address}
+            onInput={(e) => setAddress(e.currentTarget.value)}
+            placeholder="name@ministry.gouv.fr"
+            autocomplete="username"
+            required
+          />
+        </label>
+        <label>
+          Invite code
+          <input value={invite} onInput={(e) => setInvite(e.currentTarget.value)} />
+        </label>
+        {error && <p role="alert" class="error">{error}</p>}
+        <button type="submit" disabled={busy}>{busy ? "Registering…" : "Register"}</button>
+      </form>
+    </main>
+  );
+}
+
+function title(c: Conversation): string {
+  return c.name ?? c.dm_peer ?? `Conversation ${c.id.slice(0, 8)}`;
+}
+
+/** A message not yet accepted by the server. */
+type Pending = { key: number; conversation: string; text: string; failed?: string };
+
+function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
+  const [conversations, setConversations] = useState<Conversation[]>([]);
+  const [current, setCurrent] = useState<string>();
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [unread, setUnread] = useState<Record<string, number>>({});
+  const [last, setLast] = useState<Record<string, Message>>({});
+  const [pending, setPending] = useState<Pending[]>([]);
+  const [online, setOnline] = useState(true);
+  const [creating, setCreating] = useState(false);
+  const [filter, setFilter] = useState("");
+  const [alerts, setAlerts] = useState<string[]>([]);
+  const currentRef = useRef<string | undefined>(undefined);
+  currentRef.current = current;
+
+  const refresh = async () => {
+    const list = await engine.call<Conversation[]>({ method: "conversations" });
+    setConversations(list);
+    const open = currentRef.current;
+    if (open) setMessages(await engine.call<Message[]>({ method: "messages", conversation: open }));
+  };
+
+  useEffect(() => {
+    engine.onOutcomes = (outcomes: Outcome[]) => {
+      for (const o of outcomes) {
+        if (o.type === "message") {
+          const m = o.message;
+          setLast((l) => ({ ...l, [m.conversation]: m }));
+          if (m.conversation !== currentRef.current) {
+            setUnread((u) => ({ ...u, [m.conversation]: (u[m.conversation] ?? 0) + 1 }));
+          }
+        } else if (o.type === "alert") {
+          setAlerts((a) => [...a, o.detail]);
+        }
+      }
+      refresh();
+    };
+    engine.onConnection = setOnline;
+    refresh();
+  }, [engine]);
+
+  useEffect(() => {
+    if (!current) return;
+    setUnread((u) => ({ ...u, [current]: 0 }));
+    engine.call<Message[]>({ method: "messages", conversation: current }).then(setMessages);
+  }, [current]);
+
+  const nextKey = useRef(1);
+  const send = async (conversation: string, text: string, key = nextKey.current++) => {
+    setPending((p) => [...p.filter((x) => x.key !== key), { key, conversation, text }]);
+    try {
+      const sent = await engine.call<Message>({ method: "send", conversation, text });
+      setPending((p) => p.filter((x) => x.key !== key));
+      setLast((l) => ({ ...l, [conversation]: sent }));
+      await refresh();
+    } catch (e) {
+      setPending((p) => p.map((x) => (x.key === key ? { ...x, failed: errorText(e) } : x)));
+    }
+  };
+
+  const shown = conversations.filter((c) =>
+    title(c).toLowerCase().includes(filter.trim().toLowerCase()),
+  );
+  const open = conversations.find((c) => c.id === current);
+
+  return (
+    <div class={`home ${current ? "reading" : ""}`}>
+      <div class="top">
+        <header>
+          <span class="me">{me.address}</span>
+          {!online && <span role="status" class="offline">Offline: messages will be sent when the connection is back</span>}
+        </header>
+        {alerts.length > 0 && (
+          <section role="alert" class="alerts" aria-label="Security alerts">
+            {alerts.map((a, i) => <p key={i}>{a}</p>)}
+          </section>
+        )}
+      </div>
+      <nav aria-label="Conversations">
+        <button onClick={() => setCreating(true)}>New conversation</button>
+        <input
+          type="search"
+          aria-label="Filter conversations"
+          placeholder="Filter"
+          value={filter}
+          onInput={(e) => setFilter(e.currentTarget.value)}
+        />
+        <ul>
+          {shown.map((c) => (
+            <li key={c.id}>
+              <button
+                class={c.id === current ? "current" : ""}
+                aria-current={c.id === current ? "true" : undefined}
+                onClick={() => setCurrent(c.id)}
+              >
+                <span class="title">{title(c)}</span>
+                {last[c.id] && <span class="preview">{last[c.id].text}</span>}
+                {(unread[c.id] ?? 0) > 0 && (
+                  <span class="unread" aria-label={`${unread[c.id]} unread`}>{unread[c.id]}</span>
+                )}
+              </button>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <main>
+        {open ? (
+          <ConversationView
+            me={me}
+            conversation={open}
+            messages={messages}
+            pending={pending.filter((p) => p.conversation === open.id)}
+            onSend={(text) => send(open.id, text)}
+            onRetry={(p) => send(p.conversation, p.text, p.key)}
+            onBack={() => setCurrent(undefined)}
+          />
+        ) : (
+          <p class="empty">Choose a conversation, or start a new one.</p>
+        )}
+      </main>
+      {creating && (
+        <NewConversation
+          engine={engine}
+          onClose={() => setCreating(false)}
+          onCreated={async (id) => {
+            setCreating(false);
+            await refresh();
+            setCurrent(id);
+          }}
+        />
+      )}
+    </div>
+  );
+}
+
+function day(ms: number) {
+  return new Date(ms).toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long" });
+}
+
+/** When a message was sent: the server's time, or for our own (which the server's answer
+ *  does not date) our clock's. */
+function when(m: Message) {
+  return m.server_time || m.sent_at;
+}
+
+function time(ms: number) {
+  return new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+function ConversationView(props: {
+  me: Identity;
+  conversation: Conversation;
+  messages: Message[];
+  pending: Pending[];
+  onSend(text: string): void;
+  onRetry(p: Pending): void;
+  onBack(): void;
+}) {
+  const [text, setText] = useState("");
+  const end = useRef<HTMLDivElement>(null);
+  useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [props.messages.length, props.pending.length]);
+  const items = useMemo(() => {
+    const out: preact.JSX.Element[] = [];
+    let lastDay = "";
+    for (const m of props.messages) {
+      const d = day(when(m));
+      if (d !== lastDay) {
+        out.push(<p class="day" key={`day-${d}`}>{d}</p>);
+        lastDay = d;
+      }
+      const own = m.sender === props.me.address;
+      out.push(
+        <article key={m.id} class={own ? "own" : ""} aria-label={`${m.sender}, ${time(when(m))}`}>
+          <header>
+            <span class="sender">{m.sender}</span> <time>{time(when(m))}</time>
+          </header>
+          <p>{m.unsupported ? "A message this version cannot display (update Missive)" : m.text}</p>
+        </article>,
+      );
+    }
+    return out;
+  }, [props.messages]);
+  const submit = (e: Event) => {
+    e.preventDefault();
+    const t = text.trim();
+    if (!t) return;
+    setText("");
+    props.onSend(t);
+  };
+  return (
+    <section class="conversation" aria-label={title(props.conversation)}>
+      <header>
+        <button class="back" onClick={props.onBack} aria-label="Back to conversations">‹</button>
+        <h2>{title(props.conversation)}</h2>
+      </header>
+      <div class="messages">
+        {items}
+        {props.pending.map((p) => (
+          <article key={`p${p.key}`} class="own pending" aria-label={`${props.me.address}, sending`}>
+            <header><span class="sender">{props.me.address}</span></header>
+            <p>{p.text}</p>
+            {p.failed ? (
+              <p class="failed">
+                Not sent: {p.failed} <button onClick={() => props.onRetry(p)}>Retry</button>
+              </p>
+            ) : (
+              <p class="sending">Sending…</p>
+            )}
+          </article>
+        ))}
+        <div ref={end} />
+      </div>
+      <form class="composer" onSubmit={submit}>
+        <textarea
+          aria-label="Message"
+          rows={1}
+          value={text}
+          onInput={(e) => setText(e.currentTarget.value)}
+          onKeyDown={(e) => {
+            if (e.key === "Enter" && !e.shiftKey) submit(e);
+          }}
+        />
+        <button type="submit">Send</button>
+      </form>
+    </section>
+  );
+}
+
+function NewConversation(props: {
+  engine: EngineClient;
+  onClose(): void;
+  onCreated(id: string): void;
+}) {
+  const [members, setMembers] = useState("");
+  const [name, setName] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const dialog = useRef<HTMLDialogElement>(null);
+  useEffect(() => dialog.current?.showModal(), []);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const list = members.split(/[\s,;]+/).filter((m) => m);
+    if (list.length === 0) {
+      setError("Name at least one member.");
+      return;
+    }
+    setBusy(true);
+    setError("");
+    try {
+      props.onCreated(
+        await props.engine.call<string>({
+          method: "createConversation",
+          name: name.trim() || undefined,
+          members: list,
+        }),
+      );
+    } catch (err) {
+      setError(errorText(err));
+      setBusy(false);
+    }
+  };
+  return (
+    <dialog ref={dialog} onClose={props.onClose} aria-label="New conversation">
+      <form onSubmit={submit}>
+        <h2>New conversation</h2>
+        <label>
+          Members
+          <input value={members} onInput={(e) => setMembers(e.currentTarget.value)} placeholder="bob@ministry.gouv.fr, carol@…" />
+        </label>
+        <label>
+          Name
+          <input value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        {error && <p role="alert" class="error">{error}</p>}
+        <div class="actions">
+          <button type="button" onClick={() => dialog.current?.close()}>Cancel</button>
+          <button type="submit" disabled={busy}>{busy ? "Creating…" : "Create"}</button>
+        </div>
+      </form>
+    </dialog>
+  );
+}

@@ -1,0 +1,71 @@
+// The app's side of the engine Worker: calls as promises, pushed news as callbacks. One tab
+// owns the account at a time (Web Locks): the browser's storage has one writer.
+import type { Call, EngineError, Outcome, Reply } from "./protocol";
+
+export class EngineClient {
+  private worker: Worker;
+  private next = 1;
+  private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  onOutcomes: (outcomes: Outcome[]) => void = () => {};
+  onConnection: (online: boolean) => void = () => {};
+
+  constructor() {
+    this.worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+    this.worker.onmessage = ({ data }: MessageEvent<Reply>) => {
+      if ("event" in data) {
+        if (data.event === "outcomes") this.onOutcomes(data.outcomes);
+        else this.onConnection(data.online);
+        return;
+      }
+      const waiter = this.waiting.get(data.id);
+      this.waiting.delete(data.id);
+      if (!waiter) return;
+      if (data.ok) waiter.resolve(data.value);
+      else waiter.reject(Object.assign(new Error(data.error.message), { code: data.error.code }));
+    };
+  }
+
+  call<T>(call: Call): Promise<T> {
+    const id = this.next++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ id, ...call });
+    });
+  }
+
+  stop() {
+    this.worker.terminate();
+  }
+}
+
+export function errorText(e: unknown): string {
+  return (e as EngineError).message ?? String(e);
+}
+
+/** Runs `owner` while this tab holds the account's lock; `elsewhere` is called when another
+ *  tab holds it (call the returned function to take it over), `lost` when another tab took it. */
+export function ownAccount(
+  owner: () => void,
+  elsewhere: (takeOver: () => void) => void,
+  lost: () => void,
+) {
+  const name = "missive-account";
+  const hold = () => new Promise<void>(() => {});
+  navigator.locks
+    .request(name, { ifAvailable: true }, async (lock) => {
+      if (!lock) {
+        elsewhere(() => {
+          navigator.locks
+            .request(name, { steal: true }, async () => {
+              owner();
+              await hold();
+            })
+            .catch(lost);
+        });
+        return;
+      }
+      owner();
+      await hold();
+    })
+    .catch(lost);
+}

@@ -1,0 +1,78 @@
+// The engine's home in the app: a dedicated Worker, so that MLS and its post-quantum keys
+// never block the page. It answers the app's calls (protocol.ts) one at a time, as the engine
+// runs its flows, and listens on the push channel once an account is open.
+import init, { Engine } from "missive-engine";
+import type { Call, Outcome, Reply, Request } from "./protocol";
+import { openStorage } from "./storage";
+
+let engine: Engine | undefined;
+const ready = init();
+
+function post(reply: Reply) {
+  (self as unknown as Worker).postMessage(reply);
+}
+
+function identity(e: Engine) {
+  return { address: e.address, deviceId: e.deviceId };
+}
+
+async function answer(call: Call): Promise<unknown> {
+  await ready;
+  if (call.method === "open") {
+    engine = (await Engine.open(await openStorage())) ?? undefined;
+    if (engine) listen(engine);
+    return engine ? identity(engine) : null;
+  }
+  if (call.method === "register") {
+    engine = await Engine.register(await openStorage(), call.server, call.address, call.invite);
+    listen(engine);
+    return identity(engine);
+  }
+  if (!engine) throw Object.assign(new Error("no account is open"), { code: "usage" });
+  switch (call.method) {
+    case "conversations":
+      return engine.conversations();
+    case "messages":
+      return engine.messages(call.conversation);
+    case "send":
+      return engine.send(call.conversation, call.text);
+    case "createConversation":
+      return engine.createConversation(call.name, call.members);
+    case "dm":
+      return engine.dm(call.peer, call.text);
+    case "sync":
+      return engine.sync();
+  }
+}
+
+/** Listens for as long as the Worker lives, reconnecting with a growing pause. */
+async function listen(e: Engine) {
+  let pause = 500;
+  for (;;) {
+    try {
+      post({ event: "connection", online: true });
+      await e.listen((outcomes: Outcome[]) => {
+        pause = 500;
+        post({ event: "outcomes", outcomes });
+      });
+      return;
+    } catch {
+      post({ event: "connection", online: false });
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 10_000);
+    }
+  }
+}
+
+self.onmessage = async ({ data }: MessageEvent<Request>) => {
+  try {
+    post({ id: data.id, ok: true, value: await answer(data) });
+  } catch (e) {
+    const error = e as { code?: string; message?: string };
+    post({
+      id: data.id,
+      ok: false,
+      error: { code: error.code ?? "internal", message: error.message ?? String(e) },
+    });
+  }
+};

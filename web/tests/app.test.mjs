@@ -1,0 +1,135 @@
+// The web app as people use it: its screens driven by role and accessible name (the UI
+// contract of issue 14) in headless Chromium, at a computer's size and a phone's, against a
+// real server and the `missive` command.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startServer, launchBrowser, openWebApp, cli, screenshot } from "./harness.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer("app.test");
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+function terminal(name) {
+  const home = join(mkdtempSync(join(tmpdir(), `missive-${name}-`)), "home");
+  cli(home, "register", "--server", server.url, `${name}@app.test`);
+  return home;
+}
+
+function cliSync(home) {
+  return cli(home, "sync", "--json")
+    .trim()
+    .split("\n")
+    .filter((l) => l)
+    .map((l) => JSON.parse(l))
+    .map((m) => [m.sender, m.text]);
+}
+
+async function registerInApp(page, address) {
+  await page.getByRole("textbox", { name: "Address" }).fill(address);
+  assert.equal(await page.getByRole("textbox", { name: "Server" }).inputValue(), server.url);
+  await page.getByRole("button", { name: "Register" }).click();
+  await page.getByRole("button", { name: "New conversation" }).waitFor();
+}
+
+/** Fills and submits the "New conversation" dialog; returns the dialog. */
+async function newConversation(page, members, name) {
+  await page.getByRole("button", { name: "New conversation" }).click();
+  const dialog = page.getByRole("dialog", { name: "New conversation" });
+  await dialog.getByRole("textbox", { name: "Members" }).fill(members);
+  if (name) await dialog.getByRole("textbox", { name: "Name" }).fill(name);
+  await dialog.getByRole("button", { name: "Create" }).click();
+  return dialog;
+}
+
+async function say(page, text) {
+  await page.getByRole("textbox", { name: "Message" }).fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
+}
+
+/** The messages shown, as the text of each article. */
+function article(page, text) {
+  return page.getByRole("article").filter({ hasText: text });
+}
+
+test("a conversation started in the app with someone on the command line", async () => {
+  const bob = terminal("bob");
+  const alice = await openWebApp(browser, server.url);
+  await alice.page.getByRole("button", { name: "Register" }).waitFor();
+  await screenshot(alice.page, "register-computer");
+  await registerInApp(alice.page, "alice@app.test");
+
+  await (await newConversation(alice.page, "bob@app.test", "Budget 2027")).waitFor({ state: "detached" });
+  await say(alice.page, "Hello Bob, the draft is ready");
+  const mine = article(alice.page, "Hello Bob, the draft is ready");
+  await mine.waitFor();
+  assert.match(await mine.innerText(), /alice@app\.test/);
+  await mine.filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+
+  assert.deepEqual(cliSync(bob), [["alice@app.test", "Hello Bob, the draft is ready"]]);
+  const conversation = JSON.parse(cli(bob, "conversations", "--json").trim().split("\n")[0]).id;
+  cli(bob, "send", conversation, "Thanks, reading it now");
+
+  // Pushed live into the open conversation.
+  const answer = article(alice.page, "Thanks, reading it now");
+  await answer.waitFor({ timeout: 30_000 });
+  assert.match(await answer.innerText(), /bob@app\.test/);
+  await screenshot(alice.page, "conversation-computer");
+
+  // A reload: the account, the conversation and its history are there.
+  await alice.page.reload();
+  await alice.page.getByRole("button", { name: /Budget 2027/ }).click();
+  await article(alice.page, "Thanks, reading it now").waitFor();
+  await article(alice.page, "Hello Bob, the draft is ready").waitFor();
+
+  // A second tab of the same profile does not open the account twice.
+  const second = await alice.context.newPage();
+  await second.goto(server.url);
+  await second.getByText("Missive is open in another tab.").waitFor();
+  await second.getByRole("button", { name: "Use here" }).click();
+  await second.getByRole("button", { name: /Budget 2027/ }).waitFor();
+  await alice.page.getByText("Missive is now open in another tab").waitFor();
+  await second.getByRole("button", { name: /Budget 2027/ }).click();
+  await say(second, "Sent from the second tab");
+  await article(second, "Sent from the second tab").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+  assert.deepEqual(cliSync(bob), [["alice@app.test", "Sent from the second tab"]]);
+  assert.deepEqual(alice.errors, []);
+});
+
+test("on a phone: a one-to-one conversation, with errors in words", async () => {
+  const dave = terminal("dave");
+  const carol = await openWebApp(browser, server.url, { phone: true });
+  await carol.page.getByRole("textbox", { name: "Address" }).fill("not an address");
+  await carol.page.getByRole("button", { name: "Register" }).click();
+  await carol.page.getByRole("alert").waitFor();
+  assert.match(await carol.page.getByRole("alert").innerText(), /address/i);
+  await screenshot(carol.page, "register-error-phone");
+  await registerInApp(carol.page, "carol@app.test");
+
+  await newConversation(carol.page, "nobody@app.test");
+  // The dialog stays with the reason; then a real member.
+  await carol.page.getByRole("alert").filter({ hasText: "no user nobody@app.test" }).waitFor();
+  await carol.page.getByRole("button", { name: "Cancel" }).click();
+  await (await newConversation(carol.page, "dave@app.test")).waitFor({ state: "detached" });
+  await say(carol.page, "Are you free at noon?");
+  await article(carol.page, "Are you free at noon?").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+  await screenshot(carol.page, "conversation-phone");
+  assert.deepEqual(cliSync(dave), [["carol@app.test", "Are you free at noon?"]]);
+
+  // Back to the list on a phone: the one-to-one conversation is named after Dave.
+  await carol.page.getByRole("button", { name: "Back to conversations" }).click();
+  await carol.page.getByRole("button", { name: /dave@app\.test/ }).waitFor();
+  await screenshot(carol.page, "conversations-phone");
+  assert.deepEqual(carol.errors, []);
+});
