@@ -6,7 +6,14 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, launchBrowser, openWebApp, cli, screenshot } from "./harness.mjs";
+import {
+  startServer,
+  launchBrowser,
+  openWebApp,
+  cli,
+  screenshot,
+  accessibilityViolations,
+} from "./harness.mjs";
 
 let server;
 let browser;
@@ -132,4 +139,27 @@ test("on a phone: a one-to-one conversation, with errors in words", async () => 
   await carol.page.getByRole("button", { name: /dave@app\.test/ }).waitFor();
   await screenshot(carol.page, "conversations-phone");
   assert.deepEqual(carol.errors, []);
+});
+
+test("every screen passes axe-core with no serious or critical violation", async () => {
+  terminal("erin");
+  for (const phone of [false, true]) {
+    // Its own profile, whose CSP is bypassed so that axe can be injected; the flows above run
+    // under the real CSP.
+    const { page, errors } = await openWebApp(browser, server.url, { phone, bypassCSP: true });
+    const size = phone ? "phone" : "computer";
+    await page.getByRole("button", { name: "Register" }).waitFor();
+    assert.deepEqual(await accessibilityViolations(page), [], `register, ${size}`);
+    await registerInApp(page, `frank${phone ? "p" : "c"}@app.test`);
+    assert.deepEqual(await accessibilityViolations(page), [], `conversations, ${size}`);
+    await page.getByRole("button", { name: "New conversation" }).click();
+    await page.getByRole("dialog", { name: "New conversation" }).waitFor();
+    assert.deepEqual(await accessibilityViolations(page), [], `new conversation, ${size}`);
+    await page.getByRole("textbox", { name: "Members" }).fill("erin@app.test");
+    await page.getByRole("button", { name: "Create" }).click();
+    await say(page, "Accessible?");
+    await article(page, "Accessible?").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+    assert.deepEqual(await accessibilityViolations(page), [], `conversation, ${size}`);
+    assert.deepEqual(errors, []);
+  }
 });

@@ -90,12 +90,13 @@ export async function openApp(browser, url) {
 }
 
 /** A new browser profile (at `viewport`, touch on phones) on the web app itself. */
-export async function openWebApp(browser, url, { phone = false } = {}) {
-  const context = await browser.newContext(
-    phone
+export async function openWebApp(browser, url, { phone = false, bypassCSP = false } = {}) {
+  const context = await browser.newContext({
+    ...(phone
       ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }
-      : { viewport: { width: 1280, height: 800 } },
-  );
+      : { viewport: { width: 1280, height: 800 } }),
+    bypassCSP,
+  });
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
@@ -109,4 +110,14 @@ export async function openWebApp(browser, url, { phone = false } = {}) {
 /** Saves a screenshot of `page` as target/web-screenshots/NAME.png. */
 export async function screenshot(page, name) {
   await page.screenshot({ path: join(target, "web-screenshots", `${name}.png`), fullPage: true });
+}
+
+/** axe-core's serious and critical violations on the page as it is now, as "rule: target"
+ *  lines. The page's context must bypass its CSP: axe is injected as a script. */
+export async function accessibilityViolations(page) {
+  await page.addScriptTag({ path: join(root, "web", "node_modules", "axe-core", "axe.min.js") });
+  const violations = await page.evaluate(async () => (await window.axe.run()).violations);
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")}`));
 }
