@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
             fuzz(seconds)
         }
         "test" => test(),
+        "run" => run_server(std::env::args().skip(2).collect()),
         "web" => web(std::env::args().nth(2).as_deref() == Some("--release")),
         "browser-test" => {
             run(
@@ -216,6 +217,44 @@ fn web(release: bool) -> anyhow::Result<()> {
     node(&web_dir, &bundle)?;
     eprintln!("web app built in {}", dist.display());
     Ok(())
+}
+
+/// Builds everything a person needs (release server and CLI, release web app) and runs the
+/// server with `args` (or the README's defaults), serving the web app too.
+fn run_server(args: Vec<String>) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "missive-server",
+            "-p",
+            "missive-cli",
+        ],
+    )?;
+    web(true)?;
+    let mut args = if args.is_empty() {
+        [
+            "--data",
+            "./missive-data",
+            "serve",
+            "--domain",
+            "example.org",
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        args
+    };
+    if args.iter().any(|a| a == "serve") && !args.iter().any(|a| a == "--web") {
+        args.push("--web".into());
+        args.push(root.join("web").join("dist").to_string_lossy().into_owned());
+    }
+    let server = target_dir(&root).join("release").join("missive-server");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&server.to_string_lossy(), &args)
 }
 
 /// The npm packages of `web/` as its lock file names them, installed unless present and
