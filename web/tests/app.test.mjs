@@ -11,6 +11,7 @@ import {
   launchBrowser,
   openWebApp,
   cli,
+  cliSync,
   screenshot,
   accessibilityViolations,
 } from "./harness.mjs";
@@ -32,15 +33,6 @@ function terminal(name) {
   const home = join(mkdtempSync(join(tmpdir(), `missive-${name}-`)), "home");
   cli(home, "register", "--server", server.url, `${name}@app.test`);
   return home;
-}
-
-function cliSync(home) {
-  return cli(home, "sync", "--json")
-    .trim()
-    .split("\n")
-    .filter((l) => l)
-    .map((l) => JSON.parse(l))
-    .map((m) => [m.sender, m.text]);
 }
 
 async function registerInApp(page, address) {

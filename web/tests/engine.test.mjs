@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServer, launchBrowser, openApp, cli } from "./harness.mjs";
+import { startServer, launchBrowser, openApp, cli, cliSync } from "./harness.mjs";
 
 let server;
 let browser;
@@ -39,15 +39,6 @@ async function reopen(page) {
   });
 }
 
-/** `missive sync --json` of a terminal account: the new messages as [sender, text]. */
-function cliSync(home) {
-  return cli(home, "sync", "--json")
-    .trim()
-    .split("\n")
-    .filter((line) => line)
-    .map((line) => JSON.parse(line))
-    .map((m) => [m.sender, m.text]);
-}
 
 /** The error an engine call throws in the page, as { code, message }. */
 async function errorOf(page, body, arg) {

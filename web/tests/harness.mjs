@@ -53,6 +53,16 @@ export function cli(home, ...args) {
   return execFileSync(cliBin, ["--home", home, ...args], { encoding: "utf8" });
 }
 
+/** `missive sync --json` of a terminal account: its new messages as [sender, text]. */
+export function cliSync(home) {
+  return cli(home, "sync", "--json")
+    .trim()
+    .split("\n")
+    .filter((line) => line)
+    .map((line) => JSON.parse(line))
+    .map((m) => [m.sender, m.text]);
+}
+
 /** Headless Chromium as this machine allows it: no sandbox (root), no background traffic. */
 export async function launchBrowser() {
   return chromium.launch({
