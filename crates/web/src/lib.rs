@@ -109,6 +109,14 @@ struct Persister {
 }
 
 impl Persister {
+    fn new(journal: Journal, storage: EngineStorage) -> Rc<Persister> {
+        Rc::new(Persister {
+            journal,
+            storage,
+            writing: Mutex::new(()),
+        })
+    }
+
     async fn flush(&self) -> Result<(), CoreError> {
         let _one_at_a_time = self.writing.lock().await;
         while let Some(flush) = self.journal.take()? {
@@ -229,11 +237,7 @@ impl Engine {
                 "this browser already holds an account: open it instead".into(),
             )));
         }
-        let persister = Rc::new(Persister {
-            journal,
-            storage,
-            writing: Mutex::new(()),
-        });
+        let persister = Persister::new(journal, storage);
         let client = Client::register_with_barrier(
             Box::new(store),
             &server,
@@ -254,11 +258,7 @@ impl Engine {
         if !Account::is_registered(&store).map_err(js_error)? {
             return Ok(None);
         }
-        let persister = Rc::new(Persister {
-            journal,
-            storage,
-            writing: Mutex::new(()),
-        });
+        let persister = Persister::new(journal, storage);
         let mut client = Client::open(Box::new(store)).map_err(js_error)?;
         client.set_barrier(persister.barrier());
         Ok(Some(Self::new(client, persister)))
@@ -386,7 +386,7 @@ impl Engine {
         let mut push = {
             let mut client = self.client.lock().await;
             let outcomes = client.sync().await.map_err(js_error)?;
-            self.persister.flush().await.map_err(js_error)?;
+            self.save().await?;
             deliver(&on_outcomes, &outcomes)?;
             client.connect_push().await.map_err(js_error)?
         };
