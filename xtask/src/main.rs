@@ -39,26 +39,31 @@ fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
         "ci" => {
-            run("cargo", &["fmt", "--all", "--", "--check"])?;
-            run(
-                "cargo",
-                &[
-                    "clippy",
-                    "--workspace",
-                    "--all-targets",
-                    "--",
-                    "-D",
-                    "warnings",
-                ],
-            )?;
-            deny()?;
-            wasm()?;
-            test()?;
+            let mut timer = Phases::default();
+            timer.phase("fmt", || run("cargo", &["fmt", "--all", "--", "--check"]))?;
+            timer.phase("clippy", || {
+                run(
+                    "cargo",
+                    &[
+                        "clippy",
+                        "--workspace",
+                        "--all-targets",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ],
+                )
+            })?;
+            timer.phase("deny", deny)?;
+            timer.phase("wasm", wasm)?;
+            timer.phase("test", test)?;
             // The test run just built the server and CLI binaries from these sources.
-            browser_test()?;
-            api_fuzz(false)?;
-            soak("60", false)?;
-            fuzz(20)
+            timer.phase("browser-test", browser_test)?;
+            timer.phase("api-fuzz", || api_fuzz(false))?;
+            timer.phase("soak", || soak("60", false))?;
+            timer.phase("fuzz", || fuzz(20))?;
+            timer.report();
+            Ok(())
         }
         "fuzz" => {
             let seconds = match std::env::args().nth(2) {
@@ -91,6 +96,36 @@ fn main() -> anyhow::Result<()> {
             eprintln!("{USAGE}");
             bail!("unknown task {task:?}")
         }
+    }
+}
+
+/// How long each phase of `ci` took, printed at the end (and as far as it got on failure),
+/// so that a slow CI run says where its time went.
+#[derive(Default)]
+struct Phases(Vec<(&'static str, std::time::Duration)>);
+
+impl Phases {
+    fn phase(
+        &mut self,
+        name: &'static str,
+        work: impl FnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let result = work();
+        self.0.push((name, started.elapsed()));
+        if result.is_err() {
+            self.report();
+        }
+        result
+    }
+
+    fn report(&self) {
+        let total: std::time::Duration = self.0.iter().map(|(_, d)| *d).sum();
+        eprintln!("ci phases:");
+        for (name, took) in &self.0 {
+            eprintln!("  {name:<13} {:>6.0} s", took.as_secs_f64());
+        }
+        eprintln!("  {:<13} {:>6.0} s", "total", total.as_secs_f64());
     }
 }
 
