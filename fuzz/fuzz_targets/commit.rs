@@ -54,17 +54,22 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             device_id: bob.device_id(),
             certificate: B64(bob.store().setting("certificate").expect("cert").expect("cert")),
         }],
+        device_list: Some(B64(bob
+            .next_device_list(&[bob.listed_self()], &[], &[])
+            .expect("bob's device list"))),
     };
     alice.pin(&bob_user).expect("pin bob");
-    let claimed = alice
+    let (claimed, alerts) = alice
         .verify_claimed(
             bob.address(),
             &[ClaimedKeyPackage {
                 device_id: bob.device_id(),
                 key_package: upload.key_packages[0].clone(),
             }],
+            true,
         )
         .expect("bob's package");
+    assert!(alerts.is_empty(), "{alerts:?}");
     let (conversation, create) = alice.create_group(None, None).expect("group");
     alice.save().expect("save");
     let (state, group_id, _) = GroupState::create(&create.group_info.0).expect("server state");

@@ -625,14 +625,23 @@ async fn account_command(client: &mut Client, command: AccountCommand) -> anyhow
                 if json {
                     out!(
                         "{}",
-                        json!({"id": d.id, "current": d.current, "certified": d.certified, "issued_at": d.issued_at})
+                        json!({
+                            "id": d.id,
+                            "current": d.current,
+                            "certified": d.certified,
+                            "listed": d.listed,
+                            "list_version": d.list_version,
+                            "issued_at": d.issued_at
+                        })
                     )?;
                 } else {
                     let mark = if d.current { " (this device)" } else { "" };
-                    let state = if d.certified {
-                        ""
-                    } else {
+                    let state = if !d.certified {
                         "  NOT CERTIFIED BY YOU"
+                    } else if !d.listed {
+                        "  not on your signed device list (being linked, or revoked)"
+                    } else {
+                        ""
                     };
                     out!("{}{mark}{state}", d.id)?;
                 }

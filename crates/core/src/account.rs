@@ -30,6 +30,7 @@ pub const KEY_PACKAGE_LOW: u32 = 10;
 /// Padding of application messages, so that sizes leak only in buckets of this many bytes.
 const PADDING: usize = 64;
 
+mod device_lists;
 mod linking;
 
 mod keys {
@@ -41,6 +42,8 @@ mod keys {
     pub const CERTIFICATE: &str = "certificate";
     pub const CURSOR: &str = "cursor";
     pub const PENDING_UPLOAD: &str = "pending_upload";
+    /// Our highest signed device list.
+    pub const DEVICE_LIST: &str = "device_list";
 }
 
 fn capabilities() -> Capabilities {
@@ -231,6 +234,8 @@ pub struct Account {
     /// Contacts read from the store, by address (every contact write goes through
     /// `write_contact`, which keeps this in step).
     contacts: std::sync::Mutex<HashMap<String, ContactRecord>>,
+    /// Addresses whose device list was fetched since [`Account::begin_list_checks`].
+    fresh_lists: std::sync::Mutex<std::collections::HashSet<String>>,
     identity: Identity,
     device_key: DeviceSigner,
     cert: DeviceCertificate,
@@ -303,6 +308,7 @@ impl Account {
             pending: Vec::new(),
             verified_certificates: Default::default(),
             contacts: Default::default(),
+            fresh_lists: Default::default(),
             identity,
             device_key,
             device_id: cert.device_id_hex(),
@@ -742,19 +748,24 @@ impl Account {
     /// Pins a user's identity key on first contact. A different key than the pinned one is
     /// recorded as pending and refused: sending to that user stays blocked until the user
     /// accepts it with [`Account::accept_new_key`].
+    ///
+    /// The user's signed device list is checked under the trusted key and pinned when newer
+    /// (see [`device_lists`]).
     pub fn pin(&mut self, user: &UserResponse) -> Result<(), CoreError> {
+        let served = user.device_list.as_ref().map(|l| l.as_bytes());
         if user.address == self.address() {
-            return if user.identity_key.0 == self.identity.public() {
-                Ok(())
-            } else {
-                Err(CoreError::refused(
+            if user.identity_key.0 != self.identity.public() {
+                return Err(CoreError::refused(
                     AlertCode::IdentityChanged,
                     "the server announces another identity key for your own address",
-                ))
-            };
+                ));
+            }
+            return self.pin_list(&user.address, &user.identity_key.0, served);
         }
         match self.contact(&user.address)? {
-            Some(c) if c.identity_key == user.identity_key.0 => Ok(()),
+            Some(c) if c.identity_key == user.identity_key.0 => {
+                self.pin_list(&user.address, &user.identity_key.0, served)
+            }
             Some(mut c) => {
                 if c.pending_key.as_deref() != Some(user.identity_key.as_bytes()) {
                     c.pending_key = Some(user.identity_key.0.clone());
@@ -769,12 +780,16 @@ impl Account {
                     ),
                 ))
             }
-            None => self.write_contact(ContactRecord {
-                address: user.address.clone(),
-                identity_key: user.identity_key.0.clone(),
-                verified: false,
-                pending_key: None,
-            }),
+            None => {
+                self.write_contact(ContactRecord {
+                    address: user.address.clone(),
+                    identity_key: user.identity_key.0.clone(),
+                    verified: false,
+                    pending_key: None,
+                    device_list: None,
+                })?;
+                self.pin_list(&user.address, &user.identity_key.0, served)
+            }
         }
     }
 
@@ -797,6 +812,8 @@ impl Account {
         c.identity_key = current.to_vec();
         c.pending_key = None;
         c.verified = false;
+        // The list pinned was signed by the old key; the next lookup pins one under the new.
+        c.device_list = None;
         self.write_contact(c)
     }
 
@@ -881,15 +898,34 @@ impl Account {
         Ok(cert)
     }
 
-    /// Checks every leaf of a set, collecting all unknown contacts at once.
+    /// Checks a leaf being added to a group: certified like any leaf, and on its user's
+    /// signed device list.
+    fn check_added_leaf(
+        &self,
+        credential: &Credential,
+        signature_key: &[u8],
+    ) -> Result<LeafOwner, CoreError> {
+        let owner = self.check_leaf(credential, signature_key)?;
+        self.check_listed(&self.certificate(credential, signature_key)?)?;
+        Ok(owner)
+    }
+
+    /// Checks every leaf of a set (`listed`: each must also be on its user's device list),
+    /// collecting all unknown contacts at once.
     fn check_leaves<'a>(
         &self,
         leaves: impl IntoIterator<Item = (&'a Credential, &'a [u8])>,
+        listed: bool,
     ) -> Result<Vec<LeafOwner>, CoreError> {
         let mut owners = Vec::new();
         let mut unknown = BTreeSet::new();
         for (credential, key) in leaves {
-            match self.check_leaf(credential, key) {
+            let checked = if listed {
+                self.check_added_leaf(credential, key)
+            } else {
+                self.check_leaf(credential, key)
+            };
+            match checked {
                 Ok(owner) => owners.push(owner),
                 Err(CoreError::NeedContacts(addrs)) => unknown.extend(addrs),
                 Err(e) => return Err(e),
@@ -903,14 +939,20 @@ impl Account {
 
     /// Verifies key packages claimed for `address`: each must be signed, for our ciphersuite,
     /// and carry a certificate from `address`'s pinned identity key for the device it was
-    /// claimed for.
+    /// claimed for. A package of a device not on the user's signed list is left out with an
+    /// alert (`unlisted_device`), and so is, when the claim is meant to be `complete` (one
+    /// package per listed device), every listed device without one (`hidden_device`): the
+    /// alerts come back with the packages to use.
     pub fn verify_claimed(
         &self,
         address: &str,
         claimed: &[ClaimedKeyPackage],
-    ) -> Result<Vec<KeyPackage>, CoreError> {
+        complete: bool,
+    ) -> Result<(Vec<KeyPackage>, Vec<Alert>), CoreError> {
         let forged = |why: String| CoreError::refused(AlertCode::ForgedKeyPackage, why);
         let mut out = Vec::with_capacity(claimed.len());
+        let mut alerts = Vec::new();
+        let mut seen = BTreeSet::new();
         for c in claimed {
             let MlsMessageBodyIn::KeyPackage(kp) = parse_mls(c.key_package.as_bytes())?.extract()
             else {
@@ -933,9 +975,20 @@ impl Account {
                     "a key package claimed for {address} belongs to another device or user"
                 )));
             }
-            out.push(kp);
+            let cert = self.certificate(leaf.credential(), leaf.signature_key().as_slice())?;
+            match self.check_listed(&cert) {
+                Ok(()) => {
+                    seen.insert(owner.device_id);
+                    out.push(kp);
+                }
+                Err(CoreError::Refused(alert)) => alerts.push(alert),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(out)
+        if complete {
+            alerts.extend(self.hidden_devices(address, &seen)?);
+        }
+        Ok((out, alerts))
     }
 
     // --- Conversations ----------------------------------------------------------------------
@@ -1194,6 +1247,7 @@ impl Account {
             members
                 .iter()
                 .map(|m| (&m.credential, m.signature_key.as_slice())),
+            false,
         )?;
         for owner in owners {
             if owner.address == self.address() {
@@ -1448,11 +1502,14 @@ impl Account {
                 "a Welcome is for another group than announced".into(),
             ));
         }
+        // Every member is certified. The adder checked each device it added against its
+        // user's list; a member that left a list since (revoked) is its own user's to remove.
         let members: Vec<Member> = staged.members().collect();
         self.check_leaves(
             members
                 .iter()
                 .map(|m| (&m.credential, m.signature_key.as_slice())),
+            false,
         )?;
         staged
             .into_group(&self.provider)
@@ -1532,24 +1589,34 @@ impl Account {
                     "a commit event holds something else than a commit",
                 ));
             };
-            // Every leaf the commit brings in must chain to its user's identity key.
+            // Every leaf the commit brings in must chain to its user's identity key, and every
+            // device it adds must be on its user's signed device list.
+            let leaf_of = |leaf: &LeafNode| {
+                (
+                    leaf.credential().clone(),
+                    leaf.signature_key().as_slice().to_vec(),
+                )
+            };
             let added: Vec<(Credential, Vec<u8>)> = staged
                 .add_proposals()
-                .map(|p| {
-                    let leaf = p.add_proposal().key_package().leaf_node();
-                    (
-                        leaf.credential().clone(),
-                        leaf.signature_key().as_slice().to_vec(),
-                    )
-                })
-                .chain(staged.update_path_leaf_node().map(|leaf| {
-                    (
-                        leaf.credential().clone(),
-                        leaf.signature_key().as_slice().to_vec(),
-                    )
-                }))
+                .map(|p| leaf_of(p.add_proposal().key_package().leaf_node()))
                 .collect();
-            this.check_leaves(added.iter().map(|(c, k)| (c, k.as_slice())))?;
+            let updated: Vec<(Credential, Vec<u8>)> = staged
+                .update_path_leaf_node()
+                .map(leaf_of)
+                .into_iter()
+                .collect();
+            let mut unknown = BTreeSet::new();
+            for (leaves, listed) in [(&added, true), (&updated, false)] {
+                match this.check_leaves(leaves.iter().map(|(c, k)| (c, k.as_slice())), listed) {
+                    Ok(_) => {}
+                    Err(CoreError::NeedContacts(a)) => unknown.extend(a),
+                    Err(e) => return Err(e),
+                }
+            }
+            if !unknown.is_empty() {
+                return Err(CoreError::NeedContacts(unknown.into_iter().collect()));
+            }
             let self_removed = staged.self_removed();
             group
                 .merge_staged_commit(&this.provider, *staged)

@@ -4,11 +4,13 @@
 
 use missive_proto::api::*;
 use missive_proto::app::{AppBody, AppMessage};
+use missive_proto::cert::DeviceCertificate;
+use missive_proto::devicelist::ListedDevice;
 use missive_proto::{ErrorCode, B64};
 use openmls::prelude::KeyPackage;
 
 use crate::account::{Account, Outcome, KEY_PACKAGE_LOW, KEY_PACKAGE_STOCK};
-use crate::error::CoreError;
+use crate::error::{AlertCode, CoreError};
 use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
 #[path = "client_link.rs"]
@@ -54,6 +56,10 @@ pub struct DeviceStatus {
     pub certified: bool,
     /// When its certificate was issued (seconds since the Unix epoch; 0 if unreadable).
     pub issued_at: u64,
+    /// It is on our signed device list: other users' clients add it to conversations.
+    pub listed: bool,
+    /// The version of that list (0: none published yet).
+    pub list_version: u64,
 }
 
 /// How a commit went.
@@ -139,6 +145,8 @@ impl Client {
         let response: RegisterResponse = client.transport().post("/v1/register", &request).await?;
         client.account.finish_registration(&response)?;
         client.ensure_key_packages().await?;
+        // Listed once its key packages are up: nobody can claim a package it lacks.
+        client.ensure_device_list().await?;
         Ok(client)
     }
 
@@ -187,6 +195,62 @@ impl Client {
         Ok(())
     }
 
+    /// Makes sure our user has a signed device list: pins the server's (checked) or, when
+    /// there is none yet (a registration that stopped before publishing it), publishes a
+    /// first one naming the devices our identity key certified.
+    pub async fn ensure_device_list(&mut self) -> Result<(), CoreError> {
+        let address = self.account.address().to_owned();
+        if self.account.pinned_list(&address)?.is_some() {
+            return Ok(());
+        }
+        let user = self.fetch_user(&address).await?;
+        if self.account.pinned_list(&address)?.is_some() {
+            return Ok(());
+        }
+        let own = self.account.identity_key();
+        let certified: Vec<ListedDevice> = user
+            .devices
+            .iter()
+            .filter_map(|d| DeviceCertificate::from_bytes(d.certificate.as_bytes()).ok())
+            .filter(|c| c.verify().is_ok() && c.identity_key == own && c.address == address)
+            .map(|c| ListedDevice::of(&c))
+            .collect();
+        self.publish_device_list(&certified, &[], &[]).await
+    }
+
+    /// Signs and publishes our next device list (`add` added, `remove` removed; `base` for a
+    /// first list). When another device of ours published one meanwhile, fetches it and signs
+    /// the next.
+    async fn publish_device_list(
+        &mut self,
+        base: &[ListedDevice],
+        add: &[ListedDevice],
+        remove: &[String],
+    ) -> Result<(), CoreError> {
+        let address = self.account.address().to_owned();
+        let mut attempts = 0;
+        loop {
+            let list = self.account.next_device_list(base, add, remove)?;
+            let published = self
+                .transport()
+                .put_no_content(
+                    "/v1/device-list",
+                    &PublishDeviceListRequest {
+                        device_list: B64(list.clone()),
+                    },
+                )
+                .await;
+            match published {
+                Ok(()) => return self.account.pin_own_list(&list),
+                Err(e) if e.server_code() == Some(ErrorCode::StaleDeviceList) && attempts < 3 => {
+                    attempts += 1;
+                    self.fetch_user(&address).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Looks a user up (with an owned transport, so that no borrow of the client is held across
     /// the request).
     async fn lookup_user(transport: Transport, address: &str) -> Result<UserResponse, CoreError> {
@@ -217,17 +281,29 @@ impl Client {
     /// blocks sending to that user until accepted).
     pub async fn fetch_user(&mut self, address: &str) -> Result<UserResponse, CoreError> {
         let user = Self::lookup_user(self.transport(), address).await?;
-        self.account.pin(&user)?;
+        if let Err(e) = self.account.pin(&user) {
+            self.record_refusal(&e);
+            return Err(e);
+        }
         Ok(user)
+    }
+
+    /// Keeps a security refusal that ends a command among the alerts too, so that `alerts`
+    /// shows it later (not only the command's error).
+    fn record_refusal(&mut self, e: &CoreError) {
+        if let CoreError::Refused(alert) = e {
+            let _ = self.account.record_alert(alert);
+        }
     }
 
     /// This user's devices as the server lists them, each checked against our own identity key.
     pub async fn devices(&mut self) -> Result<Vec<DeviceStatus>, CoreError> {
         let address = self.account.address().to_owned();
-        let user = Self::lookup_user(self.transport(), &address).await?;
-        self.account.pin(&user)?;
+        let user = self.fetch_user(&address).await?;
         let own = self.account.identity_key();
         let current = self.account.device_id();
+        let list = self.account.pinned_list(&address)?;
+        let list_version = list.as_ref().map_or(0, |l| l.version);
         Ok(user
             .devices
             .iter()
@@ -241,11 +317,18 @@ impl Client {
                         && c.address == address
                         && c.device_id_hex() == d.device_id
                 });
+                let listed = certified
+                    && cert
+                        .as_ref()
+                        .zip(list.as_ref())
+                        .is_some_and(|(c, l)| l.lists(&c.device_id, &c.device_key));
                 DeviceStatus {
                     id: d.device_id.clone(),
                     current: d.device_id == current,
                     certified,
                     issued_at: cert.map(|c| c.issued_at).unwrap_or(0),
+                    listed,
+                    list_version,
                 }
             })
             .collect())
@@ -257,7 +340,17 @@ impl Client {
         &mut self,
         address: &str,
     ) -> Result<(crate::identity::SafetyNumber, bool), CoreError> {
-        self.fetch_user(address).await?;
+        match self.fetch_user(address).await {
+            Ok(_) => {}
+            // The number depends on the identity keys alone: a device list refused (and kept
+            // as an alert) does not hide it.
+            Err(CoreError::Refused(a))
+                if matches!(
+                    a.code,
+                    AlertCode::ForgedDeviceList | AlertCode::DeviceListRollback
+                ) => {}
+            Err(e) => return Err(e),
+        }
         self.account.safety_number(address)
     }
 
@@ -274,6 +367,7 @@ impl Client {
 
     /// Processes events in order (one save for the lot), fetching unknown contacts as needed.
     pub async fn process_events(&mut self, events: &[Event]) -> Result<Vec<Outcome>, CoreError> {
+        self.account.begin_list_checks();
         let start = self.account.cursor();
         let mut rounds = 0;
         let mut rest = std::borrow::Cow::Borrowed(events);
@@ -321,6 +415,7 @@ impl Client {
         }
         if !self.stock_checked || outcomes.iter().any(|o| matches!(o, Outcome::Joined(_))) {
             self.ensure_key_packages().await?;
+            self.ensure_device_list().await?;
         }
         let joined: Vec<String> = outcomes
             .iter()
@@ -341,14 +436,14 @@ impl Client {
     }
 
     /// Every device of ours belongs in every conversation we are in. Whoever added us added the
-    /// devices the server listed to them; any certified device of ours that is missing (linked
-    /// meanwhile, or hidden from that user's claim) is added here.
+    /// devices on our signed list as they knew it; any listed device of ours that is missing
+    /// (linked meanwhile, or hidden from that user's claim) is added here.
     async fn add_own_devices(&mut self, conversations: &[String]) -> Result<(), CoreError> {
         let certified: Vec<String> = self
             .devices()
             .await?
             .into_iter()
-            .filter(|d| d.certified)
+            .filter(|d| d.listed)
             .map(|d| d.id)
             .collect();
         let address = self.account.address().to_owned();
@@ -365,8 +460,17 @@ impl Client {
         Ok(())
     }
 
+    /// One key package per listed device of `address`, each checked. Devices left out by the
+    /// checks are reported as alerts; none left at all is an error.
     async fn claim(&mut self, address: &str) -> Result<Vec<KeyPackage>, CoreError> {
+        self.account.begin_list_checks();
         self.fetch_user(address).await?;
+        if self.account.pinned_list(address)?.is_none() {
+            return Err(CoreError::Usage(format!(
+                "{address} has not finished registering (no signed device list yet): try again \
+                 later"
+            )));
+        }
         let claimed: ClaimKeyPackagesResponse = self
             .transport()
             .post(
@@ -377,24 +481,44 @@ impl Client {
             )
             .await?;
         let mut rounds = 0;
-        loop {
-            match self.account.verify_claimed(address, &claimed.key_packages) {
+        let (packages, alerts) = loop {
+            match self
+                .account
+                .verify_claimed(address, &claimed.key_packages, true)
+            {
                 Err(CoreError::NeedContacts(addresses)) if rounds < MAX_CONTACT_ROUNDS => {
                     rounds += 1;
                     for a in addresses {
                         self.fetch_user(&a).await?;
                     }
                 }
-                other => return other,
+                Err(e) => {
+                    self.record_refusal(&e);
+                    return Err(e);
+                }
+                Ok(checked) => break checked,
             }
+        };
+        for alert in &alerts {
+            self.account.record_alert(alert)?;
+        }
+        match alerts.into_iter().next() {
+            Some(alert) if packages.is_empty() && address != self.account.address() => {
+                Err(CoreError::Refused(alert))
+            }
+            _ => Ok(packages),
         }
     }
 
     /// Key packages of this user's other devices, which take part in every conversation.
     async fn claim_own_devices(&mut self) -> Result<Vec<KeyPackage>, CoreError> {
         let address = self.account.address().to_owned();
-        let user = Self::lookup_user(self.transport(), &address).await?;
-        if user.devices.len() < 2 {
+        self.fetch_user(&address).await?;
+        let listed = self
+            .account
+            .pinned_list(&address)?
+            .map_or(0, |l| l.devices.len());
+        if listed < 2 {
             return Ok(Vec::new());
         }
         // The claim hands out one of this device's packages too; the commit skips it.
@@ -524,14 +648,26 @@ impl Client {
                 "this is the device you are using; revoke it from another of your devices".into(),
             ));
         }
-        let listed = self.devices().await?.iter().any(|d| d.id == device_id);
+        let devices = self.devices().await?;
+        let active = devices.iter().any(|d| d.id == device_id);
+        let address = self.account.address().to_owned();
+        let on_list = self
+            .account
+            .pinned_list(&address)?
+            .is_some_and(|l| l.lists_id(device_id));
         let conversations = self.account.conversations_with_device(device_id)?;
-        if !listed && conversations.is_empty() {
+        if !active && !on_list && conversations.is_empty() {
             return Err(CoreError::Usage(format!(
                 "no device {device_id} on your account (see `missive devices`)"
             )));
         }
-        if listed {
+        // Signed first: once our list no longer names it, no client of anyone adds it again,
+        // whatever the server does.
+        if on_list {
+            self.publish_device_list(&[], &[], &[device_id.to_owned()])
+                .await?;
+        }
+        if active {
             self.transport()
                 .delete(&format!("/v1/devices/{device_id}"))
                 .await?;

@@ -18,6 +18,9 @@ use missive_proto::api::{
 };
 use missive_proto::B64;
 
+use missive_proto::cert::DeviceCertificate;
+use missive_proto::devicelist::ListedDevice;
+
 use super::{http_client, Client, Transport, KEY_PACKAGE_STOCK};
 use crate::account::Account;
 use crate::error::CoreError;
@@ -131,7 +134,7 @@ impl Client {
 
         let device_id = offer.device_id;
         let added = self
-            .add_linked_device(&code, &device_id, &conversations, history, deadline)
+            .add_linked_device(&code, &cert, &conversations, history, deadline)
             .await;
         match added {
             Ok(messages) => Ok(Linked {
@@ -156,12 +159,14 @@ impl Client {
     async fn add_linked_device(
         &mut self,
         code: &LinkCode,
-        device_id: &str,
+        cert: &DeviceCertificate,
         conversations: &[String],
         history: Duration,
         deadline: web_time::Instant,
     ) -> Result<usize, CoreError> {
         let path = channel_path(code);
+        let device_id = cert.device_id_hex();
+        let device_id = device_id.as_str();
         let transport = self.transport();
         let packages = wait_for(
             deadline,
@@ -187,8 +192,15 @@ impl Client {
                 "the new device sent fewer key packages than there are conversations",
             ));
         }
+        // The new device uploaded its stock before sending these: it goes on our signed list
+        // now, and from then on anyone's claim of our devices includes it.
+        self.publish_device_list(&[], &[ListedDevice::of(cert)], &[])
+            .await?;
         let address = self.account.address().to_owned();
-        let packages = self.account.verify_claimed(&address, &claimed)?;
+        let (packages, alerts) = self.account.verify_claimed(&address, &claimed, false)?;
+        if let Some(alert) = alerts.into_iter().next() {
+            return Err(CoreError::Refused(alert));
+        }
         for (conversation, package) in conversations.iter().zip(packages) {
             self.commit_with(conversation, &[package], &[]).await?;
         }
@@ -307,6 +319,9 @@ impl Client {
         deadline: web_time::Instant,
     ) -> Result<(usize, usize), CoreError> {
         let path = channel_path(code);
+        // Our stock first: the linking device lists us once it has our packages below, and
+        // from then on anyone may claim one of ours.
+        self.ensure_key_packages().await?;
         let upload = self.account.new_key_packages(packages, false)?;
         // The private keys are kept before anyone can use the packages.
         self.account.save()?;
@@ -324,7 +339,6 @@ impl Client {
                 },
             )
             .await?;
-        self.ensure_key_packages().await?;
         let history = wait_for(
             deadline,
             "the linking device did not send the history in time",

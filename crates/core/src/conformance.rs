@@ -268,6 +268,7 @@ pub fn contacts_and_alerts(store: &mut dyn AccountStore) {
         identity_key: vec![key; 32],
         verified: false,
         pending_key: None,
+        device_list: None,
     };
     apply(
         store,
@@ -279,6 +280,7 @@ pub fn contacts_and_alerts(store: &mut dyn AccountStore) {
     let mut changed = contact("bob@example.org", 2);
     changed.verified = true;
     changed.pending_key = Some(vec![9; 32]);
+    changed.device_list = Some(vec![7; 100]);
     apply(store, vec![Op::Contact(changed.clone())]);
     assert_eq!(
         store.contact("bob@example.org").expect("read"),

@@ -36,6 +36,18 @@ pub enum AlertCode {
     /// A message arrived after later events (event ids going backwards): the server held it
     /// back. It is read all the same.
     DeliveredOutOfOrder,
+    /// A user's device list is not signed by their identity key (or is malformed, or missing
+    /// where one was seen before).
+    ForgedDeviceList,
+    /// The server served an older device list than one already seen (a revoked device could
+    /// come back with it), or a different list under the same version.
+    DeviceListRollback,
+    /// A device is not on its user's signed device list: a device the user revoked that the
+    /// server lists again, or one the server added.
+    UnlistedDevice,
+    /// The server handed out no key package for a device on its user's signed list (hiding
+    /// it from a conversation); the user's own devices add it when they see the conversation.
+    HiddenDevice,
 }
 
 impl AlertCode {
@@ -50,6 +62,10 @@ impl AlertCode {
             AlertCode::ForgedLink => "forged_link",
             AlertCode::MessagesWithheld => "messages_withheld",
             AlertCode::DeliveredOutOfOrder => "delivered_out_of_order",
+            AlertCode::ForgedDeviceList => "forged_device_list",
+            AlertCode::DeviceListRollback => "device_list_rollback",
+            AlertCode::UnlistedDevice => "unlisted_device",
+            AlertCode::HiddenDevice => "hidden_device",
         }
     }
 }

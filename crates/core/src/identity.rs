@@ -60,6 +60,30 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// Signs a device list of `devices` at `version`.
+    pub fn sign_device_list(
+        &self,
+        address: &str,
+        version: u64,
+        devices: Vec<missive_proto::devicelist::ListedDevice>,
+    ) -> Result<missive_proto::devicelist::DeviceList, CoreError> {
+        missive_proto::devicelist::DeviceList::issue(
+            &self.key,
+            address,
+            version,
+            devices,
+            crate::now_ms() / 1000,
+        )
+        .map_err(|_| {
+            CoreError::Usage(format!(
+                "a device list holds at most {} devices",
+                missive_proto::devicelist::MAX_DEVICES
+            ))
+        })
+    }
+}
+
 /// A new device's MLS signature key pair.
 pub fn new_device_key() -> Result<SignatureKeyPair, CoreError> {
     SignatureKeyPair::new(SignatureScheme::ED25519).map_err(CoreError::mls)

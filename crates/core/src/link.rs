@@ -269,6 +269,9 @@ pub struct ContactTransfer {
     pub address: String,
     pub identity_key: B64,
     pub verified: bool,
+    /// The highest signed device list seen for the contact (checked again by the new device).
+    #[serde(default)]
+    pub device_list: Option<B64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -89,6 +89,8 @@ CREATE INDEX messages_unnamed ON messages(conversation, sender_device) WHERE unn
     "ALTER TABLE messages ADD COLUMN unsupported TEXT;",
     // For a reply: the id of the message it answers.
     "ALTER TABLE messages ADD COLUMN reply_to TEXT;",
+    // The highest signed device list seen for a contact.
+    "ALTER TABLE contacts ADD COLUMN device_list BLOB;",
 ];
 
 /// An account's SQLite file.
@@ -260,6 +262,7 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRecord> {
         identity_key: r.get(1)?,
         verified: r.get::<_, i64>(2)? != 0,
         pending_key: r.get(3)?,
+        device_list: r.get(4)?,
     })
 }
 
@@ -339,7 +342,13 @@ impl AccountStore for SqliteAccountStore {
                          left_group) VALUES (?1, ?2, ?3, ?4, ?5)",
                     )
                     .and_then(|mut s| {
-                        s.execute(params![c.id, c.name, c.dm_peer, i(c.created_at), c.left as i64])
+                        s.execute(params![
+                            c.id,
+                            c.name,
+                            c.dm_peer,
+                            i(c.created_at),
+                            c.left as i64
+                        ])
                     }),
                 Op::Message(m) => insert_message(
                     &tx,
@@ -367,9 +376,16 @@ impl AccountStore for SqliteAccountStore {
                     })
                 }),
                 Op::Contact(c) => tx.execute(
-                    "INSERT OR REPLACE INTO contacts (address, identity_key, verified, pending_key) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![c.address, c.identity_key, c.verified as i64, c.pending_key],
+                    "INSERT OR REPLACE INTO contacts \
+                     (address, identity_key, verified, pending_key, device_list) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        c.address,
+                        c.identity_key,
+                        c.verified as i64,
+                        c.pending_key,
+                        c.device_list
+                    ],
                 ),
                 Op::FreezeMls(keys) => keys.iter().try_fold(0, |n, k| {
                     tx.prepare_cached("UPDATE mls SET frozen = 1 WHERE key = ?1")
@@ -491,7 +507,7 @@ impl AccountStore for SqliteAccountStore {
     fn contact(&self, address: &str) -> Result<Option<ContactRecord>, CoreError> {
         self.conn
             .query_row(
-                "SELECT address, identity_key, verified, pending_key FROM contacts \
+                "SELECT address, identity_key, verified, pending_key, device_list FROM contacts \
                  WHERE address = ?1",
                 [address],
                 contact_row,
@@ -504,7 +520,7 @@ impl AccountStore for SqliteAccountStore {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT address, identity_key, verified, pending_key FROM contacts \
+                "SELECT address, identity_key, verified, pending_key, device_list FROM contacts \
                  ORDER BY address",
             )
             .map_err(db)?;

@@ -63,6 +63,10 @@ pub struct ContactRecord {
     pub verified: bool,
     /// A different key the server announced, not accepted: sending to this user is blocked.
     pub pending_key: Option<Vec<u8>>,
+    /// The highest-versioned signed device list seen for this user (verified under
+    /// `identity_key`): a lower version is refused, and a device not on it is never added.
+    #[serde(default)]
+    pub device_list: Option<Vec<u8>>,
 }
 
 /// A security alert kept for the user.

@@ -46,6 +46,27 @@ pub struct UserResponse {
     pub address: String,
     pub identity_key: B64,
     pub devices: Vec<DeviceInfo>,
+    /// The user's current signed device list (see [`crate::devicelist`]); absent until the
+    /// user's first device has published one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_list: Option<B64>,
+}
+
+/// `PUT /v1/device-list`: publishes the caller's user's next signed device list. Its version
+/// must be above the stored one; every device on it must be an active device of the user,
+/// the caller among them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PublishDeviceListRequest {
+    pub device_list: B64,
+}
+
+/// The stored device list's version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeviceListVersion {
+    pub version: u64,
 }
 
 /// `POST /v1/key-packages`: add to this device's stock.
@@ -87,7 +108,7 @@ pub struct ClaimedKeyPackage {
     pub key_package: B64,
 }
 
-/// Exactly one key package per device of the user.
+/// Exactly one key package per device on the user's signed device list.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimKeyPackagesResponse {

@@ -140,10 +140,10 @@ impl DeviceCertificate {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CertError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CertError> {
         if self.0.len() < n {
             return Err(CertError::Malformed);
         }
@@ -152,7 +152,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], CertError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], CertError> {
         self.take(N)?.try_into().map_err(|_| CertError::Malformed)
     }
 }

@@ -56,6 +56,13 @@ pub enum ErrorCode {
     LinkOutOfOrder,
     /// Method not allowed on this route.
     MethodNotAllowed,
+    /// The device list does not verify under the user's identity key, is for another user, or
+    /// lists a device that is not an active device of the user (or not the caller).
+    InvalidDeviceList,
+    /// The server holds this device list version or a later one; fetch it and sign the next.
+    StaleDeviceList,
+    /// The device is still on its user's signed device list: publish a list without it first.
+    DeviceListed,
     /// The server failed; the request may be retried.
     Internal,
     /// A code added after this version (never sent by this server): the client keeps the
@@ -92,6 +99,9 @@ impl ErrorCode {
             ErrorCode::LinkNotFound => "link_not_found",
             ErrorCode::LinkOutOfOrder => "link_out_of_order",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::InvalidDeviceList => "invalid_device_list",
+            ErrorCode::StaleDeviceList => "stale_device_list",
+            ErrorCode::DeviceListed => "device_listed",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }

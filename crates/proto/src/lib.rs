@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod b64;
 pub mod cert;
+pub mod devicelist;
 pub mod error;
 
 pub use b64::B64;

@@ -181,13 +181,78 @@ pub async fn devices(store: &dyn Store) {
         store.key_package_count("d2").await.expect("count"),
         (0, false)
     );
-    // Claims hand out packages of active devices only.
+    // Claims hand out packages of active devices only (d2 stays listed: a list is the user's
+    // word, the revocation the server's).
+    store
+        .publish_device_list("a@x.org", 1, vec![1], vec!["d1".into(), "d2".into()])
+        .await
+        .expect("list");
     store
         .add_key_packages("d1", vec![(vec![2], vec![5])], None)
         .await
         .expect("packages");
     let claimed = store.claim_key_packages("a@x.org").await.expect("claim");
     assert_eq!(claimed, [("d1".to_owned(), vec![5])]);
+}
+
+/// A device list is stored only above the stored version, and served with the user.
+pub async fn device_lists(store: &dyn Store) {
+    store
+        .register(user("a@x.org", "d1"), None, 1)
+        .await
+        .expect("a");
+    let a = store.user("a@x.org").await.expect("read").expect("a");
+    assert_eq!(a.device_list, None, "none until published");
+    store
+        .publish_device_list("a@x.org", 1, vec![1], vec!["d1".into()])
+        .await
+        .expect("first");
+    store
+        .publish_device_list("a@x.org", 3, vec![3], vec!["d1".into()])
+        .await
+        .expect("a version may skip");
+    for stale in [1, 2, 3] {
+        assert!(
+            matches!(
+                store
+                    .publish_device_list("a@x.org", stale, vec![9], Vec::new())
+                    .await,
+                Err(StoreError::StaleDeviceList(3))
+            ),
+            "version {stale}"
+        );
+    }
+    assert!(matches!(
+        store
+            .publish_device_list("nobody@x.org", 1, vec![1], Vec::new())
+            .await,
+        Err(StoreError::NoUser)
+    ));
+    let a = store.user("a@x.org").await.expect("read").expect("a");
+    assert_eq!(a.device_list, Some(vec![3]));
+    // Claims hand out packages of listed devices only: d2 is not, until the next list.
+    store
+        .add_device("a@x.org", user("a@x.org", "d2").device, 2)
+        .await
+        .expect("adds");
+    for d in ["d1", "d2"] {
+        store
+            .add_key_packages(d, vec![(d.as_bytes().to_vec(), vec![7])], None)
+            .await
+            .expect("packages");
+    }
+    let claimed = store.claim_key_packages("a@x.org").await.expect("claim");
+    assert_eq!(claimed, [("d1".to_owned(), vec![7])]);
+    store
+        .publish_device_list("a@x.org", 4, vec![4], vec!["d2".into()])
+        .await
+        .expect("d2 only");
+    let claimed = store.claim_key_packages("a@x.org").await.expect("claim");
+    assert_eq!(
+        claimed,
+        [("d2".to_owned(), vec![7])],
+        "d1 is no longer listed"
+    );
 }
 
 /// One key package per device per claim, never twice; then the last resort, reused.
@@ -200,6 +265,10 @@ pub async fn key_packages(store: &dyn Store) {
         .add_device("a@x.org", user("a@x.org", "d2").device, 2)
         .await
         .expect("second device");
+    store
+        .publish_device_list("a@x.org", 1, vec![1], vec!["d1".into(), "d2".into()])
+        .await
+        .expect("list");
     let kps = |n: u8| (0..n).map(|i| (vec![i], vec![10 + i])).collect::<Vec<_>>();
     let count = store
         .add_key_packages("d1", kps(2), Some(vec![99]))
@@ -461,6 +530,11 @@ macro_rules! store_conformance {
         async fn conformance_devices() {
             let (_keep, store) = $new().await;
             $crate::conformance::devices(store.as_ref()).await;
+        }
+        #[tokio::test]
+        async fn conformance_device_lists() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::device_lists(store.as_ref()).await;
         }
         #[tokio::test]
         async fn conformance_key_packages() {

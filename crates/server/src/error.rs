@@ -122,6 +122,13 @@ impl From<StoreError> for AppError {
                 ErrorCode::QuotaExceeded,
                 "this upload would exceed your storage quota; delete files or wait for old ones to expire",
             ),
+            StaleDeviceList(current) => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::StaleDeviceList,
+                format!(
+                    "the server holds device list version {current}: fetch it and sign the next"
+                ),
+            ),
             Backend(e) => Self::internal(e),
         }
     }

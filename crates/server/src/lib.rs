@@ -11,6 +11,7 @@ pub mod blobs;
 pub mod config;
 #[cfg(test)]
 pub mod conformance;
+pub mod device_routes;
 pub mod error;
 pub mod groups;
 pub mod links;

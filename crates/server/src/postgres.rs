@@ -100,6 +100,11 @@ CREATE TABLE blobs (
 CREATE INDEX blobs_by_owner ON blobs(owner);
 CREATE INDEX blobs_by_group ON blobs(group_id);
 "#,
+    r#"
+ALTER TABLE users ADD COLUMN device_list BYTEA;
+ALTER TABLE users ADD COLUMN device_list_version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN listed BOOLEAN NOT NULL DEFAULT FALSE;
+"#,
 ];
 
 const KIND_COMMIT: i16 = 0;
@@ -556,6 +561,48 @@ impl Store for PgStore {
         .await
     }
 
+    async fn publish_device_list(
+        &self,
+        address: &str,
+        version: u64,
+        list: Vec<u8>,
+        listed: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let current = tx
+                    .query_opt(
+                        "SELECT device_list_version FROM users WHERE address = $1 FOR UPDATE",
+                        &[&address],
+                    )
+                    .await?
+                    .map(|r| to_u64(r.get(0)));
+                match current {
+                    None => Err(StoreError::NoUser),
+                    Some(current) if current >= version => {
+                        Err(StoreError::StaleDeviceList(current))
+                    }
+                    Some(_) => {
+                        tx.execute(
+                            "UPDATE users SET device_list = $1, device_list_version = $2 \
+                             WHERE address = $3",
+                            &[&list, &to_i64(version), &address],
+                        )
+                        .await?;
+                        tx.execute(
+                            "UPDATE devices SET listed = (device_id = ANY($2)) WHERE address = $1",
+                            &[&address, &listed],
+                        )
+                        .await?;
+                        Ok(((), Vec::new()))
+                    }
+                }
+            })
+        })
+        .await
+    }
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
         Ok(self
             .reader
@@ -585,7 +632,7 @@ impl Store for PgStore {
         let Some(row) = self
             .reader
             .query_opt(
-                "SELECT identity_key FROM users WHERE address = $1",
+                "SELECT identity_key, device_list FROM users WHERE address = $1",
                 &[&address],
             )
             .await?
@@ -607,6 +654,7 @@ impl Store for PgStore {
             address: address.to_owned(),
             identity_key: row.get(0),
             devices,
+            device_list: row.get(1),
         }))
     }
 
@@ -655,7 +703,7 @@ impl Store for PgStore {
                 let devices: Vec<String> = tx
                     .query(
                         "SELECT device_id FROM devices WHERE address = $1 AND revoked_at IS NULL \
-                         ORDER BY created_at, device_id",
+                         AND listed ORDER BY created_at, device_id",
                         &[&address],
                     )
                     .await?

@@ -42,7 +42,7 @@ pub const MAX_EVENTS: u32 = 500;
 /// Most key packages in one upload.
 pub const MAX_KEY_PACKAGES: usize = 200;
 
-type ApiResult<T> = Result<Json<T>, AppError>;
+pub(crate) type ApiResult<T> = Result<Json<T>, AppError>;
 
 /// JSON body extractor whose rejections are [`AppError`]s with stable codes.
 pub struct ApiJson<T>(pub T);
@@ -109,10 +109,10 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(register).layer(small))
-        .routes(routes!(get_user))
+        .routes(routes!(crate::device_routes::get_user))
         .routes(routes!(upload_key_packages).layer(DefaultBodyLimit::max(MLS_BODY)))
         .routes(routes!(count_key_packages))
-        .routes(routes!(claim_key_packages).layer(small))
+        .routes(routes!(crate::device_routes::claim_key_packages).layer(small))
         .routes(routes!(create_group).layer(DefaultBodyLimit::max(MLS_BODY)))
         .routes(routes!(get_group_info))
         .routes(routes!(post_commit).layer(DefaultBodyLimit::max(COMMIT_BODY)))
@@ -122,7 +122,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(websocket))
         .routes(routes!(crate::blob_routes::create_blob).layer(small))
         .routes(routes!(crate::blob_routes::blob_status))
-        .routes(routes!(revoke_device))
+        .routes(routes!(crate::device_routes::revoke_device))
+        .routes(routes!(crate::device_routes::publish_device_list).layer(small))
         .routes(routes!(crate::links::create_link).layer(small))
         .routes(routes!(crate::links::put_offer).layer(small))
         .routes(routes!(crate::links::link_status))
@@ -285,46 +286,6 @@ async fn register(
     }))
 }
 
-/// A user's identity key and device certificates.
-#[utoipa::path(get, path = "/v1/users/{address}",
-    params(("address" = String, Path, description = "the user's address")),
-    responses((status = 200, body = UserResponse), (status = "4XX", body = ErrorBody)),
-    security(("token" = [])))]
-async fn get_user(
-    State(state): State<AppState>,
-    _device: Device,
-    Path(address): Path<String>,
-) -> ApiResult<UserResponse> {
-    // An address of a domain served elsewhere is not "unknown": say which it is, so that a
-    // person knows whether a typo or the domain is at fault.
-    if let Some((_, domain)) = crate::config::split_address(&address) {
-        if !state.config().allows(&address) {
-            return Err(AppError::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::DomainNotAllowed,
-                format!("this server does not serve addresses of {domain}"),
-            ));
-        }
-    }
-    let user = state
-        .store()
-        .user(&address)
-        .await?
-        .ok_or_else(|| AppError::not_found("no such user"))?;
-    Ok(Json(UserResponse {
-        address: user.address,
-        identity_key: B64(user.identity_key),
-        devices: user
-            .devices
-            .into_iter()
-            .map(|(device_id, cert)| DeviceInfo {
-                device_id,
-                certificate: B64(cert),
-            })
-            .collect(),
-    }))
-}
-
 /// Adds key packages to this device's stock.
 #[utoipa::path(post, path = "/v1/key-packages", request_body = UploadKeyPackagesRequest,
     responses((status = 200, body = KeyPackageCount), (status = "4XX", body = ErrorBody)),
@@ -378,65 +339,6 @@ async fn count_key_packages(
 ) -> ApiResult<KeyPackageCount> {
     let (count, last_resort) = state.store().key_package_count(&device.device_id).await?;
     Ok(Json(KeyPackageCount { count, last_resort }))
-}
-
-/// Claims one key package per device of a user.
-#[utoipa::path(post, path = "/v1/key-packages/claim", request_body = ClaimKeyPackagesRequest,
-    responses((status = 200, body = ClaimKeyPackagesResponse), (status = "4XX", body = ErrorBody)),
-    security(("token" = [])))]
-async fn claim_key_packages(
-    State(state): State<AppState>,
-    _device: Device,
-    ApiJson(req): ApiJson<ClaimKeyPackagesRequest>,
-) -> ApiResult<ClaimKeyPackagesResponse> {
-    let claimed = state.store().claim_key_packages(&req.address).await?;
-    Ok(Json(ClaimKeyPackagesResponse {
-        key_packages: claimed
-            .into_iter()
-            .map(|(device_id, kp)| ClaimedKeyPackage {
-                device_id,
-                key_package: B64(kp),
-            })
-            .collect(),
-    }))
-}
-
-/// Revokes another device of the caller's account: its token stops working at once, its live
-/// connections end and its key packages are deleted. Removing it from conversations is the
-/// clients' part (MLS commits).
-#[utoipa::path(delete, path = "/v1/devices/{device_id}",
-    params(("device_id" = String, Path, description = "hex device id")),
-    responses((status = 204, description = "revoked"), (status = "4XX", body = ErrorBody)),
-    security(("token" = [])))]
-async fn revoke_device(
-    State(state): State<AppState>,
-    device: Device,
-    device_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
-) -> Result<StatusCode, AppError> {
-    let device_id = device_id.map(|Path(d)| d).unwrap_or_default();
-    if device_id.len() != 32
-        || !device_id
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return Err(AppError::bad_request(
-            ErrorCode::MalformedRequest,
-            "a device id is 32 lowercase hex digits",
-        ));
-    }
-    if device_id == device.device_id {
-        return Err(AppError::bad_request(
-            ErrorCode::MalformedRequest,
-            "a device cannot revoke itself; revoke it from another of your devices",
-        ));
-    }
-    state
-        .store()
-        .revoke_device(&device.address, &device_id, now_secs())
-        .await?;
-    state.hub().disconnect(&device_id);
-    tracing::info!(device = %device_id, "device revoked");
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Registers a new group, whose only member is the calling device.

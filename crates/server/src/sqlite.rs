@@ -108,6 +108,11 @@ CREATE TABLE blobs (
 CREATE INDEX blobs_by_owner ON blobs(owner);
 CREATE INDEX blobs_by_group ON blobs(group_id);
 "#,
+    r#"
+ALTER TABLE users ADD COLUMN device_list BLOB;
+ALTER TABLE users ADD COLUMN device_list_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN listed INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 const KIND_COMMIT: i64 = 0;
@@ -563,6 +568,48 @@ impl Store for SqliteStore {
         revoked
     }
 
+    async fn publish_device_list(
+        &self,
+        address: &str,
+        version: u64,
+        list: Vec<u8>,
+        listed: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT device_list_version FROM users WHERE address = ?1",
+                    [&address],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match current.map(to_u64) {
+                None => Err(StoreError::NoUser),
+                Some(current) if current >= version => Err(StoreError::StaleDeviceList(current)),
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE users SET device_list = ?1, device_list_version = ?2 \
+                         WHERE address = ?3",
+                        params![list, to_i64(version), address],
+                    )?;
+                    tx.execute(
+                        "UPDATE devices SET listed = 0 WHERE address = ?1",
+                        [&address],
+                    )?;
+                    for id in &listed {
+                        tx.execute(
+                            "UPDATE devices SET listed = 1 WHERE address = ?1 AND device_id = ?2",
+                            [&address, id],
+                        )?;
+                    }
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
         let generation = {
             let cache = self.auth.lock().map_err(backend)?;
@@ -616,11 +663,11 @@ impl Store for SqliteStore {
     async fn user(&self, address: &str) -> Result<Option<UserRecord>, StoreError> {
         let address = address.to_owned();
         self.read(move |c| {
-            let Some(identity_key) = c
+            let Some((identity_key, device_list)) = c
                 .query_row(
-                    "SELECT identity_key FROM users WHERE address = ?1",
+                    "SELECT identity_key, device_list FROM users WHERE address = ?1",
                     [&address],
-                    |r| r.get::<_, Vec<u8>>(0),
+                    |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)),
                 )
                 .optional()?
             else {
@@ -637,6 +684,7 @@ impl Store for SqliteStore {
                 address,
                 identity_key,
                 devices,
+                device_list,
             }))
         })
         .await
@@ -683,7 +731,7 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT device_id FROM devices WHERE address = ?1 AND revoked_at IS NULL \
-                 ORDER BY created_at, device_id",
+                 AND listed = 1 ORDER BY created_at, device_id",
             )?;
             let devices = stmt
                 .query_map([&address], |r| r.get::<_, String>(0))?

@@ -32,6 +32,8 @@ pub enum StoreError {
     NoDevice,
     #[error("the user's blobs would exceed the quota")]
     QuotaExceeded,
+    #[error("a device list of this version or later is stored: {0}")]
+    StaleDeviceList(u64),
     #[error("storage backend: {0}")]
     Backend(String),
 }
@@ -64,6 +66,8 @@ pub struct UserRecord {
     pub identity_key: Vec<u8>,
     /// `(device_id, certificate)` of every active device.
     pub devices: Vec<(String, Vec<u8>)>,
+    /// The user's current signed device list, once published.
+    pub device_list: Option<Vec<u8>>,
 }
 
 /// A group's server-side state.
@@ -226,6 +230,18 @@ pub trait Store: Send + Sync + 'static {
         now: u64,
     ) -> Result<(), StoreError>;
 
+    /// Stores `list` as `address`'s signed device list if `version` is above the stored one
+    /// (`StaleDeviceList` with the stored version otherwise), and marks exactly the devices
+    /// `listed` (ids) as listed: claims hand out key packages of listed devices only. The
+    /// caller verified the list.
+    async fn publish_device_list(
+        &self,
+        address: &str,
+        version: u64,
+        list: Vec<u8>,
+        listed: Vec<String>,
+    ) -> Result<(), StoreError>;
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError>;
 
     async fn device_certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
@@ -242,7 +258,7 @@ pub trait Store: Send + Sync + 'static {
 
     async fn key_package_count(&self, device_id: &str) -> Result<(u32, bool), StoreError>;
 
-    /// Atomically takes one key package per active device of `address`: a one-time package
+    /// Atomically takes one key package per active, listed device of `address`: a one-time package
     /// when one is left (never handed out twice), else the device's last-resort package.
     async fn claim_key_packages(&self, address: &str)
         -> Result<Vec<(String, Vec<u8>)>, StoreError>;

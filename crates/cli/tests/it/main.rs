@@ -469,12 +469,13 @@ fn a_device_the_server_adds_to_your_account_is_flagged() {
     assert_eq!(list[0]["current"], true);
     assert_eq!(list[0]["certified"], true);
 
-    // Threat 3: the server lists, for alice, a device it made up (here: bob's own, relabelled).
+    // Threat 3: the server lists, for alice, a device it made up (here: bob's own, relabelled),
+    // and hands it out in claims.
     let db = rusqlite::Connection::open(w.data().join("missive.db")).expect("db");
     db.execute(
-        "INSERT INTO devices (device_id, address, certificate, token_hash, created_at) \
-         SELECT '00112233445566778899aabbccddeeff', 'alice@example.org', certificate, token_hash, 0 \
-         FROM devices WHERE address = 'bob@example.org'",
+        "INSERT INTO devices (device_id, address, certificate, token_hash, created_at, listed) \
+         SELECT '00112233445566778899aabbccddeeff', 'alice@example.org', certificate, token_hash, \
+         0, 1 FROM devices WHERE address = 'bob@example.org'",
         [],
     )
     .expect("inject");

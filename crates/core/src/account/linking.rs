@@ -4,6 +4,7 @@
 
 use missive_proto::api::RegisterResponse;
 use missive_proto::cert::DeviceCertificate;
+use missive_proto::devicelist::DeviceList;
 use missive_proto::B64;
 use openmls_basic_credential::SignatureKeyPair;
 
@@ -44,6 +45,7 @@ impl Account {
                 address: c.address,
                 identity_key: B64(c.identity_key),
                 verified: c.verified,
+                device_list: c.device_list.map(B64),
             })
             .collect();
         Ok(Grant {
@@ -101,11 +103,18 @@ impl Account {
             if c.address == account.address() {
                 continue;
             }
+            // A list that does not verify under the contact's key is dropped, not pinned.
+            let device_list = c.device_list.as_ref().and_then(|l| {
+                DeviceList::open(l.as_bytes(), &c.address, c.identity_key.as_bytes())
+                    .ok()
+                    .map(|_| l.0.clone())
+            });
             account.write_contact(ContactRecord {
                 address: c.address.clone(),
                 identity_key: c.identity_key.0.clone(),
                 verified: c.verified,
                 pending_key: None,
+                device_list,
             })?;
         }
         Ok(account)

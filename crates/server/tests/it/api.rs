@@ -467,6 +467,7 @@ async fn openapi_lists_exactly_the_routes() {
             "/v1/blobs",
             "/v1/blobs/{id}",
             "/v1/blobs/{id}/status",
+            "/v1/device-list",
             "/v1/devices/{device_id}",
             "/v1/events",
             "/v1/events/ack",

@@ -26,10 +26,11 @@ async fn commit_then_crash(h: &Harness, alice: &mut Client, conv: &str, post: bo
         .json()
         .await
         .expect("json");
-    let packages = alice
+    let (packages, alerts) = alice
         .account
-        .verify_claimed(&address("carol"), &claimed.key_packages)
+        .verify_claimed(&address("carol"), &claimed.key_packages, true)
         .expect("carol's key packages check out");
+    assert!(alerts.is_empty(), "{alerts:?}");
     let prepared = alice
         .account
         .prepare_commit(conv, &packages, &[])

@@ -3,6 +3,7 @@
 mod api;
 mod big_file;
 mod client_crashes;
+mod device_lists;
 mod devices;
 mod faults;
 mod files;

@@ -60,6 +60,13 @@ async fn inject_forged_device(h: &Harness, address: &str) -> String {
         .add_key_packages(&device_id, kps, Some(last_resort))
         .await
         .expect("and its key packages");
+    // And lists it for claims, as if the user's signed list named it.
+    h.db()
+        .execute(
+            "UPDATE devices SET listed = 1 WHERE device_id = ?1",
+            [&device_id],
+        )
+        .expect("listed");
     device_id
 }
 
