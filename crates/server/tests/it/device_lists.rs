@@ -337,3 +337,62 @@ async fn the_server_stores_only_lists_it_can_check() {
     let body: ErrorBody = resp.json().await.expect("error body");
     assert_eq!(body.code, ErrorCode::DeviceListed);
 }
+
+#[tokio::test]
+async fn a_commit_adding_a_revoked_device_is_refused_by_the_other_members() {
+    use openmls::prelude::tls_codec::Deserialize as _;
+    use openmls::prelude::{MlsMessageBodyIn, MlsMessageIn, OpenMlsProvider, ProtocolVersion};
+
+    let h = Harness::new();
+    let (mut alice, phone, kept) = alice_with_phone(&h).await;
+    let phone_id = phone.account.device_id();
+    drop(phone);
+    alice.revoke_device(&phone_id).await.expect("revoke");
+    let mut bob = h.user("bob").await;
+    let dm = bob
+        .dm(&address("alice"), "hello")
+        .await
+        .expect("dm")
+        .conversation;
+    alice.sync().await.expect("alice joins");
+    bring_back(&h, &phone_id, &kept);
+
+    // A client of alice's that does not check lists (an old or tampered one) adds the revoked
+    // phone with one of its packages the server kept, and the server accepts the commit.
+    let provider = missive_core::provider::Provider::new().expect("provider");
+    let MlsMessageBodyIn::KeyPackage(kp) = MlsMessageIn::tls_deserialize_exact(&kept[0].1)
+        .expect("a key package")
+        .extract()
+    else {
+        panic!("not a key package");
+    };
+    let kp = kp
+        .validate(provider.crypto(), ProtocolVersion::Mls10)
+        .expect("valid");
+    let prepared = alice
+        .account
+        .prepare_commit(&dm, &[kp], &[])
+        .expect("commit");
+    let resp = h
+        .http
+        .post(h.url(&format!(
+            "/v1/groups/{}/commits",
+            B64::encode(&prepared.group_id)
+        )))
+        .bearer_auth(alice.account.token())
+        .json(&prepared.request)
+        .send()
+        .await
+        .expect("post");
+    assert!(resp.status().is_success(), "{}", resp.status());
+
+    // Bob's client refuses it: the phone is not on alice's signed list.
+    let outcomes = bob.sync().await.expect("sync");
+    let codes: Vec<AlertCode> = alerts(&outcomes).into_iter().map(|a| a.code).collect();
+    assert_eq!(codes, [AlertCode::UnlistedDevice], "{outcomes:?}");
+    assert!(bob
+        .account
+        .conversations_with_device(&phone_id)
+        .expect("members")
+        .is_empty());
+}
