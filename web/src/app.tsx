@@ -2,6 +2,7 @@
 // (client.ts); these components only ask and show.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
+import { DevicesDialog, SafetyNumberDialog } from "./devices";
 import type { Conversation, Identity, Message, Outcome } from "./protocol";
 
 type Phase =
@@ -55,9 +56,11 @@ export function App() {
 }
 
 function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identity): void }) {
+  const [linking, setLinking] = useState(false);
   const [server, setServer] = useState(location.origin);
   const [address, setAddress] = useState("");
   const [invite, setInvite] = useState("");
+  const [code, setCode] = useState("");
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   const submit = async (e: Event) => {
@@ -66,12 +69,16 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
     setError("");
     try {
       onDone(
-        await engine.call<Identity>({
-          method: "register",
-          server: server.trim(),
-          address: address.trim(),
-          invite: invite.trim() || undefined,
-        }),
+        await engine.call<Identity>(
+          linking
+            ? { method: "join", server: server.trim(), code: code.trim() }
+            : {
+                method: "register",
+                server: server.trim(),
+                address: address.trim(),
+                invite: invite.trim() || undefined,
+              },
+        ),
       );
     } catch (err) {
       setError(errorText(err));
@@ -79,32 +86,69 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
       setBusy(false);
     }
   };
+  const serverField = (
+    <label>
+      Server
+      <input value={server} onInput={(e) => setServer(e.currentTarget.value)} required />
+    </label>
+  );
   return (
     <main class="register">
       <h1>Missive</h1>
-      <p>Create your account on your organisation's server.</p>
-      <form onSubmit={submit}>
-        <label>
-          Server
-          <input value={server} onInput={(e) => setServer(e.currentTarget.value)} required />
-        </label>
-        <label>
-          Address
-          <input
-            value={address}
-            onInput={(e) => setAddress(e.currentTarget.value)}
-            placeholder="name@ministry.gouv.fr"
-            autocomplete="username"
-            required
-          />
-        </label>
-        <label>
-          Invite code
-          <input value={invite} onInput={(e) => setInvite(e.currentTarget.value)} />
-        </label>
-        {error && <p role="alert" class="error">{error}</p>}
-        <button type="submit" disabled={busy}>{busy ? "Registering…" : "Register"}</button>
-      </form>
+      {linking ? (
+        <>
+          <p>
+            Use the account of another device: on it, choose “Link a new device” (or run
+            <code> missive link</code>) and type the code it shows.
+          </p>
+          <form onSubmit={submit}>
+            {serverField}
+            <label>
+              Link code
+              <input
+                value={code}
+                onInput={(e) => setCode(e.currentTarget.value)}
+                autocomplete="off"
+                spellcheck={false}
+                required
+              />
+            </label>
+            {error && <p role="alert" class="error">{error}</p>}
+            <button type="submit" disabled={busy}>
+              {busy ? "Linking… (keep the other device open)" : "Link this browser"}
+            </button>
+          </form>
+          <button class="link" onClick={() => { setLinking(false); setError(""); }} disabled={busy}>
+            Create a new account instead
+          </button>
+        </>
+      ) : (
+        <>
+          <p>Create your account on your organisation's server.</p>
+          <form onSubmit={submit}>
+            {serverField}
+            <label>
+              Address
+              <input
+                value={address}
+                onInput={(e) => setAddress(e.currentTarget.value)}
+                placeholder="name@ministry.gouv.fr"
+                autocomplete="username"
+                required
+              />
+            </label>
+            <label>
+              Invite code
+              <input value={invite} onInput={(e) => setInvite(e.currentTarget.value)} />
+            </label>
+            {error && <p role="alert" class="error">{error}</p>}
+            <button type="submit" disabled={busy}>{busy ? "Registering…" : "Register"}</button>
+          </form>
+          <button class="link" onClick={() => { setLinking(true); setError(""); }} disabled={busy}>
+            Link to an existing account
+          </button>
+        </>
+      )}
     </main>
   );
 }
@@ -127,6 +171,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   const [creating, setCreating] = useState(false);
   const [filter, setFilter] = useState("");
   const [alerts, setAlerts] = useState<string[]>([]);
+  const [showDevices, setShowDevices] = useState(false);
   const currentRef = useRef<string | undefined>(undefined);
   currentRef.current = current;
 
@@ -185,6 +230,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
       <div class="top">
         <header>
           <span class="me">{me.address}</span>
+          <button class="devices-button" onClick={() => setShowDevices(true)}>Devices</button>
           {!online && <span role="status" class="offline">Offline: messages will be sent when the connection is back</span>}
         </header>
         {alerts.length > 0 && (
@@ -223,6 +269,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
       <main>
         {open ? (
           <ConversationView
+            engine={engine}
             me={me}
             conversation={open}
             messages={messages}
@@ -235,6 +282,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
           <p class="empty">Choose a conversation, or start a new one.</p>
         )}
       </main>
+      {showDevices && <DevicesDialog engine={engine} onClose={() => setShowDevices(false)} />}
       {creating && (
         <NewConversation
           engine={engine}
@@ -265,6 +313,7 @@ function time(ms: number) {
 }
 
 function ConversationView(props: {
+  engine: EngineClient;
   me: Identity;
   conversation: Conversation;
   messages: Message[];
@@ -274,6 +323,8 @@ function ConversationView(props: {
   onBack(): void;
 }) {
   const [text, setText] = useState("");
+  const [showNumber, setShowNumber] = useState(false);
+  const peer = props.conversation.dm_peer;
   const end = useRef<HTMLDivElement>(null);
   useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [props.messages.length, props.pending.length]);
   const items = useMemo(() => {
@@ -309,7 +360,11 @@ function ConversationView(props: {
       <header>
         <button class="back" onClick={props.onBack} aria-label="Back to conversations">‹</button>
         <h2>{title(props.conversation)}</h2>
+        {peer && <button onClick={() => setShowNumber(true)}>Safety number</button>}
       </header>
+      {showNumber && peer && (
+        <SafetyNumberDialog engine={props.engine} address={peer} onClose={() => setShowNumber(false)} />
+      )}
       <div class="messages">
         {items}
         {props.pending.map((p) => (

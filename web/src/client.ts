@@ -8,12 +8,15 @@ export class EngineClient {
   private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   onOutcomes: (outcomes: Outcome[]) => void = () => {};
   onConnection: (online: boolean) => void = () => {};
+  /** The code (and its QR code) of a link in progress. */
+  onLinkCode: (code: string, qrSvg: string) => void = () => {};
 
   constructor() {
     this.worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     this.worker.onmessage = ({ data }: MessageEvent<Reply>) => {
       if ("event" in data) {
         if (data.event === "outcomes") this.onOutcomes(data.outcomes);
+        else if (data.event === "linkCode") this.onLinkCode(data.code, data.qrSvg);
         else this.onConnection(data.online);
         return;
       }

@@ -1,12 +1,27 @@
 // The messages between the app (main thread) and the engine's Worker.
-import type { Conversation, Message, Outcome } from "missive-engine";
+import type {
+  Conversation,
+  Device,
+  Linked,
+  Message,
+  Outcome,
+  SafetyNumber,
+  StoredAlert,
+} from "missive-engine";
 
-export type { Conversation, Message, Outcome };
+export type { Conversation, Device, Linked, Message, Outcome, SafetyNumber, StoredAlert };
 
 /** What the app asks of the engine; each answer carries the request's id. */
 export type Call =
   | { method: "open" }
   | { method: "register"; server: string; address: string; invite?: string }
+  | { method: "join"; server: string; code: string }
+  | { method: "link" }
+  | { method: "devices" }
+  | { method: "revokeDevice"; deviceId: string }
+  | { method: "safetyNumber"; address: string }
+  | { method: "markVerified"; address: string }
+  | { method: "alerts" }
   | { method: "conversations" }
   | { method: "messages"; conversation: string }
   | { method: "send"; conversation: string; text: string }
@@ -23,7 +38,8 @@ export type Reply =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: EngineError }
   | { event: "outcomes"; outcomes: Outcome[] }
-  | { event: "connection"; online: boolean };
+  | { event: "connection"; online: boolean }
+  | { event: "linkCode"; code: string; qrSvg: string };
 
 /** Who this device is, once an account is open. */
 export type Identity = { address: string; deviceId: string };

@@ -28,6 +28,11 @@ async function answer(call: Call): Promise<unknown> {
     listen(engine);
     return identity(engine);
   }
+  if (call.method === "join") {
+    engine = await Engine.join(await openStorage(), call.server, call.code);
+    listen(engine);
+    return identity(engine);
+  }
   if (!engine) throw Object.assign(new Error("no account is open"), { code: "usage" });
   switch (call.method) {
     case "conversations":
@@ -42,6 +47,18 @@ async function answer(call: Call): Promise<unknown> {
       return engine.dm(call.peer, call.text);
     case "sync":
       return engine.sync();
+    case "link":
+      return engine.link((code: string, qrSvg: string) => post({ event: "linkCode", code, qrSvg }));
+    case "devices":
+      return engine.devices();
+    case "revokeDevice":
+      return engine.revokeDevice(call.deviceId);
+    case "safetyNumber":
+      return engine.safetyNumber(call.address);
+    case "markVerified":
+      return engine.markVerified(call.address);
+    case "alerts":
+      return engine.alerts();
   }
 }
 

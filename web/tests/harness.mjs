@@ -10,7 +10,7 @@ import { chromium } from "playwright-core";
 const root = resolve(import.meta.dirname, "..", "..");
 const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
 const serverBin = join(target, "debug", "missive-server");
-const cliBin = join(target, "debug", "missive");
+export const cliBin = join(target, "debug", "missive");
 const webDist = join(root, "web", "dist");
 
 /** A fresh server for `domain`, with open registration, serving the web app. */

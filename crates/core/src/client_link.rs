@@ -236,6 +236,17 @@ impl Client {
         code: &str,
         timeout: Duration,
     ) -> Result<Joined, CoreError> {
+        Self::join_with_barrier(store, server, code, timeout, None).await
+    }
+
+    /// [`Client::join`] with a [`Barrier`] run before every request (the browser's store).
+    pub async fn join_with_barrier(
+        store: Box<dyn AccountStore + Send>,
+        server: &str,
+        code: &str,
+        timeout: Duration,
+        barrier: Option<super::Barrier>,
+    ) -> Result<Joined, CoreError> {
         let deadline = web_time::Instant::now() + timeout;
         let code = LinkCode::parse(code)?;
         if Account::is_registered(store.as_ref())? {
@@ -250,7 +261,7 @@ impl Client {
             http: http_client()?,
             server: server.clone(),
             token: String::new(),
-            barrier: None,
+            barrier: barrier.clone(),
         };
         let (device_key, offer) = Account::new_link_offer()?;
         let device_id = offer.device_id.clone();
@@ -289,7 +300,7 @@ impl Client {
         let mut client = Client {
             account,
             http: anonymous.http.clone(),
-            barrier: None,
+            barrier,
             stock_checked: false,
             stock: KEY_PACKAGE_STOCK,
         };

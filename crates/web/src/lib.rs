@@ -59,6 +59,46 @@ export interface Conversation {
   left: boolean;
 }
 
+/** A device of this account, as the server lists it and our signed device list names it. */
+export interface Device {
+  id: string;
+  /** This browser. */
+  current: boolean;
+  /** Its certificate is signed by this account's identity key. */
+  certified: boolean;
+  /** It is on the account's signed device list (the devices others' clients add). */
+  listed: boolean;
+  list_version: number;
+  /** Seconds since the Unix epoch. */
+  issued_at: number;
+}
+
+/** The safety number with a contact: the same on both sides. */
+export interface SafetyNumber {
+  /** 12 groups of 5 digits, separated by spaces. */
+  digits: string;
+  /** What the QR code encodes. */
+  qr: string;
+  /** The QR code, as an SVG image. */
+  qr_svg: string;
+  verified: boolean;
+}
+
+/** What linking a device did. */
+export interface Linked {
+  device_id: string;
+  conversations: number;
+  messages: number;
+}
+
+/** A security alert kept by the engine. */
+export interface StoredAlert {
+  /** Milliseconds since the Unix epoch. */
+  at: number;
+  code: string;
+  detail: string;
+}
+
 /** Something that happened while syncing. */
 export type Outcome =
   | { type: "message"; message: Message }
@@ -252,6 +292,35 @@ impl Engine {
         Ok(Self::new(client, persister))
     }
 
+    /// Becomes a new device of the account whose other device shows `code` (`missive link`
+    /// or another browser's "Link a new device"), on `server`; `storage` must hold no account
+    /// yet. Resolves once this device is in every conversation with its history (or fails
+    /// after five minutes).
+    pub async fn join(
+        storage: EngineStorage,
+        server: String,
+        code: String,
+    ) -> Result<Engine, JsValue> {
+        let (store, journal) = restore(&storage).await?;
+        if Account::is_registered(&store).map_err(js_error)? {
+            return Err(js_error(CoreError::Usage(
+                "this browser already holds an account: open it instead".into(),
+            )));
+        }
+        let persister = Persister::new(journal, storage);
+        let joined = Client::join_with_barrier(
+            Box::new(store),
+            &server,
+            &code,
+            LINK_TIMEOUT,
+            Some(persister.barrier()),
+        )
+        .await
+        .map_err(js_error)?;
+        persister.flush().await.map_err(js_error)?;
+        Ok(Self::new(joined.client, persister))
+    }
+
     /// The account kept in `storage`, or `undefined` if it holds none.
     pub async fn open(storage: EngineStorage) -> Result<Option<Engine>, JsValue> {
         let (store, journal) = restore(&storage).await?;
@@ -412,10 +481,174 @@ impl Engine {
         }
     }
 
+    /// Links a new device to this account: `on_code(code: string, qr_svg: string)` receives
+    /// the one-time code to type on the new device (and its QR code); resolves when the new
+    /// device is in every conversation and holds `history_days` of history (30 by default),
+    /// or fails after five minutes.
+    #[wasm_bindgen(unchecked_return_type = "Linked")]
+    pub async fn link(
+        &self,
+        on_code: js_sys::Function,
+        history_days: Option<u32>,
+    ) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let history =
+            std::time::Duration::from_secs(u64::from(history_days.unwrap_or(30)) * 86_400);
+        let mut shown = Ok(());
+        let linked = client
+            .link(LINK_TIMEOUT, history, |code| {
+                shown = on_code
+                    .call2(
+                        &JsValue::NULL,
+                        &code.text().into(),
+                        &qr_svg(&code.qr_payload()).into(),
+                    )
+                    .map(|_| ());
+            })
+            .await;
+        self.save().await?;
+        shown?;
+        let linked = linked.map_err(js_error)?;
+        to_js(&LinkedView {
+            device_id: &linked.device_id,
+            conversations: linked.conversations,
+            messages: linked.messages,
+        })
+    }
+
+    /// This account's devices.
+    #[wasm_bindgen(unchecked_return_type = "Device[]")]
+    pub async fn devices(&self) -> Result<JsValue, JsValue> {
+        let devices = self.client.lock().await.devices().await.map_err(js_error)?;
+        self.save().await?;
+        to_js(
+            &devices
+                .iter()
+                .map(|d| DeviceView {
+                    id: &d.id,
+                    current: d.current,
+                    certified: d.certified,
+                    listed: d.listed,
+                    list_version: d.list_version,
+                    issued_at: d.issued_at,
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// Revokes another device of this account (a lost phone): a signed device list without
+    /// it, its token killed, and a removal from every conversation. Returns the number of
+    /// conversations it was removed from.
+    #[wasm_bindgen(js_name = revokeDevice)]
+    pub async fn revoke_device(&self, device_id: String) -> Result<u32, JsValue> {
+        let mut client = self.client.lock().await;
+        client.sync().await.map_err(js_error)?;
+        let removed = client.revoke_device(&device_id).await;
+        self.save().await?;
+        Ok(removed.map_err(js_error)? as u32)
+    }
+
+    /// The safety number with `address` (pinning their key on first contact).
+    #[wasm_bindgen(js_name = safetyNumber, unchecked_return_type = "SafetyNumber")]
+    pub async fn safety_number(&self, address: String) -> Result<JsValue, JsValue> {
+        let address = missive_core::lookup::address(&address).map_err(js_error)?;
+        let (number, verified) = self
+            .client
+            .lock()
+            .await
+            .safety_number(&address)
+            .await
+            .map_err(js_error)?;
+        self.save().await?;
+        let qr = number.qr_payload();
+        to_js(&SafetyNumberView {
+            digits: number.display(),
+            qr_svg: qr_svg(&qr),
+            qr,
+            verified,
+        })
+    }
+
+    /// Marks `address` verified: the safety number was compared in person.
+    #[wasm_bindgen(js_name = markVerified)]
+    pub async fn mark_verified(&self, address: String) -> Result<(), JsValue> {
+        let address = missive_core::lookup::address(&address).map_err(js_error)?;
+        self.client
+            .lock()
+            .await
+            .account
+            .mark_verified(&address)
+            .map_err(js_error)?;
+        self.save().await
+    }
+
+    /// The security alerts kept for this account, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "StoredAlert[]")]
+    pub async fn alerts(&self) -> Result<JsValue, JsValue> {
+        let alerts = self
+            .client
+            .lock()
+            .await
+            .account
+            .store()
+            .alerts()
+            .map_err(js_error)?;
+        to_js(&alerts)
+    }
+
     /// Ends [`Engine::listen`] at its next wake-up (the next event, or the server's ping).
     pub fn stop(&self) {
         self.stopping.set(true);
     }
+}
+
+/// How long a link waits for the other device.
+const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A QR code of `payload` as an SVG image (dark modules on a light square, four modules of
+/// quiet zone), or an empty string if it does not fit a QR code.
+fn qr_svg(payload: &str) -> String {
+    let Ok(code) = qrcode::QrCode::new(payload.as_bytes()) else {
+        return String::new();
+    };
+    let width = code.width();
+    let mut path = String::new();
+    for (i, color) in code.to_colors().iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            path.push_str(&format!("M{} {}h1v1h-1z", i % width + 4, i / width + 4));
+        }
+    }
+    let size = width + 8;
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" \
+         shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" \
+         fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
+    )
+}
+
+#[derive(Serialize)]
+struct LinkedView<'a> {
+    device_id: &'a str,
+    conversations: usize,
+    messages: usize,
+}
+
+#[derive(Serialize)]
+struct DeviceView<'a> {
+    id: &'a str,
+    current: bool,
+    certified: bool,
+    listed: bool,
+    list_version: u64,
+    issued_at: u64,
+}
+
+#[derive(Serialize)]
+struct SafetyNumberView {
+    digits: String,
+    qr: String,
+    qr_svg: String,
+    verified: bool,
 }
 
 fn deliver(on_outcomes: &js_sys::Function, outcomes: &[Outcome]) -> Result<(), JsValue> {

@@ -1,0 +1,173 @@
+// The web app as a full device of an account: linked from the command line, linking the
+// command line in turn, listing and revoking devices, and showing the safety number with a
+// contact. Real server, real `missive` command, headless Chromium.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  startServer,
+  launchBrowser,
+  openWebApp,
+  cli,
+  cliBin,
+  cliSync,
+  screenshot,
+  accessibilityViolations,
+} from "./harness.mjs";
+
+const DOMAIN = "devices.test";
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer(DOMAIN);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+function freshHome(name) {
+  return join(mkdtempSync(join(tmpdir(), `missive-${name}-`)), "home");
+}
+
+function terminal(name) {
+  const home = freshHome(name);
+  cli(home, "register", "--server", server.url, `${name}@${DOMAIN}`);
+  return home;
+}
+
+/** Starts `missive --home HOME ARGS...` without waiting: its stdout lines as they come, and
+ *  its exit. */
+function background(home, ...args) {
+  const child = spawn(cliBin, ["--home", home, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  const waiters = [];
+  child.stdout.on("data", (chunk) => {
+    out += chunk;
+    for (const w of waiters) w();
+  });
+  child.stderr.on("data", (chunk) => (err += chunk));
+  const exited = new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
+  return {
+    exited,
+    /** The first stdout line matching `pattern`. */
+    line(pattern) {
+      return new Promise((resolve, reject) => {
+        const look = () => {
+          const found = out.split("\n").find((l) => pattern.test(l.trim()));
+          if (found) resolve(found.trim());
+        };
+        waiters.push(look);
+        look();
+        exited.then(({ code }) => reject(new Error(`exited (${code}) before printing it: ${err}`)));
+      });
+    },
+  };
+}
+
+const LINK_CODE = /^[a-z2-7]{4}(-[a-z2-7]{1,4}){6}$/i;
+
+function article(page, text) {
+  return page.getByRole("article").filter({ hasText: text });
+}
+
+test("a browser linked from the command line has its conversations and history", async () => {
+  const dave = terminal("dave");
+  const erin = terminal("erin");
+  cli(dave, "dm", `erin@${DOMAIN}`, "before the browser came");
+  assert.deepEqual(cliSync(erin), [[`dave@${DOMAIN}`, "before the browser came"]]);
+
+  const link = background(dave, "link", "--timeout", "120");
+  const code = await link.line(LINK_CODE);
+  const { page, errors } = await openWebApp(browser, server.url);
+  await page.getByRole("button", { name: "Link to an existing account" }).click();
+  assert.equal(await page.getByRole("textbox", { name: "Server" }).inputValue(), server.url);
+  await page.getByRole("textbox", { name: "Link code" }).fill(code);
+  await page.getByRole("button", { name: "Link this browser" }).click();
+  await page.getByRole("button", { name: "New conversation" }).waitFor({ timeout: 60_000 });
+  const linked = await link.exited;
+  assert.equal(linked.code, 0, linked.err);
+
+  await page.getByRole("button", { name: new RegExp(`erin@${DOMAIN}`) }).click();
+  await article(page, "before the browser came").waitFor();
+  await page.getByRole("textbox", { name: "Message" }).fill("written in the browser");
+  await page.getByRole("button", { name: "Send" }).click();
+  await article(page, "written in the browser").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+  assert.deepEqual(cliSync(erin), [[`dave@${DOMAIN}`, "written in the browser"]]);
+  // Erin answers: the browser and the terminal both read it.
+  cli(erin, "dm", `dave@${DOMAIN}`, "got it");
+  await article(page, "got it").waitFor();
+  assert.ok(cliSync(dave).some(([from, text]) => from === `erin@${DOMAIN}` && text === "got it"));
+  assert.deepEqual(errors, []);
+});
+
+test("the app links a terminal, lists it and revokes it; safety numbers match", async () => {
+  const { page, errors } = await openWebApp(browser, server.url, { bypassCSP: true });
+  await page.getByRole("textbox", { name: "Address" }).fill(`fred@${DOMAIN}`);
+  await page.getByRole("button", { name: "Register" }).click();
+  await page.getByRole("button", { name: "New conversation" }).waitFor();
+
+  await page.getByRole("button", { name: "Devices" }).click();
+  const dialog = page.getByRole("dialog", { name: "Devices" });
+  await dialog.getByText("this device").waitFor();
+  await dialog.getByRole("button", { name: "Link a new device" }).click();
+  const shown = dialog.getByLabel("Link code", { exact: true });
+  await shown.waitFor();
+  const code = (await shown.innerText()).trim();
+  assert.match(code, LINK_CODE);
+  await dialog.getByRole("img", { name: "QR code of the link code" }).waitFor();
+  assert.deepEqual(await accessibilityViolations(page), []);
+  await screenshot(page, "link-a-device");
+
+  const laptop = freshHome("fred-laptop");
+  const joined = await background(laptop, "join", "--server", server.url, code).exited;
+  assert.equal(joined.code, 0, joined.err);
+  await dialog.getByText(/Linked device/).waitFor({ timeout: 60_000 });
+  const laptopId = JSON.parse(
+    cli(laptop, "devices", "--json")
+      .trim()
+      .split("\n")
+      .find((l) => JSON.parse(l).current),
+  ).id;
+  const revoke = dialog.getByRole("button", { name: `Revoke device ${laptopId.slice(0, 8)}` });
+  await revoke.waitFor();
+  // The terminal sees both devices on the signed list.
+  const listed = cli(laptop, "devices", "--json").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(listed.length, 2);
+  assert.ok(listed.every((d) => d.listed && d.list_version === 2), JSON.stringify(listed));
+
+  page.once("dialog", (confirm) => confirm.accept());
+  await revoke.click();
+  await revoke.waitFor({ state: "detached", timeout: 30_000 });
+  assert.throws(() => cli(laptop, "sync"), /unauthorized|revoked|token/i);
+  await dialog.getByRole("button", { name: "Close" }).click();
+
+  // A contact on the command line: both sides show the same safety number.
+  const gina = terminal("gina");
+  await page.getByRole("button", { name: "New conversation" }).click();
+  const create = page.getByRole("dialog", { name: "New conversation" });
+  await create.getByRole("textbox", { name: "Members" }).fill(`gina@${DOMAIN}`);
+  await create.getByRole("button", { name: "Create" }).click();
+  await create.waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Safety number" }).click();
+  const numberDialog = page.getByRole("dialog", { name: "Safety number" });
+  const digits = (await numberDialog.getByLabel("Safety number digits", { exact: true }).innerText()).split(/\s+/).join(" ");
+  const theirs = cli(gina, "verify", `fred@${DOMAIN}`)
+    .split("\n")
+    .filter((l) => /^\d{5}( \d{5})*$/.test(l.trim()))
+    .join(" ");
+  assert.equal(digits, theirs);
+  assert.match(digits, /^(\d{5} ){11}\d{5}$/);
+  assert.deepEqual(await accessibilityViolations(page), []);
+  await numberDialog.getByRole("button", { name: "Mark as verified" }).click();
+  await numberDialog.getByText("Verified").waitFor();
+  await screenshot(page, "safety-number");
+  assert.deepEqual(errors, []);
+});
