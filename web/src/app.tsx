@@ -2,7 +2,7 @@
 // (client.ts); these components only ask and show.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
-import { DevicesDialog, SafetyNumberDialog } from "./devices";
+import { DevicesDialog, MembersDialog, SafetyNumberDialog } from "./devices";
 import type { Conversation, Identity, Message, Outcome } from "./protocol";
 
 type Phase =
@@ -324,6 +324,7 @@ function ConversationView(props: {
 }) {
   const [text, setText] = useState("");
   const [showNumber, setShowNumber] = useState(false);
+  const [showMembers, setShowMembers] = useState(false);
   const peer = props.conversation.dm_peer;
   const end = useRef<HTMLDivElement>(null);
   useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [props.messages.length, props.pending.length]);
@@ -360,8 +361,20 @@ function ConversationView(props: {
       <header>
         <button class="back" onClick={props.onBack} aria-label="Back to conversations">‹</button>
         <h2>{title(props.conversation)}</h2>
-        {peer && <button onClick={() => setShowNumber(true)}>Safety number</button>}
+        {peer ? (
+          <button onClick={() => setShowNumber(true)}>Safety number</button>
+        ) : (
+          <button onClick={() => setShowMembers(true)}>Members</button>
+        )}
       </header>
+      {showMembers && (
+        <MembersDialog
+          engine={props.engine}
+          conversation={props.conversation.id}
+          me={props.me.address}
+          onClose={() => setShowMembers(false)}
+        />
+      )}
       {showNumber && peer && (
         <SafetyNumberDialog engine={props.engine} address={peer} onClose={() => setShowNumber(false)} />
       )}

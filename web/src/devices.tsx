@@ -1,11 +1,11 @@
-// The account's devices (list, link a new one, revoke one), its security alerts, and the
-// safety number with a contact. Every decision is the engine's; these dialogs ask and show.
+// The account's devices (list, link a new one, revoke one), its security alerts, the
+// safety number with a contact, and a group's members. Every decision is the engine's; these dialogs ask and show.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText } from "./client";
 import type { Device, Linked, SafetyNumber, StoredAlert } from "./protocol";
 
 /** A modal dialog opened on mount; `onClose` when it closes (Escape, or a Close button). */
-function Modal(props: { label: string; onClose(): void; children: preact.ComponentChildren }) {
+export function Modal(props: { label: string; onClose(): void; children: preact.ComponentChildren }) {
   const dialog = useRef<HTMLDialogElement>(null);
   useEffect(() => dialog.current?.showModal(), []);
   return (
@@ -195,6 +195,87 @@ export function SafetyNumberDialog(props: { engine: EngineClient; address: strin
           )}
         </>
       )}
+      {error && <p role="alert" class="error">{error}</p>}
+    </Modal>
+  );
+}
+
+export function MembersDialog(props: {
+  engine: EngineClient;
+  conversation: string;
+  me: string;
+  onClose(): void;
+}) {
+  const { engine, conversation } = props;
+  const [members, setMembers] = useState<string[]>();
+  const [adding, setAdding] = useState("");
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const load = async () => {
+    try {
+      setMembers(await engine.call<string[]>({ method: "members", conversation }));
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  useEffect(() => {
+    load();
+  }, [conversation]);
+  const change = async (call: () => Promise<unknown>) => {
+    setBusy(true);
+    setError("");
+    try {
+      await call();
+      await load();
+      return true;
+    } catch (e) {
+      setError(errorText(e));
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+  const add = async (e: Event) => {
+    e.preventDefault();
+    const users = adding.split(/[\s,;]+/).filter((u) => u);
+    if (users.length === 0) return;
+    if (await change(() => engine.call({ method: "addMembers", conversation, users }))) setAdding("");
+  };
+  const remove = (user: string) => {
+    if (!confirm(`Remove ${user}? They will read nothing sent from now on.`)) return;
+    change(() => engine.call({ method: "removeMembers", conversation, users: [user] }));
+  };
+  return (
+    <Modal label="Members" onClose={props.onClose}>
+      <h2>Members</h2>
+      {members === undefined && !error && <p>Loading…</p>}
+      {members && (
+        <ul class="devices">
+          {members.map((m) => (
+            <li key={m}>
+              <span>{m}</span>
+              {m === props.me ? (
+                <span class="tag">you</span>
+              ) : (
+                <button onClick={() => remove(m)} disabled={busy} aria-label={`Remove ${m}`}>
+                  Remove
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+      <form onSubmit={add}>
+        <label>
+          Add members
+          <input
+            value={adding}
+            onInput={(e) => setAdding(e.currentTarget.value)}
+            placeholder="dave@ministry.gouv.fr"
+          />
+        </label>
+        <button type="submit" disabled={busy}>{busy ? "Working…" : "Add"}</button>
+      </form>
       {error && <p role="alert" class="error">{error}</p>}
     </Modal>
   );

@@ -22,6 +22,9 @@ export type Call =
   | { method: "safetyNumber"; address: string }
   | { method: "markVerified"; address: string }
   | { method: "alerts" }
+  | { method: "members"; conversation: string }
+  | { method: "addMembers"; conversation: string; users: string[] }
+  | { method: "removeMembers"; conversation: string; users: string[] }
   | { method: "conversations" }
   | { method: "messages"; conversation: string }
   | { method: "send"; conversation: string; text: string }

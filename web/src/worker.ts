@@ -59,6 +59,12 @@ async function answer(call: Call): Promise<unknown> {
       return engine.markVerified(call.address);
     case "alerts":
       return engine.alerts();
+    case "members":
+      return engine.members(call.conversation);
+    case "addMembers":
+      return engine.addMembers(call.conversation, call.users);
+    case "removeMembers":
+      return engine.removeMembers(call.conversation, call.users);
   }
 }
 

@@ -171,3 +171,43 @@ test("the app links a terminal, lists it and revokes it; safety numbers match", 
   await screenshot(page, "safety-number");
   assert.deepEqual(errors, []);
 });
+
+test("a group's members: someone added reads what follows, someone removed does not", async () => {
+  const hana = terminal("hana");
+  const ivan = terminal("ivan");
+  const { page, errors } = await openWebApp(browser, server.url, { bypassCSP: true });
+  await page.getByRole("textbox", { name: "Address" }).fill(`judy@${DOMAIN}`);
+  await page.getByRole("button", { name: "Register" }).click();
+  await page.getByRole("button", { name: "New conversation" }).click();
+  const create = page.getByRole("dialog", { name: "New conversation" });
+  await create.getByRole("textbox", { name: "Members" }).fill(`hana@${DOMAIN}`);
+  await create.getByRole("textbox", { name: "Name" }).fill("Ops");
+  await create.getByRole("button", { name: "Create" }).click();
+  await create.waitFor({ state: "detached" });
+
+  await page.getByRole("button", { name: "Members" }).click();
+  const dialog = page.getByRole("dialog", { name: "Members" });
+  await dialog.getByRole("button", { name: `Remove hana@${DOMAIN}` }).waitFor();
+  await dialog.getByRole("textbox", { name: "Add members" }).fill(`ivan@${DOMAIN}`);
+  await dialog.getByRole("button", { name: "Add", exact: true }).click();
+  await dialog.getByRole("button", { name: `Remove ivan@${DOMAIN}` }).waitFor();
+  assert.deepEqual(await accessibilityViolations(page), []);
+  page.once("dialog", (confirm) => confirm.accept());
+  await dialog.getByRole("button", { name: `Remove hana@${DOMAIN}` }).click();
+  await dialog.getByRole("button", { name: `Remove hana@${DOMAIN}` }).waitFor({ state: "detached" });
+  assert.deepEqual(
+    await dialog.getByRole("listitem").allInnerTexts(),
+    [`ivan@${DOMAIN}\nRemove`, `judy@${DOMAIN}\nyou`].map((t) => t),
+  );
+  await screenshot(page, "members");
+  await dialog.getByRole("button", { name: "Close" }).click();
+
+  await page.getByRole("textbox", { name: "Message" }).fill("after the change");
+  await page.getByRole("button", { name: "Send" }).click();
+  await article(page, "after the change").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+  assert.deepEqual(cliSync(ivan), [[`judy@${DOMAIN}`, "after the change"]]);
+  const named = cli(ivan, "conversations", "--json").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(named[0].name, "Ops");
+  assert.ok(!cliSync(hana).some(([, text]) => text === "after the change"));
+  assert.deepEqual(errors, []);
+});

@@ -809,9 +809,15 @@ impl Client {
         let mut races = 0;
         let mut pause = std::time::Duration::from_millis(50);
         while races < MAX_ATTEMPTS {
-            let (group_id, request, message) = self
+            let encrypted = self
                 .account
-                .encrypt_messages(conversation, vec![message.clone()])?
+                .encrypt_messages(conversation, vec![message.clone()]);
+            if let Err(e) = &encrypted {
+                // A refusal to send (a member's key changed, a device uncertified) is kept
+                // among the alerts, not only returned.
+                self.record_refusal(e);
+            }
+            let (group_id, request, message) = encrypted?
                 .pop()
                 .ok_or_else(|| CoreError::Mls("nothing was encrypted".into()))?;
             let path = format!("/v1/groups/{}/messages", B64::encode(&group_id));

@@ -596,6 +596,52 @@ impl Engine {
         to_js(&alerts)
     }
 
+    /// The members of `conversation` (addresses, sorted; ours included), each checked
+    /// against their pinned identity key.
+    pub async fn members(&self, conversation: String) -> Result<Vec<String>, JsValue> {
+        let client = self.client.lock().await;
+        client.account.members(&conversation).map_err(js_error)
+    }
+
+    /// Adds `users` (every device on each one's signed device list) to `conversation`.
+    #[wasm_bindgen(js_name = addMembers)]
+    pub async fn add_members(
+        &self,
+        conversation: String,
+        users: Vec<String>,
+    ) -> Result<(), JsValue> {
+        let users = users
+            .iter()
+            .map(|u| missive_core::lookup::address(u))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(js_error)?;
+        let added = self
+            .client
+            .lock()
+            .await
+            .add_members(&conversation, &users)
+            .await;
+        self.save().await?;
+        added.map(|_| ()).map_err(js_error)
+    }
+
+    /// Removes `users` (all their devices) from `conversation`: they read nothing sent after.
+    #[wasm_bindgen(js_name = removeMembers)]
+    pub async fn remove_members(
+        &self,
+        conversation: String,
+        users: Vec<String>,
+    ) -> Result<(), JsValue> {
+        let removed = self
+            .client
+            .lock()
+            .await
+            .remove_members(&conversation, &users)
+            .await;
+        self.save().await?;
+        removed.map(|_| ()).map_err(js_error)
+    }
+
     /// Ends [`Engine::listen`] at its next wake-up (the next event, or the server's ping).
     pub fn stop(&self) {
         self.stopping.set(true);

@@ -591,6 +591,16 @@ async fn threat_5_a_swapped_identity_key_blocks_sending_until_accepted_and_still
         bob.send_text(&dm, "still there?").await,
         AlertCode::IdentityChanged,
     );
+    // The refusals are kept among bob's alerts, not only returned by the commands.
+    let kept: Vec<String> = bob
+        .account
+        .store()
+        .alerts()
+        .expect("alerts")
+        .into_iter()
+        .map(|a| a.code)
+        .collect();
+    assert_eq!(kept, ["identity_changed", "identity_changed"], "{kept:?}");
 
     // Bob accepts the new key: the safety number changes and the verified mark is gone...
     bob.accept_new_key(&address("alice")).await.expect("accept");
