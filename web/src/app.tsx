@@ -3,6 +3,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
 import { DevicesDialog, MembersDialog, SafetyNumberDialog } from "./devices";
+import { language, setLanguage, t, type Language } from "./i18n";
 import type { Conversation, Identity, Message, Outcome } from "./protocol";
 
 type Phase =
@@ -12,7 +13,28 @@ type Phase =
   | { kind: "register" }
   | { kind: "ready"; me: Identity };
 
+/** Switches the app's language; every screen re-renders in the new one. */
+let rerender: () => void = () => {};
+
+function LanguagePicker() {
+  return (
+    <select
+      aria-label={t("Language")}
+      value={language()}
+      onChange={(e) => {
+        setLanguage(e.currentTarget.value as Language);
+        rerender();
+      }}
+    >
+      <option value="en">English</option>
+      <option value="fr">Français</option>
+    </select>
+  );
+}
+
 export function App() {
+  const [, setRevision] = useState(0);
+  rerender = () => setRevision((r) => r + 1);
   const [phase, setPhase] = useState<Phase>({ kind: "starting" });
   const [engine, setEngine] = useState<EngineClient>();
 
@@ -36,18 +58,18 @@ export function App() {
 
   switch (phase.kind) {
     case "starting":
-      return <p class="notice">Starting Missive…</p>;
+      return <p class="notice">{t("Starting Missive…")}</p>;
     case "elsewhere":
       return (
         <section class="notice">
-          <p>Missive is open in another tab.</p>
+          <p>{t("Missive is open in another tab.")}</p>
           <button onClick={() => { setPhase({ kind: "starting" }); phase.takeOver(); }}>
-            Use here
+            {t("Use here")}
           </button>
         </section>
       );
     case "lost":
-      return <p class="notice">Missive is now open in another tab. Close this one.</p>;
+      return <p class="notice">{t("Missive is now open in another tab. Close this one.")}</p>;
     case "register":
       return <Register engine={engine!} onDone={(me) => setPhase({ kind: "ready", me })} />;
     case "ready":
@@ -88,23 +110,27 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
   };
   const serverField = (
     <label>
-      Server
+      {t("Server")}
       <input value={server} onInput={(e) => setServer(e.currentTarget.value)} required />
     </label>
   );
   return (
     <main class="register">
       <h1>Missive</h1>
+      <LanguagePicker />
       {linking ? (
         <>
           <p>
-            Use the account of another device: on it, choose “Link a new device” (or run
-            <code> missive link</code>) and type the code it shows.
+            {t(
+              "Use the account of another device: on it, choose “Link a new device” (or run {command}) and type the code it shows.",
+            )
+              .split("{command}")
+              .flatMap((part, i) => (i === 0 ? [part] : [<code key={i}>missive link</code>, part]))}
           </p>
           <form onSubmit={submit}>
             {serverField}
             <label>
-              Link code
+              {t("Link code")}
               <input
                 value={code}
                 onInput={(e) => setCode(e.currentTarget.value)}
@@ -115,20 +141,20 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
             </label>
             {error && <p role="alert" class="error">{error}</p>}
             <button type="submit" disabled={busy}>
-              {busy ? "Linking… (keep the other device open)" : "Link this browser"}
+              {busy ? t("Linking… (keep the other device open)") : t("Link this browser")}
             </button>
           </form>
           <button class="link" onClick={() => { setLinking(false); setError(""); }} disabled={busy}>
-            Create a new account instead
+            {t("Create a new account instead")}
           </button>
         </>
       ) : (
         <>
-          <p>Create your account on your organisation's server.</p>
+          <p>{t("Create your account on your organisation's server.")}</p>
           <form onSubmit={submit}>
             {serverField}
             <label>
-              Address
+              {t("Address")}
               <input
                 value={address}
                 onInput={(e) => setAddress(e.currentTarget.value)}
@@ -138,14 +164,14 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
               />
             </label>
             <label>
-              Invite code
+              {t("Invite code")}
               <input value={invite} onInput={(e) => setInvite(e.currentTarget.value)} />
             </label>
             {error && <p role="alert" class="error">{error}</p>}
-            <button type="submit" disabled={busy}>{busy ? "Registering…" : "Register"}</button>
+            <button type="submit" disabled={busy}>{busy ? t("Registering…") : t("Register")}</button>
           </form>
           <button class="link" onClick={() => { setLinking(true); setError(""); }} disabled={busy}>
-            Link to an existing account
+            {t("Link to an existing account")}
           </button>
         </>
       )}
@@ -154,7 +180,7 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
 }
 
 function title(c: Conversation): string {
-  return c.name ?? c.dm_peer ?? `Conversation ${c.id.slice(0, 8)}`;
+  return c.name ?? c.dm_peer ?? t("Conversation {id}", { id: c.id.slice(0, 8) });
 }
 
 /** A message not yet accepted by the server. */
@@ -230,21 +256,22 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
       <div class="top">
         <header>
           <span class="me">{me.address}</span>
-          <button class="devices-button" onClick={() => setShowDevices(true)}>Devices</button>
-          {!online && <span role="status" class="offline">Offline: messages will be sent when the connection is back</span>}
+          <LanguagePicker />
+          <button class="devices-button" onClick={() => setShowDevices(true)}>{t("Devices")}</button>
+          {!online && <span role="status" class="offline">{t("Offline: messages will be sent when the connection is back")}</span>}
         </header>
         {alerts.length > 0 && (
-          <section role="alert" class="alerts" aria-label="Security alerts">
+          <section role="alert" class="alerts" aria-label={t("Security alerts")}>
             {alerts.map((a, i) => <p key={i}>{a}</p>)}
           </section>
         )}
       </div>
-      <nav aria-label="Conversations">
-        <button onClick={() => setCreating(true)}>New conversation</button>
+      <nav aria-label={t("Conversations")}>
+        <button onClick={() => setCreating(true)}>{t("New conversation")}</button>
         <input
           type="search"
-          aria-label="Filter conversations"
-          placeholder="Filter"
+          aria-label={t("Filter conversations")}
+          placeholder={t("Filter")}
           value={filter}
           onInput={(e) => setFilter(e.currentTarget.value)}
         />
@@ -259,7 +286,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
                 <span class="title">{title(c)}</span>
                 {last[c.id] && <span class="preview">{last[c.id].text}</span>}
                 {(unread[c.id] ?? 0) > 0 && (
-                  <span class="unread" aria-label={`${unread[c.id]} unread`}>{unread[c.id]}</span>
+                  <span class="unread" aria-label={t("{n} unread", { n: unread[c.id] })}>{unread[c.id]}</span>
                 )}
               </button>
             </li>
@@ -279,7 +306,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             onBack={() => setCurrent(undefined)}
           />
         ) : (
-          <p class="empty">Choose a conversation, or start a new one.</p>
+          <p class="empty">{t("Choose a conversation, or start a new one.")}</p>
         )}
       </main>
       {showDevices && <DevicesDialog engine={engine} onClose={() => setShowDevices(false)} />}
@@ -299,7 +326,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
 }
 
 function day(ms: number) {
-  return new Date(ms).toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long" });
+  return new Date(ms).toLocaleDateString(language(), { weekday: "long", day: "numeric", month: "long" });
 }
 
 /** When a message was sent: the server's time, or for our own (which the server's answer
@@ -309,7 +336,7 @@ function when(m: Message) {
 }
 
 function time(ms: number) {
-  return new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return new Date(ms).toLocaleTimeString(language(), { hour: "2-digit", minute: "2-digit" });
 }
 
 function ConversationView(props: {
@@ -343,7 +370,7 @@ function ConversationView(props: {
           <header>
             <span class="sender">{m.sender}</span> <time>{time(when(m))}</time>
           </header>
-          <p>{m.unsupported ? "A message this version cannot display (update Missive)" : m.text}</p>
+          <p>{m.unsupported ? t("A message this version cannot display (update Missive)") : m.text}</p>
         </article>,
       );
     }
@@ -359,12 +386,12 @@ function ConversationView(props: {
   return (
     <section class="conversation" aria-label={title(props.conversation)}>
       <header>
-        <button class="back" onClick={props.onBack} aria-label="Back to conversations">‹</button>
+        <button class="back" onClick={props.onBack} aria-label={t("Back to conversations")}>‹</button>
         <h2>{title(props.conversation)}</h2>
         {peer ? (
-          <button onClick={() => setShowNumber(true)}>Safety number</button>
+          <button onClick={() => setShowNumber(true)}>{t("Safety number")}</button>
         ) : (
-          <button onClick={() => setShowMembers(true)}>Members</button>
+          <button onClick={() => setShowMembers(true)}>{t("Members")}</button>
         )}
       </header>
       {showMembers && (
@@ -381,15 +408,16 @@ function ConversationView(props: {
       <div class="messages">
         {items}
         {props.pending.map((p) => (
-          <article key={`p${p.key}`} class="own pending" aria-label={`${props.me.address}, sending`}>
+          <article key={`p${p.key}`} class="own pending" aria-label={t("{sender}, sending", { sender: props.me.address })}>
             <header><span class="sender">{props.me.address}</span></header>
             <p>{p.text}</p>
             {p.failed ? (
               <p class="failed">
-                Not sent: {p.failed} <button onClick={() => props.onRetry(p)}>Retry</button>
+                {t("Not sent: {error}", { error: p.failed })}{" "}
+                <button onClick={() => props.onRetry(p)}>{t("Retry")}</button>
               </p>
             ) : (
-              <p class="sending">Sending…</p>
+              <p class="sending">{t("Sending…")}</p>
             )}
           </article>
         ))}
@@ -397,7 +425,7 @@ function ConversationView(props: {
       </div>
       <form class="composer" onSubmit={submit}>
         <textarea
-          aria-label="Message"
+          aria-label={t("Message")}
           rows={1}
           value={text}
           onInput={(e) => setText(e.currentTarget.value)}
@@ -405,7 +433,7 @@ function ConversationView(props: {
             if (e.key === "Enter" && !e.shiftKey) submit(e);
           }}
         />
-        <button type="submit">Send</button>
+        <button type="submit">{t("Send")}</button>
       </form>
     </section>
   );
@@ -426,7 +454,7 @@ function NewConversation(props: {
     e.preventDefault();
     const list = members.split(/[\s,;]+/).filter((m) => m);
     if (list.length === 0) {
-      setError("Name at least one member.");
+      setError(t("Name at least one member."));
       return;
     }
     setBusy(true);
@@ -445,21 +473,21 @@ function NewConversation(props: {
     }
   };
   return (
-    <dialog ref={dialog} onClose={props.onClose} aria-label="New conversation">
+    <dialog ref={dialog} onClose={props.onClose} aria-label={t("New conversation")}>
       <form onSubmit={submit}>
-        <h2>New conversation</h2>
+        <h2>{t("New conversation")}</h2>
         <label>
-          Members
+          {t("Members")}
           <input value={members} onInput={(e) => setMembers(e.currentTarget.value)} placeholder="bob@ministry.gouv.fr, carol@…" />
         </label>
         <label>
-          Name
+          {t("Name")}
           <input value={name} onInput={(e) => setName(e.currentTarget.value)} />
         </label>
         {error && <p role="alert" class="error">{error}</p>}
         <div class="actions">
-          <button type="button" onClick={() => dialog.current?.close()}>Cancel</button>
-          <button type="submit" disabled={busy}>{busy ? "Creating…" : "Create"}</button>
+          <button type="button" onClick={() => dialog.current?.close()}>{t("Cancel")}</button>
+          <button type="submit" disabled={busy}>{busy ? t("Creating…") : t("Create")}</button>
         </div>
       </form>
     </dialog>

@@ -2,6 +2,7 @@
 // safety number with a contact, and a group's members. Every decision is the engine's; these dialogs ask and show.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText } from "./client";
+import { t } from "./i18n";
 import type { Device, Linked, SafetyNumber, StoredAlert } from "./protocol";
 
 /** A modal dialog opened on mount; `onClose` when it closes (Escape, or a Close button). */
@@ -12,7 +13,7 @@ export function Modal(props: { label: string; onClose(): void; children: preact.
     <dialog ref={dialog} onClose={props.onClose} aria-label={props.label}>
       {props.children}
       <div class="actions">
-        <button type="button" onClick={() => dialog.current?.close()}>Close</button>
+        <button type="button" onClick={() => dialog.current?.close()}>{t("Close")}</button>
       </div>
     </dialog>
   );
@@ -61,7 +62,7 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
   };
 
   const revoke = async (id: string) => {
-    if (!confirm(`Revoke device ${short(id)}? It will read nothing sent from now on.`)) return;
+    if (!confirm(t("Revoke device {id}? It will read nothing sent from now on.", { id: short(id) }))) return;
     setBusy(id);
     setError("");
     try {
@@ -76,29 +77,31 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
 
   const version = devices?.[0]?.list_version ?? 0;
   return (
-    <Modal label="Devices" onClose={props.onClose}>
-      <h2>Devices</h2>
-      {devices === undefined && !error && <p>Loading…</p>}
+    <Modal label={t("Devices")} onClose={props.onClose}>
+      <h2>{t("Devices")}</h2>
+      {devices === undefined && !error && <p>{t("Loading…")}</p>}
       {devices && (
         <>
           <p class="hint">
-            Your signed device list (version {version}) names the devices other people's apps
-            add to your conversations.
+            {t(
+              "Your signed device list (version {version}) names the devices other people's apps add to your conversations.",
+              { version },
+            )}
           </p>
           <ul class="devices">
             {devices.map((d) => (
               <li key={d.id}>
                 <span class="device-id">{short(d.id)}</span>
-                {d.current && <span class="tag">this device</span>}
-                {!d.certified && <span class="tag bad">not certified by you: never used</span>}
-                {d.certified && !d.listed && <span class="tag">not on your device list</span>}
+                {d.current && <span class="tag">{t("this device")}</span>}
+                {!d.certified && <span class="tag bad">{t("not certified by you: never used")}</span>}
+                {d.certified && !d.listed && <span class="tag">{t("not on your device list")}</span>}
                 {!d.current && (
                   <button
                     onClick={() => revoke(d.id)}
                     disabled={busy !== undefined}
-                    aria-label={`Revoke device ${short(d.id)}`}
+                    aria-label={t("Revoke device {id}", { id: short(d.id) })}
                   >
-                    {busy === d.id ? "Revoking…" : "Revoke"}
+                    {busy === d.id ? t("Revoking…") : t("Revoke")}
                   </button>
                 )}
               </li>
@@ -107,43 +110,49 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
         </>
       )}
       {error && <p role="alert" class="error">{error}</p>}
-      <section aria-label="Link a device">
+      <section aria-label={t("Link a device")}>
         {link.kind === "idle" && (
-          <button onClick={startLink}>Link a new device</button>
+          <button onClick={startLink}>{t("Link a new device")}</button>
         )}
         {link.kind === "waiting" && (
           <div class="link-code">
             {link.code ? (
               <>
-                <p>On the new device, choose “Link to an existing account” and type:</p>
-                <p class="code" aria-label="Link code">{link.code}</p>
+                <p>{t("On the new device, choose “Link to an existing account” and type:")}</p>
+                <p class="code" aria-label={t("Link code")}>{link.code}</p>
                 {link.qrSvg && (
                   <div
                     class="qr"
                     role="img"
-                    aria-label="QR code of the link code"
+                    aria-label={t("QR code of the link code")}
                     dangerouslySetInnerHTML={{ __html: link.qrSvg }}
                   />
                 )}
-                <p role="status">Waiting for the new device…</p>
+                <p role="status">{t("Waiting for the new device…")}</p>
               </>
             ) : (
-              <p role="status">Preparing a link code…</p>
+              <p role="status">{t("Preparing a link code…")}</p>
             )}
           </div>
         )}
         {link.kind === "done" && (
           <p role="status">
-            Linked device {short(link.linked.device_id)}: added to {link.linked.conversations}{" "}
-            conversations, {link.linked.messages} messages handed over.
+            {t(
+              "Linked device {id}: added to {conversations} conversations, {messages} messages handed over.",
+              {
+                id: short(link.linked.device_id),
+                conversations: link.linked.conversations,
+                messages: link.linked.messages,
+              },
+            )}
           </p>
         )}
-        {link.kind === "failed" && <p role="alert" class="error">Not linked: {link.error}</p>}
+        {link.kind === "failed" && <p role="alert" class="error">{t("Not linked: {error}", { error: link.error })}</p>}
       </section>
-      <section aria-label="Security alerts">
-        <h3>Security alerts</h3>
+      <section aria-label={t("Security alerts")}>
+        <h3>{t("Security alerts")}</h3>
         {alerts.length === 0 ? (
-          <p>None: nothing was refused.</p>
+          <p>{t("None: nothing was refused.")}</p>
         ) : (
           <ul class="alert-list">
             {alerts.map((a, i) => (
@@ -176,22 +185,22 @@ export function SafetyNumberDialog(props: { engine: EngineClient; address: strin
     }
   };
   return (
-    <Modal label="Safety number" onClose={props.onClose}>
-      <h2>Safety number with {props.address}</h2>
+    <Modal label={t("Safety number")} onClose={props.onClose}>
+      <h2>{t("Safety number with {address}", { address: props.address })}</h2>
       {number && (
         <>
-          <p>Compare it with theirs, in person or on a call you trust: it is the same on both sides.</p>
-          <p class="code" aria-label="Safety number digits">{number.digits}</p>
+          <p>{t("Compare it with theirs, in person or on a call you trust: it is the same on both sides.")}</p>
+          <p class="code" aria-label={t("Safety number digits")}>{number.digits}</p>
           <div
             class="qr"
             role="img"
-            aria-label="QR code of the safety number"
+            aria-label={t("QR code of the safety number")}
             dangerouslySetInnerHTML={{ __html: number.qr_svg }}
           />
           {number.verified ? (
-            <p role="status" class="verified">Verified</p>
+            <p role="status" class="verified">{t("Verified")}</p>
           ) : (
-            <button onClick={verify}>Mark as verified</button>
+            <button onClick={verify}>{t("Mark as verified")}</button>
           )}
         </>
       )}
@@ -242,23 +251,23 @@ export function MembersDialog(props: {
     if (await change(() => engine.call({ method: "addMembers", conversation, users }))) setAdding("");
   };
   const remove = (user: string) => {
-    if (!confirm(`Remove ${user}? They will read nothing sent from now on.`)) return;
+    if (!confirm(t("Remove {user}? They will read nothing sent from now on.", { user }))) return;
     change(() => engine.call({ method: "removeMembers", conversation, users: [user] }));
   };
   return (
-    <Modal label="Members" onClose={props.onClose}>
-      <h2>Members</h2>
-      {members === undefined && !error && <p>Loading…</p>}
+    <Modal label={t("Members")} onClose={props.onClose}>
+      <h2>{t("Members")}</h2>
+      {members === undefined && !error && <p>{t("Loading…")}</p>}
       {members && (
         <ul class="devices">
           {members.map((m) => (
             <li key={m}>
               <span>{m}</span>
               {m === props.me ? (
-                <span class="tag">you</span>
+                <span class="tag">{t("you")}</span>
               ) : (
-                <button onClick={() => remove(m)} disabled={busy} aria-label={`Remove ${m}`}>
-                  Remove
+                <button onClick={() => remove(m)} disabled={busy} aria-label={t("Remove {user}", { user: m })}>
+                  {t("Remove")}
                 </button>
               )}
             </li>
@@ -267,14 +276,14 @@ export function MembersDialog(props: {
       )}
       <form onSubmit={add}>
         <label>
-          Add members
+          {t("Add members")}
           <input
             value={adding}
             onInput={(e) => setAdding(e.currentTarget.value)}
             placeholder="dave@ministry.gouv.fr"
           />
         </label>
-        <button type="submit" disabled={busy}>{busy ? "Working…" : "Add"}</button>
+        <button type="submit" disabled={busy}>{busy ? t("Working…") : t("Add")}</button>
       </form>
       {error && <p role="alert" class="error">{error}</p>}
     </Modal>

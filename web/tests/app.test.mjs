@@ -155,3 +155,25 @@ test("every screen passes axe-core with no serious or critical violation", async
     assert.deepEqual(errors, []);
   }
 });
+
+test("in French from the browser's language, in English at a choice that is remembered", async () => {
+  const { page, errors } = await openWebApp(browser, server.url, { locale: "fr-FR", bypassCSP: true });
+  await page.getByRole("button", { name: "S'inscrire" }).waitFor();
+  assert.equal(await page.getAttribute("html", "lang"), "fr");
+  await page.getByRole("textbox", { name: "Adresse" }).fill("zoe@app.test");
+  assert.equal(await page.getByRole("textbox", { name: "Serveur" }).inputValue(), server.url);
+  await page.getByRole("button", { name: "S'inscrire" }).click();
+  await page.getByRole("button", { name: "Nouvelle conversation" }).waitFor();
+  await page.getByRole("button", { name: "Appareils" }).click();
+  await page.getByRole("dialog", { name: "Appareils" }).getByText("cet appareil").waitFor();
+  assert.deepEqual(await accessibilityViolations(page), []);
+  await screenshot(page, "devices-french");
+  await page.getByRole("button", { name: "Fermer" }).click();
+
+  await page.getByRole("combobox", { name: "Langue" }).selectOption("en");
+  await page.getByRole("button", { name: "New conversation" }).waitFor();
+  assert.equal(await page.getAttribute("html", "lang"), "en");
+  await page.reload();
+  await page.getByRole("button", { name: "New conversation" }).waitFor();
+  assert.deepEqual(errors, []);
+});

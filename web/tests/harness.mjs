@@ -99,9 +99,11 @@ export async function openApp(browser, url) {
   return { context, page, errors };
 }
 
-/** A new browser profile (at `viewport`, touch on phones) on the web app itself. */
-export async function openWebApp(browser, url, { phone = false, bypassCSP = false } = {}) {
+/** A new browser profile (at `viewport`, touch on phones, in `locale` if given) on the web
+ *  app itself. */
+export async function openWebApp(browser, url, { phone = false, bypassCSP = false, locale } = {}) {
   const context = await browser.newContext({
+    ...(locale ? { locale } : {}),
     ...(phone
       ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }
       : { viewport: { width: 1280, height: 800 } }),
