@@ -57,6 +57,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         device_list: Some(B64(bob
             .next_device_list(&[bob.listed_self()], &[], &[])
             .expect("bob's device list"))),
+        transparency: None,
     };
     alice.pin(&bob_user).expect("pin bob");
     let (claimed, alerts) = alice

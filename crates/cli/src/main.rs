@@ -156,6 +156,21 @@ enum AccountCommand {
     },
     /// Show security alerts: things the server sent that were refused.
     Alerts,
+    /// Key transparency: the head of the domain's log this device trusts (every key lookup is
+    /// proven to be in that log, and each head to extend the one before). With --audit, audit
+    /// the whole log: every entry is fetched, the tree rebuilt and checked against the head the
+    /// server signs and against the head the last audit verified (kept in --state).
+    Transparency {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Audit the whole log.
+        #[arg(long)]
+        audit: bool,
+        /// Where an audit keeps what it verified (default: audit.json in the account home).
+        #[arg(long, requires = "audit")]
+        state: Option<PathBuf>,
+    },
     /// Link a new device (a phone, another computer) to this account: prints a one-time code
     /// alone on a line (and as a QR code on stderr), then waits for `missive join CODE` on the
     /// new device. It adds the new device to every conversation and hands it their history.
@@ -398,11 +413,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Account(command) => command,
     };
     let mut client = Client::open(existing_store(&home)?)?;
-    let alerts = match account_command(&mut client, command).await {
+    let alerts = match account_command(&mut client, command, &home).await {
         Ok(alerts) => alerts,
         Err(e) => {
-            // A security refusal that ended the command is kept for `missive alerts` too.
+            // A security refusal that ended the command is kept for `missive alerts` too (once:
+            // the engine keeps most of them itself).
             if let Some(missive_core::CoreError::Refused(alert)) = e.downcast_ref() {
+                let kept = client
+                    .account
+                    .store()
+                    .alerts()
+                    .ok()
+                    .and_then(|a| a.last().cloned())
+                    .is_some_and(|last| {
+                        last.code == alert.code.as_str() && last.detail == alert.detail
+                    });
+                if kept {
+                    return Err(e);
+                }
                 if let Err(store) = client.account.record_alert(alert) {
                     eprintln!("warning: the alert could not be kept: {store}");
                 }
@@ -418,7 +446,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs a command on a registered account; returns the number of security alerts raised.
-async fn account_command(client: &mut Client, command: AccountCommand) -> anyhow::Result<usize> {
+async fn account_command(
+    client: &mut Client,
+    command: AccountCommand,
+    home: &Path,
+) -> anyhow::Result<usize> {
     let mut alerts = 0usize;
     match command {
         AccountCommand::Whoami => {
@@ -682,6 +714,70 @@ async fn account_command(client: &mut Client, command: AccountCommand) -> anyhow
         AccountCommand::Alerts => {
             for a in client.account.store().alerts()? {
                 out!("{} {}: {}", a.at, a.code, a.detail)?;
+            }
+        }
+        AccountCommand::Transparency {
+            json, audit: false, ..
+        } => {
+            // A lookup of our own account: proven, and it moves the trusted head forward.
+            let address = client.account.address().to_owned();
+            client.fetch_user(&address).await?;
+            let log = client.account.kt_log()?;
+            let head = client.account.kt_head()?;
+            let (domain, key) = log.map_or((String::new(), String::new()), |(d, k)| {
+                (d, missive_core::hex(&k))
+            });
+            let (size, root) =
+                head.map_or((0, String::new()), |h| (h.size, missive_core::hex(&h.root)));
+            if json {
+                out!(
+                    "{}",
+                    json!({"domain": domain, "key": key, "size": size, "root": root})
+                )?;
+            } else {
+                out!("transparency log of {domain}, key {key}")?;
+                out!("trusted head: {size} entries, root {root}")?;
+                out!(
+                    "every key lookup is proven to be in this log, and every new head to \
+                     extend this one"
+                )?;
+            }
+        }
+        AccountCommand::Transparency {
+            json,
+            audit: true,
+            state,
+        } => {
+            let path = state.unwrap_or_else(|| home.join("audit.json"));
+            let previous: Option<missive_core::audit::AuditState> = match std::fs::read(&path) {
+                Ok(bytes) => Some(
+                    serde_json::from_slice(&bytes)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            };
+            let report = missive_core::audit::audit(&client.transport(), previous.as_ref()).await?;
+            std::fs::write(&path, serde_json::to_vec_pretty(&report.state)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            if json {
+                out!(
+                    "{}",
+                    json!({
+                        "domain": report.state.domain,
+                        "entries": report.entries,
+                        "previous": report.previous,
+                        "root": report.state.root,
+                    })
+                )?;
+            } else {
+                out!(
+                    "log of {}: {} entries checked, the head verified, and the {} entries of \
+                     the last audit unchanged",
+                    report.state.domain,
+                    report.entries,
+                    report.previous
+                )?;
             }
         }
     }

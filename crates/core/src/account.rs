@@ -32,6 +32,7 @@ const PADDING: usize = 64;
 
 mod device_lists;
 mod linking;
+mod transparency;
 
 mod keys {
     pub const ADDRESS: &str = "address";
@@ -44,6 +45,10 @@ mod keys {
     pub const PENDING_UPLOAD: &str = "pending_upload";
     /// Our highest signed device list.
     pub const DEVICE_LIST: &str = "device_list";
+    /// The key transparency log followed: its domain, its key, the last head accepted.
+    pub const KT_DOMAIN: &str = "kt_domain";
+    pub const KT_KEY: &str = "kt_key";
+    pub const KT_HEAD: &str = "kt_head";
 }
 
 fn capabilities() -> Capabilities {

@@ -253,8 +253,13 @@ impl Client {
 
     /// Looks a user up (with an owned transport, so that no borrow of the client is held across
     /// the request).
-    async fn lookup_user(transport: Transport, address: &str) -> Result<UserResponse, CoreError> {
-        let user: UserResponse = match transport.get(&format!("/v1/users/{address}")).await {
+    async fn lookup_user(
+        transport: Transport,
+        address: &str,
+        since: u64,
+    ) -> Result<UserResponse, CoreError> {
+        let path = format!("/v1/users/{address}?since={since}");
+        let user: UserResponse = match transport.get(&path).await {
             Ok(user) => user,
             Err(e) => {
                 return Err(match e.server_code() {
@@ -280,8 +285,24 @@ impl Client {
     /// Fetches a user's identity key and pins it (trust on first use; a change is refused and
     /// blocks sending to that user until accepted).
     pub async fn fetch_user(&mut self, address: &str) -> Result<UserResponse, CoreError> {
-        let user = Self::lookup_user(self.transport(), address).await?;
+        let user = self.lookup_checked(address).await?;
         if let Err(e) = self.account.pin(&user) {
+            self.record_refusal(&e);
+            return Err(e);
+        }
+        Ok(user)
+    }
+
+    /// Looks a user up, with the proof that what the server serves is in its key transparency
+    /// log (checked, and the log's head kept, before the caller pins anything).
+    async fn lookup_checked(&mut self, address: &str) -> Result<UserResponse, CoreError> {
+        if self.account.kt_log()?.is_none() {
+            let info: TransparencyInfo = self.transport().get("/v1/transparency").await?;
+            self.account.pin_kt_log(&info.domain, info.key.as_bytes())?;
+        }
+        let since = self.account.kt_head()?.map_or(0, |h| h.size);
+        let user = Self::lookup_user(self.transport(), address, since).await?;
+        if let Err(e) = self.account.check_transparency(&user) {
             self.record_refusal(&e);
             return Err(e);
         }
@@ -356,7 +377,7 @@ impl Client {
 
     /// Accepts the identity key the server now announces for `address`.
     pub async fn accept_new_key(&mut self, address: &str) -> Result<(), CoreError> {
-        let user = Self::lookup_user(self.transport(), address).await?;
+        let user = self.lookup_checked(address).await?;
         match self.account.pin(&user) {
             Ok(()) | Err(CoreError::Refused(_)) => self
                 .account

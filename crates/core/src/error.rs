@@ -48,6 +48,9 @@ pub enum AlertCode {
     /// The server handed out no key package for a device on its user's signed list (hiding
     /// it from a conversation); the user's own devices add it when they see the conversation.
     HiddenDevice,
+    /// A key lookup's answer is not proven to be in the domain's key transparency log, or the
+    /// log the server shows does not extend the one it showed before.
+    TransparencyFailed,
 }
 
 impl AlertCode {
@@ -66,6 +69,7 @@ impl AlertCode {
             AlertCode::DeviceListRollback => "device_list_rollback",
             AlertCode::UnlistedDevice => "unlisted_device",
             AlertCode::HiddenDevice => "hidden_device",
+            AlertCode::TransparencyFailed => "transparency_failed",
         }
     }
 }

@@ -20,6 +20,8 @@ pub mod provider;
 pub mod store;
 
 #[cfg(feature = "client")]
+pub mod audit;
+#[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

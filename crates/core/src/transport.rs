@@ -114,7 +114,7 @@ impl Transport {
         Self::answer(self.send(|| timed(self.http.post(&url)).json(body)).await?).await
     }
 
-    pub(super) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CoreError> {
         let url = self.url(path);
         Self::answer(self.send(|| timed(self.http.get(&url))).await?).await
     }

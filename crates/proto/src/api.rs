@@ -50,6 +50,54 @@ pub struct UserResponse {
     /// user's first device has published one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_list: Option<B64>,
+    /// The proof that this identity key and device list are in the domain's key transparency
+    /// log (see [`crate::kt`]); with the device list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transparency: Option<KtProof>,
+}
+
+/// A signed head of the domain's key transparency log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KtHead {
+    /// Leaves in the log.
+    pub size: u64,
+    /// The Merkle tree's root (32 bytes).
+    pub root: B64,
+    /// Ed25519 by the log key (64 bytes).
+    pub signature: B64,
+}
+
+/// Where a user's identity key and device list are in the log, and why a client may believe it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KtProof {
+    /// The leaf's position in the log.
+    pub index: u64,
+    pub head: KtHead,
+    /// RFC 6962 audit path of the leaf under `head` (concatenated 32-byte hashes).
+    pub inclusion: B64,
+    /// Asked with `?since=N`: the RFC 6962 proof that `head` extends the log's first N leaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<B64>,
+}
+
+/// `GET /v1/transparency`: the log's key and current head.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransparencyInfo {
+    /// The domain whose log this is (part of every head's signature).
+    pub domain: String,
+    /// The log's Ed25519 public key (32 bytes).
+    pub key: B64,
+    pub head: KtHead,
+}
+
+/// `GET /v1/transparency/entries?from=N&limit=M`: leaves of the log in order, for auditors.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KtEntries {
+    pub entries: Vec<B64>,
 }
 
 /// `PUT /v1/device-list`: publishes the caller's user's next signed device list. Its version

@@ -11,6 +11,7 @@ pub mod b64;
 pub mod cert;
 pub mod devicelist;
 pub mod error;
+pub mod kt;
 
 pub use b64::B64;
 pub use error::{ErrorBody, ErrorCode};

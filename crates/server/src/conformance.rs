@@ -184,7 +184,13 @@ pub async fn devices(store: &dyn Store) {
     // Claims hand out packages of active devices only (d2 stays listed: a list is the user's
     // word, the revocation the server's).
     store
-        .publish_device_list("a@x.org", 1, vec![1], vec!["d1".into(), "d2".into()])
+        .publish_device_list(
+            "a@x.org",
+            1,
+            vec![1],
+            vec!["d1".into(), "d2".into()],
+            vec![],
+        )
         .await
         .expect("list");
     store
@@ -204,18 +210,18 @@ pub async fn device_lists(store: &dyn Store) {
     let a = store.user("a@x.org").await.expect("read").expect("a");
     assert_eq!(a.device_list, None, "none until published");
     store
-        .publish_device_list("a@x.org", 1, vec![1], vec!["d1".into()])
+        .publish_device_list("a@x.org", 1, vec![1], vec!["d1".into()], vec![1])
         .await
         .expect("first");
     store
-        .publish_device_list("a@x.org", 3, vec![3], vec!["d1".into()])
+        .publish_device_list("a@x.org", 3, vec![3], vec!["d1".into()], vec![3])
         .await
         .expect("a version may skip");
     for stale in [1, 2, 3] {
         assert!(
             matches!(
                 store
-                    .publish_device_list("a@x.org", stale, vec![9], Vec::new())
+                    .publish_device_list("a@x.org", stale, vec![9], Vec::new(), vec![9])
                     .await,
                 Err(StoreError::StaleDeviceList(3))
             ),
@@ -224,7 +230,7 @@ pub async fn device_lists(store: &dyn Store) {
     }
     assert!(matches!(
         store
-            .publish_device_list("nobody@x.org", 1, vec![1], Vec::new())
+            .publish_device_list("nobody@x.org", 1, vec![1], Vec::new(), vec![])
             .await,
         Err(StoreError::NoUser)
     ));
@@ -244,7 +250,7 @@ pub async fn device_lists(store: &dyn Store) {
     let claimed = store.claim_key_packages("a@x.org").await.expect("claim");
     assert_eq!(claimed, [("d1".to_owned(), vec![7])]);
     store
-        .publish_device_list("a@x.org", 4, vec![4], vec!["d2".into()])
+        .publish_device_list("a@x.org", 4, vec![4], vec!["d2".into()], vec![4])
         .await
         .expect("d2 only");
     let claimed = store.claim_key_packages("a@x.org").await.expect("claim");
@@ -253,6 +259,15 @@ pub async fn device_lists(store: &dyn Store) {
         [("d2".to_owned(), vec![7])],
         "d1 is no longer listed"
     );
+    // Each accepted list, and only those, went into the transparency log, in order.
+    assert_eq!(
+        store.kt_entries(0, 10).await.expect("entries"),
+        [vec![1], vec![3], vec![4]]
+    );
+    assert_eq!(store.kt_entries(1, 1).await.expect("entries"), [vec![3]]);
+    assert!(store.kt_entries(3, 10).await.expect("entries").is_empty());
+    assert_eq!(store.kt_index("a@x.org", 3).await.expect("index"), Some(1));
+    assert_eq!(store.kt_index("a@x.org", 2).await.expect("index"), None);
 }
 
 /// One key package per device per claim, never twice; then the last resort, reused.
@@ -266,7 +281,13 @@ pub async fn key_packages(store: &dyn Store) {
         .await
         .expect("second device");
     store
-        .publish_device_list("a@x.org", 1, vec![1], vec!["d1".into(), "d2".into()])
+        .publish_device_list(
+            "a@x.org",
+            1,
+            vec![1],
+            vec!["d1".into(), "d2".into()],
+            vec![],
+        )
         .await
         .expect("list");
     let kps = |n: u8| (0..n).map(|i| (vec![i], vec![10 + i])).collect::<Vec<_>>();

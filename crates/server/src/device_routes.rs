@@ -7,12 +7,14 @@
 //! packages of listed devices only, so that an honest server never shows a client a device the
 //! list does not vouch for (a device being linked is listed once its key packages are up).
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use missive_proto::api::*;
 use missive_proto::cert::DeviceCertificate;
 use missive_proto::devicelist::DeviceList;
+use missive_proto::kt::Leaf;
 use missive_proto::{ErrorBody, ErrorCode, B64};
 
 use crate::auth::Device;
@@ -20,6 +22,59 @@ use crate::error::AppError;
 use crate::routes::{ApiJson, ApiResult};
 use crate::store::UserRecord;
 use crate::{now_secs, AppState};
+
+/// `GET /v1/users/{address}?since=N`: N is the size of the last log head the client saw.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct UserQuery {
+    since: Option<u64>,
+}
+
+/// Most log leaves returned by one `GET /v1/transparency/entries`.
+const MAX_KT_ENTRIES: u32 = 1000;
+
+/// `GET /v1/transparency/entries?from=N&limit=M`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct EntriesQuery {
+    #[serde(default)]
+    from: u64,
+    limit: Option<u32>,
+}
+
+/// The key transparency log's key and current head.
+#[utoipa::path(get, path = "/v1/transparency",
+    responses((status = 200, body = TransparencyInfo), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn transparency_info(
+    State(state): State<AppState>,
+    _device: Device,
+) -> ApiResult<TransparencyInfo> {
+    let kt = state.transparency();
+    Ok(Json(TransparencyInfo {
+        domain: kt.domain().to_owned(),
+        key: B64(kt.public_key().to_vec()),
+        head: kt.current_head(state.store()).await?,
+    }))
+}
+
+/// Leaves of the key transparency log, in order (for auditors: they rebuild the tree and
+/// compare its root with the signed heads they saw). Open to the domain's devices only: the
+/// leaves name every address.
+#[utoipa::path(get, path = "/v1/transparency/entries", params(EntriesQuery),
+    responses((status = 200, body = KtEntries), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn transparency_entries(
+    State(state): State<AppState>,
+    _device: Device,
+    query: Result<Query<EntriesQuery>, QueryRejection>,
+) -> ApiResult<KtEntries> {
+    let Query(q) =
+        query.map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
+    let limit = q.limit.unwrap_or(MAX_KT_ENTRIES).clamp(1, MAX_KT_ENTRIES);
+    let entries = state.store().kt_entries(q.from, limit).await?;
+    Ok(Json(KtEntries {
+        entries: entries.into_iter().map(B64).collect(),
+    }))
+}
 
 /// The parsed list of a user (the server verified it when it was published).
 fn current_list(user: &UserRecord) -> Option<DeviceList> {
@@ -30,14 +85,16 @@ fn current_list(user: &UserRecord) -> Option<DeviceList> {
 
 /// A user's identity key, device certificates and signed device list.
 #[utoipa::path(get, path = "/v1/users/{address}",
-    params(("address" = String, Path, description = "the user's address")),
+    params(("address" = String, Path, description = "the user's address"), UserQuery),
     responses((status = 200, body = UserResponse), (status = "4XX", body = ErrorBody)),
     security(("token" = [])))]
 pub async fn get_user(
     State(state): State<AppState>,
     _device: Device,
     Path(address): Path<String>,
+    query: Result<Query<UserQuery>, QueryRejection>,
 ) -> ApiResult<UserResponse> {
+    let since = query.ok().and_then(|Query(q)| q.since);
     // An address of a domain served elsewhere is not "unknown": say which it is, so that a
     // person knows whether a typo or the domain is at fault.
     if let Some((_, domain)) = crate::config::split_address(&address) {
@@ -54,7 +111,22 @@ pub async fn get_user(
         .user(&address)
         .await?
         .ok_or_else(|| AppError::not_found("no such user"))?;
+    // The proof for the list served: its leaf, found by version (a list published meanwhile
+    // has a leaf of its own, so the two always match).
+    let transparency = match current_list(&user) {
+        Some(list) => match state.store().kt_index(&user.address, list.version).await? {
+            Some(index) => {
+                state
+                    .transparency()
+                    .prove(state.store(), index, since)
+                    .await?
+            }
+            None => None,
+        },
+        None => None,
+    };
     Ok(Json(UserResponse {
+        transparency,
         address: user.address,
         identity_key: B64(user.identity_key),
         devices: user
@@ -114,9 +186,21 @@ pub async fn publish_device_list(
         return Err(invalid("the list must name the device publishing it"));
     }
     let listed = list.devices.iter().map(|d| d.device_id_hex()).collect();
+    let leaf = Leaf::of_list(
+        &user.address,
+        list.identity_key,
+        list.version,
+        req.device_list.as_bytes(),
+    );
     state
         .store()
-        .publish_device_list(&user.address, list.version, req.device_list.0, listed)
+        .publish_device_list(
+            &user.address,
+            list.version,
+            req.device_list.0,
+            listed,
+            leaf.to_bytes(),
+        )
         .await?;
     tracing::info!(device = %device.device_id, version = list.version, "device list published");
     Ok(Json(DeviceListVersion {

@@ -23,6 +23,7 @@ pub mod running;
 pub mod sqlite;
 pub mod store;
 pub mod test_postgres;
+pub mod transparency;
 pub mod web;
 
 use std::collections::{HashMap, HashSet};
@@ -54,10 +55,16 @@ struct Inner {
     closing: tokio::sync::watch::Sender<bool>,
     group_locks: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
     links: links::Links,
+    transparency: transparency::Transparency,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>) -> Self {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        transparency: transparency::Transparency,
+    ) -> Self {
         let hub = Arc::new(push::Hub::default());
         store.set_event_sink(hub.clone());
         let limits = ratelimit::Limits::new(&config);
@@ -72,6 +79,7 @@ impl AppState {
                 closing: tokio::sync::watch::channel(false).0,
                 group_locks: Mutex::new(HashMap::new()),
                 links: links::Links::default(),
+                transparency,
             }),
         }
     }
@@ -86,6 +94,11 @@ impl AppState {
 
     pub fn limits(&self) -> &ratelimit::Limits {
         &self.inner.limits
+    }
+
+    /// The key transparency log.
+    pub fn transparency(&self) -> &transparency::Transparency {
+        &self.inner.transparency
     }
 
     /// Open device-link channels.

@@ -129,7 +129,12 @@ fn run() -> anyhow::Result<()> {
                 }
                 let blobs = missive_server::open_blobs(&data)
                     .with_context(|| format!("opening the blob store of {}", data.display()))?;
-                let state = AppState::new(config, store, blobs);
+                let transparency =
+                    missive_server::transparency::Transparency::open(&data, &config.domain)
+                        .with_context(|| {
+                            format!("opening the transparency log key in {}", data.display())
+                        })?;
+                let state = AppState::new(config, store, blobs, transparency);
                 missive_server::serve(listener, state, shutdown_signal()).await?;
                 anyhow::Ok(())
             })?;

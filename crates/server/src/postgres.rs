@@ -105,6 +105,15 @@ ALTER TABLE users ADD COLUMN device_list BYTEA;
 ALTER TABLE users ADD COLUMN device_list_version BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN listed BOOLEAN NOT NULL DEFAULT FALSE;
 "#,
+    r#"
+CREATE TABLE kt_log (
+    idx BIGINT PRIMARY KEY,
+    address TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    leaf BYTEA NOT NULL
+);
+CREATE INDEX kt_log_by_list ON kt_log(address, version);
+"#,
 ];
 
 const KIND_COMMIT: i16 = 0;
@@ -567,6 +576,7 @@ impl Store for PgStore {
         version: u64,
         list: Vec<u8>,
         listed: Vec<String>,
+        kt_leaf: Vec<u8>,
     ) -> Result<(), StoreError> {
         let address = address.to_owned();
         self.write(move |tx| {
@@ -595,12 +605,46 @@ impl Store for PgStore {
                             &[&address, &listed],
                         )
                         .await?;
+                        // One appender at a time across nodes: the log's positions have no gap.
+                        tx.batch_execute("LOCK TABLE kt_log IN EXCLUSIVE MODE")
+                            .await?;
+                        tx.execute(
+                            "INSERT INTO kt_log (idx, address, version, leaf) VALUES \
+                             ((SELECT COALESCE(MAX(idx) + 1, 0) FROM kt_log), $1, $2, $3)",
+                            &[&address, &to_i64(version), &kt_leaf],
+                        )
+                        .await?;
                         Ok(((), Vec::new()))
                     }
                 }
             })
         })
         .await
+    }
+
+    async fn kt_entries(&self, from: u64, limit: u32) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self
+            .reader
+            .query(
+                "SELECT leaf FROM kt_log WHERE idx >= $1 ORDER BY idx LIMIT $2",
+                &[&to_i64(from), &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
+    async fn kt_index(&self, address: &str, version: u64) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .reader
+            .query_opt(
+                "SELECT MAX(idx) FROM kt_log WHERE address = $1 AND version = $2",
+                &[&address, &to_i64(version)],
+            )
+            .await?
+            .and_then(|r| r.get::<_, Option<i64>>(0))
+            .map(to_u64))
     }
 
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {

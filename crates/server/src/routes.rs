@@ -124,6 +124,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::blob_routes::blob_status))
         .routes(routes!(crate::device_routes::revoke_device))
         .routes(routes!(crate::device_routes::publish_device_list).layer(small))
+        .routes(routes!(crate::device_routes::transparency_info))
+        .routes(routes!(crate::device_routes::transparency_entries))
         .routes(routes!(crate::links::create_link).layer(small))
         .routes(routes!(crate::links::put_offer).layer(small))
         .routes(routes!(crate::links::link_status))

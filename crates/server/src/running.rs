@@ -66,8 +66,17 @@ impl RunningServer {
                             return;
                         }
                     };
+                    let transparency =
+                        match crate::transparency::Transparency::open(&data, &config.domain) {
+                            Ok(t) => t,
+                            Err(e) => {
+                                let _ = ready_tx
+                                    .send(Err(crate::store::StoreError::Backend(e.to_string())));
+                                return;
+                            }
+                        };
                     let _ = ready_tx.send(Ok((store.clone(), blobs.clone())));
-                    let state = AppState::new(config, store, blobs);
+                    let state = AppState::new(config, store, blobs, transparency);
                     let shutdown = async move {
                         let _ = rx.await;
                     };

@@ -113,6 +113,15 @@ ALTER TABLE users ADD COLUMN device_list BLOB;
 ALTER TABLE users ADD COLUMN device_list_version INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN listed INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+CREATE TABLE kt_log (
+    idx INTEGER PRIMARY KEY,
+    address TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    leaf BLOB NOT NULL
+);
+CREATE INDEX kt_log_by_list ON kt_log(address, version);
+"#,
 ];
 
 const KIND_COMMIT: i64 = 0;
@@ -574,6 +583,7 @@ impl Store for SqliteStore {
         version: u64,
         list: Vec<u8>,
         listed: Vec<String>,
+        kt_leaf: Vec<u8>,
     ) -> Result<(), StoreError> {
         let address = address.to_owned();
         self.write(move |tx| {
@@ -603,9 +613,41 @@ impl Store for SqliteStore {
                             [&address, id],
                         )?;
                     }
+                    tx.execute(
+                        "INSERT INTO kt_log (idx, address, version, leaf) VALUES \
+                         ((SELECT COALESCE(MAX(idx) + 1, 0) FROM kt_log), ?1, ?2, ?3)",
+                        params![address, to_i64(version), kt_leaf],
+                    )?;
                     Ok(())
                 }
             }
+        })
+        .await
+    }
+
+    async fn kt_entries(&self, from: u64, limit: u32) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT leaf FROM kt_log WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+            let rows = stmt
+                .query_map(params![to_i64(from), limit], |r| r.get(0))?
+                .collect::<Result<Vec<Vec<u8>>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn kt_index(&self, address: &str, version: u64) -> Result<Option<u64>, StoreError> {
+        let address = address.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT MAX(idx) FROM kt_log WHERE address = ?1 AND version = ?2",
+                params![address, to_i64(version)],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()?
+            .flatten()
+            .map(to_u64))
         })
         .await
     }

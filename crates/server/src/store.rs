@@ -234,13 +234,21 @@ pub trait Store: Send + Sync + 'static {
     /// (`StaleDeviceList` with the stored version otherwise), and marks exactly the devices
     /// `listed` (ids) as listed: claims hand out key packages of listed devices only. The
     /// caller verified the list.
+    /// In the same transaction, `kt_leaf` is appended to the key transparency log.
     async fn publish_device_list(
         &self,
         address: &str,
         version: u64,
         list: Vec<u8>,
         listed: Vec<String>,
+        kt_leaf: Vec<u8>,
     ) -> Result<(), StoreError>;
+
+    /// Leaves of the key transparency log from position `from`, at most `limit`, in order.
+    async fn kt_entries(&self, from: u64, limit: u32) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// The log position of `address`'s device list `version`.
+    async fn kt_index(&self, address: &str, version: u64) -> Result<Option<u64>, StoreError>;
 
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError>;
 

@@ -407,13 +407,35 @@ fn a_changed_identity_key_blocks_sending_until_accepted() {
     );
     assert_eq!(safety_number(&w, "bob", "alice", &[]).1, "status: verified");
 
-    // The server swaps alice's identity key (threat 5).
+    // The server swaps alice's identity key (threat 5), with a device list of its making,
+    // and logs both in its transparency log (a swap left out of the log is refused outright).
+    let rogue_home = tempfile::tempdir().expect("dir");
+    let store = missive_core::sqlite::SqliteAccountStore::open(&rogue_home.path().join("a.db"))
+        .expect("store");
+    let (rogue, _) = missive_core::account::Account::create(
+        Box::new(store),
+        "alice@example.org",
+        "http://127.0.0.1:9",
+        None,
+    )
+    .expect("rogue");
+    let list = rogue
+        .next_device_list(&[rogue.listed_self()], &[], &[])
+        .expect("rogue list");
+    let leaf =
+        missive_proto::kt::Leaf::of_list("alice@example.org", rogue.identity_key(), 1, &list);
     let db = rusqlite::Connection::open(w.data().join("missive.db")).expect("db");
     db.execute(
-        "UPDATE users SET identity_key = randomblob(32) WHERE address = 'alice@example.org'",
-        [],
+        "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = 'alice@example.org'",
+        rusqlite::params![rogue.identity_key().to_vec(), list],
     )
     .expect("swap");
+    db.execute(
+        "INSERT INTO kt_log (idx, address, version, leaf) VALUES \
+         ((SELECT MAX(idx) + 1 FROM kt_log), 'alice@example.org', 1, ?1)",
+        [leaf.to_bytes()],
+    )
+    .expect("log");
     let refused = |args: &[&str], needle: &str| {
         let out = w.run("bob", args);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -513,4 +535,41 @@ fn errors_are_one_line_and_nonzero() {
     let out = w.run("nobody", &["sync"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("register"));
+}
+
+#[test]
+fn transparency_shows_the_trusted_head_and_an_audit_catches_a_rewritten_entry() {
+    let w = World::new();
+    w.register("alice");
+    w.register("bob");
+    w.ok("bob", &["dm", "alice@example.org", "hello"]);
+    let head: Value =
+        serde_json::from_str(&w.ok("bob", &["transparency", "--json"])).expect("json");
+    assert_eq!(head["domain"], "example.org");
+    assert!(head["size"].as_u64().expect("size") >= 2, "{head}");
+    assert_eq!(head["root"].as_str().expect("root").len(), 64);
+
+    let first: Value =
+        serde_json::from_str(&w.ok("bob", &["transparency", "--audit", "--json"])).expect("json");
+    assert_eq!(first["previous"], 0);
+    let entries = first["entries"].as_u64().expect("entries");
+    let again: Value =
+        serde_json::from_str(&w.ok("bob", &["transparency", "--audit", "--json"])).expect("json");
+    assert_eq!(again["previous"], entries);
+
+    // The server rewrites alice's first entry.
+    let db = rusqlite::Connection::open(w.data().join("missive.db")).expect("db");
+    let mut leaf: Vec<u8> = db
+        .query_row("SELECT leaf FROM kt_log WHERE idx = 0", [], |r| r.get(0))
+        .expect("the first entry");
+    let last = leaf.len() - 1;
+    leaf[last] ^= 1;
+    db.execute("UPDATE kt_log SET leaf = ?1 WHERE idx = 0", [leaf])
+        .expect("rewrite");
+    let out = w.run("bob", &["transparency", "--audit"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("transparency_failed"), "{stderr}");
+    let kept = w.ok("bob", &["alerts"]);
+    assert_eq!(kept.matches("transparency_failed").count(), 1, "{kept}");
 }

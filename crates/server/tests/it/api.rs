@@ -485,6 +485,8 @@ async fn openapi_lists_exactly_the_routes() {
             "/v1/links/{channel}/offer",
             "/v1/links/{channel}/packages",
             "/v1/register",
+            "/v1/transparency",
+            "/v1/transparency/entries",
             "/v1/users/{address}",
             "/v1/ws",
         ]

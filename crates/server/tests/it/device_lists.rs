@@ -207,6 +207,7 @@ async fn a_device_list_the_server_signed_itself_is_refused() {
     let made_up = rogue
         .next_device_list(&[rogue.listed_self()], &[], &[])
         .expect("rogue list");
+    let alice_key: [u8; 32] = alice.account.identity_key();
     for forged in [made_up, tampered.to_bytes()] {
         h.db()
             .execute(
@@ -214,6 +215,15 @@ async fn a_device_list_the_server_signed_itself_is_refused() {
                 params![forged, address("alice")],
             )
             .expect("forge");
+        // Key transparency catches it first: the log does not hold it.
+        match bob.dm(&address("alice"), "secret").await {
+            Err(CoreError::Refused(a)) => {
+                assert_eq!(a.code, AlertCode::TransparencyFailed, "{a}")
+            }
+            other => panic!("expected a transparency refusal, got {other:?}"),
+        }
+        // Logged too (for all to see), its signature still gives it away.
+        log_leaf(&h, &address("alice"), alice_key, &forged);
         match bob.dm(&address("alice"), "secret").await {
             Err(CoreError::Refused(a)) => assert_eq!(a.code, AlertCode::ForgedDeviceList, "{a}"),
             other => panic!("expected a forged list refusal, got {other:?}"),
@@ -225,10 +235,8 @@ async fn a_device_list_the_server_signed_itself_is_refused() {
         .conversations()
         .expect("list")
         .is_empty());
-    assert_eq!(
-        stored_alerts(&bob),
-        [AlertCode::ForgedDeviceList.as_str(); 2]
-    );
+    let expected = [AlertCode::TransparencyFailed, AlertCode::ForgedDeviceList].map(|c| c.as_str());
+    assert_eq!(stored_alerts(&bob), [expected, expected].concat());
     drop(alice);
 }
 

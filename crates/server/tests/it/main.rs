@@ -13,4 +13,5 @@ mod journaled;
 mod operator;
 mod support;
 mod threats;
+mod transparency;
 mod web;

@@ -321,3 +321,19 @@ pub async fn open_user(dir: &std::path::Path, url: &str, name: &str) -> Client {
         .await
         .expect("registration")
 }
+
+/// The server appends to its key transparency log the leaf of `list` (a device list's bytes)
+/// for `address` under `identity_key`, as if it had accepted it.
+pub fn log_leaf(h: &Harness, address: &str, identity_key: [u8; 32], list: &[u8]) {
+    let version = missive_proto::devicelist::DeviceList::from_bytes(list)
+        .expect("a device list")
+        .version;
+    let leaf = missive_proto::kt::Leaf::of_list(address, identity_key, version, list);
+    h.db()
+        .execute(
+            "INSERT INTO kt_log (idx, address, version, leaf) VALUES \
+             ((SELECT MAX(idx) + 1 FROM kt_log), ?1, ?2, ?3)",
+            rusqlite::params![address, version as i64, leaf.to_bytes()],
+        )
+        .expect("log it");
+}

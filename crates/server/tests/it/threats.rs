@@ -574,15 +574,21 @@ async fn threat_5_a_swapped_identity_key_blocks_sending_until_accepted_and_still
         .mark_verified(&address("alice"))
         .expect("verified");
 
-    // The server announces another identity key for alice ("she has a new phone").
+    // The server announces another identity key for alice ("she has a new phone"), with a
+    // device list of its own, and puts both in its transparency log (where alice could see
+    // them: a swap kept out of the log is refused outright, see `transparency`).
     let (rogue, _) =
         Account::create(h.home("rogue"), &address("alice"), &h.server.url(), None).expect("rogue");
+    let rogue_list = rogue
+        .next_device_list(&[rogue.listed_self()], &[], &[])
+        .expect("rogue list");
     h.db()
         .execute(
-            "UPDATE users SET identity_key = ?1 WHERE address = ?2",
-            params![rogue.identity_key().to_vec(), address("alice")],
+            "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = ?3",
+            params![rogue.identity_key().to_vec(), rogue_list, address("alice")],
         )
         .expect("swap");
+    log_leaf(&h, &address("alice"), rogue.identity_key(), &rogue_list);
     assert_refused(
         bob.safety_number(&address("alice")).await,
         AlertCode::IdentityChanged,

@@ -1,0 +1,183 @@
+//! Key transparency against a hostile server (played by writing into its database): a key the
+//! log does not hold is refused before anything is pinned; a log whose past was rewritten is
+//! caught by an auditor (across ten thousand entries) and by a client that saw an earlier head.
+
+use missive_core::account::Account;
+use missive_core::audit::audit;
+use missive_core::error::CoreError;
+use missive_core::AlertCode;
+use missive_proto::kt::Leaf;
+use missive_server::store::{NewDevice, NewUser};
+use rusqlite::params;
+
+use crate::support::*;
+
+fn refused_with(result: Result<impl std::fmt::Debug, CoreError>, code: AlertCode) {
+    match result {
+        Err(CoreError::Refused(a)) => assert_eq!(a.code, code, "{a}"),
+        other => panic!("expected a refusal with {code:?}, got {other:?}"),
+    }
+}
+
+/// The server announces, for `address`, an identity key and device list of its own making,
+/// without putting them in its log.
+fn swap_key_unlogged(h: &Harness, address: &str) {
+    let (rogue, _) = Account::create(
+        h.home(&format!("rogue-{address}")),
+        address,
+        &h.server.url(),
+        None,
+    )
+    .expect("rogue");
+    let list = rogue
+        .next_device_list(&[rogue.listed_self()], &[], &[])
+        .expect("rogue list");
+    h.db()
+        .execute(
+            "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = ?3",
+            params![rogue.identity_key().to_vec(), list, address],
+        )
+        .expect("swap");
+}
+
+#[tokio::test]
+async fn a_key_the_log_does_not_hold_is_refused_before_anything_is_pinned() {
+    let h = Harness::new();
+    let _alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    // Bob follows the log: a lookup of his own account is proven.
+    bob.devices().await.expect("devices");
+    assert!(bob.account.kt_head().expect("head").is_some());
+    swap_key_unlogged(&h, &address("alice"));
+
+    refused_with(
+        bob.dm(&address("alice"), "secret").await,
+        AlertCode::TransparencyFailed,
+    );
+    assert!(
+        bob.account
+            .contact(&address("alice"))
+            .expect("read")
+            .is_none(),
+        "nothing pinned"
+    );
+    assert!(bob
+        .account
+        .store()
+        .conversations()
+        .expect("list")
+        .is_empty());
+    let kept: Vec<String> = bob
+        .account
+        .store()
+        .alerts()
+        .expect("alerts")
+        .into_iter()
+        .map(|a| a.code)
+        .collect();
+    assert_eq!(kept, ["transparency_failed"]);
+}
+
+#[tokio::test]
+async fn a_rewritten_log_is_caught_by_a_client_that_saw_an_earlier_head() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = ServerProcess::start(dir.path()).await;
+    let _alice = open_user(dir.path(), &server.url, "alice").await;
+    let _carol = open_user(dir.path(), &server.url, "carol").await;
+    let mut bob = open_user(dir.path(), &server.url, "bob").await;
+    bob.fetch_user(&address("alice")).await.expect("proven");
+    let seen = bob.account.kt_head().expect("head").expect("a head");
+
+    // The server rewrites carol's entry (an earlier one) and restarts: its tree is rebuilt from
+    // what the database now holds.
+    let db =
+        rusqlite::Connection::open(dir.path().join(missive_server::config::DB_FILE)).expect("db");
+    let (idx, leaf): (i64, Vec<u8>) = db
+        .query_row(
+            "SELECT idx, leaf FROM kt_log WHERE address = ?1",
+            [address("carol")],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("carol's entry");
+    let mut forged = Leaf::from_bytes(&leaf).expect("a leaf");
+    forged.identity_key = [9; 32];
+    db.execute(
+        "UPDATE kt_log SET leaf = ?1 WHERE idx = ?2",
+        params![forged.to_bytes(), idx],
+    )
+    .expect("rewrite");
+    drop(db);
+    server.kill_and_restart().await;
+
+    refused_with(
+        bob.fetch_user(&address("alice")).await,
+        AlertCode::TransparencyFailed,
+    );
+    assert_eq!(
+        bob.account.kt_head().expect("head").expect("kept"),
+        seen,
+        "the head bob trusts is still the one he verified"
+    );
+}
+
+#[tokio::test]
+async fn an_auditor_following_ten_thousand_entries_finds_one_rewritten() {
+    let h = Harness::new();
+    let auditor = h.user("auditor").await;
+    // Ten thousand registrations and key changes, written as the server writes them (many at
+    // once, so that its writer commits them in batches).
+    let store = h.server.store();
+    let user = |n: u32| async move {
+        let address = format!("user{n}@{DOMAIN}");
+        store
+            .register(
+                NewUser {
+                    address: address.clone(),
+                    identity_key: vec![1; 32],
+                    device: NewDevice {
+                        device_id: format!("{n:032x}"),
+                        certificate: vec![2; 8],
+                        token_hash: [3; 32],
+                    },
+                },
+                None,
+                1,
+            )
+            .await
+            .expect("register");
+        for version in 1..=2u64 {
+            let leaf = Leaf::of_list(&address, [n as u8; 32], version, &[version as u8]);
+            store
+                .publish_device_list(&address, version, vec![], vec![], leaf.to_bytes())
+                .await
+                .expect("publish");
+        }
+    };
+    for chunk in (0..5_000u32).collect::<Vec<_>>().chunks(500) {
+        futures_util::future::join_all(chunk.iter().map(|n| user(*n))).await;
+    }
+    let transport = auditor.transport();
+    let first = audit(&transport, None).await.expect("a sound log");
+    assert!(first.entries >= 10_000, "{}", first.entries);
+    let again = audit(&transport, Some(&first.state))
+        .await
+        .expect("still sound");
+    assert_eq!(again.previous, first.entries);
+
+    // One entry in the middle is rewritten in the database.
+    let db = h.db();
+    let leaf: Vec<u8> = db
+        .query_row("SELECT leaf FROM kt_log WHERE idx = 4321", [], |r| r.get(0))
+        .expect("an entry");
+    let mut forged = Leaf::from_bytes(&leaf).expect("a leaf");
+    forged.identity_key = [0xee; 32];
+    db.execute(
+        "UPDATE kt_log SET leaf = ?1 WHERE idx = 4321",
+        [forged.to_bytes()],
+    )
+    .expect("rewrite");
+    refused_with(
+        audit(&transport, Some(&again.state)).await,
+        AlertCode::TransparencyFailed,
+    );
+}
