@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 mod connections;
 mod files;
+mod kt;
 mod soak;
 
 use anyhow::{bail, Context};
@@ -73,6 +74,9 @@ struct Args {
     /// Seed of --soak's random choices (a failing run can be replayed).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Instead: key transparency's proofs in a log of this many entries (in this process).
+    #[arg(long)]
+    kt: Option<u64>,
 }
 
 /// A server process this bench started.
@@ -306,6 +310,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(entries) = args.kt {
+        return kt::run(entries);
+    }
     if args.receivers == 0 || args.messages == 0 || args.concurrency == 0 {
         bail!("--receivers, --messages and --concurrency must be at least 1");
     }
