@@ -49,6 +49,8 @@ mod keys {
     pub const KT_DOMAIN: &str = "kt_domain";
     pub const KT_KEY: &str = "kt_key";
     pub const KT_HEAD: &str = "kt_head";
+    /// Entries of our own address in the log checked so far (the next position to report).
+    pub const KT_OWN_SEEN: &str = "kt_own_seen";
 }
 
 fn capabilities() -> Capabilities {

@@ -296,10 +296,7 @@ impl Client {
     /// Looks a user up, with the proof that what the server serves is in its key transparency
     /// log (checked, and the log's head kept, before the caller pins anything).
     async fn lookup_checked(&mut self, address: &str) -> Result<UserResponse, CoreError> {
-        if self.account.kt_log()?.is_none() {
-            let info: TransparencyInfo = self.transport().get("/v1/transparency").await?;
-            self.account.pin_kt_log(&info.domain, info.key.as_bytes())?;
-        }
+        self.ensure_kt_log().await?;
         let since = self.account.kt_head()?.map_or(0, |h| h.size);
         let user = Self::lookup_user(self.transport(), address, since).await?;
         if let Err(e) = self.account.check_transparency(&user) {
@@ -307,6 +304,35 @@ impl Client {
             return Err(e);
         }
         Ok(user)
+    }
+
+    /// Pins the domain's transparency log (its domain and key) at first use.
+    async fn ensure_kt_log(&mut self) -> Result<(), CoreError> {
+        if self.account.kt_log()?.is_none() {
+            let info: TransparencyInfo = self.transport().get("/v1/transparency").await?;
+            self.account.pin_kt_log(&info.domain, info.key.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Looks at what the transparency log holds in our own name; returns the alerts (an
+    /// identity key for our address that is not ours). A refusal of the server's answer is an
+    /// alert too, kept, not an error that would stop the sync.
+    pub async fn watch_own_entries(&mut self) -> Result<Vec<crate::Alert>, CoreError> {
+        self.ensure_kt_log().await?;
+        let since = self.account.kt_head()?.map_or(0, |h| h.size);
+        let answer: KtOwnEntries = self
+            .transport()
+            .get(&format!("/v1/transparency/mine?since={since}"))
+            .await?;
+        match self.account.check_own_entries(&answer) {
+            Ok(alerts) => Ok(alerts),
+            Err(CoreError::Refused(alert)) => {
+                self.account.record_alert(&alert)?;
+                Ok(vec![alert])
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Keeps a security refusal that ends a command among the alerts too, so that `alerts`
@@ -434,9 +460,18 @@ impl Client {
                 .post_no_content("/v1/events/ack", &AckRequest { cursor })
                 .await?;
         }
-        if !self.stock_checked || outcomes.iter().any(|o| matches!(o, Outcome::Joined(_))) {
+        let first = !self.stock_checked;
+        if first || outcomes.iter().any(|o| matches!(o, Outcome::Joined(_))) {
             self.ensure_key_packages().await?;
             self.ensure_device_list().await?;
+        }
+        if first {
+            // Once per process: what the log holds in our name.
+            match self.watch_own_entries().await {
+                Ok(alerts) => outcomes.extend(alerts.into_iter().map(Outcome::Alert)),
+                Err(CoreError::Network(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         let joined: Vec<String> = outcomes
             .iter()

@@ -51,6 +51,9 @@ pub enum AlertCode {
     /// A key lookup's answer is not proven to be in the domain's key transparency log, or the
     /// log the server shows does not extend the one it showed before.
     TransparencyFailed,
+    /// The key transparency log holds an identity key for our own address that is not ours:
+    /// the server may show it to our contacts as us.
+    OwnKeyLogged,
 }
 
 impl AlertCode {
@@ -70,6 +73,7 @@ impl AlertCode {
             AlertCode::UnlistedDevice => "unlisted_device",
             AlertCode::HiddenDevice => "hidden_device",
             AlertCode::TransparencyFailed => "transparency_failed",
+            AlertCode::OwnKeyLogged => "own_key_logged",
         }
     }
 }

@@ -100,6 +100,28 @@ pub struct KtEntries {
     pub entries: Vec<B64>,
 }
 
+/// `GET /v1/transparency/mine?since=N`: every leaf of the caller's address, each with its
+/// audit path under one signed head, so that a user's own devices see any key or device list
+/// the server logged in their name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KtOwnEntries {
+    pub head: KtHead,
+    /// The proof that `head` extends the log's first N leaves (with `?since=N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<B64>,
+    pub entries: Vec<KtOwnEntry>,
+}
+
+/// One leaf of the caller's address.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KtOwnEntry {
+    pub index: u64,
+    pub leaf: B64,
+    pub inclusion: B64,
+}
+
 /// `PUT /v1/device-list`: publishes the caller's user's next signed device list. Its version
 /// must be above the stored one; every device on it must be an active device of the user,
 /// the caller among them.

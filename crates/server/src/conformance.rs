@@ -268,6 +268,15 @@ pub async fn device_lists(store: &dyn Store) {
     assert!(store.kt_entries(3, 10).await.expect("entries").is_empty());
     assert_eq!(store.kt_index("a@x.org", 3).await.expect("index"), Some(1));
     assert_eq!(store.kt_index("a@x.org", 2).await.expect("index"), None);
+    assert_eq!(
+        store.kt_entries_of("a@x.org").await.expect("entries"),
+        [(0, vec![1]), (1, vec![3]), (2, vec![4])]
+    );
+    assert!(store
+        .kt_entries_of("b@x.org")
+        .await
+        .expect("entries")
+        .is_empty());
 }
 
 /// One key package per device per claim, never twice; then the last resort, reused.

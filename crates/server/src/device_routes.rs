@@ -76,6 +76,26 @@ pub async fn transparency_entries(
     }))
 }
 
+/// Every leaf of the caller's own address, with proofs under one head: a user's devices
+/// watch what the log holds in their name.
+#[utoipa::path(get, path = "/v1/transparency/mine", params(UserQuery),
+    responses((status = 200, body = KtOwnEntries), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn transparency_mine(
+    State(state): State<AppState>,
+    device: Device,
+    query: Result<Query<UserQuery>, QueryRejection>,
+) -> ApiResult<KtOwnEntries> {
+    let since = query.ok().and_then(|Query(q)| q.since);
+    let entries = state.store().kt_entries_of(&device.address).await?;
+    Ok(Json(
+        state
+            .transparency()
+            .prove_all(state.store(), entries, since)
+            .await?,
+    ))
+}
+
 /// The parsed list of a user (the server verified it when it was published).
 fn current_list(user: &UserRecord) -> Option<DeviceList> {
     user.device_list

@@ -635,6 +635,19 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn kt_entries_of(&self, address: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .reader
+            .query(
+                "SELECT idx, leaf FROM kt_log WHERE address = $1 ORDER BY idx",
+                &[&address],
+            )
+            .await?
+            .iter()
+            .map(|r| (to_u64(r.get(0)), r.get(1)))
+            .collect())
+    }
+
     async fn kt_index(&self, address: &str, version: u64) -> Result<Option<u64>, StoreError> {
         Ok(self
             .reader

@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::device_routes::publish_device_list).layer(small))
         .routes(routes!(crate::device_routes::transparency_info))
         .routes(routes!(crate::device_routes::transparency_entries))
+        .routes(routes!(crate::device_routes::transparency_mine))
         .routes(routes!(crate::links::create_link).layer(small))
         .routes(routes!(crate::links::put_offer).layer(small))
         .routes(routes!(crate::links::link_status))

@@ -637,6 +637,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn kt_entries_of(&self, address: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let address = address.to_owned();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT idx, leaf FROM kt_log WHERE address = ?1 ORDER BY idx")?;
+            let rows = stmt
+                .query_map([address], |r| Ok((to_u64(r.get(0)?), r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn kt_index(&self, address: &str, version: u64) -> Result<Option<u64>, StoreError> {
         let address = address.to_owned();
         self.read(move |c| {

@@ -247,6 +247,9 @@ pub trait Store: Send + Sync + 'static {
     /// Leaves of the key transparency log from position `from`, at most `limit`, in order.
     async fn kt_entries(&self, from: u64, limit: u32) -> Result<Vec<Vec<u8>>, StoreError>;
 
+    /// Every leaf of `address` in the log, `(position, leaf)` in order.
+    async fn kt_entries_of(&self, address: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
     /// The log position of `address`'s device list `version`.
     async fn kt_index(&self, address: &str, version: u64) -> Result<Option<u64>, StoreError>;
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use missive_proto::api::{KtHead, KtProof};
+use missive_proto::api::{KtHead, KtOwnEntries, KtOwnEntry, KtProof};
 use missive_proto::kt::{Log, TreeHead};
 use missive_proto::B64;
 
@@ -110,6 +110,38 @@ impl Transparency {
             inclusion: B64(inclusion),
             consistency,
         }))
+    }
+}
+
+impl Transparency {
+    /// The leaves at `entries` (position, leaf) with their audit paths under one current
+    /// head, and (with `since`) the proof that the head extends the log's first `since` leaves.
+    pub async fn prove_all(
+        &self,
+        store: &dyn Store,
+        entries: Vec<(u64, Vec<u8>)>,
+        since: Option<u64>,
+    ) -> Result<KtOwnEntries, StoreError> {
+        let log = self.current(store).await?;
+        let entries = entries
+            .into_iter()
+            .filter_map(|(index, leaf)| {
+                log.prove_inclusion(index).map(|inclusion| KtOwnEntry {
+                    index,
+                    leaf: B64(leaf),
+                    inclusion: B64(inclusion),
+                })
+            })
+            .collect();
+        let consistency = since
+            .filter(|s| *s < log.len())
+            .and_then(|s| log.prove_consistency(s))
+            .map(B64);
+        Ok(KtOwnEntries {
+            head: self.head(&log),
+            consistency,
+            entries,
+        })
     }
 }
 

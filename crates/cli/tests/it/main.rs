@@ -469,7 +469,11 @@ fn a_changed_identity_key_blocks_sending_until_accepted() {
     // Trusting the server's key does not let the server in: alice's real device is certified
     // by her real key, which bob no longer trusts, so nothing is sent to it.
     refused(&["send", &dm, "to whom?"], "not certified");
-    assert!(w.sync("alice").is_empty());
+    // Nothing reached alice, and her own device sees the key logged in her name.
+    let out = w.run("alice", &["sync", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "an alert");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("own_key_logged"));
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
 }
 
 #[test]

@@ -4,13 +4,14 @@
 //! key that extends the last one accepted; otherwise it is refused (`transparency_failed`)
 //! before anything is pinned.
 
-use missive_proto::api::UserResponse;
+use missive_proto::api::{KtHead, KtOwnEntries, UserResponse};
 use missive_proto::devicelist::DeviceList;
 use missive_proto::kt::{Leaf, TreeHead};
+use missive_proto::B64;
 
 use super::{keys, Account};
-use crate::error::{AlertCode, CoreError};
-use crate::store::{Durability, Op};
+use crate::error::{Alert, AlertCode, CoreError};
+use crate::store::{AlertRecord, Durability, Op};
 
 fn failed(why: String) -> CoreError {
     CoreError::refused(AlertCode::TransparencyFailed, why)
@@ -81,21 +82,7 @@ impl Account {
                 "the server gave no proof that the key of {address} is in its transparency log"
             )));
         };
-        let head =
-            TreeHead {
-                size: proof.head.size,
-                root: proof.head.root.0.as_slice().try_into().map_err(|_| {
-                    failed("a tree head of the transparency log is malformed".into())
-                })?,
-                signature: proof.head.signature.0.as_slice().try_into().map_err(|_| {
-                    failed("a tree head of the transparency log is malformed".into())
-                })?,
-            };
-        if !head.verify(&key, &domain) {
-            return Err(failed(
-                "a tree head of the transparency log is not signed by the log's key".into(),
-            ));
-        }
+        let head = self.accept_head(&domain, &key, &proof.head, proof.consistency.as_ref())?;
         let list = DeviceList::from_bytes(list_bytes.as_bytes()).map_err(|_| {
             CoreError::refused(
                 AlertCode::ForgedDeviceList,
@@ -114,9 +101,36 @@ impl Account {
                  its transparency log: it may be showing you a key it shows no one else"
             )));
         }
+        Ok(())
+    }
+
+    /// Checks a head the server signs now: the log key's signature, and that it extends the
+    /// last head this device accepted (`consistency`: the proof from that one); keeps it.
+    fn accept_head(
+        &mut self,
+        domain: &str,
+        key: &[u8; 32],
+        served: &KtHead,
+        consistency: Option<&B64>,
+    ) -> Result<TreeHead, CoreError> {
+        let malformed = || failed("a tree head of the transparency log is malformed".into());
+        let head = TreeHead {
+            size: served.size,
+            root: served.root.as_bytes().try_into().map_err(|_| malformed())?,
+            signature: served
+                .signature
+                .as_bytes()
+                .try_into()
+                .map_err(|_| malformed())?,
+        };
+        if !head.verify(key, domain) {
+            return Err(failed(
+                "a tree head of the transparency log is not signed by the log's key".into(),
+            ));
+        }
         let known = self.kt_head()?;
         if let Some(old) = &known {
-            let consistency = proof.consistency.as_ref().map_or(&[][..], |c| c.as_bytes());
+            let consistency = consistency.map_or(&[][..], |c| c.as_bytes());
             if !head.extends(old, consistency) {
                 return Err(failed(format!(
                     "the transparency log the server shows now ({} entries) does not extend \
@@ -134,6 +148,71 @@ impl Account {
                 Durability::Relaxed,
             )?;
         }
-        Ok(())
+        Ok(head)
+    }
+
+    /// Checks what the log holds in our own name (every entry proven under one head): an
+    /// entry with another identity key than ours means the server logged a key for our
+    /// address, to show our contacts. Returns one alert per such entry not reported before
+    /// (each is also kept).
+    pub fn check_own_entries(&mut self, answer: &KtOwnEntries) -> Result<Vec<Alert>, CoreError> {
+        let Some((domain, key)) = self.kt_log()? else {
+            return Err(CoreError::Usage(
+                "this device follows no transparency log yet".into(),
+            ));
+        };
+        let head = self.accept_head(&domain, &key, &answer.head, answer.consistency.as_ref())?;
+        let seen = self
+            .store
+            .setting(keys::KT_OWN_SEEN)?
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes);
+        let own_key = self.identity.public();
+        let mut next = seen;
+        let mut alerts = Vec::new();
+        for entry in &answer.entries {
+            let leaf = Leaf::from_bytes(entry.leaf.as_bytes()).map_err(|_| {
+                failed(format!(
+                    "entry {} of your address in the log is malformed",
+                    entry.index
+                ))
+            })?;
+            if leaf.address != self.address()
+                || !head.includes(&leaf, entry.index, entry.inclusion.as_bytes())
+            {
+                return Err(failed(format!(
+                    "entry {} the server shows as yours is not in its transparency log",
+                    entry.index
+                )));
+            }
+            if entry.index < seen {
+                continue;
+            }
+            next = next.max(entry.index + 1);
+            if leaf.identity_key != own_key {
+                alerts.push(Alert {
+                    code: AlertCode::OwnKeyLogged,
+                    detail: format!(
+                        "the transparency log holds another identity key than yours for your \
+                         address (entry {}, device list version {}): the server may be \
+                         showing it to your contacts as you",
+                        entry.index, leaf.list_version
+                    ),
+                });
+            }
+        }
+        let mut ops = vec![Op::Setting(
+            keys::KT_OWN_SEEN.into(),
+            next.to_be_bytes().to_vec(),
+        )];
+        ops.extend(alerts.iter().map(|a| {
+            Op::Alert(AlertRecord {
+                at: crate::now_ms(),
+                code: a.code.as_str().to_owned(),
+                detail: a.detail.clone(),
+            })
+        }));
+        self.store.apply(ops, Durability::Durable)?;
+        Ok(alerts)
     }
 }

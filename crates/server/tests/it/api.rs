@@ -487,6 +487,7 @@ async fn openapi_lists_exactly_the_routes() {
             "/v1/register",
             "/v1/transparency",
             "/v1/transparency/entries",
+            "/v1/transparency/mine",
             "/v1/users/{address}",
             "/v1/ws",
         ]

@@ -181,3 +181,47 @@ async fn an_auditor_following_ten_thousand_entries_finds_one_rewritten() {
         AlertCode::TransparencyFailed,
     );
 }
+
+#[tokio::test]
+async fn a_key_the_server_logs_for_you_is_reported_by_your_own_devices() {
+    let h = Harness::new();
+    let alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    // The server logs a key and device list of its making for alice, to show bob.
+    let (rogue, _) =
+        Account::create(h.home("rogue"), &address("alice"), &h.server.url(), None).expect("rogue");
+    let list = rogue
+        .next_device_list(&[rogue.listed_self()], &[], &[])
+        .expect("rogue list");
+    h.db()
+        .execute(
+            "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = ?3",
+            params![rogue.identity_key().to_vec(), list, address("alice")],
+        )
+        .expect("swap");
+    log_leaf(&h, &address("alice"), rogue.identity_key(), &list);
+    // Bob, who never met alice, is shown it and cannot tell (the log holds it)...
+    bob.fetch_user(&address("alice"))
+        .await
+        .expect("logged, so proven");
+    // ...but alice's own device, at its next start, sees it in the log.
+    drop(alice);
+    let mut alice = missive_core::client::Client::open(h.home("alice")).expect("alice");
+    let outcomes = alice.sync().await.expect("sync");
+    let codes: Vec<AlertCode> = alerts(&outcomes).into_iter().map(|a| a.code).collect();
+    assert_eq!(codes, [AlertCode::OwnKeyLogged], "{outcomes:?}");
+    // Reported once: neither the next sync nor the next start repeats it.
+    assert!(alerts(&alice.sync().await.expect("sync")).is_empty());
+    drop(alice);
+    let mut alice = missive_core::client::Client::open(h.home("alice")).expect("alice");
+    assert!(alerts(&alice.sync().await.expect("sync")).is_empty());
+    let kept: Vec<String> = alice
+        .account
+        .store()
+        .alerts()
+        .expect("alerts")
+        .into_iter()
+        .map(|a| a.code)
+        .collect();
+    assert_eq!(kept, ["own_key_logged"]);
+}
