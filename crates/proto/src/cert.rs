@@ -74,14 +74,7 @@ impl DeviceCertificate {
     }
 
     fn body(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + 1 + 2 + self.address.len() + 16 + 32 + 32 + 8);
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        // The address length is bounded by MAX_ADDRESS_LEN when parsing and issuing through
-        // clients; saturate rather than wrap for anything longer.
-        let len = u16::try_from(self.address.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(self.address.as_bytes());
+        let mut out = header(MAGIC, VERSION, &self.address, 16 + 32 + 32 + 8);
         out.extend_from_slice(&self.device_id);
         out.extend_from_slice(&self.device_key);
         out.extend_from_slice(&self.identity_key);
@@ -105,16 +98,7 @@ impl DeviceCertificate {
     /// Parses the canonical encoding; rejects trailing bytes and non-UTF-8 addresses.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CertError> {
         let mut r = Reader(bytes);
-        if r.take(4)? != MAGIC || r.take(1)? != [VERSION] {
-            return Err(CertError::Malformed);
-        }
-        let len = u16::from_be_bytes(r.array()?) as usize;
-        if len == 0 || len > MAX_ADDRESS_LEN {
-            return Err(CertError::Malformed);
-        }
-        let address = std::str::from_utf8(r.take(len)?)
-            .map_err(|_| CertError::Malformed)?
-            .to_owned();
+        let address = r.header(MAGIC, VERSION)?;
         let cert = DeviceCertificate {
             address,
             device_id: r.array()?,
@@ -140,6 +124,20 @@ impl DeviceCertificate {
     }
 }
 
+/// The start our encodings share (certificates, device lists, log leaves): a magic, a format
+/// byte, and the address with its length (u16 BE), with room for `rest` more bytes. The
+/// address is at most MAX_ADDRESS_LEN when issuing through clients and when parsing; anything
+/// longer saturates the length rather than wrap it (and fails to parse).
+pub(crate) fn header(magic: &[u8; 4], format: u8, address: &str, rest: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + 1 + 2 + address.len() + rest);
+    out.extend_from_slice(magic);
+    out.push(format);
+    let len = u16::try_from(address.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(address.as_bytes());
+    out
+}
+
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -150,6 +148,21 @@ impl<'a> Reader<'a> {
         let (head, tail) = self.0.split_at(n);
         self.0 = tail;
         Ok(head)
+    }
+
+    /// Reads what [`header`] wrote: checks the magic and format, returns the address
+    /// (non-empty, UTF-8, at most MAX_ADDRESS_LEN bytes).
+    pub(crate) fn header(&mut self, magic: &[u8; 4], format: u8) -> Result<String, CertError> {
+        if self.take(4)? != magic || self.take(1)? != [format] {
+            return Err(CertError::Malformed);
+        }
+        let len = u16::from_be_bytes(self.array()?) as usize;
+        if len == 0 || len > MAX_ADDRESS_LEN {
+            return Err(CertError::Malformed);
+        }
+        Ok(std::str::from_utf8(self.take(len)?)
+            .map_err(|_| CertError::Malformed)?
+            .to_owned())
     }
 
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], CertError> {

@@ -12,7 +12,7 @@
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use crate::cert::{CertError, DeviceCertificate, Reader, MAX_ADDRESS_LEN};
+use crate::cert::{header, CertError, DeviceCertificate, Reader, MAX_ADDRESS_LEN};
 
 /// Domain-separation label of device list signatures.
 pub const LIST_LABEL: &[u8] = b"missive/v1/device-list\0";
@@ -102,15 +102,13 @@ impl DeviceList {
     }
 
     fn body(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            4 + 1 + 2 + self.address.len() + 32 + 8 + 8 + 2 + 48 * self.devices.len(),
+        // Bounded by MAX_DEVICES when issuing and parsing.
+        let mut out = header(
+            MAGIC,
+            FORMAT,
+            &self.address,
+            32 + 8 + 8 + 2 + 48 * self.devices.len(),
         );
-        out.extend_from_slice(MAGIC);
-        out.push(FORMAT);
-        // Bounded by MAX_ADDRESS_LEN and MAX_DEVICES when issuing and parsing.
-        let len = u16::try_from(self.address.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(self.address.as_bytes());
         out.extend_from_slice(&self.identity_key);
         out.extend_from_slice(&self.version.to_be_bytes());
         out.extend_from_slice(&self.issued_at.to_be_bytes());
@@ -139,16 +137,7 @@ impl DeviceList {
     /// Parses the canonical encoding: devices strictly sorted by id, no trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CertError> {
         let mut r = Reader(bytes);
-        if r.take(4)? != MAGIC || r.take(1)? != [FORMAT] {
-            return Err(CertError::Malformed);
-        }
-        let len = u16::from_be_bytes(r.array()?) as usize;
-        if len == 0 || len > MAX_ADDRESS_LEN {
-            return Err(CertError::Malformed);
-        }
-        let address = std::str::from_utf8(r.take(len)?)
-            .map_err(|_| CertError::Malformed)?
-            .to_owned();
+        let address = r.header(MAGIC, FORMAT)?;
         let identity_key = r.array()?;
         let version = u64::from_be_bytes(r.array()?);
         let issued_at = u64::from_be_bytes(r.array()?);

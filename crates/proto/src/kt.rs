@@ -17,7 +17,7 @@ use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2_kt::{Digest, Sha256};
 
-use crate::cert::{CertError, Reader, MAX_ADDRESS_LEN};
+use crate::cert::{header, CertError, Reader};
 
 /// Domain-separation label of tree head signatures.
 pub const HEAD_LABEL: &[u8] = b"missive/v1/tree-head\0";
@@ -46,12 +46,7 @@ impl Leaf {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + 1 + 2 + self.address.len() + 32 + 8 + 32);
-        out.extend_from_slice(MAGIC);
-        out.push(FORMAT);
-        let len = u16::try_from(self.address.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(self.address.as_bytes());
+        let mut out = header(MAGIC, FORMAT, &self.address, 32 + 8 + 32);
         out.extend_from_slice(&self.identity_key);
         out.extend_from_slice(&self.list_version.to_be_bytes());
         out.extend_from_slice(&self.list_hash);
@@ -60,16 +55,7 @@ impl Leaf {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CertError> {
         let mut r = Reader(bytes);
-        if r.take(4)? != MAGIC || r.take(1)? != [FORMAT] {
-            return Err(CertError::Malformed);
-        }
-        let len = u16::from_be_bytes(r.array()?) as usize;
-        if len == 0 || len > MAX_ADDRESS_LEN {
-            return Err(CertError::Malformed);
-        }
-        let address = std::str::from_utf8(r.take(len)?)
-            .map_err(|_| CertError::Malformed)?
-            .to_owned();
+        let address = r.header(MAGIC, FORMAT)?;
         let leaf = Leaf {
             address,
             identity_key: r.array()?,

@@ -4,7 +4,6 @@
 //! an alert, nothing is added, and honest messages still go through. Then the server's own
 //! checks of what it is asked to store.
 
-use missive_core::account::Account;
 use missive_core::client::Client;
 use missive_core::error::CoreError;
 use missive_core::AlertCode;
@@ -15,18 +14,6 @@ use rusqlite::params;
 
 use crate::devices::link;
 use crate::support::*;
-
-/// Alert codes stored in `client`'s account.
-fn stored_alerts(client: &Client) -> Vec<String> {
-    client
-        .account
-        .store()
-        .alerts()
-        .expect("alerts")
-        .into_iter()
-        .map(|a| a.code)
-        .collect()
-}
 
 /// Alice (a laptop) with a phone linked, whose key packages the server copies aside.
 async fn alice_with_phone(h: &Harness) -> (Client, Client, Vec<(Vec<u8>, Vec<u8>)>) {
@@ -186,8 +173,6 @@ async fn a_device_list_the_server_signed_itself_is_refused() {
     let h = Harness::new();
     let alice = h.user("alice").await;
     let mut bob = h.user("bob").await;
-    let (rogue, _) =
-        Account::create(h.home("rogue"), &address("alice"), &h.server.url(), None).expect("rogue");
     let real: Vec<u8> = h
         .db()
         .query_row(
@@ -204,9 +189,7 @@ async fn a_device_list_the_server_signed_itself_is_refused() {
     });
     tampered.devices.sort();
     // One signed by a key of the server's, one of alice's changed without a new signature.
-    let made_up = rogue
-        .next_device_list(&[rogue.listed_self()], &[], &[])
-        .expect("rogue list");
+    let (_, made_up) = server_made_identity(&h, &address("alice"));
     let alice_key: [u8; 32] = alice.account.identity_key();
     for forged in [made_up, tampered.to_bytes()] {
         h.db()

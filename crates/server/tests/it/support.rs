@@ -337,3 +337,67 @@ pub fn log_leaf(h: &Harness, address: &str, identity_key: [u8; 32], list: &[u8])
         )
         .expect("log it");
 }
+
+/// Alert codes kept in `client`'s account, oldest first.
+pub fn stored_alerts(client: &Client) -> Vec<String> {
+    client
+        .account
+        .store()
+        .alerts()
+        .expect("alerts")
+        .into_iter()
+        .map(|a| a.code)
+        .collect()
+}
+
+/// An identity the server makes up for `address`: an account of its own (never registered)
+/// and the device list it signs for its one device.
+pub fn server_made_identity(
+    h: &Harness,
+    address: &str,
+) -> (missive_core::account::Account, Vec<u8>) {
+    let (rogue, _) = missive_core::account::Account::create(
+        h.home(&format!("rogue-{address}")),
+        address,
+        &h.server.url(),
+        None,
+    )
+    .expect("rogue");
+    let list = rogue
+        .next_device_list(&[rogue.listed_self()], &[], &[])
+        .expect("rogue list");
+    (rogue, list)
+}
+
+/// The server announces `identity`'s key and device list as `address`'s (logging them too
+/// when `log`).
+pub fn swap_identity(
+    h: &Harness,
+    address: &str,
+    identity: &(missive_core::account::Account, Vec<u8>),
+    log: bool,
+) {
+    let (rogue, list) = identity;
+    h.db()
+        .execute(
+            "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = ?3",
+            rusqlite::params![rogue.identity_key().to_vec(), list, address],
+        )
+        .expect("swap");
+    if log {
+        log_leaf(h, address, rogue.identity_key(), list);
+    }
+}
+
+/// Asserts a security refusal with `code`.
+pub fn assert_refused(
+    result: Result<impl std::fmt::Debug, missive_core::error::CoreError>,
+    code: missive_core::AlertCode,
+) {
+    match result {
+        Err(missive_core::error::CoreError::Refused(alert)) => {
+            assert_eq!(alert.code, code, "{alert}")
+        }
+        other => panic!("expected a refusal with {code:?}, got {other:?}"),
+    }
+}

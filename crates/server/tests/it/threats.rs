@@ -7,7 +7,6 @@
 //! case 11 (tampered files) is in the CLI's `files` tests.
 
 use missive_core::account::Account;
-use missive_core::error::CoreError;
 use missive_core::AlertCode;
 use missive_proto::api::EventKind;
 use missive_server::store::{MessageWrite, NewDevice};
@@ -68,13 +67,6 @@ async fn inject_forged_device(h: &Harness, address: &str) -> String {
         )
         .expect("listed");
     device_id
-}
-
-fn assert_refused(result: Result<impl std::fmt::Debug, CoreError>, code: AlertCode) {
-    match result {
-        Err(CoreError::Refused(alert)) => assert_eq!(alert.code, code, "{alert}"),
-        other => panic!("expected a refusal with {code:?}, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -577,18 +569,8 @@ async fn threat_5_a_swapped_identity_key_blocks_sending_until_accepted_and_still
     // The server announces another identity key for alice ("she has a new phone"), with a
     // device list of its own, and puts both in its transparency log (where alice could see
     // them: a swap kept out of the log is refused outright, see `transparency`).
-    let (rogue, _) =
-        Account::create(h.home("rogue"), &address("alice"), &h.server.url(), None).expect("rogue");
-    let rogue_list = rogue
-        .next_device_list(&[rogue.listed_self()], &[], &[])
-        .expect("rogue list");
-    h.db()
-        .execute(
-            "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = ?3",
-            params![rogue.identity_key().to_vec(), rogue_list, address("alice")],
-        )
-        .expect("swap");
-    log_leaf(&h, &address("alice"), rogue.identity_key(), &rogue_list);
+    let rogue = server_made_identity(&h, &address("alice"));
+    swap_identity(&h, &address("alice"), &rogue, true);
     assert_refused(
         bob.safety_number(&address("alice")).await,
         AlertCode::IdentityChanged,
@@ -598,15 +580,10 @@ async fn threat_5_a_swapped_identity_key_blocks_sending_until_accepted_and_still
         AlertCode::IdentityChanged,
     );
     // The refusals are kept among bob's alerts, not only returned by the commands.
-    let kept: Vec<String> = bob
-        .account
-        .store()
-        .alerts()
-        .expect("alerts")
-        .into_iter()
-        .map(|a| a.code)
-        .collect();
-    assert_eq!(kept, ["identity_changed", "identity_changed"], "{kept:?}");
+    assert_eq!(
+        stored_alerts(&bob),
+        ["identity_changed", "identity_changed"]
+    );
 
     // Bob accepts the new key: the safety number changes and the verified mark is gone...
     bob.accept_new_key(&address("alice")).await.expect("accept");

@@ -2,43 +2,13 @@
 //! log does not hold is refused before anything is pinned; a log whose past was rewritten is
 //! caught by an auditor (across ten thousand entries) and by a client that saw an earlier head.
 
-use missive_core::account::Account;
 use missive_core::audit::audit;
-use missive_core::error::CoreError;
 use missive_core::AlertCode;
 use missive_proto::kt::Leaf;
 use missive_server::store::{NewDevice, NewUser};
 use rusqlite::params;
 
 use crate::support::*;
-
-fn refused_with(result: Result<impl std::fmt::Debug, CoreError>, code: AlertCode) {
-    match result {
-        Err(CoreError::Refused(a)) => assert_eq!(a.code, code, "{a}"),
-        other => panic!("expected a refusal with {code:?}, got {other:?}"),
-    }
-}
-
-/// The server announces, for `address`, an identity key and device list of its own making,
-/// without putting them in its log.
-fn swap_key_unlogged(h: &Harness, address: &str) {
-    let (rogue, _) = Account::create(
-        h.home(&format!("rogue-{address}")),
-        address,
-        &h.server.url(),
-        None,
-    )
-    .expect("rogue");
-    let list = rogue
-        .next_device_list(&[rogue.listed_self()], &[], &[])
-        .expect("rogue list");
-    h.db()
-        .execute(
-            "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = ?3",
-            params![rogue.identity_key().to_vec(), list, address],
-        )
-        .expect("swap");
-}
 
 #[tokio::test]
 async fn a_key_the_log_does_not_hold_is_refused_before_anything_is_pinned() {
@@ -48,9 +18,10 @@ async fn a_key_the_log_does_not_hold_is_refused_before_anything_is_pinned() {
     // Bob follows the log: a lookup of his own account is proven.
     bob.devices().await.expect("devices");
     assert!(bob.account.kt_head().expect("head").is_some());
-    swap_key_unlogged(&h, &address("alice"));
+    let rogue = server_made_identity(&h, &address("alice"));
+    swap_identity(&h, &address("alice"), &rogue, false);
 
-    refused_with(
+    assert_refused(
         bob.dm(&address("alice"), "secret").await,
         AlertCode::TransparencyFailed,
     );
@@ -67,15 +38,7 @@ async fn a_key_the_log_does_not_hold_is_refused_before_anything_is_pinned() {
         .conversations()
         .expect("list")
         .is_empty());
-    let kept: Vec<String> = bob
-        .account
-        .store()
-        .alerts()
-        .expect("alerts")
-        .into_iter()
-        .map(|a| a.code)
-        .collect();
-    assert_eq!(kept, ["transparency_failed"]);
+    assert_eq!(stored_alerts(&bob), ["transparency_failed"]);
 }
 
 #[tokio::test]
@@ -109,7 +72,7 @@ async fn a_rewritten_log_is_caught_by_a_client_that_saw_an_earlier_head() {
     drop(db);
     server.kill_and_restart().await;
 
-    refused_with(
+    assert_refused(
         bob.fetch_user(&address("alice")).await,
         AlertCode::TransparencyFailed,
     );
@@ -176,7 +139,7 @@ async fn an_auditor_following_ten_thousand_entries_finds_one_rewritten() {
         [forged.to_bytes()],
     )
     .expect("rewrite");
-    refused_with(
+    assert_refused(
         audit(&transport, Some(&again.state)).await,
         AlertCode::TransparencyFailed,
     );
@@ -188,18 +151,8 @@ async fn a_key_the_server_logs_for_you_is_reported_by_your_own_devices() {
     let alice = h.user("alice").await;
     let mut bob = h.user("bob").await;
     // The server logs a key and device list of its making for alice, to show bob.
-    let (rogue, _) =
-        Account::create(h.home("rogue"), &address("alice"), &h.server.url(), None).expect("rogue");
-    let list = rogue
-        .next_device_list(&[rogue.listed_self()], &[], &[])
-        .expect("rogue list");
-    h.db()
-        .execute(
-            "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = ?3",
-            params![rogue.identity_key().to_vec(), list, address("alice")],
-        )
-        .expect("swap");
-    log_leaf(&h, &address("alice"), rogue.identity_key(), &list);
+    let rogue = server_made_identity(&h, &address("alice"));
+    swap_identity(&h, &address("alice"), &rogue, true);
     // Bob, who never met alice, is shown it and cannot tell (the log holds it)...
     bob.fetch_user(&address("alice"))
         .await
@@ -215,13 +168,5 @@ async fn a_key_the_server_logs_for_you_is_reported_by_your_own_devices() {
     drop(alice);
     let mut alice = missive_core::client::Client::open(h.home("alice")).expect("alice");
     assert!(alerts(&alice.sync().await.expect("sync")).is_empty());
-    let kept: Vec<String> = alice
-        .account
-        .store()
-        .alerts()
-        .expect("alerts")
-        .into_iter()
-        .map(|a| a.code)
-        .collect();
-    assert_eq!(kept, ["own_key_logged"]);
+    assert_eq!(stored_alerts(&alice), ["own_key_logged"]);
 }
