@@ -183,6 +183,16 @@ function title(c: Conversation): string {
   return c.name ?? c.dm_peer ?? t("Conversation {id}", { id: c.id.slice(0, 8) });
 }
 
+/** A system notification for a message from someone else, unless it is on screen already. */
+function notify(m: Message, me: Identity, reading: boolean) {
+  if (m.sender === me.address || (reading && !document.hidden)) return;
+  if (typeof Notification === "undefined" || Notification.permission !== "granted") return;
+  new Notification(m.sender, {
+    body: m.unsupported ? t("A message this version cannot display (update Missive)") : m.text,
+    tag: m.conversation,
+  });
+}
+
 /** A message not yet accepted by the server. */
 type Pending = { key: number; conversation: string; text: string; failed?: string };
 
@@ -213,6 +223,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
       for (const o of outcomes) {
         if (o.type === "message") {
           const m = o.message;
+          notify(m, me, m.conversation === currentRef.current);
           setLast((l) => ({ ...l, [m.conversation]: m }));
           if (m.conversation !== currentRef.current) {
             setUnread((u) => ({ ...u, [m.conversation]: (u[m.conversation] ?? 0) + 1 }));

@@ -29,6 +29,21 @@ type LinkState =
   | { kind: "done"; linked: Linked }
   | { kind: "failed"; error: string };
 
+/** Asks for the right to show system notifications, while the browser has not been told. */
+export function NotificationsButton() {
+  const [permission, setPermission] = useState(
+    typeof Notification === "undefined" ? "denied" : Notification.permission,
+  );
+  if (permission !== "default") return null;
+  return (
+    <button
+      onClick={async () => setPermission(await Notification.requestPermission())}
+    >
+      {t("Enable notifications")}
+    </button>
+  );
+}
+
 export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) {
   const { engine } = props;
   const [devices, setDevices] = useState<Device[]>();
@@ -149,6 +164,7 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
         )}
         {link.kind === "failed" && <p role="alert" class="error">{t("Not linked: {error}", { error: link.error })}</p>}
       </section>
+      <NotificationsButton />
       <section aria-label={t("Security alerts")}>
         <h3>{t("Security alerts")}</h3>
         {alerts.length === 0 ? (

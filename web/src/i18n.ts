@@ -25,6 +25,7 @@ const fr: Record<string, string> = {
   "Link this browser": "Lier ce navigateur",
   "Linking… (keep the other device open)": "Liaison… (gardez l'autre appareil ouvert)",
   Devices: "Appareils",
+  "Enable notifications": "Activer les notifications",
   Language: "Langue",
   "Offline: messages will be sent when the connection is back":
     "Hors ligne : les messages partiront au retour de la connexion",

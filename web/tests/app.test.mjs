@@ -177,3 +177,29 @@ test("in French from the browser's language, in English at a choice that is reme
   await page.getByRole("button", { name: "New conversation" }).waitFor();
   assert.deepEqual(errors, []);
 });
+
+test("a message for a conversation not on screen raises a system notification", async () => {
+  const nina = terminal("nina");
+  // The browser's notifications, granted and recorded (a headless browser shows none).
+  const init = () => {
+    window.shown = [];
+    window.Notification = class {
+      static permission = "granted";
+      static requestPermission = async () => "granted";
+      constructor(title, options) {
+        window.shown.push([title, options.body]);
+      }
+    };
+  };
+  const { page, errors } = await openWebApp(browser, server.url, { init });
+  await registerInApp(page, "omar@app.test");
+  cli(nina, "dm", "omar@app.test", "ping");
+  await page.waitForFunction(() => window.shown.length > 0);
+  assert.deepEqual(await page.evaluate(() => window.shown), [["nina@app.test", "ping"]]);
+  // Reading that conversation, the next one shows on screen, not as a notification.
+  await page.getByRole("button", { name: /nina@app\.test/ }).click();
+  cli(nina, "dm", "omar@app.test", "pong");
+  await article(page, "pong").waitFor();
+  assert.equal(await page.evaluate(() => window.shown.length), 1);
+  assert.deepEqual(errors, []);
+});

@@ -99,9 +99,13 @@ export async function openApp(browser, url) {
   return { context, page, errors };
 }
 
-/** A new browser profile (at `viewport`, touch on phones, in `locale` if given) on the web
- *  app itself. */
-export async function openWebApp(browser, url, { phone = false, bypassCSP = false, locale } = {}) {
+/** A new browser profile (at `viewport`, touch on phones, in `locale` if given, with `init`
+ *  run in every page before the app's own scripts) on the web app itself. */
+export async function openWebApp(
+  browser,
+  url,
+  { phone = false, bypassCSP = false, locale, init } = {},
+) {
   const context = await browser.newContext({
     ...(locale ? { locale } : {}),
     ...(phone
@@ -115,6 +119,7 @@ export async function openWebApp(browser, url, { phone = false, bypassCSP = fals
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(new Error(m.text()));
   });
+  if (init) await page.addInitScript(init);
   await page.goto(url);
   return { context, page, errors };
 }
