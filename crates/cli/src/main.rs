@@ -765,7 +765,7 @@ async fn account_command(
                     "{}",
                     json!({
                         "domain": report.state.domain,
-                        "entries": report.entries,
+                        "entries": report.state.size,
                         "previous": report.previous,
                         "root": report.state.root,
                     })
@@ -775,7 +775,7 @@ async fn account_command(
                     "log of {}: {} entries checked, the head verified, and the {} entries of \
                      the last audit unchanged",
                     report.state.domain,
-                    report.entries,
+                    report.state.size,
                     report.previous
                 )?;
             }

@@ -23,10 +23,12 @@ use futures_util::lock::Mutex;
 use missive_core::account::{Account, Outcome};
 use missive_core::client::{Barrier, Client};
 use missive_core::journal::{Journal, JournaledStore};
-use missive_core::store::{ConversationRecord, MessageRecord};
 use missive_core::CoreError;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
+
+mod views;
+use views::*;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
@@ -648,55 +650,6 @@ impl Engine {
     }
 }
 
-/// How long a link waits for the other device.
-const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// A QR code of `payload` as an SVG image (dark modules on a light square, four modules of
-/// quiet zone), or an empty string if it does not fit a QR code.
-fn qr_svg(payload: &str) -> String {
-    let Ok(code) = qrcode::QrCode::new(payload.as_bytes()) else {
-        return String::new();
-    };
-    let width = code.width();
-    let mut path = String::new();
-    for (i, color) in code.to_colors().iter().enumerate() {
-        if *color == qrcode::Color::Dark {
-            path.push_str(&format!("M{} {}h1v1h-1z", i % width + 4, i / width + 4));
-        }
-    }
-    let size = width + 8;
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" \
-         shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" \
-         fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
-    )
-}
-
-#[derive(Serialize)]
-struct LinkedView<'a> {
-    device_id: &'a str,
-    conversations: usize,
-    messages: usize,
-}
-
-#[derive(Serialize)]
-struct DeviceView<'a> {
-    id: &'a str,
-    current: bool,
-    certified: bool,
-    listed: bool,
-    list_version: u64,
-    issued_at: u64,
-}
-
-#[derive(Serialize)]
-struct SafetyNumberView {
-    digits: String,
-    qr: String,
-    qr_svg: String,
-    verified: bool,
-}
-
 fn deliver(on_outcomes: &js_sys::Function, outcomes: &[Outcome]) -> Result<(), JsValue> {
     if outcomes.is_empty() {
         return Ok(());
@@ -731,105 +684,4 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     // below 2^53.
     let serializer = serde_wasm_bindgen::Serializer::json_compatible();
     value.serialize(&serializer).map_err(JsValue::from)
-}
-
-/// A message as the page sees it (the `Message` type above).
-#[derive(Serialize)]
-struct MessageView<'a> {
-    id: &'a str,
-    conversation: &'a str,
-    sender: &'a str,
-    sender_device: &'a str,
-    text: &'a str,
-    sent_at: u64,
-    server_time: u64,
-    seq: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reply_to: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unsupported: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<FileView<'a>>,
-}
-
-#[derive(Serialize)]
-struct FileView<'a> {
-    id: &'a str,
-    name: &'a str,
-    size: u64,
-    media_type: &'a str,
-}
-
-impl<'a> From<&'a MessageRecord> for MessageView<'a> {
-    fn from(m: &'a MessageRecord) -> Self {
-        MessageView {
-            id: &m.id,
-            conversation: &m.conversation,
-            sender: &m.sender,
-            sender_device: &m.sender_device,
-            text: &m.text,
-            sent_at: m.sent_at,
-            server_time: m.server_time,
-            seq: m.seq,
-            reply_to: m.reply_to.as_deref(),
-            unsupported: m.unsupported_kind(),
-            file: m.file.as_deref().map(|f| FileView {
-                id: &f.blob,
-                name: &f.name,
-                size: f.size,
-                media_type: &f.media_type,
-            }),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ConversationView<'a> {
-    id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dm_peer: Option<&'a str>,
-    created_at: u64,
-    left: bool,
-}
-
-impl<'a> From<&'a ConversationRecord> for ConversationView<'a> {
-    fn from(c: &'a ConversationRecord) -> Self {
-        ConversationView {
-            id: &c.id,
-            name: c.name.as_deref(),
-            dm_peer: c.dm_peer.as_deref(),
-            created_at: c.created_at,
-            left: c.left,
-        }
-    }
-}
-
-/// An [`Outcome`] as the page sees it (the `Outcome` type above).
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum OutcomeView<'a> {
-    Message { message: MessageView<'a> },
-    Joined { conversation: &'a str },
-    Left { conversation: &'a str },
-    MembershipChanged { conversation: &'a str },
-    Alert { code: &'static str, detail: &'a str },
-}
-
-impl<'a> From<&'a Outcome> for OutcomeView<'a> {
-    fn from(o: &'a Outcome) -> Self {
-        match o {
-            Outcome::Message(m) => OutcomeView::Message {
-                message: MessageView::from(m),
-            },
-            Outcome::Joined(c) => OutcomeView::Joined { conversation: c },
-            Outcome::Left(c) => OutcomeView::Left { conversation: c },
-            Outcome::MembershipChanged(c) => OutcomeView::MembershipChanged { conversation: c },
-            Outcome::Alert(a) => OutcomeView::Alert {
-                code: a.code.as_str(),
-                detail: &a.detail,
-            },
-        }
-    }
 }
