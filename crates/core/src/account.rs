@@ -51,6 +51,8 @@ mod keys {
     pub const KT_HEAD: &str = "kt_head";
     /// Entries of our own address in the log checked so far (the next position to report).
     pub const KT_OWN_SEEN: &str = "kt_own_seen";
+    /// Heads other members passed on that are still to be compared with the server's log.
+    pub const KT_GOSSIP: &str = "kt_gossip";
 }
 
 fn capabilities() -> Capabilities {
@@ -162,6 +164,7 @@ pub fn new_message(body: AppBody) -> AppMessage {
         id: hex(&id),
         sent_at: now_ms(),
         prev: Vec::new(),
+        kt: None,
         body,
     }
 }
@@ -243,6 +246,8 @@ pub struct Account {
     contacts: std::sync::Mutex<HashMap<String, ContactRecord>>,
     /// Addresses whose device list was fetched since [`Account::begin_list_checks`].
     fresh_lists: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Key transparency gossip: the heads to check, and what this device passed on.
+    gossip: transparency::Gossip,
     identity: Identity,
     device_key: DeviceSigner,
     cert: DeviceCertificate,
@@ -316,6 +321,7 @@ impl Account {
             verified_certificates: Default::default(),
             contacts: Default::default(),
             fresh_lists: Default::default(),
+            gossip: Default::default(),
             identity,
             device_key,
             device_id: cert.device_id_hex(),
@@ -1215,6 +1221,7 @@ impl Account {
             }
             this.check_sendable(group)?;
             let fingerprint = this.fingerprint(conversation, group)?;
+            let mut gossip = this.gossip_for(conversation)?;
             let mut out = Vec::with_capacity(messages.len());
             // Each message names the accepted messages of this device that no accepted message
             // named yet. Not the messages encrypted with it: those may be posted together and
@@ -1225,6 +1232,9 @@ impl Account {
             for mut message in messages {
                 if message.prev.is_empty() {
                     message.prev = unnamed.clone();
+                }
+                if message.kt.is_none() {
+                    message.kt = gossip.take();
                 }
                 let plaintext = serde_json::to_vec(&message).map_err(CoreError::storage)?;
                 group.set_aad(fingerprint.clone());
@@ -1727,6 +1737,13 @@ impl Account {
                 return Ok(Vec::new());
             }
             let withheld = this.withheld_before(&conversation, &owner, &message.prev)?;
+            let split_view = match &message.kt {
+                Some(head) => this.received_gossip(&owner.address, head)?,
+                None => None,
+            };
+            if let Some(alert) = &split_view {
+                this.alert(alert);
+            }
             if let AppBody::Meta { name, dm } = message.body {
                 record.name = name;
                 record.dm_peer = match dm {
@@ -1743,10 +1760,10 @@ impl Account {
                     true => Some(owner.address),
                 };
                 this.pending.push(Op::Conversation(record));
-                return Ok(Vec::new());
+                return Ok(split_view.map(Outcome::Alert).into_iter().collect());
             }
             let Some(shown) = displayed(&message.body) else {
-                return Ok(Vec::new());
+                return Ok(split_view.map(Outcome::Alert).into_iter().collect());
             };
             let m = MessageRecord {
                 id: message.id,
@@ -1763,6 +1780,7 @@ impl Account {
             };
             this.pending.push(Op::Message(m.clone()));
             let mut outcomes = Vec::with_capacity(2);
+            outcomes.extend(split_view.map(Outcome::Alert));
             if let Some(alert) = withheld {
                 this.alert(&alert);
                 outcomes.push(Outcome::Alert(alert));

@@ -324,6 +324,12 @@ impl Client {
                 .post_no_content("/v1/events/ack", &AckRequest { cursor })
                 .await?;
         }
+        // Heads other members passed on, compared with the log the server shows us.
+        match self.check_gossip().await {
+            Ok(alerts) => outcomes.extend(alerts.into_iter().map(Outcome::Alert)),
+            Err(CoreError::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
         let first = !self.stock_checked;
         if first || outcomes.iter().any(|o| matches!(o, Outcome::Joined(_))) {
             self.ensure_key_packages().await?;

@@ -95,6 +95,25 @@ impl Client {
         Ok(())
     }
 
+    /// Checks the heads other members passed on against the log the server shows us now;
+    /// returns the alerts (a split view, or a current log that does not extend ours), each
+    /// also kept.
+    pub(super) async fn check_gossip(&mut self) -> Result<Vec<crate::Alert>, CoreError> {
+        let mut alerts = Vec::new();
+        for gossip in self.account.gossip_pending()? {
+            let since = self.account.kt_head()?.map_or(0, |h| h.size);
+            let info: TransparencyInfo = self
+                .transport()
+                .get(&format!(
+                    "/v1/transparency?since={since}&peer={}",
+                    gossip.size
+                ))
+                .await?;
+            alerts.extend(self.account.check_gossip(&info, &gossip)?);
+        }
+        Ok(alerts)
+    }
+
     /// Looks at what the transparency log holds in our own name; returns the alerts (an
     /// identity key for our address that is not ours). A refusal of the server's answer is an
     /// alert too, kept, not an error that would stop the sync.

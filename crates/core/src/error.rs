@@ -54,6 +54,10 @@ pub enum AlertCode {
     /// The key transparency log holds an identity key for our own address that is not ours:
     /// the server may show it to our contacts as us.
     OwnKeyLogged,
+    /// Another member was shown a transparency log that the one the server shows us does not
+    /// extend (or another root at the same size): the server shows different logs, so
+    /// possibly different keys, to different users.
+    SplitView,
 }
 
 impl AlertCode {
@@ -74,6 +78,7 @@ impl AlertCode {
             AlertCode::HiddenDevice => "hidden_device",
             AlertCode::TransparencyFailed => "transparency_failed",
             AlertCode::OwnKeyLogged => "own_key_logged",
+            AlertCode::SplitView => "split_view",
         }
     }
 }

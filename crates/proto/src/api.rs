@@ -82,7 +82,9 @@ pub struct KtProof {
     pub consistency: Option<B64>,
 }
 
-/// `GET /v1/transparency`: the log's key and current head.
+/// `GET /v1/transparency?since=N&peer=M`: the log's key and current head, with the proofs
+/// that the head extends the log's first N leaves (the head the client accepted last) and its
+/// first M leaves (a head another member passed on).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransparencyInfo {
@@ -91,6 +93,12 @@ pub struct TransparencyInfo {
     /// The log's Ed25519 public key (32 bytes).
     pub key: B64,
     pub head: KtHead,
+    /// With `?since=N` below the head's size: RFC 6962 consistency proof from N leaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<B64>,
+    /// With `?peer=M` below the head's size: RFC 6962 consistency proof from M leaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_consistency: Option<B64>,
 }
 
 /// `GET /v1/transparency/entries?from=N&limit=M`: leaves of the log in order, for auditors.

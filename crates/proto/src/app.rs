@@ -18,7 +18,24 @@ pub struct AppMessage {
     /// not one of these knows the server withheld something (threat 9).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prev: Vec<String>,
+    /// The key transparency head the sender's device last accepted, sent when it changed
+    /// (gossip): members compare it with the log the server shows them, so that a server
+    /// showing different logs to different users is caught by the users themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kt: Option<KtGossip>,
     pub body: AppBody,
+}
+
+/// A signed head of a domain's key transparency log, as one member passes it on to others.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KtGossip {
+    /// The domain whose log it is (part of what the log key signs).
+    pub domain: String,
+    pub size: u64,
+    /// The Merkle root (32 bytes).
+    pub root: B64,
+    /// Ed25519 by the log key (64 bytes).
+    pub signature: B64,
 }
 
 /// What an application message says.

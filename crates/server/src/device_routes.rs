@@ -40,19 +40,34 @@ pub struct EntriesQuery {
     limit: Option<u32>,
 }
 
-/// The key transparency log's key and current head.
-#[utoipa::path(get, path = "/v1/transparency",
+/// `GET /v1/transparency?since=N&peer=M`: N is the size of the last head the client accepted,
+/// M that of a head another member passed on.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct HeadQuery {
+    since: Option<u64>,
+    peer: Option<u64>,
+}
+
+/// The key transparency log's key and current head, proven to extend the heads named.
+#[utoipa::path(get, path = "/v1/transparency", params(HeadQuery),
     responses((status = 200, body = TransparencyInfo), (status = "4XX", body = ErrorBody)),
     security(("token" = [])))]
 pub async fn transparency_info(
     State(state): State<AppState>,
     _device: Device,
+    query: Result<Query<HeadQuery>, QueryRejection>,
 ) -> ApiResult<TransparencyInfo> {
+    let Query(q) =
+        query.map_err(|e| AppError::bad_request(ErrorCode::MalformedRequest, e.body_text()))?;
     let kt = state.transparency();
+    let (head, consistency, peer_consistency) =
+        kt.current_head(state.store(), q.since, q.peer).await?;
     Ok(Json(TransparencyInfo {
         domain: kt.domain().to_owned(),
         key: B64(kt.public_key().to_vec()),
-        head: kt.current_head(state.store()).await?,
+        head,
+        consistency,
+        peer_consistency,
     }))
 }
 

@@ -82,10 +82,21 @@ impl Transparency {
         }
     }
 
-    /// The current signed head.
-    pub async fn current_head(&self, store: &dyn Store) -> Result<KtHead, StoreError> {
+    /// The current signed head, with the proofs that it extends the log's first `since`
+    /// leaves and its first `peer` leaves (each when below the log's size).
+    pub async fn current_head(
+        &self,
+        store: &dyn Store,
+        since: Option<u64>,
+        peer: Option<u64>,
+    ) -> Result<(KtHead, Option<B64>, Option<B64>), StoreError> {
         let log = self.current(store).await?;
-        Ok(self.head(&log))
+        let prove = |from: Option<u64>| {
+            from.filter(|s| *s < log.len())
+                .and_then(|s| log.prove_consistency(s))
+                .map(B64)
+        };
+        Ok((self.head(&log), prove(since), prove(peer)))
     }
 
     /// The proof that the leaf at `index` is in the log, under the current head, and (with

@@ -3,8 +3,17 @@
 //! that the identity key and device list served are in the log, under a head signed by that
 //! key that extends the last one accepted; otherwise it is refused (`transparency_failed`)
 //! before anything is pinned.
+//!
+//! Gossip: each device passes the head it accepted on to the members of its conversations
+//! (inside the encrypted message, once per conversation each time it changes). A member that
+//! follows the same log checks it against its own: two signed heads of one size with different
+//! roots, or a head the server cannot prove its current log extends, mean the server shows
+//! different logs to different users (`split_view`).
 
-use missive_proto::api::{KtHead, KtOwnEntries, UserResponse};
+use std::collections::HashMap;
+
+use missive_proto::api::{KtHead, KtOwnEntries, TransparencyInfo, UserResponse};
+use missive_proto::app::KtGossip;
 use missive_proto::devicelist::DeviceList;
 use missive_proto::kt::{Leaf, TreeHead};
 use missive_proto::B64;
@@ -15,6 +24,59 @@ use crate::store::{AlertRecord, Durability, Op};
 
 fn failed(why: String) -> CoreError {
     CoreError::refused(AlertCode::TransparencyFailed, why)
+}
+
+/// Most received heads kept for checking (the oldest are dropped beyond).
+const MAX_PENDING_GOSSIP: usize = 16;
+
+/// What an account keeps in memory for gossip.
+#[derive(Default)]
+pub(super) struct Gossip {
+    /// Heads other members passed on, still to check; `None` until read from the store.
+    pending: Option<Vec<KtGossip>>,
+    /// Per conversation, the size of the head this device last passed on (in this process).
+    passed_on: HashMap<String, u64>,
+    /// The head this device accepted last, once read.
+    head: Option<Option<TreeHead>>,
+}
+
+fn split_view(detail: String) -> Alert {
+    Alert {
+        code: AlertCode::SplitView,
+        detail,
+    }
+}
+
+/// Whether the server's current head `now` extends a head another member passed on (else a
+/// split view).
+fn compare_gossip(gossip: &KtGossip, now: &TreeHead, info: &TransparencyInfo) -> Option<Alert> {
+    let seen = gossip_head(gossip)?;
+    let consistent = match seen.size.cmp(&now.size) {
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => seen.root == now.root,
+        std::cmp::Ordering::Less => now.extends(
+            &seen,
+            info.peer_consistency
+                .as_ref()
+                .map_or(&[][..], |p| p.as_bytes()),
+        ),
+    };
+    (!consistent).then(|| {
+        split_view(format!(
+            "another member was shown a transparency log ({} entries) that the log the server \
+             shows you ({} entries) does not extend: the server shows different keys to \
+             different users",
+            seen.size, now.size
+        ))
+    })
+}
+
+fn gossip_head(gossip: &KtGossip) -> Option<TreeHead> {
+    Some(TreeHead {
+        size: gossip.size,
+        root: gossip.root.as_bytes().try_into().ok()?,
+        signature: gossip.signature.as_bytes().try_into().ok()?,
+    })
 }
 
 impl Account {
@@ -147,8 +209,133 @@ impl Account {
                 vec![Op::Setting(keys::KT_HEAD.into(), bytes)],
                 Durability::Relaxed,
             )?;
+            self.gossip.head = Some(Some(head));
         }
         Ok(head)
+    }
+
+    /// The head to pass on in a message to `conversation`: the one this device accepted, if
+    /// this process has not passed it on there yet.
+    pub(super) fn gossip_for(&mut self, conversation: &str) -> Result<Option<KtGossip>, CoreError> {
+        let head = match &self.gossip.head {
+            Some(head) => *head,
+            None => {
+                let head = self.kt_head()?;
+                self.gossip.head = Some(head);
+                head
+            }
+        };
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        if self.gossip.passed_on.get(conversation) == Some(&head.size) {
+            return Ok(None);
+        }
+        let Some((domain, _)) = self.kt_log()? else {
+            return Ok(None);
+        };
+        self.gossip
+            .passed_on
+            .insert(conversation.to_owned(), head.size);
+        Ok(Some(KtGossip {
+            domain,
+            size: head.size,
+            root: B64(head.root.to_vec()),
+            signature: B64(head.signature.to_vec()),
+        }))
+    }
+
+    /// A head `from` passed on. One of another log, or not signed by the log's key, says
+    /// nothing about ours and is ignored. One of the size of ours is compared at once (two
+    /// roots for one size: a split view, returned as an alert); any other is kept, for
+    /// [`Account::check_gossip`] with the server's proof.
+    pub(super) fn received_gossip(
+        &mut self,
+        from: &str,
+        gossip: &KtGossip,
+    ) -> Result<Option<Alert>, CoreError> {
+        let Some((domain, key)) = self.kt_log()? else {
+            return Ok(None);
+        };
+        let Some(head) = gossip_head(gossip) else {
+            return Ok(None);
+        };
+        if gossip.domain != domain || !head.verify(&key, &domain) {
+            return Ok(None);
+        }
+        if let Some(own) = self.kt_head()? {
+            if own.size == head.size {
+                return Ok((own.root != head.root).then(|| {
+                    split_view(format!(
+                        "{from} was shown another transparency log than you at the same size                          ({} entries): the server shows different keys to different users",
+                        head.size
+                    ))
+                }));
+            }
+        }
+        let mut pending = self.gossip_pending()?;
+        if !pending.contains(gossip) {
+            pending.push(gossip.clone());
+            if pending.len() > MAX_PENDING_GOSSIP {
+                pending.remove(0);
+            }
+            let bytes = serde_json::to_vec(&pending).map_err(CoreError::storage)?;
+            self.pending
+                .push(Op::Setting(keys::KT_GOSSIP.into(), bytes));
+            self.gossip.pending = Some(pending);
+        }
+        Ok(None)
+    }
+
+    /// Heads received from other members and not checked yet.
+    pub fn gossip_pending(&mut self) -> Result<Vec<KtGossip>, CoreError> {
+        if let Some(pending) = &self.gossip.pending {
+            return Ok(pending.clone());
+        }
+        let pending: Vec<KtGossip> = match self.store.setting(keys::KT_GOSSIP)? {
+            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        self.gossip.pending = Some(pending.clone());
+        Ok(pending)
+    }
+
+    /// Checks a head another member passed on against the log the server shows now
+    /// (`info`, asked with `since` our head and `peer` the gossiped head's size): the current
+    /// head must extend ours (else `transparency_failed`) and the gossiped one (else
+    /// `split_view`). The alert is returned and kept; the gossiped head is dropped either way.
+    pub fn check_gossip(
+        &mut self,
+        info: &TransparencyInfo,
+        gossip: &KtGossip,
+    ) -> Result<Option<Alert>, CoreError> {
+        let Some((domain, key)) = self.kt_log()? else {
+            return Err(CoreError::Usage(
+                "this device follows no transparency log yet".into(),
+            ));
+        };
+        let alert = match self.accept_head(&domain, &key, &info.head, info.consistency.as_ref()) {
+            Ok(now) => compare_gossip(gossip, &now, info),
+            // A log we refuse cannot be compared with anything: this head is dropped too.
+            Err(CoreError::Refused(alert)) => Some(alert),
+            Err(e) => return Err(e),
+        };
+        let mut pending = self.gossip_pending()?;
+        pending.retain(|g| g != gossip);
+        let mut ops = vec![Op::Setting(
+            keys::KT_GOSSIP.into(),
+            serde_json::to_vec(&pending).map_err(CoreError::storage)?,
+        )];
+        if let Some(a) = &alert {
+            ops.push(Op::Alert(AlertRecord {
+                at: crate::now_ms(),
+                code: a.code.as_str().to_owned(),
+                detail: a.detail.clone(),
+            }));
+        }
+        self.store.apply(ops, Durability::Durable)?;
+        self.gossip.pending = Some(pending);
+        Ok(alert)
     }
 
     /// Checks what the log holds in our own name (every entry proven under one head): an

@@ -2,7 +2,7 @@
 //! must be deliberate.
 
 use missive_proto::api::*;
-use missive_proto::app::{AppBody, AppMessage, FileRef};
+use missive_proto::app::{AppBody, AppMessage, FileRef, KtGossip};
 use missive_proto::{ErrorBody, ErrorCode, B64};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -132,6 +132,7 @@ fn application_payload() {
             id: "0a".into(),
             sent_at: 5,
             prev: Vec::new(),
+            kt: None,
             body: AppBody::Text {
                 text: "bonjour".into(),
                 reply_to: None,
@@ -144,6 +145,7 @@ fn application_payload() {
             id: "0c".into(),
             sent_at: 6,
             prev: Vec::new(),
+            kt: None,
             body: AppBody::Text {
                 text: "oui".into(),
                 reply_to: Some("0a".into()),
@@ -156,18 +158,27 @@ fn application_payload() {
             id: "0b".into(),
             sent_at: 6,
             prev: vec!["0a".into(), "09".into()],
+            kt: Some(KtGossip {
+                domain: "gouv.example".into(),
+                size: 12,
+                root: B64(vec![1; 4]),
+                signature: B64(vec![2; 4]),
+            }),
             body: AppBody::Meta {
                 name: Some("Cabinet".into()),
                 dm: false,
             },
         },
-        json!({"id": "0b", "sent_at": 6, "prev": ["0a", "09"], "body": {"type": "meta", "name": "Cabinet", "dm": false}}),
+        json!({"id": "0b", "sent_at": 6, "prev": ["0a", "09"],
+            "kt": {"domain": "gouv.example", "size": 12, "root": "AQEBAQ", "signature": "AgICAg"},
+            "body": {"type": "meta", "name": "Cabinet", "dm": false}}),
     );
     check(
         AppMessage {
             id: "0b".into(),
             sent_at: 1,
             prev: Vec::new(),
+            kt: None,
             body: AppBody::File {
                 file: FileRef {
                     blob: "5e".into(),

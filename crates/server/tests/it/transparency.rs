@@ -170,3 +170,137 @@ async fn a_key_the_server_logs_for_you_is_reported_by_your_own_devices() {
     assert!(alerts(&alice.sync().await.expect("sync")).is_empty());
     assert_eq!(stored_alerts(&alice), ["own_key_logged"]);
 }
+
+/// A split view: the server rewrites its log for the users it wants to deceive (here, bob is
+/// shown a key of its making for alice, who registered after bob last looked) while carol
+/// saw the real one. Each log is consistent on its own; the heads carol and bob pass on inside
+/// their conversation are not.
+#[tokio::test]
+async fn a_split_view_is_caught_by_the_heads_members_pass_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = ServerProcess::start(dir.path()).await;
+    let mut bob = open_user(dir.path(), &server.url, "bob").await;
+    let mut carol = open_user(dir.path(), &server.url, "carol").await;
+    let hello = carol.dm(&address("bob"), "hello").await.expect("dm");
+    bob.sync().await.expect("sync");
+    assert!(stored_alerts(&bob).is_empty() && stored_alerts(&carol).is_empty());
+    // Alice registers; carol looks her up: carol's head now covers alice's real key.
+    let _alice = open_user(dir.path(), &server.url, "alice").await;
+    carol.fetch_user(&address("alice")).await.expect("proven");
+
+    // The server rewrites alice's entry with a key of its making, and serves that log from
+    // now on. Bob never saw a head covering alice's entry, so it is consistent with his.
+    let (rogue, _) = missive_core::account::Account::create(
+        Box::new(
+            missive_core::sqlite::SqliteAccountStore::open(&dir.path().join("rogue.db"))
+                .expect("store"),
+        ),
+        &address("alice"),
+        &server.url,
+        None,
+    )
+    .expect("rogue");
+    let list = rogue
+        .next_device_list(&[rogue.listed_self()], &[], &[])
+        .expect("rogue list");
+    let db =
+        rusqlite::Connection::open(dir.path().join(missive_server::config::DB_FILE)).expect("db");
+    let version = missive_proto::devicelist::DeviceList::from_bytes(&list)
+        .expect("list")
+        .version;
+    let leaf = Leaf::of_list(&address("alice"), rogue.identity_key(), version, &list);
+    db.execute(
+        "UPDATE kt_log SET leaf = ?1 WHERE address = ?2",
+        params![leaf.to_bytes(), address("alice")],
+    )
+    .expect("rewrite");
+    db.execute(
+        "UPDATE users SET identity_key = ?1, device_list = ?2 WHERE address = ?3",
+        params![rogue.identity_key().to_vec(), list, address("alice")],
+    )
+    .expect("swap");
+    drop(db);
+    server.kill_and_restart().await;
+    let _dave = open_user(dir.path(), &server.url, "dave").await;
+    // Bob is shown the rogue key, proven in the rewritten log, and cannot tell by himself.
+    bob.fetch_user(&address("alice"))
+        .await
+        .expect("consistent with what bob saw");
+
+    // Carol writes to bob: her message carries the head she accepted. The server cannot
+    // prove that the log it shows bob extends it.
+    carol
+        .send_text(&hello.conversation, "still there?")
+        .await
+        .expect("send");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["still there?"], "the message is read");
+    let codes: Vec<AlertCode> = alerts(&outcomes).into_iter().map(|a| a.code).collect();
+    assert_eq!(codes, [AlertCode::SplitView], "{outcomes:?}");
+    assert_eq!(stored_alerts(&bob), ["split_view"]);
+    // Checked once: the next sync does not raise it again.
+    assert!(alerts(&bob.sync().await.expect("sync")).is_empty());
+
+    // Bob's answer carries his head the other way: carol's own check fails too.
+    bob.send_text(&hello.conversation, "yes")
+        .await
+        .expect("send");
+    let outcomes = carol.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["yes"]);
+    let codes: Vec<AlertCode> = alerts(&outcomes).into_iter().map(|a| a.code).collect();
+    assert_eq!(codes, [AlertCode::TransparencyFailed], "{outcomes:?}");
+}
+
+/// Two signed heads of one size with different roots need no proof from the server: the
+/// member who receives the other is alerted as the message is read.
+#[tokio::test]
+async fn two_roots_for_one_size_are_a_split_view_at_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut server = ServerProcess::start(dir.path()).await;
+    let mut bob = open_user(dir.path(), &server.url, "bob").await;
+    let mut carol = open_user(dir.path(), &server.url, "carol").await;
+    let hello = carol.dm(&address("bob"), "hello").await.expect("dm");
+    bob.sync().await.expect("sync");
+    let _alice = open_user(dir.path(), &server.url, "alice").await;
+    carol.fetch_user(&address("alice")).await.expect("proven");
+
+    // Alice's entry rewritten: the log bob is shown has carol's size but another root.
+    let db =
+        rusqlite::Connection::open(dir.path().join(missive_server::config::DB_FILE)).expect("db");
+    let leaf: Vec<u8> = db
+        .query_row(
+            "SELECT leaf FROM kt_log WHERE address = ?1",
+            [address("alice")],
+            |r| r.get(0),
+        )
+        .expect("alice's entry");
+    let mut forged = Leaf::from_bytes(&leaf).expect("a leaf");
+    forged.identity_key = [7; 32];
+    db.execute(
+        "UPDATE kt_log SET leaf = ?1 WHERE address = ?2",
+        params![forged.to_bytes(), address("alice")],
+    )
+    .expect("rewrite");
+    drop(db);
+    server.kill_and_restart().await;
+    bob.devices()
+        .await
+        .expect("bob's own lookup, proven in the rewritten log");
+    assert_eq!(
+        bob.account.kt_head().expect("head").map(|h| h.size),
+        carol.account.kt_head().expect("head").map(|h| h.size)
+    );
+
+    carol
+        .send_text(&hello.conversation, "same size")
+        .await
+        .expect("send");
+    let outcomes = bob.sync().await.expect("sync");
+    assert_eq!(texts(&outcomes), ["same size"]);
+    let codes: Vec<AlertCode> = alerts(&outcomes).into_iter().map(|a| a.code).collect();
+    assert_eq!(codes, [AlertCode::SplitView], "{outcomes:?}");
+    assert!(
+        bob.account.gossip_pending().expect("pending").is_empty(),
+        "decided as the message was read, nothing left to ask the server"
+    );
+}
