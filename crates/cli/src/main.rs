@@ -58,6 +58,16 @@ enum Command {
         /// Your address on that server, name@domain.
         address: String,
     },
+    /// Every device lost: become your account again on this device, with the recovery key
+    /// `missive register` printed (read from stdin). Your other devices are taken off the
+    /// account, and this one rejoins every conversation.
+    Recover {
+        /// The server's URL, with its scheme: http://HOST:PORT or https://HOST.
+        #[arg(long)]
+        server: String,
+        /// Your address on that server, name@domain.
+        address: String,
+    },
     /// Become a new device of your account, with the code `missive link` shows on a device
     /// you already use; joins all its conversations and receives their recent history.
     Join {
@@ -375,6 +385,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 client.account.address(),
                 client.account.device_id(),
                 client.account.server()
+            )?;
+            if let Some(key) = client.account.recovery_key()? {
+                out!("recovery key: {}", key.display())?;
+                eprintln!(
+                    "Write this recovery key down (or print it) and keep it somewhere safe: it \
+                     is the only way back into your account if you lose every device \
+                     (`missive recover`). It is not shown again."
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Recover { server, address } => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("recovery key:");
+            }
+            let mut typed = String::new();
+            std::io::stdin().read_line(&mut typed)?;
+            let key = missive_core::recovery::RecoveryKey::parse(&typed)?;
+            let (new_home, store) = NewHome::open(&home)?;
+            let (client, recovered) = match Client::recover(store, &server, &address, &key).await {
+                Ok(done) => done,
+                Err(e) => {
+                    new_home.discard();
+                    return Err(e.into());
+                }
+            };
+            for (conversation, why) in &recovered.failed {
+                eprintln!("could not rejoin {conversation}: {why}");
+            }
+            out!(
+                "recovered {} (device {}) on {}: {} conversations rejoined, {} lost devices \
+                 removed",
+                client.account.address(),
+                client.account.device_id(),
+                client.account.server(),
+                recovered.rejoined,
+                recovered.revoked
             )?;
             return Ok(ExitCode::SUCCESS);
         }

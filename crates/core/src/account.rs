@@ -32,6 +32,7 @@ const PADDING: usize = 64;
 
 mod device_lists;
 mod linking;
+mod recovery;
 mod transparency;
 
 mod keys {
@@ -53,6 +54,11 @@ mod keys {
     pub const KT_OWN_SEEN: &str = "kt_own_seen";
     /// Heads other members passed on that are still to be compared with the server's log.
     pub const KT_GOSSIP: &str = "kt_gossip";
+    /// The recovery key, and the BLAKE3 digest of the backup last uploaded.
+    pub const RECOVERY_KEY: &str = "recovery_key";
+    pub const RECOVERY_DIGEST: &str = "recovery_digest";
+    /// Conversations a recovered device still has to rejoin (JSON).
+    pub const REJOIN: &str = "rejoin";
 }
 
 fn capabilities() -> Capabilities {
@@ -248,6 +254,8 @@ pub struct Account {
     fresh_lists: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Key transparency gossip: the heads to check, and what this device passed on.
     gossip: transparency::Gossip,
+    /// Contacts or conversations changed since the recovery backup was last compared.
+    backup_dirty: bool,
     identity: Identity,
     device_key: DeviceSigner,
     cert: DeviceCertificate,
@@ -322,6 +330,9 @@ impl Account {
             contacts: Default::default(),
             fresh_lists: Default::default(),
             gossip: Default::default(),
+            // Compared once per process at least: a change made by a process that ended before
+            // it uploaded is caught by the next.
+            backup_dirty: true,
             identity,
             device_key,
             device_id: cert.device_id_hex(),
@@ -542,6 +553,7 @@ impl Account {
                 // Records written now are re-read from the store when next needed.
                 Op::Conversation(c) => {
                     self.conversations.remove(&c.id);
+                    self.backup_dirty = true;
                 }
                 _ => {}
             }
@@ -744,6 +756,7 @@ impl Account {
     fn write_contact(&mut self, contact: ContactRecord) -> Result<(), CoreError> {
         self.store
             .apply(vec![Op::Contact(contact.clone())], Durability::Durable)?;
+        self.backup_dirty = true;
         if let Ok(mut cache) = self.contacts.lock() {
             cache.insert(contact.address.clone(), contact);
         }
@@ -1599,6 +1612,14 @@ impl Account {
             let processed = group
                 .process_message(&this.provider, pm)
                 .map_err(|e| CoreError::refused(AlertCode::RejectedCommit, format!("{e:?}")))?;
+            // A device joining by itself (its user recovered the account): only a device of a
+            // user who is a member already, and on that user's signed list.
+            let external = matches!(processed.sender(), Sender::NewMemberCommit);
+            let members_before = if external {
+                this.members_of(group)
+            } else {
+                Vec::new()
+            };
             let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content()
             else {
                 return Err(CoreError::refused(
@@ -1624,8 +1645,10 @@ impl Account {
                 .into_iter()
                 .collect();
             let mut unknown = BTreeSet::new();
-            for (leaves, listed) in [(&added, true), (&updated, false)] {
+            let mut joiners = Vec::new();
+            for (leaves, listed, path) in [(&added, true, false), (&updated, external, true)] {
                 match this.check_leaves(leaves.iter().map(|(c, k)| (c, k.as_slice())), listed) {
+                    Ok(owners) if path => joiners = owners,
                     Ok(_) => {}
                     Err(CoreError::NeedContacts(a)) => unknown.extend(a),
                     Err(e) => return Err(e),
@@ -1633,6 +1656,15 @@ impl Account {
             }
             if !unknown.is_empty() {
                 return Err(CoreError::NeedContacts(unknown.into_iter().collect()));
+            }
+            if external && !joiners.iter().all(|j| members_before.contains(&j.address)) {
+                return Err(CoreError::refused(
+                    AlertCode::RejectedCommit,
+                    format!(
+                        "a device that is not of a member tried to join {conversation} by \
+                         itself"
+                    ),
+                ));
             }
             let self_removed = staged.self_removed();
             group

@@ -13,6 +13,8 @@ use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
 #[path = "client_link.rs"]
 mod link;
+#[path = "client_recovery.rs"]
+mod recovery;
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "transfer.rs"]
 mod transfer;
@@ -21,6 +23,7 @@ mod transport;
 #[path = "client_trust.rs"]
 mod trust;
 pub use link::{Joined, Linked};
+pub use recovery::Recovered;
 #[cfg(not(target_arch = "wasm32"))]
 pub use transfer::{media_type, Progress, SentFile};
 use transport::http_client;
@@ -147,6 +150,10 @@ impl Client {
         client.ensure_key_packages().await?;
         // Listed once its key packages are up: nobody can claim a package it lacks.
         client.ensure_device_list().await?;
+        client
+            .account
+            .set_recovery_key(&crate::recovery::RecoveryKey::generate())?;
+        client.upload_backup(true).await?;
         Ok(client)
     }
 
@@ -342,6 +349,10 @@ impl Client {
                 Err(CoreError::Network(_)) => {}
                 Err(e) => return Err(e),
             }
+            // A recovery interrupted before it rejoined everything goes on.
+            if !self.account.to_rejoin()?.is_empty() {
+                Box::pin(self.rejoin_all(&mut Recovered::default())).await?;
+            }
         }
         let joined: Vec<String> = outcomes
             .iter()
@@ -357,6 +368,11 @@ impl Client {
                 Ok(()) | Err(CoreError::Network(_)) => {}
                 Err(e) => return Err(e),
             }
+        }
+        // Contacts or conversations changed: the recovery backup follows.
+        match self.upload_backup(false).await {
+            Ok(()) | Err(CoreError::Network(_)) => {}
+            Err(e) => return Err(e),
         }
         Ok(outcomes)
     }
@@ -428,6 +444,10 @@ impl Client {
             },
         )
         .await?;
+        match self.upload_backup(false).await {
+            Ok(()) | Err(CoreError::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
         Ok(conversation)
     }
 

@@ -17,6 +17,7 @@ pub mod link;
 pub mod lookup;
 pub mod memory;
 pub mod provider;
+pub mod recovery;
 pub mod store;
 
 #[cfg(feature = "client")]

@@ -253,6 +253,9 @@ pub struct Grant {
     pub packages: u32,
     /// The contacts pinned by the linking device, with their verified marks.
     pub contacts: Vec<ContactTransfer>,
+    /// The account's recovery key, so that every device keeps the recovery backup current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_key: Option<B64>,
 }
 
 impl std::fmt::Debug for Grant {

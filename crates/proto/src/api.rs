@@ -420,3 +420,42 @@ pub struct LinkGrant {
 pub struct LinkHistoryStatus {
     pub sealed: Option<B64>,
 }
+
+/// `PUT /v1/recovery`: the user's sealed recovery backup (see `missive_core::recovery`),
+/// replacing the stored one, and the secret that will unlock it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryUpload {
+    /// Derived from the recovery key (32 bytes); the server keeps its SHA-256.
+    pub auth: B64,
+    /// Sealed under the recovery key; opaque to the server.
+    pub backup: B64,
+}
+
+/// `POST /v1/recovery/backup`: asks for the sealed backup of `address`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryRequest {
+    pub address: String,
+    pub auth: B64,
+}
+
+/// The sealed backup.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoveryBackup {
+    pub backup: B64,
+}
+
+/// `POST /v1/recovery/device`: registers a device of `address` certified by its identity key
+/// (restored from the backup), on proof of the recovery key. Answered like a registration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoverDeviceRequest {
+    pub address: String,
+    pub auth: B64,
+    pub device_certificate: B64,
+}

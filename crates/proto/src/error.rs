@@ -63,6 +63,9 @@ pub enum ErrorCode {
     StaleDeviceList,
     /// The device is still on its user's signed device list: publish a list without it first.
     DeviceListed,
+    /// No recovery backup of this address opens with that key (the same answer whether the
+    /// address, its backup or the key is at fault).
+    RecoveryRefused,
     /// The server failed; the request may be retried.
     Internal,
     /// A code added after this version (never sent by this server): the client keeps the
@@ -102,6 +105,7 @@ impl ErrorCode {
             ErrorCode::InvalidDeviceList => "invalid_device_list",
             ErrorCode::StaleDeviceList => "stale_device_list",
             ErrorCode::DeviceListed => "device_listed",
+            ErrorCode::RecoveryRefused => "recovery_refused",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }

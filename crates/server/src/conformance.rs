@@ -37,6 +37,7 @@ fn commit(id: &[u8], expected: u64, sender: &str, added: &[&str], removed: &[&st
         group_info: format!("info-{}", expected + 1).into_bytes(),
         sender: sender.to_owned(),
         commit: b"commit".to_vec(),
+        joined: None,
         welcome: (!added.is_empty()).then(|| {
             (
                 b"welcome".to_vec(),
@@ -199,6 +200,59 @@ pub async fn devices(store: &dyn Store) {
         .expect("packages");
     let claimed = store.claim_key_packages("a@x.org").await.expect("claim");
     assert_eq!(claimed, [("d1".to_owned(), vec![5])]);
+}
+
+/// A device joining by external commit is a member from that commit on, with no Welcome.
+pub async fn external_joins(store: &dyn Store) {
+    let g = b"group-x";
+    store.create_group(group(g, &["d1"])).await.expect("create");
+    let mut join = commit(g, 0, "d9", &[], &[]);
+    join.joined = Some("d9".into());
+    store.commit(join).await.expect("join");
+    let mut members = store.group_members(g).await.expect("members");
+    members.sort();
+    assert_eq!(members, ["d1", "d9"]);
+    store
+        .post_message(message(g, "d9", 1, "back"))
+        .await
+        .expect("the joiner posts");
+    let kinds = |events: Vec<missive_proto::api::Event>| {
+        events.into_iter().map(|e| e.kind).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(store.events("d1", 0, 100).await.expect("events")),
+        [EventKind::Commit, EventKind::Message]
+    );
+    assert_eq!(
+        kinds(store.events("d9", 0, 100).await.expect("events")),
+        [EventKind::Message],
+        "the joiner made the commit; it gets what follows"
+    );
+}
+
+/// A recovery record is kept per address, the latest replacing the earlier.
+pub async fn recoveries(store: &dyn Store) {
+    assert_eq!(store.recovery("a@x.org").await.expect("read"), None);
+    store
+        .put_recovery("a@x.org", [1; 32], b"first".to_vec(), 1)
+        .await
+        .expect("put");
+    store
+        .put_recovery("b@x.org", [2; 32], b"other".to_vec(), 1)
+        .await
+        .expect("put");
+    store
+        .put_recovery("a@x.org", [3; 32], b"second".to_vec(), 2)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.recovery("a@x.org").await.expect("read"),
+        Some((vec![3; 32], b"second".to_vec()))
+    );
+    assert_eq!(
+        store.recovery("b@x.org").await.expect("read"),
+        Some((vec![2; 32], b"other".to_vec()))
+    );
 }
 
 /// A device list is stored only above the stored version, and served with the user.
@@ -565,6 +619,16 @@ macro_rules! store_conformance {
         async fn conformance_device_lists() {
             let (_keep, store) = $new().await;
             $crate::conformance::device_lists(store.as_ref()).await;
+        }
+        #[tokio::test]
+        async fn conformance_external_joins() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::external_joins(store.as_ref()).await;
+        }
+        #[tokio::test]
+        async fn conformance_recoveries() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::recoveries(store.as_ref()).await;
         }
         #[tokio::test]
         async fn conformance_key_packages() {

@@ -37,6 +37,8 @@ pub struct GroupState {
 /// What an accepted commit changed.
 pub struct CommitEffect {
     pub new_epoch: u64,
+    /// An external commit: the sending device joined by itself (no Welcome).
+    pub external: bool,
     pub added: Vec<String>,
     pub removed: Vec<String>,
 }
@@ -168,6 +170,18 @@ impl GroupState {
             .collect()
     }
 
+    /// Whether a member leaf is certified for `address` by `identity_key` (a device of that
+    /// user may then fetch the GroupInfo and join by itself).
+    pub fn has_member(&self, address: &str, identity_key: &[u8]) -> bool {
+        self.leaves().is_ok_and(|leaves| {
+            leaves.iter().any(|(_, c)| {
+                DeviceCertificate::from_bytes(c).is_ok_and(|m| {
+                    m.address == address && m.identity_key.as_slice() == identity_key
+                })
+            })
+        })
+    }
+
     /// Device ids of all members; every leaf must carry a valid device certificate.
     pub fn member_devices(&self) -> Result<Vec<String>, GroupError> {
         self.group
@@ -214,21 +228,26 @@ impl GroupState {
             .map_err(invalid(
                 "the commit does not validate against the group's public state",
             ))?;
-        let Sender::Member(leaf) = *processed.sender() else {
-            return Err(GroupError::Forbidden("only members may commit"));
-        };
         let before = self.leaves()?;
         let before_devices: HashSet<&str> = before.iter().map(|(d, _)| d.as_str()).collect();
         let before_certs: HashSet<&[u8]> = before.iter().map(|(_, c)| c.as_slice()).collect();
-        let committer = self
-            .group
-            .leaf(leaf)
-            .and_then(|l| leaf_device(l.credential(), l.signature_key().as_slice()));
-        if committer.as_deref() != Some(sender) {
-            return Err(GroupError::Forbidden(
-                "a device may only send commits signed by its own leaf",
-            ));
-        }
+        let external = match *processed.sender() {
+            Sender::Member(leaf) => {
+                let committer = self
+                    .group
+                    .leaf(leaf)
+                    .and_then(|l| leaf_device(l.credential(), l.signature_key().as_slice()));
+                if committer.as_deref() != Some(sender) {
+                    return Err(GroupError::Forbidden(
+                        "a device may only send commits signed by its own leaf",
+                    ));
+                }
+                false
+            }
+            // A device joining by itself (account recovery): checked below, once merged.
+            Sender::NewMemberCommit => true,
+            _ => return Err(GroupError::Forbidden("only members may commit")),
+        };
         let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
             return Err(GroupError::Invalid("expected a commit".into()));
         };
@@ -249,6 +268,26 @@ impl GroupState {
                 ))?;
         }
         let after_devices: HashSet<&str> = after.iter().map(|(d, _)| d.as_str()).collect();
+        if external {
+            // The joiner is the sending device, new to the group, and certified by the
+            // identity key of a user who is a member already: nobody else joins this way.
+            let joiner = after
+                .iter()
+                .find(|(d, _)| d == sender && !before_devices.contains(d.as_str()))
+                .and_then(|(_, c)| DeviceCertificate::from_bytes(c).ok())
+                .ok_or(GroupError::Forbidden(
+                    "an external commit must bring in the device that sends it",
+                ))?;
+            if !before.iter().any(|(_, c)| {
+                DeviceCertificate::from_bytes(c).is_ok_and(|m| {
+                    m.address == joiner.address && m.identity_key == joiner.identity_key
+                })
+            }) {
+                return Err(GroupError::Forbidden(
+                    "only a device of a current member may join by itself",
+                ));
+            }
+        }
         let info = parse_group_info(group_info)?;
         if info.group_id() != self.group.group_id() || info.epoch().as_u64() != self.epoch() {
             return Err(GroupError::Invalid(
@@ -265,6 +304,7 @@ impl GroupState {
             .collect();
         Ok(CommitEffect {
             new_epoch: self.epoch(),
+            external,
             added,
             removed,
         })

@@ -18,6 +18,7 @@ pub mod links;
 pub mod postgres;
 pub mod push;
 pub mod ratelimit;
+pub mod recovery_routes;
 pub mod routes;
 pub mod running;
 pub mod sqlite;

@@ -114,6 +114,14 @@ CREATE TABLE kt_log (
 );
 CREATE INDEX kt_log_by_list ON kt_log(address, version);
 "#,
+    r#"
+CREATE TABLE recoveries (
+    address TEXT PRIMARY KEY,
+    auth_hash BYTEA NOT NULL,
+    backup BYTEA NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
 ];
 
 const KIND_COMMIT: i16 = 0;
@@ -660,6 +668,36 @@ impl Store for PgStore {
             .map(to_u64))
     }
 
+    async fn put_recovery(
+        &self,
+        address: &str,
+        auth_hash: [u8; 32],
+        backup: Vec<u8>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.reader
+            .execute(
+                "INSERT INTO recoveries (address, auth_hash, backup, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (address) DO UPDATE SET \
+                 auth_hash = excluded.auth_hash, backup = excluded.backup, \
+                 updated_at = excluded.updated_at",
+                &[&address, &auth_hash.as_slice(), &backup, &to_i64(now)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn recovery(&self, address: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        Ok(self
+            .reader
+            .query_opt(
+                "SELECT auth_hash, backup FROM recoveries WHERE address = $1",
+                &[&address],
+            )
+            .await?
+            .map(|r| (r.get(0), r.get(1))))
+    }
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
         Ok(self
             .reader
@@ -890,6 +928,13 @@ impl Store for PgStore {
                         "UPDATE group_devices SET to_event = $1 WHERE group_id = $2 \
                          AND device_id = $3 AND to_event IS NULL",
                         &[&event_id, &commit.group_id, device],
+                    )
+                    .await?;
+                }
+                if let Some(device) = &commit.joined {
+                    tx.execute(
+                        "INSERT INTO group_devices (group_id, device_id, from_event) VALUES ($1, $2, $3)",
+                        &[&commit.group_id, device, &event_id],
                     )
                     .await?;
                 }

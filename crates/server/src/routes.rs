@@ -127,6 +127,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::device_routes::transparency_info))
         .routes(routes!(crate::device_routes::transparency_entries))
         .routes(routes!(crate::device_routes::transparency_mine))
+        .routes(
+            routes!(crate::recovery_routes::put_recovery).layer(DefaultBodyLimit::max(MLS_BODY)),
+        )
+        .routes(routes!(crate::recovery_routes::get_backup).layer(small))
+        .routes(routes!(crate::recovery_routes::recover_device).layer(small))
         .routes(routes!(crate::links::create_link).layer(small))
         .routes(routes!(crate::links::put_offer).layer(small))
         .routes(routes!(crate::links::link_status))
@@ -187,6 +192,7 @@ fn body_limit(path: &str) -> usize {
         LINK_HISTORY_BODY
     } else if path == "/v1/groups"
         || path == "/v1/key-packages"
+        || path == "/v1/recovery"
         || (path.starts_with("/v1/links/") && path.ends_with("/packages"))
     {
         MLS_BODY
@@ -386,7 +392,7 @@ async fn get_group_info(
     GroupPath(group_id): GroupPath,
 ) -> ApiResult<GroupInfoResponse> {
     let members = state.store().group_members(&group_id).await?;
-    if !members.contains(&device.device_id) {
+    if !members.contains(&device.device_id) && !is_member_user(&state, &group_id, &device).await? {
         return Err(AppError::not_found("no such group"));
     }
     let (epoch, info) = state
@@ -398,6 +404,23 @@ async fn get_group_info(
         epoch,
         group_info: B64(info),
     }))
+}
+
+/// Whether another device of the caller's user is a member of the group (certified by the
+/// user's current identity key): a recovered device rejoins that way.
+async fn is_member_user(
+    state: &AppState,
+    group_id: &[u8],
+    device: &Device,
+) -> Result<bool, AppError> {
+    let (Some(record), Some(user)) = (
+        state.store().group(group_id).await?,
+        state.store().user(&device.address).await?,
+    ) else {
+        return Ok(false);
+    };
+    let group = GroupState::load(group_id, &record.state)?;
+    Ok(group.has_member(&device.address, &user.identity_key))
 }
 
 /// Submits a commit for the group's current epoch.
@@ -426,7 +449,8 @@ async fn post_commit(
         &device.device_id,
         req.group_info.as_bytes(),
     )?;
-    let welcome = match (req.welcome, effect.added.is_empty()) {
+    // An external commit adds only its sender, who needs no Welcome.
+    let welcome = match (req.welcome, effect.added.is_empty() || effect.external) {
         (Some(w), false) => {
             groups::check_welcome(w.as_bytes())?;
             Some((w.0, effect.added.clone()))
@@ -453,9 +477,10 @@ async fn post_commit(
             new_epoch: effect.new_epoch,
             state: group.to_bytes()?,
             group_info: req.group_info.0,
-            sender: device.device_id,
+            sender: device.device_id.clone(),
             commit: req.commit.0,
             welcome,
+            joined: effect.external.then(|| device.device_id.clone()),
             removed: effect.removed,
             now_ms: now_ms(),
         })

@@ -122,6 +122,14 @@ CREATE TABLE kt_log (
 );
 CREATE INDEX kt_log_by_list ON kt_log(address, version);
 "#,
+    r#"
+CREATE TABLE recoveries (
+    address TEXT PRIMARY KEY,
+    auth_hash BLOB NOT NULL,
+    backup BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#,
 ];
 
 const KIND_COMMIT: i64 = 0;
@@ -665,6 +673,40 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_recovery(
+        &self,
+        address: &str,
+        auth_hash: [u8; 32],
+        backup: Vec<u8>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO recoveries (address, auth_hash, backup, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (address) DO UPDATE SET \
+                 auth_hash = excluded.auth_hash, backup = excluded.backup, \
+                 updated_at = excluded.updated_at",
+                params![address, auth_hash.to_vec(), backup, to_i64(now)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recovery(&self, address: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let address = address.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT auth_hash, backup FROM recoveries WHERE address = ?1",
+                [address],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {
         let generation = {
             let cache = self.auth.lock().map_err(backend)?;
@@ -923,6 +965,13 @@ impl Store for SqliteStore {
                     "UPDATE group_devices SET to_event = ?1 WHERE group_id = ?2 \
                      AND device_id = ?3 AND to_event IS NULL",
                     params![event_id, commit.group_id, device],
+                )?;
+            }
+            if let Some(device) = &commit.joined {
+                tx.execute(
+                    "INSERT INTO group_devices (group_id, device_id, from_event) \
+                     VALUES (?1, ?2, ?3)",
+                    params![commit.group_id, device, event_id],
                 )?;
             }
             if let Some((welcome, devices)) = &commit.welcome {

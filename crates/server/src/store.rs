@@ -98,6 +98,8 @@ pub struct CommitWrite {
     pub commit: Vec<u8>,
     /// The Welcome and the devices it is for.
     pub welcome: Option<(Vec<u8>, Vec<String>)>,
+    /// A device that joined by this (external) commit: a member from the commit on.
+    pub joined: Option<String>,
     pub removed: Vec<String>,
     pub now_ms: u64,
 }
@@ -252,6 +254,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// The log position of `address`'s device list `version`.
     async fn kt_index(&self, address: &str, version: u64) -> Result<Option<u64>, StoreError>;
+
+    /// Keeps `address`'s sealed recovery backup and the hash of the secret that unlocks it,
+    /// replacing any earlier one.
+    async fn put_recovery(
+        &self,
+        address: &str,
+        auth_hash: [u8; 32],
+        backup: Vec<u8>,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    /// `address`'s recovery record: `(auth hash, sealed backup)`.
+    async fn recovery(&self, address: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
 
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError>;
 

@@ -5,6 +5,7 @@ mod compat;
 mod files;
 mod linking;
 mod newcomer;
+mod recovery;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -59,7 +60,8 @@ impl World {
         self.dir.path().join("homes").join(name)
     }
 
-    fn register(&self, name: &str) {
+    /// Registers `name` with an invite; returns what `register` printed.
+    fn register(&self, name: &str) -> String {
         let address = format!("{name}@example.org");
         let code = auth::new_invite_code();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -75,7 +77,7 @@ impl World {
         self.ok(
             name,
             &["register", "--server", &url, "--invite", &code, &address],
-        );
+        )
     }
 
     /// `missive --home HOME ARGS` for user `name`, to run or spawn.

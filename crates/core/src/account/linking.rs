@@ -35,9 +35,9 @@ impl Account {
             .certify(self.address(), device_id, offer.device_key.as_bytes())
     }
 
-    /// The grant for a certified device: identity key, certificate, contacts.
-    pub fn grant(&self, cert: &DeviceCertificate, packages: u32) -> Result<Grant, CoreError> {
-        let contacts = self
+    /// The contacts as pinned, with their verified marks and device lists.
+    pub(super) fn contact_transfers(&self) -> Result<Vec<ContactTransfer>, CoreError> {
+        Ok(self
             .store
             .contacts()?
             .into_iter()
@@ -47,13 +47,44 @@ impl Account {
                 verified: c.verified,
                 device_list: c.device_list.map(B64),
             })
-            .collect();
+            .collect())
+    }
+
+    /// Pins contacts handed over by another device of ours (or a backup). A device list that
+    /// does not verify under the contact's key is dropped, not pinned.
+    pub(super) fn import_contacts(
+        &mut self,
+        contacts: &[ContactTransfer],
+    ) -> Result<(), CoreError> {
+        for c in contacts {
+            if c.address == self.address() {
+                continue;
+            }
+            let device_list = c.device_list.as_ref().and_then(|l| {
+                DeviceList::open(l.as_bytes(), &c.address, c.identity_key.as_bytes())
+                    .ok()
+                    .map(|_| l.0.clone())
+            });
+            self.write_contact(ContactRecord {
+                address: c.address.clone(),
+                identity_key: c.identity_key.0.clone(),
+                verified: c.verified,
+                pending_key: None,
+                device_list,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The grant for a certified device: identity key, certificate, contacts, recovery key.
+    pub fn grant(&self, cert: &DeviceCertificate, packages: u32) -> Result<Grant, CoreError> {
         Ok(Grant {
             address: self.address().to_owned(),
             identity_secret: B64(self.identity.secret().to_vec()),
             certificate: B64(cert.to_bytes()),
             packages,
-            contacts,
+            contacts: self.contact_transfers()?,
+            recovery_key: self.recovery_key()?.map(|k| B64(k.as_bytes().to_vec())),
         })
     }
 
@@ -99,23 +130,13 @@ impl Account {
             device_id: device_id.to_owned(),
             token: token.to_owned(),
         })?;
-        for c in &grant.contacts {
-            if c.address == account.address() {
-                continue;
-            }
-            // A list that does not verify under the contact's key is dropped, not pinned.
-            let device_list = c.device_list.as_ref().and_then(|l| {
-                DeviceList::open(l.as_bytes(), &c.address, c.identity_key.as_bytes())
-                    .ok()
-                    .map(|_| l.0.clone())
-            });
-            account.write_contact(ContactRecord {
-                address: c.address.clone(),
-                identity_key: c.identity_key.0.clone(),
-                verified: c.verified,
-                pending_key: None,
-                device_list,
-            })?;
+        account.import_contacts(&grant.contacts)?;
+        if let Some(key) = grant
+            .recovery_key
+            .as_ref()
+            .and_then(|k| crate::recovery::RecoveryKey::from_bytes(k.as_bytes()))
+        {
+            account.set_recovery_key(&key)?;
         }
         Ok(account)
     }

@@ -11,6 +11,7 @@ mod groups;
 mod hostile;
 mod journaled;
 mod operator;
+mod recovery;
 mod support;
 mod threats;
 mod transparency;

@@ -1,0 +1,211 @@
+//! Recovery when every device is lost, the flows: keeping the sealed backup on the server
+//! current, and becoming the account again on a new device (registering it with the recovery
+//! key, replacing the lost devices on the signed list, rejoining every conversation by
+//! external commit and removing the lost devices from it).
+
+use missive_proto::api::{
+    CommitResponse, GroupInfoResponse, RecoveryBackup, RecoveryRequest, RegisterResponse,
+};
+use missive_proto::{ErrorCode, B64};
+
+use super::{http_client, Client, Transport, KEY_PACKAGE_STOCK, MAX_ATTEMPTS};
+use crate::account::Account;
+use crate::error::CoreError;
+use crate::recovery::RecoveryKey;
+use crate::store::AccountStore;
+
+/// What a recovery did.
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    /// Conversations rejoined.
+    pub rejoined: usize,
+    /// Conversations that could not be rejoined, with why.
+    pub failed: Vec<(String, String)>,
+    /// Lost devices taken off the account.
+    pub revoked: usize,
+}
+
+impl Client {
+    /// Uploads the recovery backup if it changed (always with `force`).
+    pub async fn upload_backup(&mut self, force: bool) -> Result<(), CoreError> {
+        if let Some((upload, digest)) = self.account.backup_upload(force)? {
+            self.transport()
+                .put_no_content("/v1/recovery", &upload)
+                .await?;
+            self.account.backup_uploaded(digest)?;
+        }
+        Ok(())
+    }
+
+    /// Becomes the account of `address` again on a new device, from its recovery key: every
+    /// other device of the account is taken off it (they are lost), and every conversation of
+    /// the backup is rejoined.
+    pub async fn recover(
+        store: Box<dyn AccountStore + Send>,
+        server: &str,
+        address: &str,
+        key: &RecoveryKey,
+    ) -> Result<(Client, Recovered), CoreError> {
+        let server = crate::lookup::server_url(server)?;
+        let address = crate::lookup::address(address)?;
+        if Account::is_registered(store.as_ref())? {
+            return Err(CoreError::Usage(
+                "this home already holds a registered account".into(),
+            ));
+        }
+        let http = http_client()?;
+        let anonymous = Transport {
+            http: http.clone(),
+            server: server.clone(),
+            token: String::new(),
+            barrier: None,
+        };
+        let refused = |e: CoreError| match e.server_code() {
+            Some(ErrorCode::RecoveryRefused) => CoreError::Usage(format!(
+                "no recovery backup of {address} opens with this key (check the key and the \
+                 address)"
+            )),
+            _ => e,
+        };
+        let sealed: RecoveryBackup = anonymous
+            .post(
+                "/v1/recovery/backup",
+                &RecoveryRequest {
+                    address: address.clone(),
+                    auth: key.auth(&address),
+                },
+            )
+            .await
+            .map_err(refused)?;
+        let backup = key
+            .open(&address, sealed.backup.as_bytes())
+            .ok_or_else(|| {
+                CoreError::Usage(format!(
+                    "the backup the server holds for {address} does not open with this key"
+                ))
+            })?;
+        let (mut account, request) = Account::restore(store, &server, &address, key, &backup)?;
+        let response: RegisterResponse = anonymous
+            .post("/v1/recovery/device", &request)
+            .await
+            .map_err(refused)?;
+        account.finish_restore(&response, key, &backup)?;
+        let mut client = Client {
+            account,
+            http,
+            barrier: None,
+            stock_checked: false,
+            stock: KEY_PACKAGE_STOCK,
+        };
+        client.ensure_key_packages().await?;
+        let mut recovered = Recovered {
+            revoked: client.replace_lost_devices().await?,
+            ..Recovered::default()
+        };
+        client.rejoin_all(&mut recovered).await?;
+        client.upload_backup(true).await?;
+        Ok((client, recovered))
+    }
+
+    /// Publishes a device list naming this device alone, then takes the others off the
+    /// server. Returns how many were taken off.
+    async fn replace_lost_devices(&mut self) -> Result<usize, CoreError> {
+        let address = self.account.address().to_owned();
+        let own = self.account.device_id();
+        let user = self.fetch_user(&address).await?;
+        let lost: Vec<String> = user
+            .devices
+            .iter()
+            .map(|d| d.device_id.clone())
+            .filter(|d| *d != own)
+            .chain(
+                self.account
+                    .pinned_list(&address)?
+                    .map(|l| {
+                        l.devices
+                            .iter()
+                            .map(|d| hex::encode(d.device_id))
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default(),
+            )
+            .filter(|d| *d != own)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let this = [self.account.listed_self()];
+        self.publish_device_list(&this, &this, &lost).await?;
+        let mut revoked = 0;
+        for device in user.devices.iter().filter(|d| d.device_id != own) {
+            self.transport()
+                .delete(&format!("/v1/devices/{}", device.device_id))
+                .await?;
+            revoked += 1;
+        }
+        Ok(revoked)
+    }
+
+    /// Rejoins the conversations of the backup not rejoined yet, by external commit, and
+    /// removes the lost devices from each.
+    pub(super) async fn rejoin_all(&mut self, recovered: &mut Recovered) -> Result<(), CoreError> {
+        for record in self.account.to_rejoin()? {
+            match self.rejoin(&record.id).await {
+                Ok(()) => {
+                    self.account.rejoined(&record)?;
+                    recovered.rejoined += 1;
+                    let lost = self.account.other_own_devices(&record.id)?;
+                    if !lost.is_empty() {
+                        self.commit_with(&record.id, &[], &lost).await?;
+                    }
+                }
+                Err(e @ CoreError::Network(_)) => return Err(e),
+                Err(e) => {
+                    self.record_refusal(&e);
+                    self.account.forget_rejoin(&record.id)?;
+                    recovered.failed.push((record.id.clone(), e.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One external join, tried again after a lost epoch race or once the members' users are
+    /// looked up.
+    async fn rejoin(&mut self, conversation: &str) -> Result<(), CoreError> {
+        let group_id = B64::encode(&hex::decode(conversation).map_err(CoreError::storage)?);
+        for _ in 0..MAX_ATTEMPTS {
+            let info: GroupInfoResponse = self
+                .transport()
+                .get(&format!("/v1/groups/{group_id}/group-info"))
+                .await?;
+            let (_, request) = match self
+                .account
+                .rejoin(conversation, info.group_info.as_bytes())
+            {
+                Err(CoreError::NeedContacts(users)) => {
+                    for user in users {
+                        self.fetch_user(&user).await?;
+                    }
+                    continue;
+                }
+                other => other?,
+            };
+            match self
+                .transport()
+                .post::<_, CommitResponse>(&format!("/v1/groups/{group_id}/commits"), &request)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    self.account.rejoin_refused(conversation)?;
+                    if e.server_code() != Some(ErrorCode::StaleEpoch) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Err(CoreError::Usage(format!(
+            "gave up rejoining {conversation} after {MAX_ATTEMPTS} tries"
+        )))
+    }
+}

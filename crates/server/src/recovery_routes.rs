@@ -1,0 +1,141 @@
+//! Recovery when every device is lost: the server keeps each user's backup sealed under their
+//! recovery key, with the hash of a secret derived from that key. Whoever shows the secret
+//! gets the backup and may register a device certified by the user's identity key (which
+//! only the backup holds). A wrong secret, an unknown address and an address without backup
+//! get the same answer.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use missive_proto::api::*;
+use missive_proto::cert::DeviceCertificate;
+use missive_proto::{ErrorBody, ErrorCode};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{self, Device};
+use crate::error::AppError;
+use crate::routes::{ApiJson, ApiResult};
+use crate::store::NewDevice;
+use crate::{now_secs, AppState};
+
+/// Largest sealed backup kept.
+pub const MAX_BACKUP: usize = 3 * 1024 * 1024;
+
+fn refused() -> AppError {
+    AppError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::RecoveryRefused,
+        "no recovery backup of this address opens with this key",
+    )
+}
+
+fn auth_hash(auth: &[u8]) -> Result<[u8; 32], AppError> {
+    if auth.len() != 32 {
+        return Err(AppError::bad_request(
+            ErrorCode::MalformedRequest,
+            "auth must be 32 bytes",
+        ));
+    }
+    Ok(Sha256::digest(auth).into())
+}
+
+/// Checks `auth` against `address`'s record; the sealed backup if it matches.
+async fn unlock(state: &AppState, address: &str, auth: &[u8]) -> Result<Vec<u8>, AppError> {
+    let hash = auth_hash(auth)?;
+    let Some((stored, backup)) = state.store().recovery(address).await? else {
+        return Err(refused());
+    };
+    // Compared without an early exit: the time taken says nothing about the stored hash.
+    let differ = stored
+        .iter()
+        .zip(hash.iter())
+        .fold(stored.len() ^ hash.len(), |acc, (a, b)| {
+            acc | usize::from(a ^ b)
+        });
+    if differ != 0 {
+        return Err(refused());
+    }
+    Ok(backup)
+}
+
+/// Keeps the caller's user's sealed recovery backup.
+#[utoipa::path(put, path = "/v1/recovery", request_body = RecoveryUpload,
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn put_recovery(
+    State(state): State<AppState>,
+    device: Device,
+    ApiJson(req): ApiJson<RecoveryUpload>,
+) -> Result<StatusCode, AppError> {
+    let hash = auth_hash(req.auth.as_bytes())?;
+    if req.backup.0.len() > MAX_BACKUP {
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("a recovery backup holds at most {MAX_BACKUP} bytes"),
+        ));
+    }
+    state
+        .store()
+        .put_recovery(&device.address, hash, req.backup.0, now_secs())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The sealed backup of an address, for whoever holds its recovery key.
+#[utoipa::path(post, path = "/v1/recovery/backup", request_body = RecoveryRequest,
+    responses((status = 200, body = RecoveryBackup), (status = "4XX", body = ErrorBody)))]
+pub async fn get_backup(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RecoveryRequest>,
+) -> ApiResult<RecoveryBackup> {
+    let backup = unlock(&state, &req.address, req.auth.as_bytes()).await?;
+    Ok(Json(RecoveryBackup {
+        backup: missive_proto::B64(backup),
+    }))
+}
+
+/// Registers a recovered device: the recovery key's proof, and a certificate signed by the
+/// user's identity key.
+#[utoipa::path(post, path = "/v1/recovery/device", request_body = RecoverDeviceRequest,
+    responses((status = 200, body = RegisterResponse), (status = "4XX", body = ErrorBody)))]
+pub async fn recover_device(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RecoverDeviceRequest>,
+) -> ApiResult<RegisterResponse> {
+    unlock(&state, &req.address, req.auth.as_bytes()).await?;
+    let cert = DeviceCertificate::from_bytes(req.device_certificate.as_bytes())
+        .and_then(|c| c.verify().map(|()| c))
+        .map_err(|e| AppError::bad_request(ErrorCode::InvalidCertificate, e.to_string()))?;
+    let user = state
+        .store()
+        .user(&req.address)
+        .await?
+        .ok_or_else(refused)?;
+    if cert.address != req.address || cert.identity_key.as_slice() != user.identity_key {
+        return Err(AppError::bad_request(
+            ErrorCode::InvalidCertificate,
+            "the certificate is not signed by this address's identity key",
+        ));
+    }
+    let device_id = cert.device_id_hex();
+    let secret = auth::new_secret();
+    state
+        .store()
+        .add_device(
+            &req.address,
+            NewDevice {
+                device_id: device_id.clone(),
+                certificate: req.device_certificate.0,
+                token_hash: auth::hash_secret(&secret),
+            },
+            now_secs(),
+        )
+        .await?;
+    tracing::info!(device = %device_id, "device recovered");
+    Ok(Json(RegisterResponse {
+        address: req.address,
+        token: format!("{device_id}.{secret}"),
+        device_id,
+    }))
+}
