@@ -4,7 +4,7 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
 import { DevicesDialog, MembersDialog, SafetyNumberDialog } from "./devices";
 import { language, setLanguage, t, type Language } from "./i18n";
-import type { Conversation, Identity, Message, Outcome } from "./protocol";
+import type { Conversation, Identity, Message, Outcome, Registered } from "./protocol";
 
 type Phase =
   | { kind: "starting" }
@@ -77,36 +77,56 @@ export function App() {
   }
 }
 
+type Mode = "register" | "link" | "recover";
+
 function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identity): void }) {
-  const [linking, setLinking] = useState(false);
+  const [mode, setMode] = useState<Mode>("register");
   const [server, setServer] = useState(location.origin);
   const [address, setAddress] = useState("");
   const [invite, setInvite] = useState("");
   const [code, setCode] = useState("");
+  const [key, setKey] = useState("");
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
+  const [registered, setRegistered] = useState<Registered>();
   const submit = async (e: Event) => {
     e.preventDefault();
     setBusy(true);
     setError("");
     try {
-      onDone(
-        await engine.call<Identity>(
-          linking
-            ? { method: "join", server: server.trim(), code: code.trim() }
-            : {
-                method: "register",
-                server: server.trim(),
-                address: address.trim(),
-                invite: invite.trim() || undefined,
-              },
-        ),
-      );
+      if (mode === "register") {
+        const me = await engine.call<Registered>({
+          method: "register",
+          server: server.trim(),
+          address: address.trim(),
+          invite: invite.trim() || undefined,
+        });
+        if (me.recoveryKey) setRegistered(me);
+        else onDone(me);
+      } else if (mode === "link") {
+        onDone(await engine.call<Identity>({ method: "join", server: server.trim(), code: code.trim() }));
+      } else {
+        onDone(
+          await engine.call<Identity>({
+            method: "recover",
+            server: server.trim(),
+            address: address.trim(),
+            key: key.trim(),
+          }),
+        );
+      }
     } catch (err) {
       setError(errorText(err));
     } finally {
       setBusy(false);
     }
+  };
+  if (registered?.recoveryKey) {
+    return <RecoveryKeyScreen recoveryKey={registered.recoveryKey} onDone={() => onDone(registered)} />;
+  }
+  const switchTo = (next: Mode) => () => {
+    setMode(next);
+    setError("");
   };
   const serverField = (
     <label>
@@ -114,11 +134,35 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
       <input value={server} onInput={(e) => setServer(e.currentTarget.value)} required />
     </label>
   );
+  const addressField = (
+    <label>
+      {t("Address")}
+      <input
+        value={address}
+        onInput={(e) => setAddress(e.currentTarget.value)}
+        placeholder="name@ministry.gouv.fr"
+        autocomplete="username"
+        required
+      />
+    </label>
+  );
+  const errorLine = error && <p role="alert" class="error">{error}</p>;
+  const others = (["register", "link", "recover"] as Mode[])
+    .filter((m) => m !== mode)
+    .map((m) => (
+      <button key={m} class="link" onClick={switchTo(m)} disabled={busy}>
+        {m === "register"
+          ? t("Create a new account instead")
+          : m === "link"
+            ? t("Link to an existing account")
+            : t("Recover an account (every device lost)")}
+      </button>
+    ));
   return (
     <main class="register">
       <h1>Missive</h1>
       <LanguagePicker />
-      {linking ? (
+      {mode === "link" && (
         <>
           <p>
             {t(
@@ -139,42 +183,85 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
                 required
               />
             </label>
-            {error && <p role="alert" class="error">{error}</p>}
+            {errorLine}
             <button type="submit" disabled={busy}>
               {busy ? t("Linking… (keep the other device open)") : t("Link this browser")}
             </button>
           </form>
-          <button class="link" onClick={() => { setLinking(false); setError(""); }} disabled={busy}>
-            {t("Create a new account instead")}
-          </button>
         </>
-      ) : (
+      )}
+      {mode === "register" && (
         <>
           <p>{t("Create your account on your organisation's server.")}</p>
           <form onSubmit={submit}>
             {serverField}
-            <label>
-              {t("Address")}
-              <input
-                value={address}
-                onInput={(e) => setAddress(e.currentTarget.value)}
-                placeholder="name@ministry.gouv.fr"
-                autocomplete="username"
-                required
-              />
-            </label>
+            {addressField}
             <label>
               {t("Invite code")}
               <input value={invite} onInput={(e) => setInvite(e.currentTarget.value)} />
             </label>
-            {error && <p role="alert" class="error">{error}</p>}
+            {errorLine}
             <button type="submit" disabled={busy}>{busy ? t("Registering…") : t("Register")}</button>
           </form>
-          <button class="link" onClick={() => { setLinking(true); setError(""); }} disabled={busy}>
-            {t("Link to an existing account")}
-          </button>
         </>
       )}
+      {mode === "recover" && (
+        <>
+          <p>
+            {t(
+              "Lost every device? Type the recovery key you wrote down when you registered. Your other devices will be taken off your account.",
+            )}
+          </p>
+          <form onSubmit={submit}>
+            {serverField}
+            {addressField}
+            <label>
+              {t("Recovery key")}
+              <input
+                value={key}
+                onInput={(e) => setKey(e.currentTarget.value)}
+                autocomplete="off"
+                spellcheck={false}
+                required
+              />
+            </label>
+            {errorLine}
+            <button type="submit" disabled={busy}>
+              {busy ? t("Recovering…") : t("Recover account")}
+            </button>
+          </form>
+        </>
+      )}
+      {others}
+    </main>
+  );
+}
+
+/** The recovery key, shown once after registering: written down (or printed) before going on. */
+function RecoveryKeyScreen({ recoveryKey, onDone }: { recoveryKey: string; onDone(): void }) {
+  const [kept, setKept] = useState(false);
+  return (
+    <main class="register recovery-key">
+      <h1>{t("Your recovery key")}</h1>
+      <p>
+        {t(
+          "If you lose every device, this key is the only way back into your account. Write it down or print it, and keep it somewhere safe. It will not be shown again.",
+        )}
+      </p>
+      <p class="key" aria-label={t("Recovery key")}>
+        <code>
+          {/* Lines break between groups only. */}
+          {recoveryKey.split("-").map((group, i, all) => (
+            <span key={i}>{i < all.length - 1 ? `${group}-` : group}</span>
+          ))}
+        </code>
+      </p>
+      <button class="link" onClick={() => window.print()}>{t("Print")}</button>
+      <label class="check">
+        <input type="checkbox" checked={kept} onChange={(e) => setKept(e.currentTarget.checked)} />
+        {t("I have written down my recovery key")}
+      </label>
+      <button onClick={onDone} disabled={!kept}>{t("Continue")}</button>
     </main>
   );
 }

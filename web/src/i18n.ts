@@ -19,6 +19,18 @@ const fr: Record<string, string> = {
   "Registering…": "Inscription…",
   "Link to an existing account": "Lier à un compte existant",
   "Create a new account instead": "Créer plutôt un nouveau compte",
+  "Recover an account (every device lost)": "Récupérer un compte (tous les appareils perdus)",
+  "Lost every device? Type the recovery key you wrote down when you registered. Your other devices will be taken off your account.":
+    "Tous vos appareils sont perdus ? Saisissez la clé de récupération notée à votre inscription. Vos autres appareils seront retirés de votre compte.",
+  "Recovery key": "Clé de récupération",
+  "Recovering…": "Récupération…",
+  "Recover account": "Récupérer le compte",
+  "Your recovery key": "Votre clé de récupération",
+  "If you lose every device, this key is the only way back into your account. Write it down or print it, and keep it somewhere safe. It will not be shown again.":
+    "Si vous perdez tous vos appareils, cette clé est le seul moyen de retrouver votre compte. Notez-la ou imprimez-la, et conservez-la en lieu sûr. Elle ne sera plus affichée.",
+  "Print": "Imprimer",
+  "I have written down my recovery key": "J'ai noté ma clé de récupération",
+  "Continue": "Continuer",
   "Use the account of another device: on it, choose “Link a new device” (or run {command}) and type the code it shows.":
     "Utilisez le compte d'un autre appareil : sur celui-ci, choisissez « Lier un nouvel appareil » (ou lancez {command}) et saisissez le code affiché.",
   "Link code": "Code de liaison",

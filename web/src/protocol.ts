@@ -16,6 +16,7 @@ export type Call =
   | { method: "open" }
   | { method: "register"; server: string; address: string; invite?: string }
   | { method: "join"; server: string; code: string }
+  | { method: "recover"; server: string; address: string; key: string }
   | { method: "link" }
   | { method: "devices" }
   | { method: "revokeDevice"; deviceId: string }
@@ -46,3 +47,6 @@ export type Reply =
 
 /** Who this device is, once an account is open. */
 export type Identity = { address: string; deviceId: string };
+
+/** The answer to a registration: the account, and its recovery key to write down. */
+export type Registered = Identity & { recoveryKey?: string };

@@ -26,6 +26,12 @@ async function answer(call: Call): Promise<unknown> {
   if (call.method === "register") {
     engine = await Engine.register(await openStorage(), call.server, call.address, call.invite);
     listen(engine);
+    // Shown once, to be written down: only the answer to the registration carries it.
+    return { ...identity(engine), recoveryKey: (await engine.recoveryKey()) ?? undefined };
+  }
+  if (call.method === "recover") {
+    engine = await Engine.recover(await openStorage(), call.server, call.address, call.key);
+    listen(engine);
     return identity(engine);
   }
   if (call.method === "join") {

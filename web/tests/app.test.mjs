@@ -14,6 +14,7 @@ import {
   cliSync,
   screenshot,
   accessibilityViolations,
+  keepRecoveryKey,
 } from "./harness.mjs";
 
 let server;
@@ -35,11 +36,16 @@ function terminal(name) {
   return home;
 }
 
-async function registerInApp(page, address) {
+/** Registers in the app; `onKeyScreen` runs on the recovery key screen. Returns the key. */
+async function registerInApp(page, address, onKeyScreen) {
   await page.getByRole("textbox", { name: "Address" }).fill(address);
   assert.equal(await page.getByRole("textbox", { name: "Server" }).inputValue(), server.url);
   await page.getByRole("button", { name: "Register" }).click();
+  await page.getByRole("heading", { name: "Your recovery key" }).waitFor();
+  if (onKeyScreen) await onKeyScreen();
+  const key = await keepRecoveryKey(page);
   await page.getByRole("button", { name: "New conversation" }).waitFor();
+  return key;
 }
 
 /** Fills and submits the "New conversation" dialog; returns the dialog. */
@@ -142,7 +148,9 @@ test("every screen passes axe-core with no serious or critical violation", async
     const size = phone ? "phone" : "computer";
     await page.getByRole("button", { name: "Register" }).waitFor();
     assert.deepEqual(await accessibilityViolations(page), [], `register, ${size}`);
-    await registerInApp(page, `frank${phone ? "p" : "c"}@app.test`);
+    await registerInApp(page, `frank${phone ? "p" : "c"}@app.test`, async () => {
+      assert.deepEqual(await accessibilityViolations(page), [], `recovery key, ${size}`);
+    });
     assert.deepEqual(await accessibilityViolations(page), [], `conversations, ${size}`);
     await page.getByRole("button", { name: "New conversation" }).click();
     await page.getByRole("dialog", { name: "New conversation" }).waitFor();
@@ -163,6 +171,9 @@ test("in French from the browser's language, in English at a choice that is reme
   await page.getByRole("textbox", { name: "Adresse" }).fill("zoe@app.test");
   assert.equal(await page.getByRole("textbox", { name: "Serveur" }).inputValue(), server.url);
   await page.getByRole("button", { name: "S'inscrire" }).click();
+  await page.getByRole("heading", { name: "Votre clé de récupération" }).waitFor();
+  await page.getByRole("checkbox", { name: "J'ai noté ma clé de récupération" }).check();
+  await page.getByRole("button", { name: "Continuer" }).click();
   await page.getByRole("button", { name: "Nouvelle conversation" }).waitFor();
   await page.getByRole("button", { name: "Appareils" }).click();
   await page.getByRole("dialog", { name: "Appareils" }).getByText("cet appareil").waitFor();
@@ -201,5 +212,38 @@ test("a message for a conversation not on screen raises a system notification", 
   cli(nina, "dm", "omar@app.test", "pong");
   await article(page, "pong").waitFor();
   assert.equal(await page.evaluate(() => window.shown.length), 1);
+  assert.deepEqual(errors, []);
+});
+
+test("every device lost: the recovery key brings the account back in a new browser", async () => {
+  const lena = terminal("lena");
+  const first = await openWebApp(browser, server.url);
+  await first.page.getByRole("button", { name: "Register" }).waitFor();
+  const key = await registerInApp(first.page, "mona@app.test", () => screenshot(first.page, "recovery-key"));
+  assert.match(key, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){7}$/);
+  await (await newConversation(first.page, "lena@app.test", "Recovery drill")).waitFor({ state: "detached" });
+  await say(first.page, "before the loss");
+  await article(first.page, "before the loss").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+  assert.deepEqual(cliSync(lena), [["mona@app.test", "before the loss"]]);
+  assert.deepEqual(first.errors, []);
+  await first.context.close();
+
+  // A new browser: nothing of the account in it.
+  const { page, errors } = await openWebApp(browser, server.url, { phone: true });
+  await page.getByRole("button", { name: "Recover an account (every device lost)" }).click();
+  await page.getByRole("textbox", { name: "Address" }).fill("mona@app.test");
+  await page.getByRole("textbox", { name: "Recovery key" }).fill("0000 0000 0000 0000 0000 0000 0000 0000");
+  await page.getByRole("button", { name: "Recover account" }).click();
+  await page.getByRole("alert").filter({ hasText: "no recovery backup" }).waitFor();
+  await page.getByRole("textbox", { name: "Recovery key" }).fill(key.toLowerCase().replaceAll("-", " "));
+  await page.getByRole("button", { name: "Recover account" }).click();
+  await page.getByRole("button", { name: /Recovery drill/ }).click();
+  await say(page, "after the loss");
+  await article(page, "after the loss").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+  assert.deepEqual(cliSync(lena), [["mona@app.test", "after the loss"]]);
+  const conversation = JSON.parse(cli(lena, "conversations", "--json").trim().split("\n")[0]).id;
+  cli(lena, "send", conversation, "welcome back");
+  await article(page, "welcome back").waitFor();
+  assert.equal(cli(lena, "alerts"), "", "lena saw a new device under the key she pinned");
   assert.deepEqual(errors, []);
 });

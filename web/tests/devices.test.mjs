@@ -16,6 +16,7 @@ import {
   cliSync,
   screenshot,
   accessibilityViolations,
+  keepRecoveryKey,
 } from "./harness.mjs";
 
 const DOMAIN = "devices.test";
@@ -112,6 +113,7 @@ test("the app links a terminal, lists it and revokes it; safety numbers match", 
   const { page, errors } = await openWebApp(browser, server.url, { bypassCSP: true });
   await page.getByRole("textbox", { name: "Address" }).fill(`fred@${DOMAIN}`);
   await page.getByRole("button", { name: "Register" }).click();
+  await keepRecoveryKey(page);
   await page.getByRole("button", { name: "New conversation" }).waitFor();
 
   await page.getByRole("button", { name: "Devices" }).click();
@@ -178,6 +180,7 @@ test("a group's members: someone added reads what follows, someone removed does 
   const { page, errors } = await openWebApp(browser, server.url, { bypassCSP: true });
   await page.getByRole("textbox", { name: "Address" }).fill(`judy@${DOMAIN}`);
   await page.getByRole("button", { name: "Register" }).click();
+  await keepRecoveryKey(page);
   await page.getByRole("button", { name: "New conversation" }).click();
   const create = page.getByRole("dialog", { name: "New conversation" });
   await create.getByRole("textbox", { name: "Members" }).fill(`hana@${DOMAIN}`);

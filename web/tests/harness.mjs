@@ -138,3 +138,15 @@ export async function accessibilityViolations(page) {
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")}`));
 }
+
+/** The recovery key screen shown once after registering in the app: reads the key, ticks
+ *  "written down" and continues. Returns the key as shown. */
+export async function keepRecoveryKey(page) {
+  await page.getByRole("heading", { name: "Your recovery key" }).waitFor();
+  const key = (await page.getByLabel("Recovery key", { exact: true }).innerText()).trim();
+  const next = page.getByRole("button", { name: "Continue" });
+  if (!(await next.isDisabled())) throw new Error("Continue is enabled before the key is kept");
+  await page.getByRole("checkbox", { name: "I have written down my recovery key" }).check();
+  await next.click();
+  return key;
+}

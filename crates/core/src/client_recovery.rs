@@ -8,7 +8,7 @@ use missive_proto::api::{
 };
 use missive_proto::{ErrorCode, B64};
 
-use super::{http_client, Client, Transport, KEY_PACKAGE_STOCK, MAX_ATTEMPTS};
+use super::{http_client, Barrier, Client, Transport, KEY_PACKAGE_STOCK, MAX_ATTEMPTS};
 use crate::account::Account;
 use crate::error::CoreError;
 use crate::recovery::RecoveryKey;
@@ -45,6 +45,18 @@ impl Client {
         server: &str,
         address: &str,
         key: &RecoveryKey,
+    ) -> Result<(Client, Recovered), CoreError> {
+        Self::recover_with_barrier(store, server, address, key, None).await
+    }
+
+    /// [`Client::recover`] with a [`Barrier`] run before every request of the new device
+    /// (the browser's store).
+    pub async fn recover_with_barrier(
+        store: Box<dyn AccountStore + Send>,
+        server: &str,
+        address: &str,
+        key: &RecoveryKey,
+        barrier: Option<Barrier>,
     ) -> Result<(Client, Recovered), CoreError> {
         let server = crate::lookup::server_url(server)?;
         let address = crate::lookup::address(address)?;
@@ -93,7 +105,7 @@ impl Client {
         let mut client = Client {
             account,
             http,
-            barrier: None,
+            barrier,
             stock_checked: false,
             stock: KEY_PACKAGE_STOCK,
         };

@@ -323,6 +323,48 @@ impl Engine {
         Ok(Self::new(joined.client, persister))
     }
 
+    /// Every device lost: becomes the account of `address` on `server` again in this browser,
+    /// with its recovery key (as the user typed it); `storage` must hold no account yet. The
+    /// lost devices are taken off the account and every conversation is rejoined.
+    pub async fn recover(
+        storage: EngineStorage,
+        server: String,
+        address: String,
+        key: String,
+    ) -> Result<Engine, JsValue> {
+        let key = missive_core::recovery::RecoveryKey::parse(&key).map_err(js_error)?;
+        let (store, journal) = restore(&storage).await?;
+        if Account::is_registered(&store).map_err(js_error)? {
+            return Err(js_error(CoreError::Usage(
+                "this browser already holds an account: open it instead".into(),
+            )));
+        }
+        let persister = Persister::new(journal, storage);
+        let (client, _) = Client::recover_with_barrier(
+            Box::new(store),
+            &server,
+            &address,
+            &key,
+            Some(persister.barrier()),
+        )
+        .await
+        .map_err(js_error)?;
+        persister.flush().await.map_err(js_error)?;
+        Ok(Self::new(client, persister))
+    }
+
+    /// The recovery key, as shown to be written down (the app shows it once, right after
+    /// registering).
+    #[wasm_bindgen(js_name = recoveryKey)]
+    pub async fn recovery_key(&self) -> Result<Option<String>, JsValue> {
+        let client = self.client.lock().await;
+        Ok(client
+            .account
+            .recovery_key()
+            .map_err(js_error)?
+            .map(|k| k.display()))
+    }
+
     /// The account kept in `storage`, or `undefined` if it holds none.
     pub async fn open(storage: EngineStorage) -> Result<Option<Engine>, JsValue> {
         let (store, journal) = restore(&storage).await?;
