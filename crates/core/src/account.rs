@@ -392,26 +392,36 @@ impl Account {
                 "this home already holds a registered account".into(),
             ));
         }
-        let identity = Identity::generate();
+        let account = Account::with_new_device(store, Identity::generate(), address, server)?;
+        let request = RegisterRequest {
+            address: address.to_owned(),
+            invite,
+            identity_key: B64(account.identity.public().to_vec()),
+            device_certificate: B64(account.cert.to_bytes()),
+        };
+        Ok((account, request))
+    }
+
+    /// An account of `identity` on a new device of its own: a fresh device key and id,
+    /// certified by the identity key.
+    fn with_new_device(
+        store: Box<dyn AccountStore + Send>,
+        identity: Identity,
+        address: &str,
+        server: &str,
+    ) -> Result<Self, CoreError> {
         let device_key = identity::new_device_key()?;
         let mut device_id = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut device_id);
         let cert = identity.certify(address, device_id, device_key.public())?;
-        let request = RegisterRequest {
-            address: address.to_owned(),
-            invite,
-            identity_key: B64(identity.public().to_vec()),
-            device_certificate: B64(cert.to_bytes()),
-        };
-        let account = Account::assemble(
+        Ok(Account::assemble(
             store,
             Provider::new()?,
             identity,
             DeviceSigner::new(device_key)?,
             cert,
             server.trim_end_matches('/').to_owned(),
-        );
-        Ok((account, request))
+        ))
     }
 
     /// Stores the account once the server accepted the registration.

@@ -111,6 +111,45 @@ pub async fn transparency_mine(
     ))
 }
 
+/// Adds a device to `address`'s account, on a certificate signed by the user's identity key
+/// for that address (a linked or recovered device). Returns its id and token.
+pub async fn add_certified_device(
+    state: &AppState,
+    address: &str,
+    certificate: Vec<u8>,
+) -> Result<(String, String), AppError> {
+    let cert = DeviceCertificate::from_bytes(&certificate)
+        .and_then(|c| c.verify().map(|()| c))
+        .map_err(|e| AppError::bad_request(ErrorCode::InvalidCertificate, e.to_string()))?;
+    let user = state
+        .store()
+        .user(address)
+        .await?
+        .ok_or_else(|| AppError::not_found("no such user"))?;
+    if cert.address != address || cert.identity_key.as_slice() != user.identity_key {
+        return Err(AppError::bad_request(
+            ErrorCode::InvalidCertificate,
+            "the certificate is not signed by this account's identity key for its address",
+        ));
+    }
+    let device_id = cert.device_id_hex();
+    let secret = crate::auth::new_secret();
+    state
+        .store()
+        .add_device(
+            address,
+            crate::store::NewDevice {
+                device_id: device_id.clone(),
+                certificate,
+                token_hash: crate::auth::hash_secret(&secret),
+            },
+            now_secs(),
+        )
+        .await?;
+    let token = format!("{device_id}.{secret}");
+    Ok((device_id, token))
+}
+
 /// The parsed list of a user (the server verified it when it was published).
 fn current_list(user: &UserRecord) -> Option<DeviceList> {
     user.device_list

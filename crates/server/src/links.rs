@@ -16,14 +16,12 @@ use missive_proto::api::{
     CreateLinkRequest, LinkGrant, LinkGrantRequest, LinkGrantStatus, LinkHistoryStatus, LinkSealed,
     LinkStatus,
 };
-use missive_proto::cert::DeviceCertificate;
 use missive_proto::{ErrorBody, ErrorCode, B64};
 
-use crate::auth::{self, Device};
+use crate::auth::Device;
 use crate::error::AppError;
 use crate::routes::ApiJson;
-use crate::store::NewDevice;
-use crate::{now_secs, AppState};
+use crate::AppState;
 
 /// The longest a channel stays open.
 pub const MAX_TTL_SECS: u64 = 900;
@@ -255,44 +253,18 @@ pub async fn grant_link(
             _ => Ok(()),
         }
     })?;
-    let cert = DeviceCertificate::from_bytes(req.device_certificate.as_bytes())
-        .and_then(|c| c.verify().map(|()| c))
-        .map_err(|e| AppError::bad_request(ErrorCode::InvalidCertificate, e.to_string()))?;
-    let user = state
-        .store()
-        .user(&device.address)
-        .await?
-        .ok_or_else(|| AppError::not_found("no such user"))?;
-    if cert.address != device.address || cert.identity_key.as_slice() != user.identity_key {
-        return Err(AppError::bad_request(
-            ErrorCode::InvalidCertificate,
-            "the certificate is not signed by your identity key for your address",
-        ));
-    }
-    let device_id = cert.device_id_hex();
-    let secret = auth::new_secret();
-    state
-        .store()
-        .add_device(
-            &device.address,
-            NewDevice {
-                device_id: device_id.clone(),
-                certificate: req.device_certificate.0,
-                token_hash: auth::hash_secret(&secret),
-            },
-            now_secs(),
-        )
-        .await?;
+    let (device_id, token) = crate::device_routes::add_certified_device(
+        &state,
+        &device.address,
+        req.device_certificate.0,
+    )
+    .await?;
     tracing::info!(device = %device_id, "device linked");
     state.links().with(|open| {
         // The channel may have expired while the device was being registered; the device then
         // exists without its token ever being handed out, and nothing can use it.
         let link = owned(open, &channel, &device)?;
-        link.grant = Some((
-            device_id.clone(),
-            format!("{device_id}.{secret}"),
-            req.sealed.0,
-        ));
+        link.grant = Some((device_id.clone(), token, req.sealed.0));
         Ok(StatusCode::NO_CONTENT)
     })
 }

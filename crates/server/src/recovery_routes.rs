@@ -8,14 +8,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use missive_proto::api::*;
-use missive_proto::cert::DeviceCertificate;
 use missive_proto::{ErrorBody, ErrorCode};
 use sha2::{Digest, Sha256};
 
-use crate::auth::{self, Device};
+use crate::auth::Device;
 use crate::error::AppError;
 use crate::routes::{ApiJson, ApiResult};
-use crate::store::NewDevice;
 use crate::{now_secs, AppState};
 
 /// Largest sealed backup kept.
@@ -104,38 +102,13 @@ pub async fn recover_device(
     ApiJson(req): ApiJson<RecoverDeviceRequest>,
 ) -> ApiResult<RegisterResponse> {
     unlock(&state, &req.address, req.auth.as_bytes()).await?;
-    let cert = DeviceCertificate::from_bytes(req.device_certificate.as_bytes())
-        .and_then(|c| c.verify().map(|()| c))
-        .map_err(|e| AppError::bad_request(ErrorCode::InvalidCertificate, e.to_string()))?;
-    let user = state
-        .store()
-        .user(&req.address)
-        .await?
-        .ok_or_else(refused)?;
-    if cert.address != req.address || cert.identity_key.as_slice() != user.identity_key {
-        return Err(AppError::bad_request(
-            ErrorCode::InvalidCertificate,
-            "the certificate is not signed by this address's identity key",
-        ));
-    }
-    let device_id = cert.device_id_hex();
-    let secret = auth::new_secret();
-    state
-        .store()
-        .add_device(
-            &req.address,
-            NewDevice {
-                device_id: device_id.clone(),
-                certificate: req.device_certificate.0,
-                token_hash: auth::hash_secret(&secret),
-            },
-            now_secs(),
-        )
-        .await?;
+    let (device_id, token) =
+        crate::device_routes::add_certified_device(&state, &req.address, req.device_certificate.0)
+            .await?;
     tracing::info!(device = %device_id, "device recovered");
     Ok(Json(RegisterResponse {
         address: req.address,
-        token: format!("{device_id}.{secret}"),
+        token,
         device_id,
     }))
 }

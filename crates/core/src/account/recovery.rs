@@ -6,12 +6,10 @@
 use missive_proto::api::{CommitRequest, RecoverDeviceRequest, RecoveryUpload, RegisterResponse};
 use missive_proto::B64;
 use openmls::prelude::*;
-use rand::RngCore;
 
 use super::{capabilities, group_id_of, join_config, keys, parse_mls, tls_bytes, Account};
 use crate::error::{AlertCode, CoreError};
-use crate::identity::{self, DeviceSigner, Identity};
-use crate::provider::Provider;
+use crate::identity::{self, Identity};
 use crate::recovery::{Backup, RecoveryKey};
 use crate::store::{AccountStore, ConversationRecord, Durability, Op};
 
@@ -110,23 +108,12 @@ impl Account {
         }
         let identity = Identity::from_secret(backup.identity_secret.as_bytes())
             .map_err(|_| CoreError::Usage("the backup holds a malformed identity key".into()))?;
-        let device_key = identity::new_device_key()?;
-        let mut device_id = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut device_id);
-        let cert = identity.certify(address, device_id, device_key.public())?;
+        let account = Account::with_new_device(store, identity, address, server)?;
         let request = RecoverDeviceRequest {
             address: address.to_owned(),
             auth: key.auth(address),
-            device_certificate: B64(cert.to_bytes()),
+            device_certificate: B64(account.cert.to_bytes()),
         };
-        let account = Account::assemble(
-            store,
-            Provider::new()?,
-            identity,
-            DeviceSigner::new(device_key)?,
-            cert,
-            server.trim_end_matches('/').to_owned(),
-        );
         Ok((account, request))
     }
 

@@ -171,6 +171,26 @@ async fn a_key_the_server_logs_for_you_is_reported_by_your_own_devices() {
     assert_eq!(stored_alerts(&alice), ["own_key_logged"]);
 }
 
+/// Bob and carol talk; then alice registers and carol looks her up, so that carol's head
+/// covers alice's real key and bob's does not.
+async fn before_the_split(
+    dir: &std::path::Path,
+    url: &str,
+) -> (
+    missive_core::client::Client,
+    missive_core::client::Client,
+    missive_core::store::MessageRecord,
+) {
+    let mut bob = open_user(dir, url, "bob").await;
+    let mut carol = open_user(dir, url, "carol").await;
+    let hello = carol.dm(&address("bob"), "hello").await.expect("dm");
+    bob.sync().await.expect("sync");
+    assert!(stored_alerts(&bob).is_empty() && stored_alerts(&carol).is_empty());
+    let _alice = open_user(dir, url, "alice").await;
+    carol.fetch_user(&address("alice")).await.expect("proven");
+    (bob, carol, hello)
+}
+
 /// A split view: the server rewrites its log for the users it wants to deceive (here, bob is
 /// shown a key of its making for alice, who registered after bob last looked) while carol
 /// saw the real one. Each log is consistent on its own; the heads carol and bob pass on inside
@@ -179,14 +199,7 @@ async fn a_key_the_server_logs_for_you_is_reported_by_your_own_devices() {
 async fn a_split_view_is_caught_by_the_heads_members_pass_on() {
     let dir = tempfile::tempdir().expect("dir");
     let mut server = ServerProcess::start(dir.path()).await;
-    let mut bob = open_user(dir.path(), &server.url, "bob").await;
-    let mut carol = open_user(dir.path(), &server.url, "carol").await;
-    let hello = carol.dm(&address("bob"), "hello").await.expect("dm");
-    bob.sync().await.expect("sync");
-    assert!(stored_alerts(&bob).is_empty() && stored_alerts(&carol).is_empty());
-    // Alice registers; carol looks her up: carol's head now covers alice's real key.
-    let _alice = open_user(dir.path(), &server.url, "alice").await;
-    carol.fetch_user(&address("alice")).await.expect("proven");
+    let (mut bob, mut carol, hello) = before_the_split(dir.path(), &server.url).await;
 
     // The server rewrites alice's entry with a key of its making, and serves that log from
     // now on. Bob never saw a head covering alice's entry, so it is consistent with his.
@@ -257,12 +270,7 @@ async fn a_split_view_is_caught_by_the_heads_members_pass_on() {
 async fn two_roots_for_one_size_are_a_split_view_at_once() {
     let dir = tempfile::tempdir().expect("dir");
     let mut server = ServerProcess::start(dir.path()).await;
-    let mut bob = open_user(dir.path(), &server.url, "bob").await;
-    let mut carol = open_user(dir.path(), &server.url, "carol").await;
-    let hello = carol.dm(&address("bob"), "hello").await.expect("dm");
-    bob.sync().await.expect("sync");
-    let _alice = open_user(dir.path(), &server.url, "alice").await;
-    carol.fetch_user(&address("alice")).await.expect("proven");
+    let (mut bob, mut carol, hello) = before_the_split(dir.path(), &server.url).await;
 
     // Alice's entry rewritten: the log bob is shown has carol's size but another root.
     let db =
