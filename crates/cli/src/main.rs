@@ -181,6 +181,9 @@ enum AccountCommand {
         #[arg(long, requires = "audit")]
         state: Option<PathBuf>,
     },
+    /// Make a recovery key for an account registered before recovery keys existed (prints
+    /// `recovery key: KEY` once; refused if the account has one).
+    RecoveryKey,
     /// Link a new device (a phone, another computer) to this account: prints a one-time code
     /// alone on a line (and as a QR code on stderr), then waits for `missive join CODE` on the
     /// new device. It adds the new device to every conversation and hands it their history.
@@ -351,6 +354,17 @@ impl NewHome {
     }
 }
 
+/// Prints a recovery key (the one time it is shown), with what to do with it.
+fn show_recovery_key(key: &missive_core::recovery::RecoveryKey) -> anyhow::Result<()> {
+    out!("recovery key: {}", key.display())?;
+    eprintln!(
+        "Write this recovery key down (or print it) and keep it somewhere safe: it is the only \
+         way back into your account if you lose every device (`missive recover`). It is not \
+         shown again."
+    );
+    Ok(())
+}
+
 /// Addresses as typed, in their one spelling.
 fn addresses(typed: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(typed
@@ -387,12 +401,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 client.account.server()
             )?;
             if let Some(key) = client.account.recovery_key()? {
-                out!("recovery key: {}", key.display())?;
-                eprintln!(
-                    "Write this recovery key down (or print it) and keep it somewhere safe: it \
-                     is the only way back into your account if you lose every device \
-                     (`missive recover`). It is not shown again."
-                );
+                show_recovery_key(&key)?;
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -652,6 +661,9 @@ async fn account_command(
         }
         AccountCommand::Chat { conversation, json } => {
             alerts += chat::chat(client, conversation, json).await?;
+        }
+        AccountCommand::RecoveryKey => {
+            show_recovery_key(&client.make_recovery_key().await?)?;
         }
         AccountCommand::Link {
             timeout,

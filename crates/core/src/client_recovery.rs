@@ -26,15 +26,53 @@ pub struct Recovered {
 }
 
 impl Client {
-    /// Uploads the recovery backup if it changed (always with `force`).
+    /// Uploads the recovery backup if it changed (always with `force`). A device whose key is
+    /// not the account's (`recovery_key_exists`) leaves the backup to the devices that hold it.
     pub async fn upload_backup(&mut self, force: bool) -> Result<(), CoreError> {
         if let Some((upload, digest)) = self.account.backup_upload(force)? {
-            self.transport()
+            match self
+                .transport()
                 .put_no_content("/v1/recovery", &upload)
-                .await?;
-            self.account.backup_uploaded(digest)?;
+                .await
+            {
+                Ok(()) => self.account.backup_uploaded(digest)?,
+                Err(e) if e.server_code() == Some(ErrorCode::RecoveryKeyExists) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
+    }
+
+    /// Makes a recovery key for an account that has none (registered before recovery keys
+    /// existed) and uploads the backup under it.
+    pub async fn make_recovery_key(&mut self) -> Result<RecoveryKey, CoreError> {
+        if self.account.recovery_key()?.is_some() {
+            return Err(CoreError::Usage(
+                "this account has a recovery key already (shown when it was registered); it \
+                 cannot be shown again or changed"
+                    .into(),
+            ));
+        }
+        let key = RecoveryKey::generate();
+        let (upload, digest) = self.account.backup_under(&key)?;
+        match self
+            .transport()
+            .put_no_content("/v1/recovery", &upload)
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.server_code() == Some(ErrorCode::RecoveryKeyExists) => {
+                return Err(CoreError::Usage(
+                    "your account has a recovery key already, made on another of your devices: \
+                     keep using that one"
+                        .into(),
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+        self.account.set_recovery_key(&key)?;
+        self.account.backup_uploaded(digest)?;
+        Ok(key)
     }
 
     /// Becomes the account of `address` again on a new device, from its recovery key: every

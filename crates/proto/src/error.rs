@@ -66,6 +66,9 @@ pub enum ErrorCode {
     /// No recovery backup of this address opens with that key (the same answer whether the
     /// address, its backup or the key is at fault).
     RecoveryRefused,
+    /// The account has a recovery key already, and this is not it: a device that does not
+    /// hold it cannot replace the backup.
+    RecoveryKeyExists,
     /// The server failed; the request may be retried.
     Internal,
     /// A code added after this version (never sent by this server): the client keeps the
@@ -106,6 +109,7 @@ impl ErrorCode {
             ErrorCode::StaleDeviceList => "stale_device_list",
             ErrorCode::DeviceListed => "device_listed",
             ErrorCode::RecoveryRefused => "recovery_refused",
+            ErrorCode::RecoveryKeyExists => "recovery_key_exists",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }

@@ -43,17 +43,22 @@ async fn unlock(state: &AppState, address: &str, auth: &[u8]) -> Result<Vec<u8>,
     let Some((stored, backup)) = state.store().recovery(address).await? else {
         return Err(refused());
     };
-    // Compared without an early exit: the time taken says nothing about the stored hash.
-    let differ = stored
+    if !same(&stored, &hash) {
+        return Err(refused());
+    }
+    Ok(backup)
+}
+
+/// Compares a stored hash with one just made, without an early exit: the time taken says
+/// nothing about the stored hash.
+fn same(stored: &[u8], hash: &[u8; 32]) -> bool {
+    stored
         .iter()
         .zip(hash.iter())
         .fold(stored.len() ^ hash.len(), |acc, (a, b)| {
             acc | usize::from(a ^ b)
-        });
-    if differ != 0 {
-        return Err(refused());
-    }
-    Ok(backup)
+        })
+        == 0
 }
 
 /// Keeps the caller's user's sealed recovery backup.
@@ -72,6 +77,17 @@ pub async fn put_recovery(
             ErrorCode::PayloadTooLarge,
             format!("a recovery backup holds at most {MAX_BACKUP} bytes"),
         ));
+    }
+    // The first key stays: a device holding another one (made where the account's key was
+    // not known) would lock the holder of the first out of their own backup.
+    if let Some((stored, _)) = state.store().recovery(&device.address).await? {
+        if !same(&stored, &hash) {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::RecoveryKeyExists,
+                "this account has a recovery key already, and this device does not hold it",
+            ));
+        }
     }
     state
         .store()

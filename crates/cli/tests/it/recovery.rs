@@ -34,6 +34,11 @@ fn a_lost_account_comes_back_with_its_recovery_key() {
         .unwrap_or_else(|| panic!("no recovery key line in {printed}"))
         .to_owned();
     assert_eq!(key.len(), 39, "{key}");
+    // Shown once: asking for a key again is refused, the one shown stays.
+    let again = w.run("alice", &["recovery-key"]);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("has a recovery key already"), "{stderr}");
     w.ok("alice", &["dm", "bob@example.org", "before"]);
     assert_eq!(w.sync("bob"), [said("alice", "before")]);
 

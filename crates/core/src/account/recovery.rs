@@ -84,6 +84,22 @@ impl Account {
         )))
     }
 
+    /// The backup sealed under a key this device does not keep yet (a recovery key made for
+    /// an account that had none), with its digest.
+    pub fn backup_under(&self, key: &RecoveryKey) -> Result<(RecoveryUpload, [u8; 32]), CoreError> {
+        let backup = self.backup()?;
+        let plain =
+            zeroize::Zeroizing::new(serde_json::to_vec(&backup).map_err(CoreError::storage)?);
+        let address = self.address();
+        Ok((
+            RecoveryUpload {
+                auth: key.auth(address),
+                backup: B64(key.seal(address, &backup)?),
+            },
+            blake3::hash(&plain).into(),
+        ))
+    }
+
     /// The server keeps the backup of this digest.
     pub fn backup_uploaded(&mut self, digest: [u8; 32]) -> Result<(), CoreError> {
         self.store.apply(

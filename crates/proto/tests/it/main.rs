@@ -115,6 +115,11 @@ fn errors() {
         ErrorCode::LinkNotFound,
         ErrorCode::LinkOutOfOrder,
         ErrorCode::MethodNotAllowed,
+        ErrorCode::InvalidDeviceList,
+        ErrorCode::StaleDeviceList,
+        ErrorCode::DeviceListed,
+        ErrorCode::RecoveryRefused,
+        ErrorCode::RecoveryKeyExists,
         ErrorCode::Internal,
         ErrorCode::Unknown,
     ] {

@@ -259,3 +259,61 @@ async fn nobody_else_joins_by_external_commit_even_with_the_servers_help() {
         "dave is not a member for bob"
     );
 }
+
+/// `name`'s device forgets its recovery key, as a device of an account registered before
+/// recovery keys existed (or linked before it had one) never held one.
+fn forget_recovery_key(h: &Harness, name: &str) {
+    rusqlite::Connection::open(h.home_db(name))
+        .expect("account db")
+        .execute("DELETE FROM settings WHERE key = 'recovery_key'", [])
+        .expect("forget");
+}
+
+#[tokio::test]
+async fn an_account_without_a_recovery_key_gets_one_and_only_one() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    alice.dm(&address("bob"), "hi").await.expect("dm");
+    bob.sync().await.expect("sync");
+    // An account from before recovery keys: none on its device, no backup on the server.
+    drop(alice);
+    forget_recovery_key(&h, "alice");
+    h.db()
+        .execute(
+            "DELETE FROM recoveries WHERE address = ?1",
+            [address("alice")],
+        )
+        .expect("no backup");
+    let mut alice = Client::open(h.home("alice")).expect("alice");
+    assert!(alice.account.recovery_key().expect("read").is_none());
+    let key = alice.make_recovery_key().await.expect("a key");
+    assert!(
+        matches!(alice.make_recovery_key().await, Err(CoreError::Usage(_))),
+        "only one"
+    );
+    // A device of bob's that never received his key cannot replace it.
+    let mut phone = crate::devices::link(&h, &mut bob, "bob-phone").await;
+    drop(phone);
+    forget_recovery_key(&h, "bob-phone");
+    phone = Client::open(h.home("bob-phone")).expect("phone");
+    match phone.make_recovery_key().await {
+        Err(CoreError::Usage(why)) => assert!(why.contains("another of your devices"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    phone.sync().await.expect("its syncs go on");
+    drop(bob);
+    drop(phone);
+
+    // Alice's new key recovers her account, conversation included.
+    let (mut recovered, report) = Client::recover(
+        h.home("alice-new"),
+        &h.server.url(),
+        &address("alice"),
+        &key,
+    )
+    .await
+    .expect("recover");
+    assert_eq!(report.rejoined, 1, "{report:?}");
+    recovered.dm(&address("bob"), "still me").await.expect("dm");
+}

@@ -118,15 +118,18 @@ impl Harness {
         code
     }
 
-    /// A store for a client home named `name`.
-    pub fn home(&self, name: &str) -> Box<SqliteAccountStore> {
-        let path = self
-            .dir
+    /// The account database of a client home named `name`.
+    pub fn home_db(&self, name: &str) -> std::path::PathBuf {
+        self.dir
             .path()
             .join("clients")
             .join(name)
-            .join("account.db");
-        Box::new(SqliteAccountStore::open(&path).expect("account store"))
+            .join("account.db")
+    }
+
+    /// A store for a client home named `name`.
+    pub fn home(&self, name: &str) -> Box<SqliteAccountStore> {
+        Box::new(SqliteAccountStore::open(&self.home_db(name)).expect("account store"))
     }
 
     /// Registers `name@example.org`.
