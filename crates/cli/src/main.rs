@@ -181,6 +181,13 @@ enum AccountCommand {
         #[arg(long, requires = "audit")]
         state: Option<PathBuf>,
     },
+    /// Back the message history up too, sealed under the recovery key (`on`), or stop
+    /// (`off`); without either, say which. A recovered device then finds its past messages.
+    HistoryBackup {
+        /// `on` or `off` (without it, shows whether it is on).
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
+    },
     /// Make a recovery key for an account registered before recovery keys existed (prints
     /// `recovery key: KEY` once; refused if the account has one).
     RecoveryKey,
@@ -424,12 +431,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("could not rejoin {conversation}: {why}");
             }
             out!(
-                "recovered {} (device {}) on {}: {} conversations rejoined, {} lost devices \
-                 removed",
+                "recovered {} (device {}) on {}: {} conversations rejoined, {} messages of \
+                 history, {} lost devices removed",
                 client.account.address(),
                 client.account.device_id(),
                 client.account.server(),
                 recovered.rejoined,
+                recovered.messages,
                 recovered.revoked
             )?;
             return Ok(ExitCode::SUCCESS);
@@ -661,6 +669,20 @@ async fn account_command(
         }
         AccountCommand::Chat { conversation, json } => {
             alerts += chat::chat(client, conversation, json).await?;
+        }
+        AccountCommand::HistoryBackup { state } => {
+            if let Some(state) = state {
+                if client.account.recovery_key()?.is_none() {
+                    anyhow::bail!(
+                        "this device holds no recovery key: make one with `missive recovery-key`"
+                    );
+                }
+                client.account.set_history_backup(state == "on")?;
+                client.upload_backup(false).await?;
+                client.upload_history().await?;
+            }
+            let on = client.account.history_backup()?;
+            out!("history backup: {}", if on { "on" } else { "off" })?;
         }
         AccountCommand::RecoveryKey => {
             show_recovery_key(&client.make_recovery_key().await?)?;

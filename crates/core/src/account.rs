@@ -59,6 +59,10 @@ mod keys {
     pub const RECOVERY_DIGEST: &str = "recovery_digest";
     /// Conversations a recovered device still has to rejoin (JSON).
     pub const REJOIN: &str = "rejoin";
+    /// Whether the message history is backed up too, and per conversation the sequence
+    /// number of the last message backed up (JSON).
+    pub const HISTORY_BACKUP: &str = "history_backup";
+    pub const HISTORY_MARKS: &str = "history_marks";
 }
 
 fn capabilities() -> Capabilities {
@@ -256,6 +260,8 @@ pub struct Account {
     gossip: transparency::Gossip,
     /// Contacts or conversations changed since the recovery backup was last compared.
     backup_dirty: bool,
+    /// Messages were stored since the history backup last looked for new ones.
+    history_dirty: bool,
     identity: Identity,
     device_key: DeviceSigner,
     cert: DeviceCertificate,
@@ -333,6 +339,7 @@ impl Account {
             // Compared once per process at least: a change made by a process that ended before
             // it uploaded is caught by the next.
             backup_dirty: true,
+            history_dirty: true,
             identity,
             device_key,
             device_id: cert.device_id_hex(),
@@ -559,7 +566,10 @@ impl Account {
         let mut saved = Vec::new();
         for op in &batch {
             match op {
-                Op::Message(m) | Op::Sent { record: m, .. } => saved.push(m.id.clone()),
+                Op::Message(m) | Op::Sent { record: m, .. } => {
+                    saved.push(m.id.clone());
+                    self.history_dirty = true;
+                }
                 // Records written now are re-read from the store when next needed.
                 Op::Conversation(c) => {
                     self.conversations.remove(&c.id);

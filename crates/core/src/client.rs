@@ -369,8 +369,12 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        // Contacts or conversations changed: the recovery backup follows.
+        // Contacts, conversations or messages changed: the recovery backups follow.
         match self.upload_backup(false).await {
+            Ok(()) | Err(CoreError::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
+        match self.upload_history().await {
             Ok(()) | Err(CoreError::Network(_)) => {}
             Err(e) => return Err(e),
         }

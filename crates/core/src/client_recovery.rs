@@ -4,7 +4,8 @@
 //! external commit and removing the lost devices from it).
 
 use missive_proto::api::{
-    CommitResponse, GroupInfoResponse, RecoveryBackup, RecoveryRequest, RegisterResponse,
+    CommitResponse, GroupInfoResponse, RecoveryBackup, RecoveryHistoryPage, RecoveryHistoryRead,
+    RecoveryRequest, RegisterResponse,
 };
 use missive_proto::{ErrorCode, B64};
 
@@ -23,6 +24,8 @@ pub struct Recovered {
     pub failed: Vec<(String, String)>,
     /// Lost devices taken off the account.
     pub revoked: usize,
+    /// Messages of the history backup restored.
+    pub messages: usize,
 }
 
 impl Client {
@@ -153,8 +156,62 @@ impl Client {
             ..Recovered::default()
         };
         client.rejoin_all(&mut recovered).await?;
+        recovered.messages = client.restore_history(key).await?;
         client.upload_backup(true).await?;
         Ok((client, recovered))
+    }
+
+    /// Fetches the history segments of a recovered account and stores their messages.
+    async fn restore_history(&mut self, key: &RecoveryKey) -> Result<usize, CoreError> {
+        let address = self.account.address().to_owned();
+        let mut segments = Vec::new();
+        let mut after = 0;
+        loop {
+            let page: RecoveryHistoryPage = self
+                .transport()
+                .post(
+                    "/v1/recovery/history/read",
+                    &RecoveryHistoryRead {
+                        address: address.clone(),
+                        auth: key.auth(&address),
+                        after,
+                    },
+                )
+                .await?;
+            after = page.segments.last().map_or(after, |s| s.index);
+            segments.extend(page.segments.into_iter().map(|s| s.segment.0));
+            if !page.more {
+                break;
+            }
+        }
+        self.account.restore_history(key, &segments)
+    }
+
+    /// Uploads the messages stored since the last history segment, if the account backs its
+    /// history up. A device whose key is not the account's leaves it to those that hold it;
+    /// a user over the server's quota stops backing up new messages.
+    pub async fn upload_history(&mut self) -> Result<(), CoreError> {
+        while let Some((upload, marks)) = self.account.next_history_segment()? {
+            match self
+                .transport()
+                .post_no_content("/v1/recovery/history", &upload)
+                .await
+            {
+                Ok(()) => self.account.history_uploaded(&marks)?,
+                // Not the account's key, or the server's quota for history is used up: the
+                // messages stay on this device; syncing goes on.
+                Err(e)
+                    if matches!(
+                        e.server_code(),
+                        Some(ErrorCode::RecoveryRefused | ErrorCode::QuotaExceeded)
+                    ) =>
+                {
+                    break
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Publishes a device list naming this device alone, then takes the others off the

@@ -7,7 +7,9 @@
 //!   hashed and asks for before it hands out the backup or accepts a recovered device;
 //! - `seal = HKDF(key, info = "missive/v1/recovery-seal\0" || address)`, the XChaCha20-Poly1305
 //!   key of the backup: `nonce (24) || ciphertext`, with the label and address as associated
-//!   data. The server holds the backup and `SHA-256(auth)`, and can open neither.
+//!   data. The server holds the backup and `SHA-256(auth)`, and can open neither;
+//! - `history = HKDF(key, info = "missive/v1/recovery-history\0" || address)`, the key of the
+//!   optional message history segments, sealed the same way under their own label.
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
@@ -18,12 +20,13 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::error::CoreError;
-use crate::link::ContactTransfer;
+use crate::link::{ContactTransfer, History};
 use crate::store::ConversationRecord;
 
 const KEY_LEN: usize = 20;
 const AUTH_LABEL: &[u8] = b"missive/v1/recovery-auth\0";
 const SEAL_LABEL: &[u8] = b"missive/v1/recovery-seal\0";
+const HISTORY_LABEL: &[u8] = b"missive/v1/recovery-history\0";
 /// Crockford's base32: no I, L, O or U, so that nothing reads as something else.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -131,16 +134,20 @@ impl RecoveryKey {
         B64(self.derive(AUTH_LABEL, address).to_vec())
     }
 
-    fn aad(address: &str) -> Vec<u8> {
-        let mut aad = SEAL_LABEL.to_vec();
+    fn aad(label: &[u8], address: &str) -> Vec<u8> {
+        let mut aad = label.to_vec();
         aad.extend_from_slice(address.as_bytes());
         aad
     }
 
-    /// Seals a backup of `address`.
-    pub fn seal(&self, address: &str, backup: &Backup) -> Result<Vec<u8>, CoreError> {
-        let plain = Zeroizing::new(serde_json::to_vec(backup).map_err(CoreError::storage)?);
-        let cipher = XChaCha20Poly1305::new(self.derive(SEAL_LABEL, address).as_ref().into());
+    fn seal_with(
+        &self,
+        label: &[u8],
+        address: &str,
+        value: &impl Serialize,
+    ) -> Result<Vec<u8>, CoreError> {
+        let plain = Zeroizing::new(serde_json::to_vec(value).map_err(CoreError::storage)?);
+        let cipher = XChaCha20Poly1305::new(self.derive(label, address).as_ref().into());
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = cipher
@@ -148,7 +155,7 @@ impl RecoveryKey {
                 (&nonce).into(),
                 Payload {
                     msg: &plain,
-                    aad: &Self::aad(address),
+                    aad: &Self::aad(label, address),
                 },
             )
             .map_err(|_| CoreError::Storage("the backup could not be sealed".into()))?;
@@ -157,25 +164,49 @@ impl RecoveryKey {
         Ok(out)
     }
 
-    /// Opens a backup of `address`; `None` if it was not sealed with this key for it.
-    pub fn open(&self, address: &str, sealed: &[u8]) -> Option<Backup> {
+    fn open_with<T: serde::de::DeserializeOwned>(
+        &self,
+        label: &[u8],
+        address: &str,
+        sealed: &[u8],
+    ) -> Option<T> {
         if sealed.len() < 24 {
             return None;
         }
         let (nonce, body) = sealed.split_at(24);
-        let cipher = XChaCha20Poly1305::new(self.derive(SEAL_LABEL, address).as_ref().into());
+        let cipher = XChaCha20Poly1305::new(self.derive(label, address).as_ref().into());
         let plain = Zeroizing::new(
             cipher
                 .decrypt(
                     nonce.into(),
                     Payload {
                         msg: body,
-                        aad: &Self::aad(address),
+                        aad: &Self::aad(label, address),
                     },
                 )
                 .ok()?,
         );
         serde_json::from_slice(&plain).ok()
+    }
+
+    /// Seals a backup of `address`.
+    pub fn seal(&self, address: &str, backup: &Backup) -> Result<Vec<u8>, CoreError> {
+        self.seal_with(SEAL_LABEL, address, backup)
+    }
+
+    /// Opens a backup of `address`; `None` if it was not sealed with this key for it.
+    pub fn open(&self, address: &str, sealed: &[u8]) -> Option<Backup> {
+        self.open_with(SEAL_LABEL, address, sealed)
+    }
+
+    /// Seals a segment of `address`'s message history.
+    pub fn seal_history(&self, address: &str, history: &History) -> Result<Vec<u8>, CoreError> {
+        self.seal_with(HISTORY_LABEL, address, history)
+    }
+
+    /// Opens a segment of `address`'s message history.
+    pub fn open_history(&self, address: &str, sealed: &[u8]) -> Option<History> {
+        self.open_with(HISTORY_LABEL, address, sealed)
     }
 }
 
@@ -189,6 +220,9 @@ pub struct Backup {
     /// The log's domain, key and last head accepted (as stored).
     #[serde(default)]
     pub kt: Option<(String, B64, B64)>,
+    /// Whether the account backs its message history up too.
+    #[serde(default)]
+    pub history: bool,
 }
 
 impl std::fmt::Debug for Backup {
@@ -230,6 +264,7 @@ mod tests {
             contacts: Vec::new(),
             conversations: Vec::new(),
             kt: None,
+            history: false,
         };
         let sealed = key.seal("a@x.example", &backup).expect("seal");
         let opened = key.open("a@x.example", &sealed).expect("open");
@@ -242,5 +277,12 @@ mod tests {
         tampered[30] ^= 1;
         assert!(key.open("a@x.example", &tampered).is_none());
         assert_ne!(key.auth("a@x.example"), key.auth("b@x.example"));
+        // A history segment is sealed under its own key: it never opens as a backup.
+        let segment = key
+            .seal_history("a@x.example", &History::default())
+            .expect("seal");
+        assert!(key.open_history("a@x.example", &segment).is_some());
+        assert!(key.open("a@x.example", &segment).is_none());
+        assert!(key.open_history("a@x.example", &sealed).is_none());
     }
 }

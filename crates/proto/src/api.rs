@@ -459,3 +459,43 @@ pub struct RecoverDeviceRequest {
     pub auth: B64,
     pub device_certificate: B64,
 }
+
+/// `POST /v1/recovery/history`: one sealed segment of the user's message history (see
+/// `missive_core::recovery`), from a device holding the account's recovery key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryHistoryUpload {
+    /// Derived from the recovery key: it must match the account's.
+    pub auth: B64,
+    pub segment: B64,
+}
+
+/// `POST /v1/recovery/history/read`: the history segments of `address` after position
+/// `after` (0: from the first), for whoever holds its recovery key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryHistoryRead {
+    pub address: String,
+    pub auth: B64,
+    #[serde(default)]
+    pub after: u64,
+}
+
+/// A page of history segments, in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoveryHistoryPage {
+    pub segments: Vec<RecoveryHistorySegment>,
+    /// More segments follow the last one.
+    pub more: bool,
+}
+
+/// One stored history segment and its position (1, 2, ...).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoveryHistorySegment {
+    pub index: u64,
+    pub segment: B64,
+}

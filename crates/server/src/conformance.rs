@@ -255,6 +255,43 @@ pub async fn recoveries(store: &dyn Store) {
     );
 }
 
+/// History segments are kept per address in order, within a quota.
+pub async fn history_segments(store: &dyn Store) {
+    store
+        .register(user("a@x.org", "d1"), None, 1)
+        .await
+        .expect("a");
+    for (n, segment) in [b"one".as_slice(), b"two", b"three"].iter().enumerate() {
+        let index = store
+            .add_history_segment("a@x.org", segment.to_vec(), 1, 11)
+            .await
+            .expect("append");
+        assert_eq!(index, n as u64 + 1);
+    }
+    assert!(matches!(
+        store
+            .add_history_segment("a@x.org", b"four".to_vec(), 1, 11)
+            .await,
+        Err(StoreError::QuotaExceeded)
+    ));
+    assert_eq!(
+        store
+            .history_segments("a@x.org", 1, 10)
+            .await
+            .expect("read"),
+        [(2, b"two".to_vec()), (3, b"three".to_vec())]
+    );
+    assert_eq!(
+        store.history_segments("a@x.org", 0, 1).await.expect("read"),
+        [(1, b"one".to_vec())]
+    );
+    assert!(store
+        .history_segments("b@x.org", 0, 10)
+        .await
+        .expect("read")
+        .is_empty());
+}
+
 /// A device list is stored only above the stored version, and served with the user.
 pub async fn device_lists(store: &dyn Store) {
     store
@@ -624,6 +661,11 @@ macro_rules! store_conformance {
         async fn conformance_external_joins() {
             let (_keep, store) = $new().await;
             $crate::conformance::external_joins(store.as_ref()).await;
+        }
+        #[tokio::test]
+        async fn conformance_history_segments() {
+            let (_keep, store) = $new().await;
+            $crate::conformance::history_segments(store.as_ref()).await;
         }
         #[tokio::test]
         async fn conformance_recoveries() {

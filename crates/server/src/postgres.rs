@@ -122,6 +122,15 @@ CREATE TABLE recoveries (
     updated_at BIGINT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE recovery_history (
+    address TEXT NOT NULL,
+    idx BIGINT NOT NULL,
+    segment BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (address, idx)
+);
+"#,
 ];
 
 const KIND_COMMIT: i16 = 0;
@@ -696,6 +705,64 @@ impl Store for PgStore {
             )
             .await?
             .map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn add_history_segment(
+        &self,
+        address: &str,
+        segment: Vec<u8>,
+        now: u64,
+        quota: u64,
+    ) -> Result<u64, StoreError> {
+        let address = address.to_owned();
+        // Through the single writer; across nodes, the user's row lock serializes appends.
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "SELECT 1 FROM users WHERE address = $1 FOR UPDATE",
+                    &[&address],
+                )
+                .await?;
+                let row = tx
+                    .query_one(
+                        "SELECT COALESCE(SUM(length(segment)), 0)::BIGINT, \
+                         COALESCE(MAX(idx), 0)::BIGINT FROM recovery_history WHERE address = $1",
+                        &[&address],
+                    )
+                    .await?;
+                let (used, last): (i64, i64) = (row.get(0), row.get(1));
+                if to_u64(used).saturating_add(segment.len() as u64) > quota {
+                    return Err(StoreError::QuotaExceeded);
+                }
+                tx.execute(
+                    "INSERT INTO recovery_history (address, idx, segment, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                    &[&address, &(last + 1), &segment, &to_i64(now)],
+                )
+                .await?;
+                Ok((to_u64(last + 1), Vec::new()))
+            })
+        })
+        .await
+    }
+
+    async fn history_segments(
+        &self,
+        address: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        Ok(self
+            .reader
+            .query(
+                "SELECT idx, segment FROM recovery_history WHERE address = $1 AND idx > $2 \
+                 ORDER BY idx LIMIT $3",
+                &[&address, &to_i64(after), &i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(|r| (to_u64(r.get(0)), r.get(1)))
+            .collect())
     }
 
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError> {

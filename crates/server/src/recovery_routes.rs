@@ -128,3 +128,52 @@ pub async fn recover_device(
         device_id,
     }))
 }
+
+/// Most bytes of history segments kept per user.
+pub const HISTORY_QUOTA: u64 = 256 * 1024 * 1024;
+/// Segments per page read (each at most the route's 4 MiB body).
+const HISTORY_PAGE: u32 = 4;
+
+/// Appends a sealed segment of the caller's user's message history; the device must hold the
+/// account's recovery key.
+#[utoipa::path(post, path = "/v1/recovery/history", request_body = RecoveryHistoryUpload,
+    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn put_history(
+    State(state): State<AppState>,
+    device: Device,
+    ApiJson(req): ApiJson<RecoveryHistoryUpload>,
+) -> Result<StatusCode, AppError> {
+    unlock(&state, &device.address, req.auth.as_bytes()).await?;
+    state
+        .store()
+        .add_history_segment(&device.address, req.segment.0, now_secs(), HISTORY_QUOTA)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The history segments of an address, for whoever holds its recovery key.
+#[utoipa::path(post, path = "/v1/recovery/history/read", request_body = RecoveryHistoryRead,
+    responses((status = 200, body = RecoveryHistoryPage), (status = "4XX", body = ErrorBody)))]
+pub async fn read_history(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RecoveryHistoryRead>,
+) -> ApiResult<RecoveryHistoryPage> {
+    unlock(&state, &req.address, req.auth.as_bytes()).await?;
+    let mut segments = state
+        .store()
+        .history_segments(&req.address, req.after, HISTORY_PAGE + 1)
+        .await?;
+    let more = segments.len() > HISTORY_PAGE as usize;
+    segments.truncate(HISTORY_PAGE as usize);
+    Ok(Json(RecoveryHistoryPage {
+        segments: segments
+            .into_iter()
+            .map(|(index, segment)| RecoveryHistorySegment {
+                index,
+                segment: missive_proto::B64(segment),
+            })
+            .collect(),
+        more,
+    }))
+}

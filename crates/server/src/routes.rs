@@ -132,6 +132,8 @@ pub fn router(state: AppState) -> Router {
         )
         .routes(routes!(crate::recovery_routes::get_backup).layer(small))
         .routes(routes!(crate::recovery_routes::recover_device).layer(small))
+        .routes(routes!(crate::recovery_routes::put_history).layer(DefaultBodyLimit::max(MLS_BODY)))
+        .routes(routes!(crate::recovery_routes::read_history).layer(small))
         .routes(routes!(crate::links::create_link).layer(small))
         .routes(routes!(crate::links::put_offer).layer(small))
         .routes(routes!(crate::links::link_status))
@@ -193,6 +195,7 @@ fn body_limit(path: &str) -> usize {
     } else if path == "/v1/groups"
         || path == "/v1/key-packages"
         || path == "/v1/recovery"
+        || path == "/v1/recovery/history"
         || (path.starts_with("/v1/links/") && path.ends_with("/packages"))
     {
         MLS_BODY

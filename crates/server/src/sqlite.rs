@@ -130,6 +130,15 @@ CREATE TABLE recoveries (
     updated_at INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE recovery_history (
+    address TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    segment BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (address, idx)
+);
+"#,
 ];
 
 const KIND_COMMIT: i64 = 0;
@@ -703,6 +712,56 @@ impl Store for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
+        })
+        .await
+    }
+
+    async fn add_history_segment(
+        &self,
+        address: &str,
+        segment: Vec<u8>,
+        now: u64,
+        quota: u64,
+    ) -> Result<u64, StoreError> {
+        let address = address.to_owned();
+        self.write(move |tx| {
+            let (used, last): (i64, i64) = tx.query_row(
+                "SELECT COALESCE(SUM(length(segment)), 0), COALESCE(MAX(idx), 0) \
+                 FROM recovery_history WHERE address = ?1",
+                [&address],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if to_u64(used) + segment.len() as u64 > quota {
+                return Err(StoreError::QuotaExceeded);
+            }
+            tx.execute(
+                "INSERT INTO recovery_history (address, idx, segment, created_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![address, last + 1, segment, to_i64(now)],
+            )?;
+            Ok(to_u64(last + 1))
+        })
+        .await
+    }
+
+    async fn history_segments(
+        &self,
+        address: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let address = address.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT idx, segment FROM recovery_history WHERE address = ?1 AND idx > ?2 \
+                 ORDER BY idx LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![address, to_i64(after), limit], |r| {
+                    Ok((to_u64(r.get(0)?), r.get(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
         })
         .await
     }

@@ -268,6 +268,24 @@ pub trait Store: Send + Sync + 'static {
     /// `address`'s recovery record: `(auth hash, sealed backup)`.
     async fn recovery(&self, address: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
 
+    /// Appends a sealed history segment for `address` (`QuotaExceeded` if its segments would
+    /// pass `quota` bytes); returns its position (1, 2, ...).
+    async fn add_history_segment(
+        &self,
+        address: &str,
+        segment: Vec<u8>,
+        now: u64,
+        quota: u64,
+    ) -> Result<u64, StoreError>;
+
+    /// `address`'s history segments after position `after`, at most `limit`, in order.
+    async fn history_segments(
+        &self,
+        address: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
     async fn device_auth(&self, device_id: &str) -> Result<Option<DeviceAuth>, StoreError>;
 
     async fn device_certificate(&self, device_id: &str) -> Result<Option<Vec<u8>>, StoreError>;

@@ -1,6 +1,6 @@
 //! `missive register` prints a recovery key; `missive recover` with it, on a new device after
-//! every device is lost, brings the account and its conversations back. A wrong key makes no
-//! home.
+//! every device is lost, brings the account and its conversations back, with their past
+//! messages when the history backup is on. A wrong key makes no home.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -39,8 +39,15 @@ fn a_lost_account_comes_back_with_its_recovery_key() {
     assert!(!again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("has a recovery key already"), "{stderr}");
+    assert_eq!(
+        w.ok("alice", &["history-backup", "on"]).trim(),
+        "history backup: on"
+    );
     w.ok("alice", &["dm", "bob@example.org", "before"]);
     assert_eq!(w.sync("bob"), [said("alice", "before")]);
+    w.ok("bob", &["dm", "alice@example.org", "reply"]);
+    // Alice's next sync backs up what she sent and read.
+    assert_eq!(w.sync("alice"), [said("bob", "reply")]);
 
     // Every device lost.
     std::fs::remove_dir_all(w.home("alice")).expect("lose the device");
@@ -62,9 +69,13 @@ fn a_lost_account_comes_back_with_its_recovery_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("1 conversations rejoined, 1 lost devices removed"),
+        stdout.contains("1 conversations rejoined, 2 messages of history, 1 lost devices removed"),
         "{stdout}"
     );
+    let conv: serde_json::Value =
+        serde_json::from_str(w.ok("alice", &["conversations", "--json"]).trim()).expect("json");
+    let past = w.ok("alice", &["history", conv["id"].as_str().expect("id")]);
+    assert!(past.contains("before") && past.contains("reply"), "{past}");
     w.ok("alice", &["dm", "bob@example.org", "I am back"]);
     assert_eq!(w.sync("bob"), [said("alice", "I am back")]);
     w.ok("bob", &["dm", "alice@example.org", "welcome back"]);

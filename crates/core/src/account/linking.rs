@@ -143,6 +143,14 @@ impl Account {
 
     /// The conversations this device is in, with their messages since `since_ms`.
     pub fn history_since(&self, since_ms: u64) -> Result<History, CoreError> {
+        self.history_where(|_, m| m.sent_at >= since_ms)
+    }
+
+    /// The conversations this device is in, with the messages `keep` keeps.
+    pub(super) fn history_where(
+        &self,
+        keep: impl Fn(&ConversationRecord, &MessageRecord) -> bool,
+    ) -> Result<History, CoreError> {
         let mut conversations = Vec::new();
         for c in self.store.conversations()? {
             if c.left {
@@ -152,7 +160,7 @@ impl Account {
                 .store
                 .messages(&c.id)?
                 .into_iter()
-                .filter(|m| m.sent_at >= since_ms)
+                .filter(|m| keep(&c, m))
                 .map(|m| MessageTransfer {
                     id: m.id,
                     sender: m.sender,

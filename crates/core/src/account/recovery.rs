@@ -3,7 +3,11 @@
 //! it differs), becoming the account again from a backup, and rejoining its conversations by
 //! external commit.
 
-use missive_proto::api::{CommitRequest, RecoverDeviceRequest, RecoveryUpload, RegisterResponse};
+use std::collections::BTreeMap;
+
+use missive_proto::api::{
+    CommitRequest, RecoverDeviceRequest, RecoveryHistoryUpload, RecoveryUpload, RegisterResponse,
+};
 use missive_proto::B64;
 use openmls::prelude::*;
 
@@ -50,6 +54,7 @@ impl Account {
                 .filter(|c| !c.left)
                 .collect(),
             kt,
+            history: self.history_backup()?,
         })
     }
 
@@ -150,6 +155,9 @@ impl Account {
                 serde_json::to_vec(&backup.conversations).map_err(CoreError::storage)?,
             ),
         ];
+        if backup.history {
+            ops.push(Op::Setting(keys::HISTORY_BACKUP.into(), vec![1]));
+        }
         if let Some((domain, log_key, head)) = &backup.kt {
             ops.extend([
                 Op::Setting(keys::KT_DOMAIN.into(), domain.as_bytes().to_vec()),
@@ -286,5 +294,119 @@ impl Account {
             .filter(|o| o.address == self.address() && o.device_id != self.device_id)
             .map(|o| o.device_id)
             .collect())
+    }
+}
+
+/// Most messages in one history segment.
+const MAX_SEGMENT_MESSAGES: usize = 2000;
+
+/// Per conversation, the sequence number of the last message backed up.
+pub type HistoryMarks = BTreeMap<String, u64>;
+
+impl Account {
+    /// Whether this account backs its message history up (with its recovery key).
+    pub fn history_backup(&self) -> Result<bool, CoreError> {
+        Ok(self.store.setting(keys::HISTORY_BACKUP)?.as_deref() == Some(&[1][..]))
+    }
+
+    /// Turns the history backup on or off (for this device; the recovery backup carries the
+    /// choice to a recovered device).
+    pub fn set_history_backup(&mut self, on: bool) -> Result<(), CoreError> {
+        self.store.apply(
+            vec![Op::Setting(keys::HISTORY_BACKUP.into(), vec![u8::from(on)])],
+            Durability::Durable,
+        )?;
+        self.backup_dirty = true;
+        self.history_dirty = true;
+        Ok(())
+    }
+
+    fn history_marks(&self) -> Result<HistoryMarks, CoreError> {
+        Ok(match self.store.setting(keys::HISTORY_MARKS)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(CoreError::storage)?,
+            None => BTreeMap::new(),
+        })
+    }
+
+    /// The next segment of message history to back up: messages not backed up yet, oldest
+    /// first in each conversation, at most [`MAX_SEGMENT_MESSAGES`]; with the marks to keep
+    /// once the server has it. `None` when there is nothing to back up (or the backup is off).
+    pub fn next_history_segment(
+        &mut self,
+    ) -> Result<Option<(RecoveryHistoryUpload, HistoryMarks)>, CoreError> {
+        if !self.history_dirty {
+            return Ok(None);
+        }
+        let key = match (self.history_backup()?, self.recovery_key()?) {
+            (true, Some(key)) => key,
+            _ => {
+                self.history_dirty = false;
+                return Ok(None);
+            }
+        };
+        let marks = self.history_marks()?;
+        let mut history =
+            self.history_where(|c, m| marks.get(&c.id).is_none_or(|mark| m.seq > *mark))?;
+        let mut budget = MAX_SEGMENT_MESSAGES;
+        let mut next = marks;
+        history.conversations.retain_mut(|c| {
+            c.messages.sort_by_key(|m| m.seq);
+            c.messages.truncate(budget);
+            budget -= c.messages.len();
+            if let Some(last) = c.messages.last() {
+                next.insert(c.id.clone(), last.seq);
+            }
+            !c.messages.is_empty()
+        });
+        if history.conversations.is_empty() {
+            self.history_dirty = false;
+            return Ok(None);
+        }
+        let address = self.address().to_owned();
+        Ok(Some((
+            RecoveryHistoryUpload {
+                auth: key.auth(&address),
+                segment: B64(key.seal_history(&address, &history)?),
+            },
+            next,
+        )))
+    }
+
+    /// The server keeps the segment these marks close.
+    pub fn history_uploaded(&mut self, marks: &HistoryMarks) -> Result<(), CoreError> {
+        self.store.apply(
+            vec![Op::Setting(
+                keys::HISTORY_MARKS.into(),
+                serde_json::to_vec(marks).map_err(CoreError::storage)?,
+            )],
+            Durability::Relaxed,
+        )
+    }
+
+    /// Stores the history segments of a recovered account (those that open with its key; the
+    /// messages of conversations it rejoined). Returns how many messages were restored.
+    pub fn restore_history(
+        &mut self,
+        key: &RecoveryKey,
+        segments: &[Vec<u8>],
+    ) -> Result<usize, CoreError> {
+        let address = self.address().to_owned();
+        let mut marks = self.history_marks()?;
+        let mut restored = 0;
+        for sealed in segments {
+            let Some(history) = key.open_history(&address, sealed) else {
+                continue;
+            };
+            for c in &history.conversations {
+                if let Some(last) = c.messages.iter().map(|m| m.seq).max() {
+                    let mark = marks.entry(c.id.clone()).or_insert(last);
+                    *mark = (*mark).max(last);
+                }
+            }
+            restored += self.import_history(history)?;
+        }
+        // What was restored is on the server already.
+        self.history_uploaded(&marks)?;
+        Ok(restored)
     }
 }

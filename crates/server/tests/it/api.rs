@@ -490,6 +490,8 @@ async fn openapi_lists_exactly_the_routes() {
             "/v1/recovery",
             "/v1/recovery/backup",
             "/v1/recovery/device",
+            "/v1/recovery/history",
+            "/v1/recovery/history/read",
             "/v1/register",
             "/v1/transparency",
             "/v1/transparency/entries",

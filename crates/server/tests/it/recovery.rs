@@ -317,3 +317,77 @@ async fn an_account_without_a_recovery_key_gets_one_and_only_one() {
     assert_eq!(report.rejoined, 1, "{report:?}");
     recovered.dm(&address("bob"), "still me").await.expect("dm");
 }
+
+#[tokio::test]
+async fn the_history_backup_brings_past_messages_back_and_the_server_reads_none() {
+    let h = Harness::new();
+    let mut alice = h.user("alice").await;
+    let mut bob = h.user("bob").await;
+    alice.account.set_history_backup(true).expect("on");
+    let cabinet = alice
+        .create_conversation(Some("Cabinet".into()), None, &[address("bob")])
+        .await
+        .expect("group");
+    for text in ["secret minutes 1", "secret minutes 2"] {
+        alice.send_text(&cabinet, text).await.expect("send");
+    }
+    bob.sync().await.expect("sync");
+    bob.send_text(&cabinet, "secret answer")
+        .await
+        .expect("send");
+    alice.sync().await.expect("sync");
+    let segments = |h: &Harness, who: &str| -> Vec<Vec<u8>> {
+        h.db()
+            .prepare("SELECT segment FROM recovery_history WHERE address = ?1 ORDER BY idx")
+            .expect("query")
+            .query_map([address(who)], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("segments")
+    };
+    assert_eq!(segments(&h, "alice").len(), 1);
+    // Incremental: the next message makes a segment of its own.
+    alice
+        .send_text(&cabinet, "secret minutes 3")
+        .await
+        .expect("send");
+    alice.sync().await.expect("sync");
+    let stored = segments(&h, "alice");
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored.iter().all(|s| !s.windows(6).any(|w| w == b"secret")),
+        "the server holds ciphertext only"
+    );
+    assert!(segments(&h, "bob").is_empty(), "off unless asked for");
+
+    let key = recovery_key(&alice);
+    drop(alice);
+    let (alice, recovered) = Client::recover(
+        h.home("alice-new"),
+        &h.server.url(),
+        &address("alice"),
+        &key,
+    )
+    .await
+    .expect("recover");
+    assert_eq!(recovered.messages, 4, "{recovered:?}");
+    let mut past: Vec<String> = alice
+        .account
+        .store()
+        .messages(&cabinet)
+        .expect("messages")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    past.sort();
+    assert_eq!(
+        past,
+        [
+            "secret answer",
+            "secret minutes 1",
+            "secret minutes 2",
+            "secret minutes 3"
+        ]
+    );
+    assert!(alice.account.history_backup().expect("read"), "still on");
+}
