@@ -44,6 +44,40 @@ export function NotificationsButton() {
   );
 }
 
+/** The history backup switch: past messages come back with a recovery when it is on. */
+function HistoryBackupSwitch({ engine }: { engine: EngineClient }) {
+  const [on, setOn] = useState<boolean>();
+  const [error, setError] = useState("");
+  useEffect(() => {
+    engine
+      .call<boolean>({ method: "historyBackup" })
+      .then(setOn)
+      .catch((e) => setError(errorText(e)));
+  }, []);
+  const change = async (next: boolean) => {
+    setError("");
+    try {
+      setOn(await engine.call<boolean>({ method: "historyBackup", on: next }));
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
+  return (
+    <>
+      <label class="check">
+        <input
+          type="checkbox"
+          checked={on ?? false}
+          disabled={on === undefined}
+          onChange={(e) => change(e.currentTarget.checked)}
+        />
+        {t("Back up message history with the recovery key")}
+      </label>
+      {error && <p role="alert" class="error">{error}</p>}
+    </>
+  );
+}
+
 export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) {
   const { engine } = props;
   const [devices, setDevices] = useState<Device[]>();
@@ -165,6 +199,7 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
         {link.kind === "failed" && <p role="alert" class="error">{t("Not linked: {error}", { error: link.error })}</p>}
       </section>
       <NotificationsButton />
+      <HistoryBackupSwitch engine={engine} />
       <section aria-label={t("Security alerts")}>
         <h3>{t("Security alerts")}</h3>
         {alerts.length === 0 ? (

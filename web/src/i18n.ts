@@ -31,6 +31,7 @@ const fr: Record<string, string> = {
   "Print": "Imprimer",
   "I have written down my recovery key": "J'ai noté ma clé de récupération",
   "Continue": "Continuer",
+  "Back up message history with the recovery key": "Sauvegarder l'historique des messages avec la clé de récupération",
   "Use the account of another device: on it, choose “Link a new device” (or run {command}) and type the code it shows.":
     "Utilisez le compte d'un autre appareil : sur celui-ci, choisissez « Lier un nouvel appareil » (ou lancez {command}) et saisissez le code affiché.",
   "Link code": "Code de liaison",

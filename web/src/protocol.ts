@@ -22,6 +22,7 @@ export type Call =
   | { method: "revokeDevice"; deviceId: string }
   | { method: "safetyNumber"; address: string }
   | { method: "markVerified"; address: string }
+  | { method: "historyBackup"; on?: boolean }
   | { method: "alerts" }
   | { method: "members"; conversation: string }
   | { method: "addMembers"; conversation: string; users: string[] }

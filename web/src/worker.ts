@@ -61,6 +61,8 @@ async function answer(call: Call): Promise<unknown> {
       return engine.revokeDevice(call.deviceId);
     case "safetyNumber":
       return engine.safetyNumber(call.address);
+    case "historyBackup":
+      return engine.historyBackup(call.on);
     case "markVerified":
       return engine.markVerified(call.address);
     case "alerts":

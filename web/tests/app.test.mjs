@@ -221,10 +221,20 @@ test("every device lost: the recovery key brings the account back in a new brows
   await first.page.getByRole("button", { name: "Register" }).waitFor();
   const key = await registerInApp(first.page, "mona@app.test", () => screenshot(first.page, "recovery-key"));
   assert.match(key, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){7}$/);
+  // The history backup, switched on in "Devices".
+  await first.page.getByRole("button", { name: "Devices" }).click();
+  const backup = first.page.getByRole("checkbox", { name: "Back up message history with the recovery key" });
+  await backup.check();
+  // The engine answers calls in order: the switch is on before anything below is sent.
+  await first.page.getByRole("button", { name: "Close" }).click();
   await (await newConversation(first.page, "lena@app.test", "Recovery drill")).waitFor({ state: "detached" });
   await say(first.page, "before the loss");
   await article(first.page, "before the loss").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
   assert.deepEqual(cliSync(lena), [["mona@app.test", "before the loss"]]);
+  const drill = JSON.parse(cli(lena, "conversations", "--json").trim().split("\n")[0]).id;
+  cli(lena, "send", drill, "noted");
+  // Read in the app: its sync backs both messages up.
+  await article(first.page, "noted").waitFor();
   assert.deepEqual(first.errors, []);
   await first.context.close();
 
@@ -238,11 +248,13 @@ test("every device lost: the recovery key brings the account back in a new brows
   await page.getByRole("textbox", { name: "Recovery key" }).fill(key.toLowerCase().replaceAll("-", " "));
   await page.getByRole("button", { name: "Recover account" }).click();
   await page.getByRole("button", { name: /Recovery drill/ }).click();
+  // The past, from the history backup.
+  await article(page, "before the loss").waitFor();
+  await article(page, "noted").waitFor();
   await say(page, "after the loss");
   await article(page, "after the loss").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
   assert.deepEqual(cliSync(lena), [["mona@app.test", "after the loss"]]);
-  const conversation = JSON.parse(cli(lena, "conversations", "--json").trim().split("\n")[0]).id;
-  cli(lena, "send", conversation, "welcome back");
+  cli(lena, "send", drill, "welcome back");
   await article(page, "welcome back").waitFor();
   assert.equal(cli(lena, "alerts"), "", "lena saw a new device under the key she pinned");
   assert.deepEqual(errors, []);

@@ -262,6 +262,8 @@ pub struct Account {
     backup_dirty: bool,
     /// Messages were stored since the history backup last looked for new ones.
     history_dirty: bool,
+    /// Whether the history backup is on, once read.
+    history_on: Option<bool>,
     identity: Identity,
     device_key: DeviceSigner,
     cert: DeviceCertificate,
@@ -340,6 +342,7 @@ impl Account {
             // it uploaded is caught by the next.
             backup_dirty: true,
             history_dirty: true,
+            history_on: None,
             identity,
             device_key,
             device_id: cert.device_id_hex(),

@@ -306,9 +306,32 @@ impl Client {
                         .collect::<Vec<_>>()
                         .into();
                 }
+                Ok(mut outcomes) => {
+                    self.after_events(&mut outcomes).await?;
+                    return Ok(outcomes);
+                }
                 other => return other,
             }
         }
+    }
+
+    /// What follows every batch of events: the log heads other members passed on are
+    /// compared with the log the server shows us (alerts added to `outcomes`), and the
+    /// recovery backup and history follow what changed. A network failure leaves them for
+    /// the next batch.
+    async fn after_events(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), CoreError> {
+        match self.check_gossip().await {
+            Ok(alerts) => outcomes.extend(alerts.into_iter().map(Outcome::Alert)),
+            Err(CoreError::Network(_)) => {}
+            Err(e) => return Err(e),
+        }
+        for upload in [self.upload_backup(false).await, self.upload_history().await] {
+            match upload {
+                Ok(()) | Err(CoreError::Network(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Fetches and processes every event after the cursor; acknowledges them.
@@ -330,12 +353,6 @@ impl Client {
             self.transport()
                 .post_no_content("/v1/events/ack", &AckRequest { cursor })
                 .await?;
-        }
-        // Heads other members passed on, compared with the log the server shows us.
-        match self.check_gossip().await {
-            Ok(alerts) => outcomes.extend(alerts.into_iter().map(Outcome::Alert)),
-            Err(CoreError::Network(_)) => {}
-            Err(e) => return Err(e),
         }
         let first = !self.stock_checked;
         if first || outcomes.iter().any(|o| matches!(o, Outcome::Joined(_))) {
@@ -368,15 +385,6 @@ impl Client {
                 Ok(()) | Err(CoreError::Network(_)) => {}
                 Err(e) => return Err(e),
             }
-        }
-        // Contacts, conversations or messages changed: the recovery backups follow.
-        match self.upload_backup(false).await {
-            Ok(()) | Err(CoreError::Network(_)) => {}
-            Err(e) => return Err(e),
-        }
-        match self.upload_history().await {
-            Ok(()) | Err(CoreError::Network(_)) => {}
-            Err(e) => return Err(e),
         }
         Ok(outcomes)
     }

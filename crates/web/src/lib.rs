@@ -614,6 +614,27 @@ impl Engine {
     }
 
     /// Marks `address` verified: the safety number was compared in person.
+    /// Whether the message history is backed up under the recovery key; with `on`, turns
+    /// it on or off first (and backs up what is new at once).
+    #[wasm_bindgen(js_name = historyBackup)]
+    pub async fn history_backup(&self, on: Option<bool>) -> Result<bool, JsValue> {
+        let mut client = self.client.lock().await;
+        if let Some(on) = on {
+            if client.account.recovery_key().map_err(js_error)?.is_none() {
+                return Err(js_error(CoreError::Usage(
+                    "this device holds no recovery key".into(),
+                )));
+            }
+            client.account.set_history_backup(on).map_err(js_error)?;
+            client.upload_backup(false).await.map_err(js_error)?;
+            client.upload_history().await.map_err(js_error)?;
+        }
+        let on = client.account.history_backup().map_err(js_error)?;
+        drop(client);
+        self.save().await?;
+        Ok(on)
+    }
+
     #[wasm_bindgen(js_name = markVerified)]
     pub async fn mark_verified(&self, address: String) -> Result<(), JsValue> {
         let address = missive_core::lookup::address(&address).map_err(js_error)?;

@@ -158,6 +158,7 @@ impl Account {
         if backup.history {
             ops.push(Op::Setting(keys::HISTORY_BACKUP.into(), vec![1]));
         }
+        self.history_on = Some(backup.history);
         if let Some((domain, log_key, head)) = &backup.kt {
             ops.extend([
                 Op::Setting(keys::KT_DOMAIN.into(), domain.as_bytes().to_vec()),
@@ -318,6 +319,7 @@ impl Account {
         )?;
         self.backup_dirty = true;
         self.history_dirty = true;
+        self.history_on = Some(on);
         Ok(())
     }
 
@@ -337,7 +339,11 @@ impl Account {
         if !self.history_dirty {
             return Ok(None);
         }
-        let key = match (self.history_backup()?, self.recovery_key()?) {
+        let on = match self.history_on {
+            Some(on) => on,
+            None => *self.history_on.insert(self.history_backup()?),
+        };
+        let key = match (on, self.recovery_key()?) {
             (true, Some(key)) => key,
             _ => {
                 self.history_dirty = false;
