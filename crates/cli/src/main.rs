@@ -2,7 +2,6 @@
 //! Exit status: 0 on success, 1 on error (one line on stderr), 3 when `sync` refused something
 //! the server sent (each refusal is printed on stderr as `alert: CODE: DETAIL`).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,8 +9,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use missive_core::client::Client;
 use missive_core::lookup;
-use missive_core::sqlite::SqliteAccountStore;
-use missive_core::store::AccountStore;
 use serde_json::json;
 
 /// Writes a line to stdout, returning the write's error instead of panicking as `println!`
@@ -24,12 +21,10 @@ macro_rules! out {
 }
 
 mod chat;
+mod home;
 mod show;
 
 use show::{human_size, print_message, progress_bar, report, show_qr};
-
-/// The account's database file inside its home.
-const ACCOUNT_FILE: &str = "account.db";
 
 #[derive(Parser)]
 #[command(
@@ -301,77 +296,6 @@ fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
 
-fn home(cli_home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    if let Some(h) = cli_home {
-        return Ok(h);
-    }
-    let base = std::env::var_os("HOME").context("set --home or MISSIVE_HOME")?;
-    Ok(Path::new(&base).join(".missive"))
-}
-
-/// The account store of an existing account home; nothing is created when there is none.
-fn existing_store(home: &Path) -> anyhow::Result<Box<dyn AccountStore + Send>> {
-    let path = home.join(ACCOUNT_FILE);
-    if !path.exists() {
-        anyhow::bail!(
-            "no account in {}: run `missive register` (or `missive join` for another device \
-             of yours) first, or pass the right --home",
-            home.display()
-        );
-    }
-    open_store(home)
-}
-
-fn open_store(home: &Path) -> anyhow::Result<Box<dyn AccountStore + Send>> {
-    let store = SqliteAccountStore::open(&home.join(ACCOUNT_FILE))
-        .with_context(|| format!("opening the account in {}", home.display()))?;
-    Ok(Box::new(store))
-}
-
-/// A home being made by `register` or `join`: if the command fails, what it created is
-/// removed, so that a mistyped code or an unreachable server leaves nothing half made.
-struct NewHome {
-    home: PathBuf,
-    /// The home directory did not exist before.
-    created_dir: bool,
-    /// There was no account file before (a failure must never touch an existing account).
-    created_file: bool,
-}
-
-impl NewHome {
-    fn open(home: &Path) -> anyhow::Result<(Self, Box<dyn AccountStore + Send>)> {
-        let guard = NewHome {
-            home: home.to_owned(),
-            created_dir: !home.exists(),
-            created_file: !home.join(ACCOUNT_FILE).exists(),
-        };
-        let store = open_store(home)?;
-        Ok((guard, store))
-    }
-
-    /// Removes what this command created (its store must be closed by now).
-    fn discard(self) {
-        if self.created_dir {
-            let _ = std::fs::remove_dir_all(&self.home);
-        } else if self.created_file {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let _ = std::fs::remove_file(self.home.join(format!("{ACCOUNT_FILE}{suffix}")));
-            }
-        }
-    }
-}
-
-/// Prints a recovery key (the one time it is shown), with what to do with it.
-fn show_recovery_key(key: &missive_core::recovery::RecoveryKey) -> anyhow::Result<()> {
-    out!("recovery key: {}", key.display())?;
-    eprintln!(
-        "Write this recovery key down (or print it) and keep it somewhere safe: it is the only \
-         way back into your account if you lose every device (`missive recover`). It is not \
-         shown again."
-    );
-    Ok(())
-}
-
 /// Addresses as typed, in their one spelling.
 fn addresses(typed: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(typed
@@ -386,97 +310,24 @@ pub(crate) fn conversation_id(client: &Client, typed: &str) -> anyhow::Result<St
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let home = home(cli.home)?;
+    let home = home::path(cli.home)?;
     let command = match cli.command {
         Command::Register {
             server,
             invite,
             address,
-        } => {
-            let (new_home, store) = NewHome::open(&home)?;
-            let client = match Client::register(store, &server, &address, invite).await {
-                Ok(client) => client,
-                Err(e) => {
-                    new_home.discard();
-                    return Err(e.into());
-                }
-            };
-            out!(
-                "registered {} (device {}) on {}",
-                client.account.address(),
-                client.account.device_id(),
-                client.account.server()
-            )?;
-            if let Some(key) = client.account.recovery_key()? {
-                show_recovery_key(&key)?;
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
+        } => return home::register(&home, &server, &address, invite).await,
         Command::Recover { server, address } => {
-            if std::io::stdin().is_terminal() {
-                eprintln!("recovery key:");
-            }
-            let mut typed = String::new();
-            std::io::stdin().read_line(&mut typed)?;
-            let key = missive_core::recovery::RecoveryKey::parse(&typed)?;
-            let (new_home, store) = NewHome::open(&home)?;
-            let (client, recovered) = match Client::recover(store, &server, &address, &key).await {
-                Ok(done) => done,
-                Err(e) => {
-                    new_home.discard();
-                    return Err(e.into());
-                }
-            };
-            for (conversation, why) in &recovered.failed {
-                eprintln!("could not rejoin {conversation}: {why}");
-            }
-            out!(
-                "recovered {} (device {}) on {}: {} conversations rejoined, {} messages of \
-                 history, {} lost devices removed",
-                client.account.address(),
-                client.account.device_id(),
-                client.account.server(),
-                recovered.rejoined,
-                recovered.messages,
-                recovered.revoked
-            )?;
-            return Ok(ExitCode::SUCCESS);
+            return home::recover(&home, &server, &address).await
         }
         Command::Join {
             server,
             code,
             timeout,
-        } => {
-            if std::io::stderr().is_terminal() {
-                eprintln!("waiting for the linking device...");
-            }
-            let (new_home, store) = NewHome::open(&home)?;
-            let joined = match Client::join(
-                store,
-                &server,
-                &code,
-                std::time::Duration::from_secs(timeout),
-            )
-            .await
-            {
-                Ok(joined) => joined,
-                Err(e) => {
-                    new_home.discard();
-                    return Err(e.into());
-                }
-            };
-            out!(
-                "linked {} (device {}): {} conversations, {} messages of history",
-                joined.client.account.address(),
-                joined.client.account.device_id(),
-                joined.conversations,
-                joined.messages
-            )?;
-            return Ok(ExitCode::SUCCESS);
-        }
+        } => return home::join(&home, &server, &code, timeout).await,
         Command::Account(command) => command,
     };
-    let mut client = Client::open(existing_store(&home)?)?;
+    let mut client = Client::open(home::existing_store(&home)?)?;
     let alerts = match account_command(&mut client, command, &home).await {
         Ok(alerts) => alerts,
         Err(e) => {
@@ -685,7 +536,7 @@ async fn account_command(
             out!("history backup: {}", if on { "on" } else { "off" })?;
         }
         AccountCommand::RecoveryKey => {
-            show_recovery_key(&client.make_recovery_key().await?)?;
+            home::show_recovery_key(&client.make_recovery_key().await?)?;
         }
         AccountCommand::Link {
             timeout,

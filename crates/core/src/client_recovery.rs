@@ -220,22 +220,17 @@ impl Client {
         let address = self.account.address().to_owned();
         let own = self.account.device_id();
         let user = self.fetch_user(&address).await?;
+        // Every device the server or our signed list still names, but this one.
+        let listed = self
+            .account
+            .pinned_list(&address)?
+            .map(|l| l.devices)
+            .unwrap_or_default();
         let lost: Vec<String> = user
             .devices
             .iter()
             .map(|d| d.device_id.clone())
-            .filter(|d| *d != own)
-            .chain(
-                self.account
-                    .pinned_list(&address)?
-                    .map(|l| {
-                        l.devices
-                            .iter()
-                            .map(|d| hex::encode(d.device_id))
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default(),
-            )
+            .chain(listed.iter().map(|d| hex::encode(d.device_id)))
             .filter(|d| *d != own)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()

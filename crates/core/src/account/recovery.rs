@@ -17,6 +17,12 @@ use crate::identity::{self, Identity};
 use crate::recovery::{Backup, RecoveryKey};
 use crate::store::{AccountStore, ConversationRecord, Durability, Op};
 
+/// Most messages in one history segment.
+const MAX_SEGMENT_MESSAGES: usize = 2000;
+
+/// Per conversation, the sequence number of the last message backed up.
+pub type HistoryMarks = BTreeMap<String, u64>;
+
 impl Account {
     /// The account's recovery key, if it has one.
     pub fn recovery_key(&self) -> Result<Option<RecoveryKey>, CoreError> {
@@ -72,37 +78,34 @@ impl Account {
         let Some(key) = self.recovery_key()? else {
             return Ok(None);
         };
-        let backup = self.backup()?;
-        let plain =
-            zeroize::Zeroizing::new(serde_json::to_vec(&backup).map_err(CoreError::storage)?);
-        let digest: [u8; 32] = blake3::hash(&plain).into();
+        let (backup, digest) = self.backup_and_digest()?;
         if !force && self.store.setting(keys::RECOVERY_DIGEST)?.as_deref() == Some(&digest[..]) {
             return Ok(None);
         }
-        let address = self.address().to_owned();
-        Ok(Some((
-            RecoveryUpload {
-                auth: key.auth(&address),
-                backup: B64(key.seal(&address, &backup)?),
-            },
-            digest,
-        )))
+        Ok(Some((self.seal_backup(&key, &backup)?, digest)))
     }
 
-    /// The backup sealed under a key this device does not keep yet (a recovery key made for
-    /// an account that had none), with its digest.
+    /// The backup sealed under `key` (also a key this device does not keep yet: one made for
+    /// an account that had none), with the digest of what it seals.
     pub fn backup_under(&self, key: &RecoveryKey) -> Result<(RecoveryUpload, [u8; 32]), CoreError> {
+        let (backup, digest) = self.backup_and_digest()?;
+        Ok((self.seal_backup(key, &backup)?, digest))
+    }
+
+    /// The backup, and the BLAKE3 digest of its encoding (compared before anything is sealed).
+    fn backup_and_digest(&self) -> Result<(Backup, [u8; 32]), CoreError> {
         let backup = self.backup()?;
         let plain =
             zeroize::Zeroizing::new(serde_json::to_vec(&backup).map_err(CoreError::storage)?);
+        Ok((backup, blake3::hash(&plain).into()))
+    }
+
+    fn seal_backup(&self, key: &RecoveryKey, backup: &Backup) -> Result<RecoveryUpload, CoreError> {
         let address = self.address();
-        Ok((
-            RecoveryUpload {
-                auth: key.auth(address),
-                backup: B64(key.seal(address, &backup)?),
-            },
-            blake3::hash(&plain).into(),
-        ))
+        Ok(RecoveryUpload {
+            auth: key.auth(address),
+            backup: B64(key.seal(address, backup)?),
+        })
     }
 
     /// The server keeps the backup of this digest.
@@ -282,9 +285,7 @@ impl Account {
         }
         Ok(())
     }
-}
 
-impl Account {
     /// Devices of ours in a conversation other than this one (after a recovery: the lost ones,
     /// to remove).
     pub fn other_own_devices(&self, conversation: &str) -> Result<Vec<String>, CoreError> {
@@ -296,15 +297,7 @@ impl Account {
             .map(|o| o.device_id)
             .collect())
     }
-}
 
-/// Most messages in one history segment.
-const MAX_SEGMENT_MESSAGES: usize = 2000;
-
-/// Per conversation, the sequence number of the last message backed up.
-pub type HistoryMarks = BTreeMap<String, u64>;
-
-impl Account {
     /// Whether this account backs its message history up (with its recovery key).
     pub fn history_backup(&self) -> Result<bool, CoreError> {
         Ok(self.store.setting(keys::HISTORY_BACKUP)?.as_deref() == Some(&[1][..]))
