@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::bail;
+use missive_core::account::Outcome;
 use missive_core::client::Client;
 use missive_core::CoreError;
 use tokio::io::AsyncBufReadExt;
@@ -22,13 +23,15 @@ pub async fn chat(
     conversation: Option<String>,
     json: bool,
 ) -> anyhow::Result<usize> {
-    let mut alerts = report(client.sync().await?);
+    let outcomes = client.sync().await?;
+    let mut alerts = report(&outcomes);
     // After the sync: a conversation we were just added to is known now.
     let conversation = match conversation {
         Some(typed) => Some(crate::conversation_id(client, &typed)?),
         None => None,
     };
-    show_new(client, json)?;
+    show_new(client, &outcomes, json)?;
+    send_receipts(client).await?;
     let mut push = Some(client.connect_push().await?);
     if !json {
         match &conversation {
@@ -46,8 +49,9 @@ pub async fn chat(
             tokio::time::sleep(backoff).await;
             match client.sync().await {
                 Ok(outcomes) => {
-                    alerts += report(outcomes);
-                    show_new(client, json)?;
+                    alerts += report(&outcomes);
+                    show_new(client, &outcomes, json)?;
+                    send_receipts(client).await?;
                     push = client.connect_push().await.ok();
                 }
                 Err(CoreError::Network(_)) => {}
@@ -65,8 +69,10 @@ pub async fn chat(
             batch = connection.next_batch() => {
                 match batch {
                     Ok(Some(events)) => {
-                        alerts += report(client.process_events(&events).await?);
-                        show_new(client, json)?;
+                        let outcomes = client.process_events(&events).await?;
+                        alerts += report(&outcomes);
+                        show_new(client, &outcomes, json)?;
+                        send_receipts(client).await?;
                     }
                     Ok(None) | Err(_) => {
                         eprintln!("connection to the server lost; reconnecting");
@@ -108,14 +114,35 @@ pub async fn chat(
     Ok(alerts)
 }
 
-/// Prints received messages not shown yet and marks them shown.
-pub fn show_new(client: &mut Client, json: bool) -> anyhow::Result<()> {
+/// Prints received messages not shown yet and marks them shown, then the messages `outcomes`
+/// changed (edited, deleted, reacted to) as they are now, each once.
+pub fn show_new(client: &mut Client, outcomes: &[Outcome], json: bool) -> anyhow::Result<()> {
     let new = client.account.store().unshown_messages()?;
+    let mut printed = std::collections::HashSet::new();
     for m in &new {
-        print_message(m, json)?;
+        print_message(m, None, json)?;
+        printed.insert(m.id.clone());
     }
     client
         .account
         .mark_shown(new.into_iter().map(|m| m.id).collect())?;
+    for o in outcomes {
+        if let Outcome::Changed(m) = o {
+            if printed.insert(m.id.clone()) {
+                // The message as stored now (a later change in the batch may have followed).
+                if let Some(now) = client.account.store().message(&m.id)? {
+                    crate::show::print_change(&now, json)?;
+                }
+            }
+        }
+    }
     Ok(())
+}
+
+/// Sends the delivery receipts due; a server out of reach leaves them for the next time.
+pub async fn send_receipts(client: &mut Client) -> anyhow::Result<()> {
+    match client.send_receipts().await {
+        Ok(_) | Err(CoreError::Network(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -121,6 +121,61 @@ enum AccountCommand {
         /// The reply.
         text: String,
     },
+    /// Replace the text of one of your messages, for everyone (each device keeps the earlier
+    /// texts and shows it as edited).
+    Edit {
+        /// The conversation's id, or its first 8 characters or more.
+        conversation: String,
+        /// The message's id (or its first 8 characters or more).
+        message: String,
+        /// The new text.
+        text: String,
+    },
+    /// Delete one of your messages for everyone: every device that receives the deletion
+    /// erases its text (or its file's key).
+    Delete {
+        /// The conversation's id, or its first 8 characters or more.
+        conversation: String,
+        /// The message's id (or its first 8 characters or more).
+        message: String,
+    },
+    /// React to a message with an emoji (one reaction per emoji and person), or take the
+    /// reaction back with --remove.
+    React {
+        /// The conversation's id, or its first 8 characters or more.
+        conversation: String,
+        /// The message's id (or its first 8 characters or more).
+        message: String,
+        /// One emoji.
+        emoji: String,
+        /// Take the reaction back.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Mark everything in a conversation as read: its members see it in their read receipts
+    /// (unless `missive read-receipts off`).
+    Read {
+        /// The conversation's id, or its first 8 characters or more.
+        conversation: String,
+    },
+    /// Show a conversation's settings, or change them for every member.
+    Conversation {
+        /// The conversation's id, or its first 8 characters or more.
+        conversation: String,
+        /// Disappearing messages: off, 5m, 1h, 1d, 1w or 4w (messages sent afterwards are
+        /// erased on every device that long after the server took them).
+        #[arg(long)]
+        disappear: Option<String>,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send read receipts (`on`, the default) or not (`off`); without either, say which.
+    ReadReceipts {
+        /// `on` or `off` (without it, shows whether it is on).
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
+    },
     /// Encrypt a file and send it to a conversation; prints the message id alone on its last
     /// line. Run the same command again to resume an interrupted upload.
     SendFile {
@@ -375,14 +430,14 @@ async fn account_command(
         }
         AccountCommand::Dm { address, text } => {
             let address = lookup::address(&address)?;
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let m = client.dm(&address, &text).await?;
             out!("sent to {address} in {}", m.conversation)?;
             out!("{}", m.id)?;
         }
         AccountCommand::Group(GroupCommand::Create { name, members }) => {
             let members = addresses(&members)?;
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let id = client
                 .create_conversation(Some(name.clone()), None, &members)
                 .await?;
@@ -394,7 +449,7 @@ async fn account_command(
             address,
         }) => {
             let address = lookup::address(&address)?;
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let conversation = conversation_id(client, &conversation)?;
             let outcome = client
                 .add_members(&conversation, std::slice::from_ref(&address))
@@ -409,7 +464,7 @@ async fn account_command(
             address,
         }) => {
             let address = lookup::address(&address)?;
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let conversation = conversation_id(client, &conversation)?;
             let outcome = client
                 .remove_members(&conversation, std::slice::from_ref(&address))
@@ -420,7 +475,7 @@ async fn account_command(
             )?;
         }
         AccountCommand::Send { conversation, text } => {
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let conversation = conversation_id(client, &conversation)?;
             let m = client.send_text(&conversation, &text).await?;
             out!("{}", m.id)?;
@@ -430,13 +485,72 @@ async fn account_command(
             message,
             text,
         } => {
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let conversation = conversation_id(client, &conversation)?;
             let m = client.send_reply(&conversation, &message, &text).await?;
             out!("{}", m.id)?;
         }
+        AccountCommand::Edit {
+            conversation,
+            message,
+            text,
+        } => {
+            alerts += report(&client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
+            let m = client.edit(&conversation, &message, &text).await?;
+            out!("{}", m.id)?;
+        }
+        AccountCommand::Delete {
+            conversation,
+            message,
+        } => {
+            alerts += report(&client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
+            let m = client.delete(&conversation, &message).await?;
+            out!("deleted {}", m.id)?;
+        }
+        AccountCommand::React {
+            conversation,
+            message,
+            emoji,
+            remove,
+        } => {
+            alerts += report(&client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
+            let m = client
+                .react(&conversation, &message, &emoji, remove)
+                .await?;
+            out!("{}", show::reactions_line(&m))?;
+        }
+        AccountCommand::Read { conversation } => {
+            alerts += report(&client.sync().await?);
+            let conversation = conversation_id(client, &conversation)?;
+            let position = client.mark_read(&conversation).await?;
+            out!("read up to {position}")?;
+        }
+        AccountCommand::Conversation {
+            conversation,
+            disappear,
+            json,
+        } => {
+            alerts += sync_if_reachable(client).await?;
+            let conversation = conversation_id(client, &conversation)?;
+            if let Some(typed) = disappear {
+                let seconds = missive_core::client::parse_timer(&typed)?;
+                alerts += report(&client.sync().await?);
+                client.set_timer(&conversation, seconds).await?;
+            }
+            show::conversation_settings(client, &conversation, json)?;
+        }
+        AccountCommand::ReadReceipts { state } => {
+            if let Some(state) = state {
+                client.account.set_read_receipts(state == "on")?;
+            }
+            let on = client.account.read_receipts()?;
+            out!("read receipts: {}", if on { "on" } else { "off" })?;
+        }
         AccountCommand::SendFile { conversation, path } => {
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let conversation = conversation_id(client, &conversation)?;
             let (bar, progress) = progress_bar("upload");
             let m = client.send_file(&conversation, &path, progress).await;
@@ -482,8 +596,10 @@ async fn account_command(
             out!("{}", path.display())?;
         }
         AccountCommand::Sync { json } => {
-            alerts += report(client.sync().await?);
-            chat::show_new(client, json)?;
+            let outcomes = client.sync().await?;
+            alerts += report(&outcomes);
+            chat::show_new(client, &outcomes, json)?;
+            chat::send_receipts(client).await?;
         }
         AccountCommand::Conversations { json } => {
             alerts += sync_if_reachable(client).await?;
@@ -514,8 +630,15 @@ async fn account_command(
         }
         AccountCommand::History { conversation, json } => {
             let conversation = conversation_id(client, &conversation)?;
+            client.erase_expired()?;
+            let record = client.account.store().conversation(&conversation)?;
+            let members = client.account.members(&conversation).unwrap_or_default();
+            let receipted = record.as_ref().map(|conversation| show::Receipted {
+                conversation,
+                members: &members,
+            });
             for m in client.account.store().messages(&conversation)? {
-                print_message(&m, json)?;
+                print_message(&m, receipted.as_ref(), json)?;
             }
         }
         AccountCommand::Chat { conversation, json } => {
@@ -545,7 +668,7 @@ async fn account_command(
             if timeout == 0 || timeout > 900 {
                 anyhow::bail!("--timeout must be between 1 and 900 seconds");
             }
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let server = client.account.server().to_owned();
             let linked = client
                 .link(
@@ -572,7 +695,7 @@ async fn account_command(
             action: Some(DevicesAction::Revoke { device_id }),
             ..
         } => {
-            alerts += report(client.sync().await?);
+            alerts += report(&client.sync().await?);
             let removed = client.revoke_device(&device_id).await?;
             out!("revoked device {device_id}; removed from {removed} conversations")?;
         }
@@ -720,7 +843,7 @@ async fn account_command(
 /// is stored.
 async fn sync_if_reachable(client: &mut Client) -> anyhow::Result<usize> {
     match client.sync().await {
-        Ok(outcomes) => Ok(report(outcomes)),
+        Ok(outcomes) => Ok(report(&outcomes)),
         Err(missive_core::CoreError::Network(e)) => {
             eprintln!("warning: showing stored state; cannot reach the server: {e}");
             Ok(0)

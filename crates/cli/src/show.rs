@@ -4,26 +4,65 @@
 use std::io::IsTerminal;
 
 use missive_core::account::Outcome;
-use missive_core::store::MessageRecord;
+use missive_core::client::timer_name;
+use missive_core::store::{ConversationRecord, MessageRecord, Notice};
 use serde_json::json;
 
 /// What stands for a message of a kind this version cannot display.
 pub const UNSUPPORTED: &str = "a message this version cannot display (update Missive)";
 
-/// One message as a JSON object, for `--json`.
-pub fn message_json(m: &MessageRecord) -> serde_json::Value {
+/// What a history shows beside each message: its conversation's receipts and members.
+pub struct Receipted<'a> {
+    pub conversation: &'a ConversationRecord,
+    pub members: &'a [String],
+}
+
+impl Receipted<'_> {
+    /// Who received and who read `m`, and how many members besides its sender there are;
+    /// `None` before any receipt.
+    fn of(&self, m: &MessageRecord) -> Option<(Vec<String>, Vec<String>, usize)> {
+        if m.notice.is_some() || !self.conversation.receipts.keys().any(|k| *k != m.sender) {
+            return None;
+        }
+        let (delivered, read) = self.conversation.receipts_for(&m.sender, m.seq);
+        let others = self.members.iter().filter(|a| **a != m.sender).count();
+        Some((delivered, read, others))
+    }
+}
+
+/// One message as a JSON object, for `--json`; in a history, with who received and read it.
+pub fn message_json(m: &MessageRecord, receipted: Option<&Receipted<'_>>) -> serde_json::Value {
     let mut value = json!({
         "conversation": m.conversation,
         "sender": m.sender,
-        "text": m.text,
         "id": m.id,
         "sender_device": m.sender_device,
         "sent_at": m.sent_at,
         "server_time": m.server_time,
         "seq": m.seq,
     });
+    if let Some(Notice::Disappear { seconds }) = &m.notice {
+        // A change of settings: an event, not a message.
+        value["event"] = json!("settings");
+        value["disappear"] = json!(timer_name(*seconds));
+        return value;
+    }
+    if m.deleted {
+        value["deleted"] = json!(true);
+    } else {
+        value["text"] = json!(m.text);
+    }
     if let Some(answered) = &m.reply_to {
         value["reply_to"] = json!(answered);
+    }
+    if !m.edits.is_empty() {
+        value["edited"] = json!(true);
+    }
+    if !m.reactions.is_empty() {
+        value["reactions"] = json!(m.reactions);
+    }
+    if let Some(at) = m.expires_at {
+        value["expires_at"] = json!(at);
     }
     if let Some(kind) = m.unsupported_kind() {
         // A kind of message added after this version: named, never silently left out.
@@ -39,38 +78,129 @@ pub fn message_json(m: &MessageRecord) -> serde_json::Value {
             "blake3": f.blake3,
         });
     }
+    if let Some((delivered, read, _)) = receipted.and_then(|r| r.of(m)) {
+        value["delivered_to"] = json!(delivered);
+        value["read_by"] = json!(read);
+    }
     value
 }
 
 /// One message on one line of stdout: `[CONV] SENDER: TEXT`, or as JSON.
-pub fn print_message(m: &MessageRecord, as_json: bool) -> std::io::Result<()> {
+pub fn print_message(
+    m: &MessageRecord,
+    receipted: Option<&Receipted<'_>>,
+    as_json: bool,
+) -> std::io::Result<()> {
     if as_json {
-        return out!("{}", message_json(m));
+        return out!("{}", message_json(m, receipted));
     }
     let short = &m.conversation[..m.conversation.len().min(8)];
-    match &m.file {
-        Some(f) => out!(
+    let mut line = match (&m.file, &m.notice) {
+        (_, Some(Notice::Disappear { seconds: None })) => {
+            format!("[{short}] {} turned disappearing messages off", m.sender)
+        }
+        (_, Some(Notice::Disappear { seconds })) => format!(
+            "[{short}] {} set disappearing messages to {}",
+            m.sender,
+            timer_name(*seconds)
+        ),
+        _ if m.deleted => format!("[{short}] {}: (deleted)", m.sender),
+        (Some(f), _) => format!(
             "[{short}] {}: file {:?} ({}) — missive download {} --out DIR",
             m.sender,
             f.name,
             human_size(f.size),
             f.blob
         ),
-        None if m.unsupported.is_some() => out!(
+        (None, _) if m.unsupported.is_some() => format!(
             "[{short}] {}: {UNSUPPORTED} ({})",
             m.sender,
             m.unsupported_kind().unwrap_or_default()
         ),
-        None => match &m.reply_to {
-            Some(answered) => out!(
+        (None, _) => match &m.reply_to {
+            Some(answered) => format!(
                 "[{short}] {}: (reply to {}) {}",
                 m.sender,
                 &answered[..answered.len().min(8)],
                 m.text
             ),
-            None => out!("[{short}] {}: {}", m.sender, m.text),
+            None => format!("[{short}] {}: {}", m.sender, m.text),
         },
+    };
+    if !m.edits.is_empty() && !m.deleted {
+        line.push_str(" (edited)");
     }
+    if !m.reactions.is_empty() {
+        line.push_str("  ");
+        line.push_str(&reactions_line(m));
+    }
+    if let Some((delivered, read, others)) = receipted.and_then(|r| r.of(m)) {
+        if !delivered.is_empty() {
+            line.push_str(&format!(
+                "  [delivered to {} of {others}, read by {} of {others}]",
+                delivered.len(),
+                read.len()
+            ));
+        }
+    }
+    out!("{line}")
+}
+
+/// A message that changed (edited, deleted, reacted to), as it is now.
+pub fn print_change(m: &MessageRecord, as_json: bool) -> std::io::Result<()> {
+    if as_json {
+        let mut value = message_json(m, None);
+        value["changed"] = json!(true);
+        return out!("{value}");
+    }
+    print_message(m, None, false)
+}
+
+/// A message's reactions: `👍 2 · 🎉 1`, or `no reactions`.
+pub fn reactions_line(m: &MessageRecord) -> String {
+    if m.reactions.is_empty() {
+        return "no reactions".into();
+    }
+    m.reactions
+        .iter()
+        .map(|(emoji, who)| format!("{emoji} {}", who.len()))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// A conversation's settings, as `missive conversation` shows them.
+pub fn conversation_settings(
+    client: &missive_core::client::Client,
+    conversation: &str,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let Some(c) = client.account.store().conversation(conversation)? else {
+        anyhow::bail!("no conversation {conversation}");
+    };
+    let members = client.account.members(conversation).unwrap_or_default();
+    if as_json {
+        out!(
+            "{}",
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "dm": c.dm_peer,
+                "members": members,
+                "left": c.left,
+                "disappear": timer_name(c.disappear),
+            })
+        )?;
+    } else {
+        let title = c
+            .name
+            .clone()
+            .or(c.dm_peer.clone().map(|p| format!("with {p}")))
+            .unwrap_or_else(|| "(unnamed)".into());
+        out!("conversation: {} {title}", c.id)?;
+        out!("members:      {}", members.join(", "))?;
+        out!("disappearing: {}", timer_name(c.disappear))?;
+    }
+    Ok(())
 }
 
 /// A byte count for people.
@@ -131,7 +261,7 @@ pub fn progress_bar(
 }
 
 /// Prints the alerts among sync outcomes on stderr; returns how many there were.
-pub fn report(outcomes: Vec<Outcome>) -> usize {
+pub fn report(outcomes: &[Outcome]) -> usize {
     let mut n = 0;
     for o in outcomes {
         if let Outcome::Alert(a) = o {

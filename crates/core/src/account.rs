@@ -30,6 +30,7 @@ pub const KEY_PACKAGE_LOW: u32 = 10;
 /// Padding of application messages, so that sizes leak only in buckets of this many bytes.
 const PADDING: usize = 64;
 
+mod changes;
 mod device_lists;
 mod events;
 mod linking;
@@ -64,7 +65,11 @@ mod keys {
     /// number of the last message backed up (JSON).
     pub const HISTORY_BACKUP: &str = "history_backup";
     pub const HISTORY_MARKS: &str = "history_marks";
+    /// "off" when this user sends no read receipts.
+    pub const READ_RECEIPTS: &str = "read_receipts";
 }
+
+pub use changes::valid_reaction;
 
 fn capabilities() -> Capabilities {
     Capabilities::new(
@@ -212,6 +217,10 @@ fn group_id_of(conversation: &str) -> Result<GroupId, CoreError> {
 pub enum Outcome {
     /// A new message to show.
     Message(MessageRecord),
+    /// A message changed: edited, deleted or reacted to (the record as it is now).
+    Changed(MessageRecord),
+    /// Members' receipts in a conversation moved.
+    Receipts(String),
     /// This device joined a conversation.
     Joined(String),
     /// This device was removed from a conversation.
@@ -275,6 +284,8 @@ pub struct Account {
     cursor: u64,
     /// Conversation records as stored, read on every received message.
     conversations: HashMap<String, ConversationRecord>,
+    /// Per conversation, the newest position received from others not yet receipted.
+    delivered_due: std::collections::BTreeMap<String, u64>,
 }
 
 /// The ids of the last [`RecentIds::CAPACITY`] messages saved.
@@ -352,6 +363,7 @@ impl Account {
             token: String::new(),
             cursor: 0,
             conversations: HashMap::new(),
+            delivered_due: Default::default(),
         }
     }
 
@@ -1112,13 +1124,12 @@ impl Account {
             .export_group_info(self.provider.crypto(), &self.device_key, true)
             .map_err(CoreError::mls)?;
         let conversation = conversation_id(&id);
-        self.pending.push(Op::Conversation(ConversationRecord {
-            id: conversation.clone(),
+        self.pending.push(Op::Conversation(ConversationRecord::new(
+            conversation.clone(),
             name,
             dm_peer,
-            created_at: now_ms(),
-            left: false,
-        }));
+            now_ms(),
+        )));
         Ok((
             conversation,
             CreateGroupRequest {
@@ -1341,7 +1352,23 @@ impl Account {
         sent: &[(&str, &AppMessage, &SendResponse)],
     ) -> Result<Vec<Option<MessageRecord>>, CoreError> {
         let mut records = Vec::with_capacity(sent.len());
+        let own = self.address().to_owned();
+        let device = self.device_id();
         for (conversation, message, accepted) in sent {
+            let cx = changes::ChangeContext {
+                conversation,
+                sender: &own,
+                sender_device: &device,
+                seq: accepted.seq,
+                at: now_ms(),
+            };
+            if let Some(outcomes) = self.apply_change(&cx, message)? {
+                records.push(outcomes.into_iter().find_map(|o| match o {
+                    Outcome::Message(m) | Outcome::Changed(m) => Some(m),
+                    _ => None,
+                }));
+                continue;
+            }
             let Some(shown) = displayed(&message.body) else {
                 records.push(None);
                 continue;
@@ -1349,8 +1376,8 @@ impl Account {
             let record = MessageRecord {
                 id: message.id.clone(),
                 conversation: (*conversation).to_owned(),
-                sender: self.address().to_owned(),
-                sender_device: self.device_id(),
+                sender: own.clone(),
+                sender_device: device.clone(),
                 text: shown.text,
                 sent_at: message.sent_at,
                 server_time: 0,
@@ -1358,6 +1385,8 @@ impl Account {
                 file: shown.file,
                 unsupported: shown.unsupported,
                 reply_to: shown.reply_to,
+                expires_at: self.expiry(conversation, now_ms())?,
+                ..MessageRecord::default()
             };
             self.pending.push(Op::Sent {
                 record: record.clone(),

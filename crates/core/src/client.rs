@@ -11,6 +11,8 @@ use crate::account::{Account, Outcome, KEY_PACKAGE_LOW, KEY_PACKAGE_STOCK};
 use crate::error::{AlertCode, CoreError};
 use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
+#[path = "client_changes.rs"]
+mod changes;
 #[path = "client_link.rs"]
 mod link;
 #[path = "client_recovery.rs"]
@@ -22,6 +24,7 @@ mod transfer;
 mod transport;
 #[path = "client_trust.rs"]
 mod trust;
+pub use changes::{parse_timer, timer_name, TIMERS};
 pub use link::{Joined, Linked};
 pub use recovery::Recovered;
 #[cfg(not(target_arch = "wasm32"))]
@@ -320,6 +323,7 @@ impl Client {
     /// recovery backup and history follow what changed. A network failure leaves them for
     /// the next batch.
     async fn after_events(&mut self, outcomes: &mut Vec<Outcome>) -> Result<(), CoreError> {
+        self.erase_expired()?;
         match self.check_gossip().await {
             Ok(alerts) => outcomes.extend(alerts.into_iter().map(Outcome::Alert)),
             Err(CoreError::Network(_)) => {}
@@ -337,6 +341,7 @@ impl Client {
     /// Fetches and processes every event after the cursor; acknowledges them.
     pub async fn sync(&mut self) -> Result<Vec<Outcome>, CoreError> {
         let mut outcomes = Vec::new();
+        self.erase_expired()?;
         let start = self.account.cursor();
         loop {
             let page: EventsResponse = self
@@ -453,6 +458,7 @@ impl Client {
             AppBody::Meta {
                 name,
                 dm: dm_peer.is_some(),
+                timer: None,
             },
         )
         .await?;
@@ -506,6 +512,7 @@ impl Client {
             AppBody::Meta {
                 name: record.name,
                 dm: record.dm_peer.is_some(),
+                timer: record.disappear,
             },
         )
         .await?;

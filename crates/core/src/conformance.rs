@@ -8,13 +8,7 @@ use missive_proto::B64;
 use crate::store::*;
 
 fn conversation(id: &str, created_at: u64, dm_peer: Option<&str>) -> ConversationRecord {
-    ConversationRecord {
-        id: id.into(),
-        name: None,
-        dm_peer: dm_peer.map(Into::into),
-        created_at,
-        left: false,
-    }
+    ConversationRecord::new(id.into(), None, dm_peer.map(Into::into), created_at)
 }
 
 fn message(id: &str, conversation: &str, device: &str, seq: u64) -> MessageRecord {
@@ -27,9 +21,7 @@ fn message(id: &str, conversation: &str, device: &str, seq: u64) -> MessageRecor
         sent_at: seq,
         server_time: seq,
         seq,
-        file: None,
-        unsupported: None,
-        reply_to: None,
+        ..MessageRecord::default()
     }
 }
 
@@ -103,6 +95,14 @@ pub fn conversations(store: &mut dyn AccountStore) {
     let mut left = conversation("c2", 20, Some("bob@example.org"));
     left.left = true;
     left.name = Some("old".into());
+    left.disappear = Some(3600);
+    left.receipts.insert(
+        "carol@example.org".into(),
+        Receipts {
+            delivered: 7,
+            read: 5,
+        },
+    );
     apply(store, vec![Op::Conversation(left.clone())]);
     assert_eq!(store.conversation("c2").expect("read"), Some(left));
     assert_eq!(
@@ -308,6 +308,95 @@ pub fn contacts_and_alerts(store: &mut dyn AccountStore) {
     );
 }
 
+/// Messages changed after they were stored (edited, deleted, reacted to) keep their place and
+/// marks; erased ones are gone; those whose timer ran out are found.
+pub fn revised_and_erased(store: &mut dyn AccountStore) {
+    let mut timed = message("cccc02", "c1", "d1", 2);
+    timed.expires_at = Some(5_000);
+    apply(
+        store,
+        vec![
+            Op::Message(message("cccc01", "c1", "d1", 1)),
+            Op::Message(timed.clone()),
+            Op::Message(message("cccc03", "c1", "d2", 3)),
+        ],
+    );
+    apply(store, vec![Op::MarkShown(vec!["cccc01".into()])]);
+    let mut edited = message("cccc01", "c1", "d1", 1);
+    edited.text = "second thoughts".into();
+    edited.edits.push(Edit {
+        text: "text of cccc01".into(),
+        until: 40,
+    });
+    edited
+        .reactions
+        .insert("👍".into(), vec!["bob@example.org".into()]);
+    edited.notice = None;
+    let mut gone = message("cccc03", "c1", "d2", 3);
+    gone.text = String::new();
+    gone.deleted = true;
+    apply(
+        store,
+        vec![
+            Op::Revise(edited.clone()),
+            Op::Revise(gone.clone()),
+            // Not stored: nothing happens.
+            Op::Revise(message("dddd01", "c1", "d1", 4)),
+        ],
+    );
+    assert_eq!(store.message("cccc01").expect("read"), Some(edited.clone()));
+    assert_eq!(store.message("dddd01").expect("read"), None);
+    assert_eq!(
+        ids(&store.unshown_messages().expect("unshown")),
+        ["cccc02", "cccc03"],
+        "a revision keeps the marks"
+    );
+    assert_eq!(
+        store.expired_messages(4_999).expect("expired"),
+        Vec::<String>::new()
+    );
+    assert_eq!(store.expired_messages(5_000).expect("expired"), ["cccc02"]);
+
+    let mut notice = message("cccc04", "c1", "d1", 4);
+    notice.text = String::new();
+    notice.notice = Some(Notice::Disappear { seconds: Some(300) });
+    apply(store, vec![Op::Message(notice.clone())]);
+    apply(
+        store,
+        vec![Op::Erase(vec!["cccc02".into(), "absent".into()])],
+    );
+    assert_eq!(
+        store.messages("c1").expect("list"),
+        [edited, gone, notice],
+        "in their order, with what changed"
+    );
+    assert!(!store.has_message("cccc02").expect("has"));
+    apply(
+        store,
+        vec![Op::Applied {
+            id: "eeee01".into(),
+            conversation: "c1".into(),
+            seq: 9,
+        }],
+    );
+    assert!(
+        store.has_message("eeee01").expect("has"),
+        "applied counts as held"
+    );
+    assert!(store.has_message_at("c1", 9).expect("at"));
+    assert!(!store.has_message_at("c2", 9).expect("at"));
+    assert_eq!(
+        store.messages("c1").expect("list").len(),
+        3,
+        "and is no message"
+    );
+    assert!(store
+        .expired_messages(u64::MAX)
+        .expect("expired")
+        .is_empty());
+    assert!(store.messages_matching("cccc02").expect("match").is_empty());
+}
+
 /// Runs the conformance suite against the stores `$new()` returns (a fresh, empty store and
 /// anything that must live as long as it), one test per part.
 #[macro_export]
@@ -332,6 +421,11 @@ macro_rules! account_store_conformance {
         fn conformance_sent_messages() {
             let (_keep, mut store) = $new();
             $crate::conformance::sent_messages(&mut store);
+        }
+        #[test]
+        fn conformance_revised_and_erased() {
+            let (_keep, mut store) = $new();
+            $crate::conformance::revised_and_erased(&mut store);
         }
         #[test]
         fn conformance_contacts_and_alerts() {

@@ -161,6 +161,14 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, CoreError> {
 }
 
 impl AccountStore for JournaledStore {
+    fn message(&self, id: &str) -> Result<Option<MessageRecord>, CoreError> {
+        self.memory()?.message(id)
+    }
+
+    fn expired_messages(&self, now: u64) -> Result<Vec<String>, CoreError> {
+        self.memory()?.expired_messages(now)
+    }
+
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError> {
         self.memory()?.setting(key)
     }
@@ -172,8 +180,16 @@ impl AccountStore for JournaledStore {
     fn apply(&mut self, batch: Batch, durability: Durability) -> Result<(), CoreError> {
         let entry = postcard::to_allocvec(&batch)
             .map_err(|e| CoreError::Storage(format!("journal entry: {e}")))?;
+        // A batch that erases text (a deletion, a timer) makes the next flush a snapshot: the
+        // host then deletes the earlier entries, which still hold that text.
+        let erasing = batch
+            .iter()
+            .any(|op| matches!(op, Op::Erase(_)) || matches!(op, Op::Revise(m) if m.deleted));
         // Queue locked while applying: a snapshot taken meanwhile would not match its number.
         let mut queue = lock(&self.queue)?;
+        if erasing {
+            queue.since_snapshot = SNAPSHOT_EVERY;
+        }
         self.memory()?.apply(batch, durability)?;
         let n = queue.next;
         queue.next += 1;

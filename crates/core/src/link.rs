@@ -327,6 +327,9 @@ pub struct ConversationHistory {
     pub name: Option<String>,
     pub dm_peer: Option<String>,
     pub created_at: u64,
+    /// The disappearing-message timer in seconds, if on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disappear: Option<u64>,
     pub messages: Vec<MessageTransfer>,
 }
 
@@ -347,6 +350,19 @@ pub struct MessageTransfer {
     /// For a reply, the message it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// Earlier texts of an edited message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<crate::store::Edit>,
+    /// Deleted by its sender: handed on as a trace with no content.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reactions: std::collections::BTreeMap<String, Vec<String>>,
+    /// When the conversation's timer erases it (ms): on the new device too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<crate::store::Notice>,
 }
 
 #[cfg(test)]

@@ -32,6 +32,9 @@ pub struct MemoryAccountStore {
     by_id: HashMap<String, usize>,
     contacts: BTreeMap<String, ContactRecord>,
     alerts: Vec<AlertRecord>,
+    /// Messages applied to others (`Op::Applied`): their ids, and their places.
+    applied: HashSet<String>,
+    applied_at: HashSet<(String, u64)>,
 }
 
 impl MemoryAccountStore {
@@ -129,6 +132,29 @@ impl AccountStore for MemoryAccountStore {
                         self.set_marks(id, |s| s.shown = true);
                     }
                 }
+                Op::Applied {
+                    id,
+                    conversation,
+                    seq,
+                } => {
+                    self.applied.insert(id);
+                    self.applied_at.insert((conversation, seq));
+                }
+                Op::Revise(record) => {
+                    if let Some(&at) = self.by_id.get(&record.id) {
+                        self.messages[at].record = record;
+                    }
+                }
+                Op::Erase(ids) => {
+                    let gone: HashSet<String> = ids.into_iter().collect();
+                    let before = self.messages.len();
+                    self.messages.retain(|s| !gone.contains(&s.record.id));
+                    if self.messages.len() != before {
+                        self.by_id = (self.messages.iter().enumerate())
+                            .map(|(at, s)| (s.record.id.clone(), at))
+                            .collect();
+                    }
+                }
             }
         }
         Ok(())
@@ -171,13 +197,14 @@ impl AccountStore for MemoryAccountStore {
     }
 
     fn has_message(&self, id: &str) -> Result<bool, CoreError> {
-        Ok(self.by_id.contains_key(id))
+        Ok(self.by_id.contains_key(id) || self.applied.contains(id))
     }
 
     fn has_message_at(&self, conversation: &str, seq: u64) -> Result<bool, CoreError> {
-        Ok(self
-            .stored()
-            .any(|s| s.record.conversation == conversation && s.record.seq == seq))
+        Ok(self.applied_at.contains(&(conversation.to_owned(), seq))
+            || self
+                .stored()
+                .any(|s| s.record.conversation == conversation && s.record.seq == seq))
     }
 
     fn last_message_from(
@@ -218,6 +245,21 @@ impl AccountStore for MemoryAccountStore {
 
     fn unshown_messages(&self) -> Result<Vec<MessageRecord>, CoreError> {
         Ok(self.records(|s| !s.shown))
+    }
+
+    fn message(&self, id: &str) -> Result<Option<MessageRecord>, CoreError> {
+        Ok(self
+            .by_id
+            .get(id)
+            .map(|&at| self.messages[at].record.clone()))
+    }
+
+    fn expired_messages(&self, now: u64) -> Result<Vec<String>, CoreError> {
+        Ok(self
+            .stored()
+            .filter(|s| s.record.expires_at.is_some_and(|t| t <= now))
+            .map(|s| s.record.id.clone())
+            .collect())
     }
 }
 

@@ -91,7 +91,26 @@ CREATE INDEX messages_unnamed ON messages(conversation, sender_device) WHERE unn
     "ALTER TABLE messages ADD COLUMN reply_to TEXT;",
     // The highest signed device list seen for a contact.
     "ALTER TABLE contacts ADD COLUMN device_list BLOB;",
+    // Edits (earlier texts, JSON), deletion, reactions (JSON), the timer's deadline, settings
+    // notices (JSON); a conversation's timer and its members' receipts (JSON).
+    r#"
+ALTER TABLE messages ADD COLUMN edits TEXT;
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN reactions TEXT;
+ALTER TABLE messages ADD COLUMN expires_at INTEGER;
+ALTER TABLE messages ADD COLUMN notice TEXT;
+CREATE INDEX messages_expiring ON messages(expires_at) WHERE expires_at IS NOT NULL;
+ALTER TABLE conversations ADD COLUMN disappear INTEGER;
+ALTER TABLE conversations ADD COLUMN receipts TEXT;
+CREATE TABLE applied (id TEXT PRIMARY KEY, conversation TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX applied_at ON applied(conversation, seq);
+"#,
 ];
+
+/// A message's content columns, in the order of [`message_params`] (for `?1` to `?17`).
+const MESSAGE_COLUMNS: &str = "id, conversation, sender, sender_device, text, sent_at, \
+     server_time, seq, file, file_id, unsupported, reply_to, edits, deleted, reactions, \
+     expires_at, notice";
 
 /// An account's SQLite file.
 pub struct SqliteAccountStore {
@@ -107,13 +126,23 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Inserts a message with `sql`, whose twelve parameters are the record's columns in order.
-fn insert_message(
+/// Runs `sql` with a message's [`MESSAGE_COLUMNS`] as its parameters `?1` to `?17`.
+fn write_message(
     tx: &rusqlite::Transaction<'_>,
     m: &MessageRecord,
     sql: &str,
 ) -> rusqlite::Result<usize> {
     let file = m.file.as_ref().and_then(|f| serde_json::to_string(f).ok());
+    let edits = (!m.edits.is_empty())
+        .then(|| serde_json::to_string(&m.edits).ok())
+        .flatten();
+    let reactions = (!m.reactions.is_empty())
+        .then(|| serde_json::to_string(&m.reactions).ok())
+        .flatten();
+    let notice = m
+        .notice
+        .as_ref()
+        .and_then(|n| serde_json::to_string(n).ok());
     tx.prepare_cached(sql)?.execute(params![
         m.id,
         m.conversation,
@@ -127,7 +156,22 @@ fn insert_message(
         m.file.as_ref().map(|f| f.blob.as_str()),
         m.unsupported,
         m.reply_to,
+        edits,
+        m.deleted as i64,
+        reactions,
+        m.expires_at.map(i),
+        notice,
     ])
+}
+
+/// A JSON column's value, or the type's default when NULL (or unreadable).
+fn json_or_default<T: serde::de::DeserializeOwned + Default>(
+    r: &rusqlite::Row<'_>,
+    at: usize,
+) -> rusqlite::Result<T> {
+    Ok(r.get::<_, Option<String>>(at)?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default())
 }
 
 fn i(v: u64) -> i64 {
@@ -216,7 +260,8 @@ impl SqliteAccountStore {
             .conn
             .prepare(&format!(
                 "SELECT id, conversation, sender, sender_device, text, sent_at, server_time, seq, \
-                 file, unsupported, reply_to FROM messages {filter} ORDER BY n"
+                 file, unsupported, reply_to, edits, deleted, reactions, expires_at, notice \
+                 FROM messages {filter} ORDER BY n"
             ))
             .map_err(db)?;
         let rows = stmt
@@ -235,6 +280,13 @@ impl SqliteAccountStore {
                         .and_then(|json| serde_json::from_str(&json).ok()),
                     unsupported: r.get(9)?,
                     reply_to: r.get(10)?,
+                    edits: json_or_default(r, 11)?,
+                    deleted: r.get::<_, i64>(12)? != 0,
+                    reactions: json_or_default(r, 13)?,
+                    expires_at: r.get::<_, Option<i64>>(14)?.map(u),
+                    notice: r
+                        .get::<_, Option<String>>(15)?
+                        .and_then(|json| serde_json::from_str(&json).ok()),
                 })
             })
             .map_err(db)?
@@ -251,10 +303,12 @@ fn conversation(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRecord> {
         dm_peer: r.get(2)?,
         created_at: u(r.get(3)?),
         left: r.get::<_, i64>(4)? != 0,
+        disappear: r.get::<_, Option<i64>>(5)?.map(u),
+        receipts: json_or_default(r, 6)?,
     })
 }
 
-const CONVERSATION_COLUMNS: &str = "id, name, dm_peer, created_at, left_group";
+const CONVERSATION_COLUMNS: &str = "id, name, dm_peer, created_at, left_group, disappear, receipts";
 
 fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRecord> {
     Ok(ContactRecord {
@@ -265,6 +319,9 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRecord> {
         device_list: r.get(4)?,
     })
 }
+
+const PARAMS_17: &str =
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17";
 
 impl AccountStore for SqliteAccountStore {
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError> {
@@ -315,6 +372,16 @@ impl AccountStore for SqliteAccountStore {
                 .map_err(db)?;
             self.durability = durability;
         }
+        // A batch that takes text away (an edit, a deletion, a timer) leaves none of it in the
+        // file: freed space is overwritten with zeros while it runs.
+        let erasing = batch
+            .iter()
+            .any(|op| matches!(op, Op::Revise(_) | Op::Erase(_)));
+        if erasing {
+            self.conn
+                .execute_batch("PRAGMA secure_delete = ON;")
+                .map_err(db)?;
+        }
         let tx = self.conn.transaction().map_err(db)?;
         for op in batch {
             match op {
@@ -337,36 +404,42 @@ impl AccountStore for SqliteAccountStore {
                     .prepare_cached("DELETE FROM mls WHERE key = ?1")
                     .and_then(|mut s| s.execute(params![k])),
                 Op::Conversation(c) => tx
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO conversations (id, name, dm_peer, created_at, \
-                         left_group) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
+                    .prepare_cached(&format!(
+                        "INSERT OR REPLACE INTO conversations ({CONVERSATION_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    ))
                     .and_then(|mut s| {
+                        let receipts = (!c.receipts.is_empty())
+                            .then(|| serde_json::to_string(&c.receipts).ok())
+                            .flatten();
                         s.execute(params![
                             c.id,
                             c.name,
                             c.dm_peer,
                             i(c.created_at),
-                            c.left as i64
+                            c.left as i64,
+                            c.disappear.map(i),
+                            receipts,
                         ])
                     }),
-                Op::Message(m) => insert_message(
+                Op::Message(m) => write_message(
                     &tx,
                     &m,
-                    "INSERT OR IGNORE INTO messages (id, conversation, sender, sender_device, \
-                     text, sent_at, server_time, seq, file, file_id, unsupported, reply_to) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    &format!(
+                        "INSERT OR IGNORE INTO messages ({MESSAGE_COLUMNS}) VALUES ({})",
+                        PARAMS_17
+                    ),
                 ),
                 // Inserted shown and waiting to be named: one row write, and no entry in the
                 // index of unshown messages to add and take out again.
-                Op::Sent { record, named } => insert_message(
+                Op::Sent { record, named } => write_message(
                     &tx,
                     &record,
-                    "INSERT INTO messages (id, conversation, sender, sender_device, text, \
-                     sent_at, server_time, seq, file, file_id, unsupported, reply_to, shown, \
-                     unnamed) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, 1) \
-                     ON CONFLICT (id) DO UPDATE SET shown = 1, unnamed = 1",
+                    &format!(
+                        "INSERT INTO messages ({MESSAGE_COLUMNS}, shown, unnamed) \
+                         VALUES ({PARAMS_17}, 1, 1) \
+                         ON CONFLICT (id) DO UPDATE SET shown = 1, unnamed = 1"
+                    ),
                 )
                 .and_then(|n| {
                     named.iter().try_fold(n, |n, named| {
@@ -401,10 +474,41 @@ impl AccountStore for SqliteAccountStore {
                     "INSERT INTO alerts (at, code, detail) VALUES (?1, ?2, ?3)",
                     params![i(a.at), a.code, a.detail],
                 ),
+                Op::Revise(m) => write_message(
+                    &tx,
+                    &m,
+                    "UPDATE messages SET conversation = ?2, sender = ?3, sender_device = ?4, \
+                     text = ?5, sent_at = ?6, server_time = ?7, seq = ?8, file = ?9, \
+                     file_id = ?10, unsupported = ?11, reply_to = ?12, edits = ?13, \
+                     deleted = ?14, reactions = ?15, expires_at = ?16, notice = ?17 \
+                     WHERE id = ?1",
+                ),
+                Op::Applied {
+                    id,
+                    conversation,
+                    seq,
+                } => tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO applied (id, conversation, seq) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![id, conversation, i(seq)])),
+                Op::Erase(ids) => ids.iter().try_fold(0, |n, id| {
+                    tx.prepare_cached("DELETE FROM messages WHERE id = ?1")
+                        .and_then(|mut s| s.execute([id]))
+                        .map(|k| n + k)
+                }),
             }
             .map_err(db)?;
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        if erasing {
+            // What was overwritten or deleted is zeroed in the pages (secure_delete), and the
+            // write-ahead log, which still holds the pages as they were, is emptied now.
+            self.conn
+                .execute_batch("PRAGMA secure_delete = OFF; PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(db)?;
+        }
+        Ok(())
     }
 
     fn conversations(&self) -> Result<Vec<ConversationRecord>, CoreError> {
@@ -461,6 +565,23 @@ impl AccountStore for SqliteAccountStore {
         self.query_messages("WHERE shown = 0", [])
     }
 
+    fn message(&self, id: &str) -> Result<Option<MessageRecord>, CoreError> {
+        Ok(self.query_messages("WHERE id = ?1", [id])?.pop())
+    }
+
+    fn expired_messages(&self, now: u64) -> Result<Vec<String>, CoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT id FROM messages WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+                 ORDER BY n",
+            )
+            .and_then(|mut s| {
+                s.query_map([i(now)], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            })
+            .map_err(db)
+    }
+
     fn last_message_from(
         &self,
         conversation: &str,
@@ -490,7 +611,10 @@ impl AccountStore for SqliteAccountStore {
 
     fn has_message(&self, id: &str) -> Result<bool, CoreError> {
         self.conn
-            .prepare_cached("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1)")
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?1) \
+                 OR EXISTS(SELECT 1 FROM applied WHERE id = ?1)",
+            )
             .and_then(|mut s| s.query_row([id], |r| r.get(0)))
             .map_err(db)
     }
@@ -498,7 +622,8 @@ impl AccountStore for SqliteAccountStore {
     fn has_message_at(&self, conversation: &str, seq: u64) -> Result<bool, CoreError> {
         self.conn
             .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM messages WHERE conversation = ?1 AND seq = ?2)",
+                "SELECT EXISTS(SELECT 1 FROM messages WHERE conversation = ?1 AND seq = ?2) \
+                 OR EXISTS(SELECT 1 FROM applied WHERE conversation = ?1 AND seq = ?2)",
             )
             .and_then(|mut s| s.query_row(params![conversation, i(seq)], |r| r.get(0)))
             .map_err(db)

@@ -2,7 +2,7 @@
 //! change of one step (MLS state, conversations, messages, cursor) is written as one atomic
 //! [`Batch`], so a crash never leaves MLS state and app state out of step.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +19,56 @@ pub struct ConversationRecord {
     pub created_at: u64,
     /// This device was removed: nothing new can be read or sent.
     pub left: bool,
+    /// The disappearing-message timer in seconds, if on: each message is erased that long
+    /// after the server took it.
+    pub disappear: Option<u64>,
+    /// How far each member (by address, ours included) has received and read the
+    /// conversation: sequence positions from their receipts.
+    pub receipts: BTreeMap<String, Receipts>,
+}
+
+/// How far one user has received and read a conversation (sequence positions; 0: nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipts {
+    pub delivered: u64,
+    pub read: u64,
+}
+
+impl ConversationRecord {
+    /// A new conversation's record, with nothing set.
+    pub fn new(id: String, name: Option<String>, dm_peer: Option<String>, created_at: u64) -> Self {
+        ConversationRecord {
+            id,
+            name,
+            dm_peer,
+            created_at,
+            left: false,
+            disappear: None,
+            receipts: BTreeMap::new(),
+        }
+    }
+
+    /// The members other than `sender` whose receipts reach position `seq`: (delivered, read).
+    pub fn receipts_for(&self, sender: &str, seq: u64) -> (Vec<String>, Vec<String>) {
+        let mut delivered = Vec::new();
+        let mut read = Vec::new();
+        for (who, r) in &self.receipts {
+            if who == sender {
+                continue;
+            }
+            if r.read >= seq {
+                read.push(who.clone());
+                delivered.push(who.clone());
+            } else if r.delivered >= seq {
+                delivered.push(who.clone());
+            }
+        }
+        (delivered, read)
+    }
 }
 
 /// A stored message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
     /// The sender's message id (hex); unique.
     pub id: String,
@@ -43,6 +89,32 @@ pub struct MessageRecord {
     pub unsupported: Option<String>,
     /// For a reply: the id of the message it answers.
     pub reply_to: Option<String>,
+    /// Earlier texts of an edited message, oldest first (kept on this device only).
+    pub edits: Vec<Edit>,
+    /// Deleted by its sender for everyone: text, file and edits are gone.
+    pub deleted: bool,
+    /// Reactions: each emoji with the users who chose it, in the order they did.
+    pub reactions: BTreeMap<String, Vec<String>>,
+    /// When the conversation's timer erases this message (ms since the Unix epoch).
+    pub expires_at: Option<u64>,
+    /// For a change of the conversation's settings shown in its history (no text).
+    pub notice: Option<Notice>,
+}
+
+/// An earlier text of an edited message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edit {
+    pub text: String,
+    /// When the text was replaced (the editor's clock, ms).
+    pub until: u64,
+}
+
+/// A change of a conversation's settings, kept in its history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "setting", rename_all = "snake_case")]
+pub enum Notice {
+    /// The disappearing-message timer, in seconds (`None`: off).
+    Disappear { seconds: Option<u64> },
 }
 
 impl MessageRecord {
@@ -97,6 +169,18 @@ pub enum Op {
         record: MessageRecord,
         named: Vec<String>,
     },
+    /// A stored message changed (edited, deleted, reacted to): its content is replaced by the
+    /// record's, its marks kept. Nothing happens if it is not stored.
+    Revise(MessageRecord),
+    /// Messages erased (their timer ran out): nothing of them is kept.
+    Erase(Vec<String>),
+    /// A message that changed others (an edit, a receipt...) was applied: it counts as held
+    /// (`has_message`, `has_message_at`), so that it is applied once.
+    Applied {
+        id: String,
+        conversation: String,
+        seq: u64,
+    },
 }
 
 /// Writes applied atomically, in order.
@@ -124,8 +208,9 @@ pub trait AccountStore {
     fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, CoreError>;
     fn dm_with(&self, peer: &str) -> Result<Option<ConversationRecord>, CoreError>;
     fn messages(&self, conversation: &str) -> Result<Vec<MessageRecord>, CoreError>;
+    /// Whether a message with this id is stored, or was applied (`Op::Applied`).
     fn has_message(&self, id: &str) -> Result<bool, CoreError>;
-    /// Whether a message is stored at position `seq` of `conversation`.
+    /// Whether a message is stored, or was applied, at position `seq` of `conversation`.
     fn has_message_at(&self, conversation: &str, seq: u64) -> Result<bool, CoreError>;
     /// The id of the latest stored message from `device` in `conversation`.
     fn last_message_from(
@@ -145,4 +230,8 @@ pub trait AccountStore {
     fn messages_matching(&self, prefix: &str) -> Result<Vec<MessageRecord>, CoreError>;
     /// Received messages not yet shown, oldest first.
     fn unshown_messages(&self) -> Result<Vec<MessageRecord>, CoreError>;
+    /// The message with id `id`.
+    fn message(&self, id: &str) -> Result<Option<MessageRecord>, CoreError>;
+    /// The ids of messages whose timer ran out at `now` (ms).
+    fn expired_messages(&self, now: u64) -> Result<Vec<String>, CoreError>;
 }

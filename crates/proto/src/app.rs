@@ -57,7 +57,28 @@ pub enum AppBody {
     File { file: FileRef },
     /// The conversation's metadata, sent by its creator and re-sent on every add so that new
     /// members learn it. It is never visible to the server.
-    Meta { name: Option<String>, dm: bool },
+    /// `timer`: the disappearing-message timer in seconds, if on.
+    Meta {
+        name: Option<String>,
+        dm: bool,
+        timer: Option<u64>,
+    },
+    /// A new text for an earlier message of the same sender (`target`, its id).
+    Edit { target: String, text: String },
+    /// Erases an earlier message of the same sender, on every device that receives this.
+    Delete { target: String },
+    /// The sender's reaction to a message (one per user and emoji), or its removal.
+    React {
+        target: String,
+        emoji: String,
+        remove: bool,
+    },
+    /// How far the sender's user has received (`delivered`) and read (`read`) the conversation,
+    /// as positions in its sequence; 0 says nothing of that kind.
+    Receipt { delivered: u64, read: u64 },
+    /// The conversation's disappearing-message timer, in seconds (`None`: off), set by a member
+    /// for everyone: messages after this one are erased that long after the server took them.
+    Timer { seconds: Option<u64> },
     /// A kind added after this version: its `type`, and the whole body.
     Unknown {
         kind: String,
@@ -81,7 +102,35 @@ enum Known {
         #[serde(default)]
         name: Option<String>,
         dm: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timer: Option<u64>,
     },
+    Edit {
+        target: String,
+        text: String,
+    },
+    Delete {
+        target: String,
+    },
+    React {
+        target: String,
+        emoji: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        remove: bool,
+    },
+    Receipt {
+        #[serde(default, skip_serializing_if = "is_zero")]
+        delivered: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        read: u64,
+    },
+    Timer {
+        seconds: Option<u64>,
+    },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<Known> for AppBody {
@@ -89,7 +138,20 @@ impl From<Known> for AppBody {
         match known {
             Known::Text { text, reply_to } => AppBody::Text { text, reply_to },
             Known::File { file } => AppBody::File { file },
-            Known::Meta { name, dm } => AppBody::Meta { name, dm },
+            Known::Meta { name, dm, timer } => AppBody::Meta { name, dm, timer },
+            Known::Edit { target, text } => AppBody::Edit { target, text },
+            Known::Delete { target } => AppBody::Delete { target },
+            Known::React {
+                target,
+                emoji,
+                remove,
+            } => AppBody::React {
+                target,
+                emoji,
+                remove,
+            },
+            Known::Receipt { delivered, read } => AppBody::Receipt { delivered, read },
+            Known::Timer { seconds } => AppBody::Timer { seconds },
         }
     }
 }
@@ -101,6 +163,11 @@ impl AppBody {
             AppBody::Text { .. } => "text",
             AppBody::File { .. } => "file",
             AppBody::Meta { .. } => "meta",
+            AppBody::Edit { .. } => "edit",
+            AppBody::Delete { .. } => "delete",
+            AppBody::React { .. } => "react",
+            AppBody::Receipt { .. } => "receipt",
+            AppBody::Timer { .. } => "timer",
             AppBody::Unknown { kind, .. } => kind,
         }
     }
@@ -114,10 +181,32 @@ impl Serialize for AppBody {
                 reply_to: reply_to.clone(),
             },
             AppBody::File { file } => Known::File { file: file.clone() },
-            AppBody::Meta { name, dm } => Known::Meta {
+            AppBody::Meta { name, dm, timer } => Known::Meta {
                 name: name.clone(),
                 dm: *dm,
+                timer: *timer,
             },
+            AppBody::Edit { target, text } => Known::Edit {
+                target: target.clone(),
+                text: text.clone(),
+            },
+            AppBody::Delete { target } => Known::Delete {
+                target: target.clone(),
+            },
+            AppBody::React {
+                target,
+                emoji,
+                remove,
+            } => Known::React {
+                target: target.clone(),
+                emoji: emoji.clone(),
+                remove: *remove,
+            },
+            AppBody::Receipt { delivered, read } => Known::Receipt {
+                delivered: *delivered,
+                read: *read,
+            },
+            AppBody::Timer { seconds } => Known::Timer { seconds: *seconds },
             AppBody::Unknown { body, .. } => return body.serialize(serializer),
         };
         known.serialize(serializer)
@@ -135,9 +224,11 @@ impl<'de> Deserialize<'de> for AppBody {
             .to_owned();
         match kind.as_str() {
             // A known kind must be well formed: a malformed one is refused, not shown.
-            "text" | "file" | "meta" => Known::deserialize(body)
-                .map(AppBody::from)
-                .map_err(D::Error::custom),
+            "text" | "file" | "meta" | "edit" | "delete" | "react" | "receipt" | "timer" => {
+                Known::deserialize(body)
+                    .map(AppBody::from)
+                    .map_err(D::Error::custom)
+            }
             _ => Ok(AppBody::Unknown { kind, body }),
         }
     }

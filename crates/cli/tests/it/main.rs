@@ -2,6 +2,7 @@
 //! script it.
 
 mod compat;
+mod conversation;
 mod files;
 mod linking;
 mod newcomer;

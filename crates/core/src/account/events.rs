@@ -138,13 +138,12 @@ impl Account {
         staged
             .into_group(&self.provider)
             .map_err(|e| rejected(format!("cannot join from this Welcome: {e:?}")))?;
-        self.pending.push(Op::Conversation(ConversationRecord {
-            id: conversation.clone(),
-            name: None,
-            dm_peer: None,
-            created_at: event.timestamp,
-            left: false,
-        }));
+        self.pending.push(Op::Conversation(ConversationRecord::new(
+            conversation.clone(),
+            None,
+            None,
+            event.timestamp,
+        )));
         Ok(vec![Outcome::Joined(conversation)])
     }
 
@@ -275,7 +274,7 @@ impl Account {
 
     fn apply_message(&mut self, event: &Event) -> Result<Vec<Outcome>, CoreError> {
         let conversation = conversation_id(event.group_id.as_bytes());
-        let Some(mut record) = self.conversation_record(&conversation)? else {
+        let Some(mut record) = self.current_conversation(&conversation)? else {
             return Err(CoreError::refused(
                 AlertCode::RejectedMessage,
                 "a message for a conversation this device is not in",
@@ -370,8 +369,9 @@ impl Account {
             if let Some(alert) = &split_view {
                 this.alert(alert);
             }
-            if let AppBody::Meta { name, dm } = message.body {
+            if let AppBody::Meta { name, dm, timer } = message.body {
                 record.name = name;
+                record.disappear = timer.filter(|s| *s > 0);
                 record.dm_peer = match dm {
                     false => None,
                     // From another of our own devices (which re-added this one): the peer is
@@ -388,9 +388,30 @@ impl Account {
                 this.pending.push(Op::Conversation(record));
                 return Ok(split_view.map(Outcome::Alert).into_iter().collect());
             }
+            let cx = changes::ChangeContext {
+                conversation: &conversation,
+                sender: &owner.address,
+                sender_device: &owner.device_id,
+                seq: event.seq,
+                at: event.timestamp,
+            };
+            if let Some(changed) = this.apply_change(&cx, &message)? {
+                let mut outcomes: Vec<Outcome> =
+                    split_view.map(Outcome::Alert).into_iter().collect();
+                if let Some(alert) = withheld {
+                    this.alert(&alert);
+                    outcomes.push(Outcome::Alert(alert));
+                }
+                outcomes.extend(changed);
+                return Ok(outcomes);
+            }
             let Some(shown) = displayed(&message.body) else {
                 return Ok(split_view.map(Outcome::Alert).into_iter().collect());
             };
+            if owner.address != this.address() {
+                this.note_delivered(&conversation, event.seq);
+            }
+            let expires_at = this.expiry(&conversation, event.timestamp)?;
             let m = MessageRecord {
                 id: message.id,
                 conversation,
@@ -403,6 +424,8 @@ impl Account {
                 file: shown.file,
                 unsupported: shown.unsupported,
                 reply_to: shown.reply_to,
+                expires_at,
+                ..MessageRecord::default()
             };
             this.pending.push(Op::Message(m.clone()));
             let mut outcomes = Vec::with_capacity(2);

@@ -152,6 +152,7 @@ impl Account {
         keep: impl Fn(&ConversationRecord, &MessageRecord) -> bool,
     ) -> Result<History, CoreError> {
         let mut conversations = Vec::new();
+        let now = crate::now_ms();
         for c in self.store.conversations()? {
             if c.left {
                 continue;
@@ -160,7 +161,7 @@ impl Account {
                 .store
                 .messages(&c.id)?
                 .into_iter()
-                .filter(|m| keep(&c, m))
+                .filter(|m| keep(&c, m) && m.expires_at.is_none_or(|t| t > now))
                 .map(|m| MessageTransfer {
                     id: m.id,
                     sender: m.sender,
@@ -172,6 +173,11 @@ impl Account {
                     file: m.file,
                     unsupported: m.unsupported,
                     reply_to: m.reply_to,
+                    edits: m.edits,
+                    deleted: m.deleted,
+                    reactions: m.reactions,
+                    expires_at: m.expires_at,
+                    notice: m.notice,
                 })
                 .collect();
             conversations.push(ConversationHistory {
@@ -179,6 +185,7 @@ impl Account {
                 name: c.name,
                 dm_peer: c.dm_peer,
                 created_at: c.created_at,
+                disappear: c.disappear,
                 messages,
             });
         }
@@ -199,11 +206,16 @@ impl Account {
                 name: c.name.or(record.name),
                 dm_peer: c.dm_peer.or(record.dm_peer),
                 created_at: c.created_at.min(record.created_at),
+                disappear: record.disappear.or(c.disappear),
                 ..record
             };
             ops.push(Op::Conversation(record));
             let mut ids = Vec::with_capacity(c.messages.len());
+            let now = crate::now_ms();
             for m in c.messages {
+                if m.expires_at.is_some_and(|t| t <= now) {
+                    continue;
+                }
                 ids.push(m.id.clone());
                 ops.push(Op::Message(MessageRecord {
                     id: m.id,
@@ -217,6 +229,11 @@ impl Account {
                     file: m.file,
                     unsupported: m.unsupported,
                     reply_to: m.reply_to,
+                    edits: m.edits,
+                    deleted: m.deleted,
+                    reactions: m.reactions,
+                    expires_at: m.expires_at,
+                    notice: m.notice,
                 }));
             }
             imported += ids.len();

@@ -172,6 +172,7 @@ fn application_payload() {
             body: AppBody::Meta {
                 name: Some("Cabinet".into()),
                 dm: false,
+                timer: None,
             },
         },
         json!({"id": "0b", "sent_at": 6, "prev": ["0a", "09"],
@@ -198,6 +199,75 @@ fn application_payload() {
         json!({"id": "0b", "sent_at": 1, "body": {"type": "file", "file": {
             "blob": "5e", "secret": "BwcHBw", "blake3": "ab", "size": 300000,
             "name": "minutes.pdf", "media_type": "application/pdf"}}}),
+    );
+}
+
+/// The kinds that change a conversation: how the wire spells each.
+#[test]
+fn changes_on_the_wire() {
+    let body = |body: AppBody| AppMessage {
+        id: "0e".into(),
+        sent_at: 9,
+        prev: Vec::new(),
+        kt: None,
+        body,
+    };
+    let wire = |b: serde_json::Value| json!({"id": "0e", "sent_at": 9, "body": b});
+    check(
+        body(AppBody::Edit {
+            target: "0a".into(),
+            text: "bonsoir".into(),
+        }),
+        wire(json!({"type": "edit", "target": "0a", "text": "bonsoir"})),
+    );
+    check(
+        body(AppBody::Delete {
+            target: "0a".into(),
+        }),
+        wire(json!({"type": "delete", "target": "0a"})),
+    );
+    check(
+        body(AppBody::React {
+            target: "0a".into(),
+            emoji: "👍".into(),
+            remove: false,
+        }),
+        wire(json!({"type": "react", "target": "0a", "emoji": "👍"})),
+    );
+    check(
+        body(AppBody::React {
+            target: "0a".into(),
+            emoji: "👍".into(),
+            remove: true,
+        }),
+        wire(json!({"type": "react", "target": "0a", "emoji": "👍", "remove": true})),
+    );
+    check(
+        body(AppBody::Receipt {
+            delivered: 12,
+            read: 0,
+        }),
+        wire(json!({"type": "receipt", "delivered": 12})),
+    );
+    check(
+        body(AppBody::Timer { seconds: Some(300) }),
+        wire(json!({"type": "timer", "seconds": 300})),
+    );
+    check(
+        body(AppBody::Timer { seconds: None }),
+        wire(json!({"type": "timer", "seconds": null})),
+    );
+    check(
+        body(AppBody::Meta {
+            name: None,
+            dm: true,
+            timer: Some(3600),
+        }),
+        wire(json!({"type": "meta", "name": null, "dm": true, "timer": 3600})),
+    );
+    // A known kind stays strict: an edit without its target is refused.
+    assert!(
+        serde_json::from_value::<AppMessage>(wire(json!({"type": "edit", "text": "x"}))).is_err()
     );
 }
 

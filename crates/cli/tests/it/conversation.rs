@@ -1,0 +1,291 @@
+//! Conversations as people expect them, through the `missive` binary between three users:
+//! replies, edits, deletion for everyone, reactions, delivery and read receipts, and
+//! disappearing messages; after a server restart and on a device linked afterwards; and no
+//! trace of a deleted or expired text left in any store file.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use super::{last_line, World};
+
+fn lines(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn history(w: &World, who: &str, conversation: &str) -> Vec<Value> {
+    lines(&w.ok(who, &["history", conversation, "--json"]))
+}
+
+fn message<'a>(history: &'a [Value], id: &str) -> &'a Value {
+    history
+        .iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("message {id} in {history:?}"))
+}
+
+/// Whether `text` appears anywhere in the files of an account home (the store, its WAL).
+fn trace_of(w: &World, who: &str, text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(w.home(who)).expect("home") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).expect("read");
+            if bytes.windows(text.len()).any(|win| win == text.as_bytes()) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn fails_with(w: &World, who: &str, args: &[&str], expected: &str) {
+    let out = w.run(who, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+}
+
+#[test]
+fn replies_edits_deletions_reactions_and_receipts_between_three() {
+    let mut w = World::new();
+    for name in ["alice", "bob", "carol"] {
+        w.register(name);
+    }
+    let group = last_line(&w.ok(
+        "alice",
+        &[
+            "group",
+            "create",
+            "Cabinet",
+            "--member",
+            "bob@example.org",
+            "--member",
+            "carol@example.org",
+        ],
+    ));
+    let draft = last_line(&w.ok("alice", &["send", &group, "first draft"]));
+    let secret = last_line(&w.ok("alice", &["send", &group, "the code is 4471-secret"]));
+    w.sync("bob");
+    w.sync("carol");
+
+    // A reply names what it answers.
+    let reply = last_line(&w.ok("bob", &["reply", &group, &draft[..8], "agreed"]));
+    // An edit replaces the text everywhere; only the sender may.
+    fails_with(
+        &w,
+        "bob",
+        &["edit", &group, &draft, "bob's version"],
+        "only its sender can edit it",
+    );
+    assert_eq!(
+        last_line(&w.ok("alice", &["edit", &group, &draft, "final text"])),
+        draft
+    );
+    let seen = lines(&w.ok("bob", &["sync", "--json"]));
+    let edited = seen
+        .iter()
+        .find(|m| m["id"] == draft)
+        .expect("the edit is shown");
+    assert_eq!(edited["text"], "final text");
+    assert_eq!(edited["edited"], true);
+    assert_eq!(edited["changed"], true);
+    let carol_sees = history(&w, "carol", &group);
+    assert_eq!(
+        message(&carol_sees, &draft)["text"],
+        "first draft",
+        "not synced yet"
+    );
+    let carol_sees = {
+        w.ok("carol", &["sync"]);
+        history(&w, "carol", &group)
+    };
+    assert_eq!(message(&carol_sees, &draft)["text"], "final text");
+    assert_eq!(message(&carol_sees, &reply)["reply_to"], draft.as_str());
+
+    // Reactions: one per user and emoji, removable, seen by all.
+    w.ok("carol", &["react", &group, &draft, "👍"]);
+    w.ok("bob", &["sync"]);
+    w.ok("bob", &["react", &group, &draft, "👍"]);
+    w.ok("bob", &["react", &group, &draft, "🎉"]);
+    assert_eq!(
+        last_line(&w.ok("bob", &["react", &group, &draft, "🎉", "--remove"])),
+        "👍 2"
+    );
+    fails_with(
+        &w,
+        "bob",
+        &["react", &group, &draft, "ok"],
+        "is not a reaction",
+    );
+
+    // Receipts: bob and carol received (their syncs said so); bob reads.
+    assert_eq!(
+        w.ok("bob", &["read", &group]).trim(),
+        format!("read up to {}", message(&carol_sees, &reply)["seq"])
+    );
+    w.ok("alice", &["sync"]);
+    let alice_sees = history(&w, "alice", &group);
+    let d = message(&alice_sees, &draft);
+    assert_eq!(
+        d["reactions"],
+        serde_json::json!({"👍": ["carol@example.org", "bob@example.org"]})
+    );
+    assert_eq!(
+        d["delivered_to"],
+        serde_json::json!(["bob@example.org", "carol@example.org"])
+    );
+    assert_eq!(d["read_by"], serde_json::json!(["bob@example.org"]));
+    let shown = w.ok("alice", &["history", &group]);
+    assert!(
+        shown.contains("final text (edited)  👍 2  [delivered to 2 of 2, read by 1 of 2]"),
+        "{shown}"
+    );
+
+    // Read receipts off: carol's reading tells nobody.
+    assert_eq!(
+        w.ok("carol", &["read-receipts", "off"]).trim(),
+        "read receipts: off"
+    );
+    w.ok("carol", &["read", &group]);
+    w.ok("alice", &["sync"]);
+    assert_eq!(
+        message(&history(&w, "alice", &group), &draft)["read_by"],
+        serde_json::json!(["bob@example.org"])
+    );
+
+    // Deletion for everyone: no trace of the text in any store file, the sender's included.
+    fails_with(
+        &w,
+        "bob",
+        &["delete", &group, &secret],
+        "only its sender can delete it",
+    );
+    w.ok("alice", &["delete", &group, &secret]);
+    w.restart_server();
+    w.ok("bob", &["sync"]);
+    w.ok("carol", &["sync"]);
+    for who in ["alice", "bob", "carol"] {
+        let gone = history(&w, who, &group);
+        let m = message(&gone, &secret);
+        assert_eq!(m["deleted"], true, "{who}");
+        assert!(m.get("text").is_none(), "{who}");
+        assert!(
+            trace_of(&w, who, "4471-secret").is_empty(),
+            "{who}: {:?}",
+            trace_of(&w, who, "4471-secret")
+        );
+    }
+    assert!(w
+        .ok("bob", &["history", &group])
+        .contains("alice@example.org: (deleted)"));
+    fails_with(&w, "alice", &["edit", &group, &secret, "x"], "was deleted");
+
+    // A device linked afterwards receives the conversation as it is now.
+    let mut link = Command::new(env!("CARGO_BIN_EXE_missive"))
+        .arg("--home")
+        .arg(w.home("bob"))
+        .args(["link", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("missive link runs");
+    let mut code = String::new();
+    BufReader::new(link.stdout.take().expect("stdout"))
+        .read_line(&mut code)
+        .expect("the code line");
+    let url = w.server().url();
+    let joined = w.run("bob-phone", &["join", "--server", &url, code.trim()]);
+    assert!(
+        joined.status.success(),
+        "{}",
+        String::from_utf8_lossy(&joined.stderr)
+    );
+    assert!(link.wait().expect("link ends").success());
+    let phone = history(&w, "bob-phone", &group);
+    assert_eq!(message(&phone, &draft)["text"], "final text");
+    assert_eq!(message(&phone, &draft)["edited"], true);
+    assert_eq!(
+        message(&phone, &draft)["reactions"]["👍"],
+        serde_json::json!(["carol@example.org", "bob@example.org"])
+    );
+    assert_eq!(message(&phone, &secret)["deleted"], true);
+    assert!(trace_of(&w, "bob-phone", "4471-secret").is_empty());
+    // And takes part: its reaction is bob's (already there: nothing changes).
+    assert_eq!(
+        last_line(&w.ok("bob-phone", &["react", &group, &draft, "👍"])),
+        "👍 2"
+    );
+}
+
+#[test]
+fn disappearing_messages_leave_no_trace_anywhere() {
+    let w = World::new();
+    for name in ["alice", "bob"] {
+        w.register(name);
+    }
+    let group = last_line(&w.ok(
+        "alice",
+        &["group", "create", "Crisis", "--member", "bob@example.org"],
+    ));
+    let kept = last_line(&w.ok("alice", &["send", &group, "before the timer"]));
+    fails_with(
+        &w,
+        "alice",
+        &["conversation", &group, "--disappear", "5 minutes"],
+        "is not a timer",
+    );
+    let set = w.ok("alice", &["conversation", &group, "--disappear", "3s"]);
+    assert!(set.contains("disappearing: 3s"), "{set}");
+
+    // Bob sees the change as an event, then writes under the timer.
+    let seen = lines(&w.ok("bob", &["sync", "--json"]));
+    let event = seen
+        .iter()
+        .find(|e| e["event"] == "settings")
+        .expect("the change is shown");
+    assert_eq!(event["disappear"], "3s");
+    assert_eq!(event["sender"], "alice@example.org");
+    assert!(w
+        .ok("bob", &["history", &group])
+        .contains("alice@example.org set disappearing messages to 3s"));
+    let shown = w.ok("bob", &["conversation", &group, "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&shown).expect("json")["disappear"],
+        "3s"
+    );
+    let fleeting = last_line(&w.ok("bob", &["send", &group, "burn after reading 9090"]));
+    let got = lines(&w.ok("alice", &["sync", "--json"]));
+    let m = got.iter().find(|m| m["id"] == fleeting).expect("received");
+    assert_eq!(m["text"], "burn after reading 9090");
+    assert!(m["expires_at"].as_u64().is_some());
+
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    for who in ["alice", "bob"] {
+        let h = history(&w, who, &group);
+        assert!(h.iter().all(|m| m["id"] != fleeting), "{who}: {h:?}");
+        assert!(
+            h.iter().any(|m| m["id"] == kept),
+            "{who}: earlier messages stay"
+        );
+        assert!(
+            trace_of(&w, who, "burn after reading").is_empty(),
+            "{who}: {:?}",
+            trace_of(&w, who, "burn after reading")
+        );
+    }
+
+    // Off again: later messages stay.
+    w.ok("bob", &["conversation", &group, "--disappear", "off"]);
+    w.ok("alice", &["sync"]);
+    let stays = last_line(&w.ok("alice", &["send", &group, "for the record"]));
+    w.ok("bob", &["sync"]);
+    let h = history(&w, "bob", &group);
+    assert!(message(&h, &stays).get("expires_at").is_none());
+    assert!(w
+        .ok("alice", &["history", &group])
+        .contains("bob@example.org turned disappearing messages off"));
+}

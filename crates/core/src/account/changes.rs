@@ -1,0 +1,348 @@
+//! Messages that change the conversation instead of adding to it: edits, deletions, reactions,
+//! receipts and the disappearing-message timer. Each travels as an MLS application message like
+//! any other (the server can neither tell them apart nor forge one) and is applied to what is
+//! stored, the same way for a member's message received and for our own once accepted. Who may
+//! do what is checked here, on every receiving device: only a message's sender (any device of
+//! that user) edits or deletes it.
+
+use missive_proto::app::AppMessage;
+
+use super::*;
+
+/// The longest reaction accepted (an emoji with its modifiers and joiners).
+const MAX_REACTION_BYTES: usize = 64;
+
+/// Who sent a change, and where it sits in its conversation.
+pub(super) struct ChangeContext<'a> {
+    pub conversation: &'a str,
+    pub sender: &'a str,
+    pub sender_device: &'a str,
+    pub seq: u64,
+    /// The server's time of acceptance (our clock for our own changes), ms.
+    pub at: u64,
+}
+
+impl Account {
+    /// Applies `message` if it is a change; `None` if it is a message of its own (text, file,
+    /// metadata). What it returns is what a user sees change.
+    pub(super) fn apply_change(
+        &mut self,
+        cx: &ChangeContext<'_>,
+        message: &AppMessage,
+    ) -> Result<Option<Vec<Outcome>>, CoreError> {
+        let outcomes = match &message.body {
+            AppBody::Edit { target, text } => self.apply_edit(cx, message, target, text)?,
+            AppBody::Delete { target } => self.apply_delete(cx, target)?,
+            AppBody::React {
+                target,
+                emoji,
+                remove,
+            } => self.apply_reaction(cx, target, emoji, *remove)?,
+            AppBody::Receipt { delivered, read } => self.apply_receipt(cx, *delivered, *read)?,
+            AppBody::Timer { seconds } => return self.apply_timer(cx, message, *seconds).map(Some),
+            _ => return Ok(None),
+        };
+        self.pending.push(Op::Applied {
+            id: message.id.clone(),
+            conversation: cx.conversation.to_owned(),
+            seq: cx.seq,
+        });
+        Ok(Some(outcomes))
+    }
+
+    fn apply_edit(
+        &mut self,
+        cx: &ChangeContext<'_>,
+        message: &AppMessage,
+        target: &str,
+        text: &str,
+    ) -> Result<Vec<Outcome>, CoreError> {
+        let Some(mut m) = self.target_of(cx, target, "edit")? else {
+            return Ok(Vec::new());
+        };
+        if m.deleted || m.file.is_some() || m.notice.is_some() || text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        if m.text != text {
+            let earlier = std::mem::replace(&mut m.text, text.to_owned());
+            m.edits.push(Edit {
+                text: earlier,
+                until: message.sent_at,
+            });
+        }
+        Ok(self.revise(m))
+    }
+
+    fn apply_delete(
+        &mut self,
+        cx: &ChangeContext<'_>,
+        target: &str,
+    ) -> Result<Vec<Outcome>, CoreError> {
+        let Some(m) = self.target_of(cx, target, "delete")? else {
+            return Ok(Vec::new());
+        };
+        if m.deleted {
+            return Ok(Vec::new());
+        }
+        Ok(self.revise(deleted(m)))
+    }
+
+    fn apply_reaction(
+        &mut self,
+        cx: &ChangeContext<'_>,
+        target: &str,
+        emoji: &str,
+        remove: bool,
+    ) -> Result<Vec<Outcome>, CoreError> {
+        if !valid_reaction(emoji) {
+            return Err(CoreError::refused(
+                AlertCode::RejectedMessage,
+                format!(
+                    "{} sent a reaction in {} that is not an emoji",
+                    cx.sender, cx.conversation
+                ),
+            ));
+        }
+        let Some(mut m) = self.current_message(target)? else {
+            return Ok(Vec::new());
+        };
+        if m.conversation != cx.conversation || m.deleted || m.notice.is_some() {
+            return Ok(Vec::new());
+        }
+        let who = m.reactions.entry(emoji.to_owned()).or_default();
+        let had = who.iter().position(|a| a == cx.sender);
+        match (had, remove) {
+            (None, false) => who.push(cx.sender.to_owned()),
+            (Some(at), true) => {
+                who.remove(at);
+                if who.is_empty() {
+                    m.reactions.remove(emoji);
+                }
+            }
+            _ => return Ok(Vec::new()),
+        }
+        Ok(self.revise(m))
+    }
+
+    fn apply_receipt(
+        &mut self,
+        cx: &ChangeContext<'_>,
+        delivered: u64,
+        read: u64,
+    ) -> Result<Vec<Outcome>, CoreError> {
+        let Some(mut record) = self.current_conversation(cx.conversation)? else {
+            return Ok(Vec::new());
+        };
+        // Nobody received or read beyond the receipt itself.
+        let read = read.min(cx.seq);
+        let delivered = delivered.min(cx.seq).max(read);
+        let now = record.receipts.entry(cx.sender.to_owned()).or_default();
+        if delivered <= now.delivered && read <= now.read {
+            return Ok(Vec::new());
+        }
+        now.delivered = now.delivered.max(delivered);
+        now.read = now.read.max(read);
+        self.pending.push(Op::Conversation(record));
+        Ok(vec![Outcome::Receipts(cx.conversation.to_owned())])
+    }
+
+    fn apply_timer(
+        &mut self,
+        cx: &ChangeContext<'_>,
+        message: &AppMessage,
+        seconds: Option<u64>,
+    ) -> Result<Vec<Outcome>, CoreError> {
+        let Some(mut record) = self.current_conversation(cx.conversation)? else {
+            return Ok(Vec::new());
+        };
+        let seconds = seconds.filter(|s| *s > 0);
+        record.disappear = seconds;
+        self.pending.push(Op::Conversation(record));
+        // Shown in the history as a notice, so that every member sees who set what.
+        let notice = MessageRecord {
+            id: message.id.clone(),
+            conversation: cx.conversation.to_owned(),
+            sender: cx.sender.to_owned(),
+            sender_device: cx.sender_device.to_owned(),
+            sent_at: message.sent_at,
+            server_time: cx.at,
+            seq: cx.seq,
+            notice: Some(Notice::Disappear { seconds }),
+            ..MessageRecord::default()
+        };
+        if cx.sender == self.address() {
+            self.pending.push(Op::Sent {
+                record: notice.clone(),
+                named: message.prev.clone(),
+            });
+        } else {
+            self.pending.push(Op::Message(notice.clone()));
+        }
+        Ok(vec![Outcome::Message(notice)])
+    }
+
+    /// The message an edit or a deletion is for, if stored and still there; an attempt on
+    /// another user's message is refused (only its sender can, on any of their devices).
+    fn target_of(
+        &self,
+        cx: &ChangeContext<'_>,
+        target: &str,
+        what: &str,
+    ) -> Result<Option<MessageRecord>, CoreError> {
+        let Some(m) = self.current_message(target)? else {
+            // Erased by its timer, or never received here: nothing left to change.
+            return Ok(None);
+        };
+        if m.conversation != cx.conversation || m.sender != cx.sender {
+            return Err(CoreError::refused(
+                AlertCode::RejectedMessage,
+                format!(
+                    "{} tried to {what} a message of {} in {}: only its sender can",
+                    cx.sender, m.sender, cx.conversation
+                ),
+            ));
+        }
+        Ok(Some(m))
+    }
+
+    fn revise(&mut self, m: MessageRecord) -> Vec<Outcome> {
+        self.pending.push(Op::Revise(m.clone()));
+        vec![Outcome::Changed(m)]
+    }
+
+    /// A message as it is now: as changed by writes not yet saved, else as stored.
+    pub(super) fn current_message(&self, id: &str) -> Result<Option<MessageRecord>, CoreError> {
+        for op in self.pending.iter().rev() {
+            match op {
+                Op::Message(m) | Op::Sent { record: m, .. } | Op::Revise(m) if m.id == id => {
+                    return Ok(Some(m.clone()))
+                }
+                Op::Erase(ids) if ids.iter().any(|e| e == id) => return Ok(None),
+                _ => {}
+            }
+        }
+        self.store.message(id)
+    }
+
+    /// A conversation's record as it is now: as changed by writes not yet saved, else stored.
+    pub(super) fn current_conversation(
+        &mut self,
+        id: &str,
+    ) -> Result<Option<ConversationRecord>, CoreError> {
+        for op in self.pending.iter().rev() {
+            if let Op::Conversation(c) = op {
+                if c.id == id {
+                    return Ok(Some(c.clone()));
+                }
+            }
+        }
+        self.conversation_record(id)
+    }
+
+    /// When a message taken at `at` (ms) disappears in `conversation`, if its timer is on.
+    pub(super) fn expiry(&mut self, conversation: &str, at: u64) -> Result<Option<u64>, CoreError> {
+        Ok(self
+            .current_conversation(conversation)?
+            .and_then(|c| c.disappear)
+            .map(|s| at.saturating_add(s.saturating_mul(1000))))
+    }
+
+    /// Erases every message whose timer ran out at `now` (ms): text, file key, edits, all of
+    /// it. Returns the ids erased.
+    pub fn erase_expired(&mut self, now: u64) -> Result<Vec<String>, CoreError> {
+        let ids = self.store.expired_messages(now)?;
+        if !ids.is_empty() {
+            self.pending.push(Op::Erase(ids.clone()));
+            self.history_dirty = true;
+            self.save()?;
+        }
+        Ok(ids)
+    }
+
+    /// Records a conversation's newest message from another user, for the next delivery
+    /// receipt.
+    pub(super) fn note_delivered(&mut self, conversation: &str, seq: u64) {
+        let due = self
+            .delivered_due
+            .entry(conversation.to_owned())
+            .or_default();
+        *due = (*due).max(seq);
+    }
+
+    /// The delivery receipts to send: per conversation, the newest position received from
+    /// others since the last ones, beyond what our receipts already said.
+    pub fn receipts_due(&mut self) -> Result<Vec<(String, u64)>, CoreError> {
+        let own = self.address().to_owned();
+        let mut due = Vec::new();
+        for (conversation, seq) in std::mem::take(&mut self.delivered_due) {
+            let Some(record) = self.current_conversation(&conversation)? else {
+                continue;
+            };
+            let said = record.receipts.get(&own).copied().unwrap_or_default();
+            if !record.left && seq > said.delivered {
+                due.push((conversation, seq));
+            }
+        }
+        Ok(due)
+    }
+
+    /// Whether this user sends read receipts (on unless turned off).
+    pub fn read_receipts(&self) -> Result<bool, CoreError> {
+        Ok(self.store.setting(keys::READ_RECEIPTS)?.as_deref() != Some(b"off"))
+    }
+
+    /// Turns sending read receipts on or off.
+    pub fn set_read_receipts(&mut self, on: bool) -> Result<(), CoreError> {
+        let value: &[u8] = if on { b"on" } else { b"off" };
+        self.pending
+            .push(Op::Setting(keys::READ_RECEIPTS.into(), value.to_vec()));
+        self.save()
+    }
+
+    /// Marks a conversation read up to `position` on this device without telling anyone (read
+    /// receipts off): unread counts follow it, no receipt is sent.
+    pub fn mark_read_locally(
+        &mut self,
+        conversation: &str,
+        position: u64,
+    ) -> Result<(), CoreError> {
+        let Some(mut record) = self.current_conversation(conversation)? else {
+            return Ok(());
+        };
+        let own = record
+            .receipts
+            .entry(self.address().to_owned())
+            .or_default();
+        if own.read >= position {
+            return Ok(());
+        }
+        own.read = position;
+        own.delivered = own.delivered.max(position);
+        self.pending.push(Op::Conversation(record));
+        self.save_with(Durability::Relaxed)
+    }
+}
+
+/// A deleted message: what identifies it and when, nothing of what it said.
+pub(super) fn deleted(m: MessageRecord) -> MessageRecord {
+    MessageRecord {
+        text: String::new(),
+        file: None,
+        unsupported: None,
+        reply_to: None,
+        edits: Vec::new(),
+        reactions: Default::default(),
+        deleted: true,
+        ..m
+    }
+}
+
+/// A reaction is one short run of symbols: no letters or digits of a script, no spaces, no
+/// control characters.
+pub fn valid_reaction(emoji: &str) -> bool {
+    !emoji.is_empty()
+        && emoji.len() <= MAX_REACTION_BYTES
+        && !emoji
+            .chars()
+            .any(|c| c.is_alphanumeric() || c.is_whitespace() || c.is_control())
+}
