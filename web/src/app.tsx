@@ -3,6 +3,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
 import { DevicesDialog, MembersDialog, SafetyNumberDialog } from "./devices";
+import { MessageItem, TimerPicker, type MessageActions } from "./messages";
 import { language, setLanguage, t, type Language } from "./i18n";
 import type { Conversation, Identity, Message, Outcome, Registered } from "./protocol";
 
@@ -272,7 +273,7 @@ function title(c: Conversation): string {
 
 /** A system notification for a message from someone else, unless it is on screen already. */
 function notify(m: Message, me: Identity, reading: boolean) {
-  if (m.sender === me.address || (reading && !document.hidden)) return;
+  if (m.sender === me.address || m.notice || (reading && !document.hidden)) return;
   if (typeof Notification === "undefined" || Notification.permission !== "granted") return;
   new Notification(m.sender, {
     body: m.unsupported ? t("A message this version cannot display (update Missive)") : m.text,
@@ -280,8 +281,8 @@ function notify(m: Message, me: Identity, reading: boolean) {
   });
 }
 
-/** A message not yet accepted by the server. */
-type Pending = { key: number; conversation: string; text: string; failed?: string };
+/** A message not yet accepted by the server (`replyTo`: the message it answers). */
+type Pending = { key: number; conversation: string; text: string; replyTo?: string; failed?: string };
 
 function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   const [conversations, setConversations] = useState<Conversation[]>([]);
@@ -312,7 +313,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
           const m = o.message;
           notify(m, me, m.conversation === currentRef.current);
           setLast((l) => ({ ...l, [m.conversation]: m }));
-          if (m.conversation !== currentRef.current) {
+          if (m.conversation !== currentRef.current && !m.notice) {
             setUnread((u) => ({ ...u, [m.conversation]: (u[m.conversation] ?? 0) + 1 }));
           }
         } else if (o.type === "alert") {
@@ -332,10 +333,14 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   }, [current]);
 
   const nextKey = useRef(1);
-  const send = async (conversation: string, text: string, key = nextKey.current++) => {
-    setPending((p) => [...p.filter((x) => x.key !== key), { key, conversation, text }]);
+  const send = async (conversation: string, text: string, replyTo?: string, key = nextKey.current++) => {
+    setPending((p) => [...p.filter((x) => x.key !== key), { key, conversation, text, replyTo }]);
     try {
-      const sent = await engine.call<Message>({ method: "send", conversation, text });
+      const sent = await engine.call<Message>(
+        replyTo
+          ? { method: "reply", conversation, replyTo, text }
+          : { method: "send", conversation, text },
+      );
       setPending((p) => p.filter((x) => x.key !== key));
       setLast((l) => ({ ...l, [conversation]: sent }));
       await refresh();
@@ -382,7 +387,9 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
                 onClick={() => setCurrent(c.id)}
               >
                 <span class="title">{title(c)}</span>
-                {last[c.id] && <span class="preview">{last[c.id].text}</span>}
+                {last[c.id] && !last[c.id].notice && (
+                  <span class="preview">{last[c.id].deleted ? t("This message was deleted") : last[c.id].text}</span>
+                )}
                 {(unread[c.id] ?? 0) > 0 && (
                   <span class="unread" aria-label={t("{n} unread", { n: unread[c.id] })}>{unread[c.id]}</span>
                 )}
@@ -399,8 +406,10 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             conversation={open}
             messages={messages}
             pending={pending.filter((p) => p.conversation === open.id)}
-            onSend={(text) => send(open.id, text)}
-            onRetry={(p) => send(p.conversation, p.text, p.key)}
+            onSend={(text, replyTo) => send(open.id, text, replyTo)}
+            onRetry={(p) => send(p.conversation, p.text, p.replyTo, p.key)}
+            onChanged={refresh}
+            onError={(e) => setAlerts((a) => [...a, e])}
             onBack={() => setCurrent(undefined)}
           />
         ) : (
@@ -443,16 +452,75 @@ function ConversationView(props: {
   conversation: Conversation;
   messages: Message[];
   pending: Pending[];
-  onSend(text: string): void;
+  onSend(text: string, replyTo?: string): void;
   onRetry(p: Pending): void;
   onBack(): void;
+  /** Something changed that the engine already stored: show it again. */
+  onChanged(): void;
+  onError(message: string): void;
 }) {
   const [text, setText] = useState("");
   const [showNumber, setShowNumber] = useState(false);
   const [showMembers, setShowMembers] = useState(false);
-  const peer = props.conversation.dm_peer;
+  const [members, setMembers] = useState<string[]>([]);
+  /** The message the composer answers, or the one of ours it edits. */
+  const [replying, setReplying] = useState<Message>();
+  const [editing, setEditing] = useState<Message>();
+  const composer = useRef<HTMLTextAreaElement>(null);
+  const { engine, conversation } = props;
+  const peer = conversation.dm_peer;
   const end = useRef<HTMLDivElement>(null);
   useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [props.messages.length, props.pending.length]);
+  useEffect(() => {
+    engine.call<string[]>({ method: "members", conversation: conversation.id }).then(setMembers, () => {});
+    setReplying(undefined);
+    setEditing(undefined);
+  }, [conversation.id]);
+  // What is on screen is read: a read receipt (the engine sends none when nothing is new, or
+  // when the user turned them off).
+  const newest = props.messages.length ? props.messages[props.messages.length - 1].seq : 0;
+  useEffect(() => {
+    if (newest > 0 && !conversation.left && !document.hidden) {
+      engine.call({ method: "markRead", conversation: conversation.id }).catch(() => {});
+    }
+  }, [conversation.id, newest]);
+  // Messages under a timer go when it runs out, on screen too.
+  useEffect(() => {
+    const soonest = Math.min(...props.messages.map((m) => m.expires_at ?? Infinity));
+    if (!Number.isFinite(soonest)) return;
+    const timer = setTimeout(async () => {
+      if ((await engine.call<number>({ method: "eraseExpired" })) > 0) props.onChanged();
+    }, Math.max(0, soonest - Date.now()) + 200);
+    return () => clearTimeout(timer);
+  }, [props.messages]);
+  const act = async (call: Parameters<EngineClient["call"]>[0]) => {
+    try {
+      await engine.call(call);
+      props.onChanged();
+    } catch (e) {
+      props.onError(errorText(e));
+    }
+  };
+  const actions: MessageActions = {
+    reply(m) {
+      setEditing(undefined);
+      setReplying(m);
+      composer.current?.focus();
+    },
+    edit(m) {
+      setReplying(undefined);
+      setEditing(m);
+      setText(m.text);
+      composer.current?.focus();
+    },
+    remove(m) {
+      act({ method: "deleteMessage", conversation: conversation.id, message: m.id });
+    },
+    react(m, emoji, remove) {
+      act({ method: "react", conversation: conversation.id, message: m.id, emoji, remove });
+    },
+  };
+  const byId = useMemo(() => new Map(props.messages.map((m) => [m.id, m])), [props.messages]);
   const items = useMemo(() => {
     const out: preact.JSX.Element[] = [];
     let lastDay = "";
@@ -462,24 +530,33 @@ function ConversationView(props: {
         out.push(<p class="day" key={`day-${d}`}>{d}</p>);
         lastDay = d;
       }
-      const own = m.sender === props.me.address;
       out.push(
-        <article key={m.id} class={own ? "own" : ""} aria-label={`${m.sender}, ${time(when(m))}`}>
-          <header>
-            <span class="sender">{m.sender}</span> <time>{time(when(m))}</time>
-          </header>
-          <p>{m.unsupported ? t("A message this version cannot display (update Missive)") : m.text}</p>
-        </article>,
+        <MessageItem
+          key={m.id}
+          m={m}
+          me={props.me}
+          conversation={conversation}
+          members={members}
+          answered={m.reply_to ? byId.get(m.reply_to) : undefined}
+          time={time(when(m))}
+          actions={actions}
+        />,
       );
     }
     return out;
-  }, [props.messages]);
+  }, [props.messages, conversation, members]);
   const submit = (e: Event) => {
     e.preventDefault();
-    const t = text.trim();
-    if (!t) return;
+    const typed = text.trim();
+    if (!typed) return;
     setText("");
-    props.onSend(t);
+    if (editing) {
+      setEditing(undefined);
+      act({ method: "edit", conversation: conversation.id, message: editing.id, text: typed });
+      return;
+    }
+    setReplying(undefined);
+    props.onSend(typed, replying?.id);
   };
   return (
     <section class="conversation" aria-label={title(props.conversation)}>
@@ -490,6 +567,12 @@ function ConversationView(props: {
           <button onClick={() => setShowNumber(true)}>{t("Safety number")}</button>
         ) : (
           <button onClick={() => setShowMembers(true)}>{t("Members")}</button>
+        )}
+        {!conversation.left && (
+          <TimerPicker
+            conversation={conversation}
+            onChange={(seconds) => act({ method: "setTimer", conversation: conversation.id, seconds })}
+          />
         )}
       </header>
       {showMembers && (
@@ -521,8 +604,25 @@ function ConversationView(props: {
         ))}
         <div ref={end} />
       </div>
+      {(replying || editing) && (
+        <p class="composing" role="status">
+          {replying
+            ? t("Replying to {sender}: {text}", { sender: replying.sender, text: replying.text })
+            : t("Editing your message")}{" "}
+          <button
+            onClick={() => {
+              if (editing) setText("");
+              setReplying(undefined);
+              setEditing(undefined);
+            }}
+          >
+            {t("Cancel")}
+          </button>
+        </p>
+      )}
       <form class="composer" onSubmit={submit}>
         <textarea
+          ref={composer}
           aria-label={t("Message")}
           rows={1}
           value={text}
@@ -531,7 +631,7 @@ function ConversationView(props: {
             if (e.key === "Enter" && !e.shiftKey) submit(e);
           }}
         />
-        <button type="submit">{t("Send")}</button>
+        <button type="submit">{editing ? t("Save") : t("Send")}</button>
       </form>
     </section>
   );

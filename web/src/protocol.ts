@@ -30,6 +30,14 @@ export type Call =
   | { method: "conversations" }
   | { method: "messages"; conversation: string }
   | { method: "send"; conversation: string; text: string }
+  | { method: "reply"; conversation: string; replyTo: string; text: string }
+  | { method: "edit"; conversation: string; message: string; text: string }
+  | { method: "deleteMessage"; conversation: string; message: string }
+  | { method: "react"; conversation: string; message: string; emoji: string; remove: boolean }
+  | { method: "markRead"; conversation: string }
+  | { method: "setTimer"; conversation: string; seconds: number | null }
+  | { method: "readReceipts"; on?: boolean }
+  | { method: "eraseExpired" }
   | { method: "createConversation"; name?: string; members: string[] }
   | { method: "dm"; peer: string; text: string }
   | { method: "sync" };

@@ -47,6 +47,22 @@ async function answer(call: Call): Promise<unknown> {
       return engine.messages(call.conversation);
     case "send":
       return engine.send(call.conversation, call.text);
+    case "reply":
+      return engine.reply(call.conversation, call.replyTo, call.text);
+    case "edit":
+      return engine.edit(call.conversation, call.message, call.text);
+    case "deleteMessage":
+      return engine.deleteMessage(call.conversation, call.message);
+    case "react":
+      return engine.react(call.conversation, call.message, call.emoji, call.remove);
+    case "markRead":
+      return engine.markRead(call.conversation);
+    case "setTimer":
+      return engine.setTimer(call.conversation, call.seconds ?? undefined);
+    case "readReceipts":
+      return engine.readReceipts(call.on);
+    case "eraseExpired":
+      return engine.eraseExpired();
     case "createConversation":
       return engine.createConversation(call.name, call.members);
     case "dm":

@@ -14,7 +14,10 @@ import {
   cliSync,
   screenshot,
   accessibilityViolations,
-  keepRecoveryKey,
+  registerInApp,
+  newConversation,
+  say,
+  article,
 } from "./harness.mjs";
 
 let server;
@@ -36,43 +39,12 @@ function terminal(name) {
   return home;
 }
 
-/** Registers in the app; `onKeyScreen` runs on the recovery key screen. Returns the key. */
-async function registerInApp(page, address, onKeyScreen) {
-  await page.getByRole("textbox", { name: "Address" }).fill(address);
-  assert.equal(await page.getByRole("textbox", { name: "Server" }).inputValue(), server.url);
-  await page.getByRole("button", { name: "Register" }).click();
-  await page.getByRole("heading", { name: "Your recovery key" }).waitFor();
-  if (onKeyScreen) await onKeyScreen();
-  const key = await keepRecoveryKey(page);
-  await page.getByRole("button", { name: "New conversation" }).waitFor();
-  return key;
-}
-
-/** Fills and submits the "New conversation" dialog; returns the dialog. */
-async function newConversation(page, members, name) {
-  await page.getByRole("button", { name: "New conversation" }).click();
-  const dialog = page.getByRole("dialog", { name: "New conversation" });
-  await dialog.getByRole("textbox", { name: "Members" }).fill(members);
-  if (name) await dialog.getByRole("textbox", { name: "Name" }).fill(name);
-  await dialog.getByRole("button", { name: "Create" }).click();
-  return dialog;
-}
-
-async function say(page, text) {
-  await page.getByRole("textbox", { name: "Message" }).fill(text);
-  await page.getByRole("button", { name: "Send" }).click();
-}
-
-/** The messages shown, as the text of each article. */
-function article(page, text) {
-  return page.getByRole("article").filter({ hasText: text });
-}
-
 test("a conversation started in the app with someone on the command line", async () => {
   const bob = terminal("bob");
   const alice = await openWebApp(browser, server.url);
   await alice.page.getByRole("button", { name: "Register" }).waitFor();
   await screenshot(alice.page, "register-computer");
+  assert.equal(await alice.page.getByRole("textbox", { name: "Server" }).inputValue(), server.url);
   await registerInApp(alice.page, "alice@app.test");
 
   await (await newConversation(alice.page, "bob@app.test", "Budget 2027")).waitFor({ state: "detached" });

@@ -150,3 +150,34 @@ export async function keepRecoveryKey(page) {
   await next.click();
   return key;
 }
+
+/** Registers in the app; `onKeyScreen` runs on the recovery key screen. Returns the key. */
+export async function registerInApp(page, address, onKeyScreen) {
+  await page.getByRole("textbox", { name: "Address" }).fill(address);
+  await page.getByRole("button", { name: "Register" }).click();
+  await page.getByRole("heading", { name: "Your recovery key" }).waitFor();
+  if (onKeyScreen) await onKeyScreen();
+  const key = await keepRecoveryKey(page);
+  await page.getByRole("button", { name: "New conversation" }).waitFor();
+  return key;
+}
+
+/** Fills and submits the "New conversation" dialog; returns the dialog. */
+export async function newConversation(page, members, name) {
+  await page.getByRole("button", { name: "New conversation" }).click();
+  const dialog = page.getByRole("dialog", { name: "New conversation" });
+  await dialog.getByRole("textbox", { name: "Members" }).fill(members);
+  if (name) await dialog.getByRole("textbox", { name: "Name" }).fill(name);
+  await dialog.getByRole("button", { name: "Create" }).click();
+  return dialog;
+}
+
+export async function say(page, text) {
+  await page.getByRole("textbox", { name: "Message" }).fill(text);
+  await page.getByRole("button", { name: "Send" }).click();
+}
+
+/** The messages shown, as the text of each article. */
+export function article(page, text) {
+  return page.getByRole("article").filter({ hasText: text });
+}

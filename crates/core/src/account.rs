@@ -69,7 +69,7 @@ mod keys {
     pub const READ_RECEIPTS: &str = "read_receipts";
 }
 
-pub use changes::valid_reaction;
+pub use changes::{deleted as deleted_record, valid_reaction};
 
 fn capabilities() -> Capabilities {
     Capabilities::new(

@@ -64,26 +64,6 @@ pub fn timer_name(seconds: Option<u64>) -> String {
         .unwrap_or_else(|| format!("{s}s"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timers_read_and_print_back() {
-        for (name, seconds) in TIMERS {
-            assert_eq!(parse_timer(name).expect("offered"), Some(seconds));
-            assert_eq!(timer_name(Some(seconds)), name);
-        }
-        assert_eq!(parse_timer(" OFF ").expect("off"), None);
-        assert_eq!(parse_timer("3s").expect("seconds"), Some(3));
-        assert_eq!(timer_name(Some(3)), "3s");
-        assert_eq!(timer_name(Some(90)), "90s");
-        for bad in ["", "5", "m", "0m", "-1h", "5y", "1000w", "1.5h"] {
-            assert!(parse_timer(bad).is_err(), "{bad:?}");
-        }
-    }
-}
-
 impl Client {
     /// A message of `conversation` as the user named it (its id or a prefix of 8 characters
     /// or more), still there.
@@ -287,5 +267,25 @@ impl Client {
     /// Erases the messages whose timer ran out (text, file key, edits); returns how many.
     pub fn erase_expired(&mut self) -> Result<usize, CoreError> {
         Ok(self.account.erase_expired(crate::now_ms())?.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_read_and_print_back() {
+        for (name, seconds) in TIMERS {
+            assert_eq!(parse_timer(name).expect("offered"), Some(seconds));
+            assert_eq!(timer_name(Some(seconds)), name);
+        }
+        assert_eq!(parse_timer(" OFF ").expect("off"), None);
+        assert_eq!(parse_timer("3s").expect("seconds"), Some(3));
+        assert_eq!(timer_name(Some(3)), "3s");
+        assert_eq!(timer_name(Some(90)), "90s");
+        for bad in ["", "5", "m", "0m", "-1h", "5y", "1000w", "1.5h"] {
+            assert!(parse_timer(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -304,9 +304,7 @@ mod tests {
             sent_at: i as u64,
             server_time: i as u64,
             seq: i as u64,
-            file: None,
-            unsupported: None,
-            reply_to: None,
+            ..MessageRecord::default()
         }
     }
 
@@ -357,6 +355,42 @@ mod tests {
             third.messages("c").expect("messages").len(),
             2 * SNAPSHOT_EVERY + 11
         );
+    }
+
+    /// A deletion's flush carries a snapshot, so the host drops the entries that still hold
+    /// the deleted text: nothing written keeps it.
+    #[test]
+    fn a_deleted_text_leaves_the_written_journal_at_the_next_flush() {
+        let (mut store, journal) = JournaledStore::new();
+        let mut disk = Disk::default();
+        let mut secret = message(1);
+        secret.text = "launch code 0000".into();
+        store
+            .apply(vec![Op::Message(secret.clone())], Durability::Durable)
+            .expect("apply");
+        disk.write(journal.take().expect("take").expect("pending"));
+        let holds = |disk: &Disk| {
+            let needle = b"launch code";
+            disk.entries
+                .values()
+                .chain(disk.snapshot.iter().map(|(_, b)| b))
+                .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        };
+        assert!(holds(&disk), "written, as any message is");
+        store
+            .apply(
+                vec![Op::Revise(crate::account::deleted_record(secret))],
+                Durability::Durable,
+            )
+            .expect("apply");
+        disk.write(journal.take().expect("take").expect("pending"));
+        assert!(!holds(&disk), "the deletion's flush replaced every trace");
+        let (again, _) = disk.restore();
+        let kept = again
+            .message("m0001")
+            .expect("read")
+            .expect("a trace stays");
+        assert!(kept.deleted && kept.text.is_empty());
     }
 
     #[test]

@@ -333,7 +333,7 @@ pub struct ConversationHistory {
     pub messages: Vec<MessageTransfer>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct MessageTransfer {
     pub id: String,
     pub sender: String,
@@ -433,15 +433,14 @@ mod tests {
             sent_at,
             server_time: sent_at,
             seq: sent_at,
-            file: None,
-            unsupported: None,
-            reply_to: None,
+            ..MessageTransfer::default()
         };
         let conversation = |id: &str, messages| ConversationHistory {
             id: id.into(),
             name: None,
             dm_peer: None,
             created_at: 0,
+            disappear: None,
             messages,
         };
         let mut history = History {

@@ -49,6 +49,16 @@ export interface Message {
   /** A kind of message added after this version (shown as "update Missive"). */
   unsupported?: string;
   file?: { id: string; name: string; size: number; media_type: string };
+  /** Its sender changed the text (earlier texts, oldest first, kept on this device). */
+  edits?: { text: string; until: number }[];
+  /** Deleted by its sender for everyone: `text` is empty, `file` gone. */
+  deleted?: boolean;
+  /** Each emoji with the addresses of those who reacted with it, in order. */
+  reactions?: Record<string, string[]>;
+  /** When the conversation's timer erases it (ms since the Unix epoch). */
+  expires_at?: number;
+  /** A change of the conversation's settings (no text): the timer set, in seconds, or off. */
+  notice?: { setting: "disappear"; seconds: number | null };
 }
 
 export interface Conversation {
@@ -59,6 +69,10 @@ export interface Conversation {
   created_at: number;
   /** This device was removed from it. */
   left: boolean;
+  /** The disappearing-message timer in seconds, if on. */
+  disappear?: number;
+  /** How far each member (this user included) received and read it: sequence positions. */
+  receipts: Record<string, { delivered: number; read: number }>;
 }
 
 /** A device of this account, as the server lists it and our signed device list names it. */
@@ -104,6 +118,8 @@ export interface StoredAlert {
 /** Something that happened while syncing. */
 export type Outcome =
   | { type: "message"; message: Message }
+  | { type: "changed"; message: Message }
+  | { type: "receipts"; conversation: string }
   | { type: "joined"; conversation: string }
   | { type: "left"; conversation: string }
   | { type: "membership_changed"; conversation: string }
@@ -469,6 +485,122 @@ impl Engine {
         to_js(&MessageView::from(&record))
     }
 
+    /// Sends `text` answering message `reply_to` of `conversation`; returns it as stored.
+    #[wasm_bindgen(unchecked_return_type = "Message")]
+    pub async fn reply(
+        &self,
+        conversation: String,
+        reply_to: String,
+        text: String,
+    ) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let record = client
+            .send_reply(&conversation, &reply_to, &text)
+            .await
+            .map_err(js_error)?;
+        self.save().await?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// Replaces the text of one of our messages for everyone; returns it as it is now.
+    #[wasm_bindgen(unchecked_return_type = "Message")]
+    pub async fn edit(
+        &self,
+        conversation: String,
+        message: String,
+        text: String,
+    ) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let record = client
+            .edit(&conversation, &message, &text)
+            .await
+            .map_err(js_error)?;
+        self.save().await?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// Deletes one of our messages for everyone; returns what is left of it.
+    #[wasm_bindgen(js_name = deleteMessage, unchecked_return_type = "Message")]
+    pub async fn delete_message(
+        &self,
+        conversation: String,
+        message: String,
+    ) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let record = client
+            .delete(&conversation, &message)
+            .await
+            .map_err(js_error)?;
+        self.save().await?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// Adds our reaction `emoji` to a message, or (`remove`) takes it back.
+    #[wasm_bindgen(unchecked_return_type = "Message")]
+    pub async fn react(
+        &self,
+        conversation: String,
+        message: String,
+        emoji: String,
+        remove: bool,
+    ) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let record = client
+            .react(&conversation, &message, &emoji, remove)
+            .await
+            .map_err(js_error)?;
+        self.save().await?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// Marks `conversation` read (a read receipt, unless they are off); returns the position.
+    #[wasm_bindgen(js_name = markRead)]
+    pub async fn mark_read(&self, conversation: String) -> Result<f64, JsValue> {
+        let mut client = self.client.lock().await;
+        let position = client.mark_read(&conversation).await.map_err(js_error)?;
+        self.save().await?;
+        Ok(position as f64)
+    }
+
+    /// Sets the conversation's disappearing-message timer for everyone, in seconds (`null`:
+    /// off); returns the notice shown in its history.
+    #[wasm_bindgen(js_name = setTimer, unchecked_return_type = "Message")]
+    pub async fn set_timer(
+        &self,
+        conversation: String,
+        seconds: Option<f64>,
+    ) -> Result<JsValue, JsValue> {
+        let seconds = seconds.map(|s| s.max(0.0) as u64).filter(|s| *s > 0);
+        let mut client = self.client.lock().await;
+        let record = client
+            .set_timer(&conversation, seconds)
+            .await
+            .map_err(js_error)?;
+        self.save().await?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// Whether read receipts are sent; `on` turns them on or off first.
+    #[wasm_bindgen(js_name = readReceipts)]
+    pub async fn read_receipts(&self, on: Option<bool>) -> Result<bool, JsValue> {
+        let mut client = self.client.lock().await;
+        if let Some(on) = on {
+            client.account.set_read_receipts(on).map_err(js_error)?;
+            self.save().await?;
+        }
+        client.account.read_receipts().map_err(js_error)
+    }
+
+    /// Erases the messages whose timer ran out; returns how many (the page calls it now and
+    /// then, and shows the conversation again when some went).
+    #[wasm_bindgen(js_name = eraseExpired)]
+    pub async fn erase_expired(&self) -> Result<u32, JsValue> {
+        let mut client = self.client.lock().await;
+        let erased = client.erase_expired().map_err(js_error)?;
+        self.save().await?;
+        Ok(erased as u32)
+    }
+
     /// Every conversation this device is in (or was removed from).
     #[wasm_bindgen(unchecked_return_type = "Conversation[]")]
     pub async fn conversations(&self) -> Result<JsValue, JsValue> {
@@ -499,6 +631,7 @@ impl Engine {
         let mut push = {
             let mut client = self.client.lock().await;
             let outcomes = client.sync().await.map_err(js_error)?;
+            send_receipts(&mut client).await?;
             self.save().await?;
             deliver(&on_outcomes, &outcomes)?;
             client.connect_push().await.map_err(js_error)?
@@ -513,13 +646,12 @@ impl Engine {
                     "the server closed the push channel".into(),
                 )));
             };
-            let outcomes = self
-                .client
-                .lock()
-                .await
-                .process_events(&events)
-                .await
-                .map_err(js_error)?;
+            let outcomes = {
+                let mut client = self.client.lock().await;
+                let outcomes = client.process_events(&events).await.map_err(js_error)?;
+                send_receipts(&mut client).await?;
+                outcomes
+            };
             self.save().await?;
             deliver(&on_outcomes, &outcomes)?;
         }
@@ -710,6 +842,15 @@ impl Engine {
     /// Ends [`Engine::listen`] at its next wake-up (the next event, or the server's ping).
     pub fn stop(&self) {
         self.stopping.set(true);
+    }
+}
+
+/// Sends the delivery receipts due (one per conversation that received messages, per batch);
+/// a server out of reach leaves them for the next batch.
+async fn send_receipts(client: &mut Client) -> Result<(), JsValue> {
+    match client.send_receipts().await {
+        Ok(_) | Err(CoreError::Network(_)) => Ok(()),
+        Err(e) => Err(js_error(e)),
     }
 }
 

@@ -2,7 +2,9 @@
 //! section in `lib.rs`), and the QR codes the engine draws.
 
 use missive_core::account::Outcome;
-use missive_core::store::{ConversationRecord, MessageRecord};
+use std::collections::BTreeMap;
+
+use missive_core::store::{ConversationRecord, Edit, MessageRecord, Notice, Receipts};
 use serde::Serialize;
 
 /// How long a link waits for the other device.
@@ -71,6 +73,16 @@ pub(crate) struct MessageView<'a> {
     pub(crate) unsupported: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) file: Option<FileView<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub(crate) edits: &'a [Edit],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) deleted: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) reactions: &'a BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) notice: Option<&'a Notice>,
 }
 
 #[derive(Serialize)]
@@ -100,6 +112,11 @@ impl<'a> From<&'a MessageRecord> for MessageView<'a> {
                 size: f.size,
                 media_type: &f.media_type,
             }),
+            edits: &m.edits,
+            deleted: m.deleted,
+            reactions: &m.reactions,
+            expires_at: m.expires_at,
+            notice: m.notice.as_ref(),
         }
     }
 }
@@ -113,6 +130,9 @@ pub(crate) struct ConversationView<'a> {
     pub(crate) dm_peer: Option<&'a str>,
     pub(crate) created_at: u64,
     pub(crate) left: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) disappear: Option<u64>,
+    pub(crate) receipts: &'a BTreeMap<String, Receipts>,
 }
 
 impl<'a> From<&'a ConversationRecord> for ConversationView<'a> {
@@ -123,6 +143,8 @@ impl<'a> From<&'a ConversationRecord> for ConversationView<'a> {
             dm_peer: c.dm_peer.as_deref(),
             created_at: c.created_at,
             left: c.left,
+            disappear: c.disappear,
+            receipts: &c.receipts,
         }
     }
 }
@@ -132,6 +154,8 @@ impl<'a> From<&'a ConversationRecord> for ConversationView<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum OutcomeView<'a> {
     Message { message: MessageView<'a> },
+    Changed { message: MessageView<'a> },
+    Receipts { conversation: &'a str },
     Joined { conversation: &'a str },
     Left { conversation: &'a str },
     MembershipChanged { conversation: &'a str },
@@ -144,6 +168,10 @@ impl<'a> From<&'a Outcome> for OutcomeView<'a> {
             Outcome::Message(m) => OutcomeView::Message {
                 message: MessageView::from(m),
             },
+            Outcome::Changed(m) => OutcomeView::Changed {
+                message: MessageView::from(m),
+            },
+            Outcome::Receipts(c) => OutcomeView::Receipts { conversation: c },
             Outcome::Joined(c) => OutcomeView::Joined { conversation: c },
             Outcome::Left(c) => OutcomeView::Left { conversation: c },
             Outcome::MembershipChanged(c) => OutcomeView::MembershipChanged { conversation: c },

@@ -324,7 +324,7 @@ impl Account {
 }
 
 /// A deleted message: what identifies it and when, nothing of what it said.
-pub(super) fn deleted(m: MessageRecord) -> MessageRecord {
+pub fn deleted(m: MessageRecord) -> MessageRecord {
     MessageRecord {
         text: String::new(),
         file: None,

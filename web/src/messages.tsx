@@ -1,0 +1,169 @@
+// One message in a conversation, and what can be done to it: reply, react, and for our own,
+// edit and delete. Deleted messages, edits, reactions, receipts and the timer's notices are
+// the engine's records as it keeps them; nothing here decides who may do what.
+import { useState } from "preact/hooks";
+import { t } from "./i18n";
+import type { Conversation, Identity, Message } from "./protocol";
+
+/** The reactions offered in one tap. */
+export const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+
+/** The timers offered, in seconds, with their names. */
+export const TIMERS: [number, string][] = [
+  [300, "5 minutes"],
+  [3600, "1 hour"],
+  [86400, "1 day"],
+  [604800, "1 week"],
+  [2419200, "4 weeks"],
+];
+
+/** A timer for people: one of the offered names, or a count of seconds. */
+export function timerName(seconds: number | null | undefined): string {
+  if (!seconds) return t("Off");
+  const offered = TIMERS.find(([s]) => s === seconds);
+  return offered ? t(offered[1]) : t("{n} seconds", { n: seconds });
+}
+
+/** What the app does with a message when asked. */
+export type MessageActions = {
+  reply(m: Message): void;
+  edit(m: Message): void;
+  remove(m: Message): void;
+  react(m: Message, emoji: string, remove: boolean): void;
+};
+
+/** Who received and read one of our messages, as "Read by 1 of 2". */
+function receiptsLine(m: Message, conversation: Conversation, members: string[]): string | undefined {
+  const others = members.filter((a) => a !== m.sender);
+  if (others.length === 0) return undefined;
+  let delivered = 0;
+  let read = 0;
+  for (const a of others) {
+    const r = conversation.receipts[a];
+    if (!r) continue;
+    if (r.read >= m.seq) read++;
+    if (Math.max(r.read, r.delivered) >= m.seq) delivered++;
+  }
+  if (read > 0) return t("Read by {n} of {total}", { n: read, total: others.length });
+  if (delivered > 0) return t("Delivered to {n} of {total}", { n: delivered, total: others.length });
+  return t("Sent");
+}
+
+export function MessageItem(props: {
+  m: Message;
+  me: Identity;
+  conversation: Conversation;
+  members: string[];
+  answered?: Message;
+  time: string;
+  actions: MessageActions;
+}) {
+  const { m, me, actions } = props;
+  const [picking, setPicking] = useState(false);
+  const [confirming, setConfirming] = useState(false);
+  const own = m.sender === me.address;
+  if (m.notice) {
+    const text = m.notice.seconds
+      ? t("{sender} set disappearing messages to {timer}", { sender: m.sender, timer: timerName(m.notice.seconds) })
+      : t("{sender} turned disappearing messages off", { sender: m.sender });
+    return (
+      <article class="notice-line" aria-label={text}>
+        <p>{text}</p>
+      </article>
+    );
+  }
+  const body = m.deleted
+    ? <p class="deleted">{t("This message was deleted")}</p>
+    : m.unsupported
+      ? <p>{t("A message this version cannot display (update Missive)")}</p>
+      : <p>{m.text}</p>;
+  const mine = (emoji: string) => (m.reactions?.[emoji] ?? []).includes(me.address);
+  return (
+    <article class={own ? "own" : ""} aria-label={`${m.sender}, ${props.time}`}>
+      <header>
+        <span class="sender">{m.sender}</span> <time>{props.time}</time>
+        {m.edits && !m.deleted && <span class="edited"> · {t("edited")}</span>}
+        {m.expires_at && <span class="expires" title={t("Disappears at {time}", { time: new Date(m.expires_at).toLocaleString() })}> · ⏱</span>}
+      </header>
+      {m.reply_to && (
+        <blockquote class="quote" aria-label={t("In reply to")}>
+          {props.answered
+            ? `${props.answered.sender}: ${props.answered.deleted ? t("This message was deleted") : props.answered.text}`
+            : t("A message not on this device")}
+        </blockquote>
+      )}
+      {body}
+      {m.reactions && (
+        <ul class="reactions" aria-label={t("Reactions")}>
+          {Object.entries(m.reactions).map(([emoji, who]) => (
+            <li key={emoji}>
+              <button
+                aria-pressed={mine(emoji)}
+                aria-label={t("{emoji} {n}: {who}", { emoji, n: who.length, who: who.join(", ") })}
+                onClick={() => actions.react(m, emoji, mine(emoji))}
+              >
+                {emoji} {who.length}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      {own && !m.deleted && <p class="receipts">{receiptsLine(m, props.conversation, props.members)}</p>}
+      {!m.deleted && (
+        <div class="message-actions">
+          <button onClick={() => actions.reply(m)}>{t("Reply")}</button>
+          <button aria-expanded={picking} onClick={() => setPicking(!picking)}>{t("React")}</button>
+          {own && !m.file && !m.unsupported && <button onClick={() => actions.edit(m)}>{t("Edit")}</button>}
+          {own && !confirming && <button onClick={() => setConfirming(true)}>{t("Delete")}</button>}
+          {confirming && (
+            <span class="confirm" role="group" aria-label={t("Delete this message for everyone?")}>
+              <button onClick={() => { setConfirming(false); actions.remove(m); }}>{t("Delete for everyone")}</button>
+              <button onClick={() => setConfirming(false)}>{t("Cancel")}</button>
+            </span>
+          )}
+          {picking && (
+            <span class="picker" role="group" aria-label={t("Choose a reaction")}>
+              {QUICK_REACTIONS.map((emoji) => (
+                <button
+                  key={emoji}
+                  aria-label={t("React with {emoji}", { emoji })}
+                  onClick={() => {
+                    setPicking(false);
+                    actions.react(m, emoji, mine(emoji));
+                  }}
+                >
+                  {emoji}
+                </button>
+              ))}
+            </span>
+          )}
+        </div>
+      )}
+    </article>
+  );
+}
+
+/** The conversation's disappearing-message timer, for every member. */
+export function TimerPicker(props: { conversation: Conversation; onChange(seconds: number | null): void }) {
+  const current = props.conversation.disappear ?? 0;
+  const offered = TIMERS.some(([s]) => s === current);
+  return (
+    <label class="timer">
+      <span>{t("Disappearing messages")}</span>
+      <select
+        aria-label={t("Disappearing messages")}
+        value={String(current)}
+        onChange={(e) => {
+          const seconds = Number(e.currentTarget.value);
+          props.onChange(seconds > 0 ? seconds : null);
+        }}
+      >
+        <option value="0">{t("Off")}</option>
+        {!offered && current > 0 && <option value={String(current)}>{timerName(current)}</option>}
+        {TIMERS.map(([s, name]) => (
+          <option key={s} value={String(s)}>{t(name)}</option>
+        ))}
+      </select>
+    </label>
+  );
+}
