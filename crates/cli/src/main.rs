@@ -170,6 +170,32 @@ enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Search the messages stored on this device (nothing is asked of the server): each word
+    /// must begin a word of the text or of a file's name, case and accents ignored. Newest
+    /// first.
+    Search {
+        /// The words to find (quoted together or not).
+        #[arg(required = true, num_args = 1..)]
+        query: Vec<String>,
+        /// Only in this conversation (its id, or its first 8 characters or more).
+        #[arg(long)]
+        conversation: Option<String>,
+        /// Only messages from this address.
+        #[arg(long)]
+        from: Option<String>,
+        /// Only messages sent on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        after: Option<String>,
+        /// Only messages sent before this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        before: Option<String>,
+        /// At most this many results.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per message.
+        #[arg(long)]
+        json: bool,
+    },
     /// Send read receipts (`on`, the default) or not (`off`); without either, say which.
     ReadReceipts {
         /// `on` or `off` (without it, shows whether it is on).
@@ -541,6 +567,35 @@ async fn account_command(
                 client.set_timer(&conversation, seconds).await?;
             }
             show::conversation_settings(client, &conversation, json)?;
+        }
+        AccountCommand::Search {
+            query,
+            conversation,
+            from,
+            after,
+            before,
+            limit,
+            json,
+        } => {
+            let query = query.join(" ");
+            let Some(mut q) = missive_core::search::Query::new(&query) else {
+                anyhow::bail!("{query:?} holds no word to search for");
+            };
+            q.conversation = conversation
+                .map(|c| conversation_id(client, &c))
+                .transpose()?;
+            q.sender = from.map(|a| lookup::address(&a)).transpose()?;
+            q.after = after.map(|d| lookup::day(&d)).transpose()?;
+            q.before = before.map(|d| lookup::day(&d)).transpose()?;
+            q.limit = limit.max(1);
+            client.erase_expired()?;
+            let found = client.account.store().search(&q)?;
+            if found.is_empty() && !json {
+                eprintln!("no message matches");
+            }
+            for m in found {
+                print_message(&m, None, json)?;
+            }
         }
         AccountCommand::ReadReceipts { state } => {
             if let Some(state) = state {

@@ -397,6 +397,86 @@ pub fn revised_and_erased(store: &mut dyn AccountStore) {
     assert!(store.messages_matching("cccc02").expect("match").is_empty());
 }
 
+/// Search: every word begins a word of the text or file name, case and accents ignored;
+/// filters; newest first; deleted and erased messages are not found, edited ones by their new
+/// text only.
+pub fn search(store: &mut dyn AccountStore) {
+    let text = |id: &str, conversation: &str, sender: &str, at: u64, text: &str| MessageRecord {
+        id: id.into(),
+        conversation: conversation.into(),
+        sender: sender.into(),
+        sender_device: "d".into(),
+        text: text.into(),
+        sent_at: at,
+        server_time: at,
+        seq: at,
+        ..MessageRecord::default()
+    };
+    let mut file = text("f1", "c2", "bob@x", 5, "");
+    file.file = Some(Box::new(FileRef {
+        blob: "b1".into(),
+        secret: B64(vec![1; 32]),
+        blake3: "ab".into(),
+        size: 1,
+        name: "Compte-rendu réunion.pdf".into(),
+        media_type: "application/pdf".into(),
+    }));
+    apply(
+        store,
+        vec![
+            Op::Message(text(
+                "m1",
+                "c1",
+                "alice@x",
+                1,
+                "La Réunion budgétaire est lundi",
+            )),
+            Op::Message(text("m2", "c1", "bob@x", 2, "réunion déplacée à mardi")),
+            Op::Message(text("m3", "c2", "alice@x", 3, "Reunion du cabinet")),
+            Op::Message(text("m4", "c2", "alice@x", 4, "rien à voir")),
+            Op::Message(file),
+        ],
+    );
+    let q = |typed: &str| crate::search::Query::new(typed).expect("words");
+    assert_eq!(
+        ids(&store.search(&q("reunion")).expect("search")),
+        ["f1", "m3", "m2", "m1"],
+        "accents and case ignored, file names too, newest first"
+    );
+    assert_eq!(ids(&store.search(&q("REU budg")).expect("search")), ["m1"]);
+    assert!(
+        store.search(&q("union")).expect("search").is_empty(),
+        "word starts only"
+    );
+    let mut filtered = q("reunion");
+    filtered.conversation = Some("c1".into());
+    filtered.sender = Some("bob@x".into());
+    assert_eq!(ids(&store.search(&filtered).expect("search")), ["m2"]);
+    let mut dated = q("reunion");
+    dated.after = Some(2);
+    dated.before = Some(5);
+    dated.limit = 1;
+    assert_eq!(ids(&store.search(&dated).expect("search")), ["m3"]);
+
+    let mut edited = text("m1", "c1", "alice@x", 1, "Le conseil est lundi");
+    edited.edits.push(Edit {
+        text: "La Réunion budgétaire est lundi".into(),
+        until: 9,
+    });
+    let mut deleted = text("m2", "c1", "bob@x", 2, "");
+    deleted.deleted = true;
+    apply(
+        store,
+        vec![
+            Op::Revise(edited),
+            Op::Revise(deleted),
+            Op::Erase(vec!["m3".into()]),
+        ],
+    );
+    assert_eq!(ids(&store.search(&q("reunion")).expect("search")), ["f1"]);
+    assert_eq!(ids(&store.search(&q("conseil")).expect("search")), ["m1"]);
+}
+
 /// Runs the conformance suite against the stores `$new()` returns (a fresh, empty store and
 /// anything that must live as long as it), one test per part.
 #[macro_export]
@@ -426,6 +506,11 @@ macro_rules! account_store_conformance {
         fn conformance_revised_and_erased() {
             let (_keep, mut store) = $new();
             $crate::conformance::revised_and_erased(&mut store);
+        }
+        #[test]
+        fn conformance_search() {
+            let (_keep, mut store) = $new();
+            $crate::conformance::search(&mut store);
         }
         #[test]
         fn conformance_contacts_and_alerts() {

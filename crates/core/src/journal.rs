@@ -169,6 +169,10 @@ impl AccountStore for JournaledStore {
         self.memory()?.expired_messages(now)
     }
 
+    fn search(&self, query: &crate::search::Query) -> Result<Vec<MessageRecord>, CoreError> {
+        self.memory()?.search(query)
+    }
+
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError> {
         self.memory()?.setting(key)
     }

@@ -18,6 +18,7 @@ pub mod lookup;
 pub mod memory;
 pub mod provider;
 pub mod recovery;
+pub mod search;
 pub mod store;
 
 #[cfg(feature = "client")]

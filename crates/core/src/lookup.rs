@@ -94,9 +94,68 @@ pub fn server_url(typed: &str) -> Result<String, CoreError> {
     }
 }
 
+/// A day as typed, `YYYY-MM-DD`, as the start of that day in UTC (ms since the Unix epoch).
+pub fn day(typed: &str) -> Result<u64, CoreError> {
+    let bad = || CoreError::Usage(format!("{typed:?} is not a day: write it as YYYY-MM-DD"));
+    let mut parts = typed.trim().splitn(3, '-');
+    let mut next = |len: usize| {
+        parts
+            .next()
+            .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<i64>().ok())
+            .ok_or_else(bad)
+    };
+    let (y, m, d) = (next(4)?, next(2)?, next(2)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in_month = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month[(m - 1) as usize] || y < 1970 {
+        return Err(bad());
+    }
+    // Days since 1970-01-01 of a date in the proleptic Gregorian calendar (Howard Hinnant's
+    // `days_from_civil`).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(u64::try_from(days).map_err(|_| bad())? * 86_400_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_are_utc_midnights() {
+        assert_eq!(day("1970-01-01").expect("day"), 0);
+        assert_eq!(day("2026-12-04").expect("day"), 1_796_342_400_000);
+        assert_eq!(day("2024-02-29").expect("day"), 1_709_164_800_000);
+        for bad in [
+            "2026-13-01",
+            "2026-02-29",
+            "26-12-04",
+            "2026/12/04",
+            "2026-12-4",
+            "x",
+        ] {
+            assert!(day(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn addresses_have_one_spelling() {

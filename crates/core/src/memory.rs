@@ -254,6 +254,16 @@ impl AccountStore for MemoryAccountStore {
             .map(|&at| self.messages[at].record.clone()))
     }
 
+    fn search(&self, query: &crate::search::Query) -> Result<Vec<MessageRecord>, CoreError> {
+        Ok(self
+            .stored()
+            .rev()
+            .filter(|s| query.matches(&s.record))
+            .take(query.limit)
+            .map(|s| s.record.clone())
+            .collect())
+    }
+
     fn expired_messages(&self, now: u64) -> Result<Vec<String>, CoreError> {
         Ok(self
             .stored()

@@ -105,6 +105,35 @@ ALTER TABLE conversations ADD COLUMN receipts TEXT;
 CREATE TABLE applied (id TEXT PRIMARY KEY, conversation TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE INDEX applied_at ON applied(conversation, seq);
 "#,
+    // Search: an FTS5 index of each message's text and file name, under its row number. It
+    // keeps no copy of the text (contentless) and, with `secure-delete`, nothing of a deleted
+    // entry; triggers keep it in step with every write of `messages`.
+    r#"
+CREATE VIRTUAL TABLE messages_fts USING fts5(body, content='', contentless_delete=1,
+    tokenize='unicode61 remove_diacritics 2');
+INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1);
+INSERT INTO messages_fts(rowid, body)
+    SELECT n, text || ' ' || coalesce(json_extract(file, '$.name'), '') FROM messages
+    WHERE deleted = 0 AND (text != '' OR file IS NOT NULL);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+    WHEN new.deleted = 0 AND (new.text != '' OR new.file IS NOT NULL)
+BEGIN
+    INSERT INTO messages_fts(rowid, body)
+        VALUES (new.n, new.text || ' ' || coalesce(json_extract(new.file, '$.name'), ''));
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+BEGIN
+    DELETE FROM messages_fts WHERE rowid = old.n;
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, file, deleted ON messages
+    WHEN old.text IS NOT new.text OR old.file IS NOT new.file OR old.deleted IS NOT new.deleted
+BEGIN
+    DELETE FROM messages_fts WHERE rowid = old.n;
+    INSERT INTO messages_fts(rowid, body)
+        SELECT new.n, new.text || ' ' || coalesce(json_extract(new.file, '$.name'), '')
+        WHERE new.deleted = 0 AND (new.text != '' OR new.file IS NOT NULL);
+END;
+"#,
 ];
 
 /// A message's content columns, in the order of [`message_params`] (for `?1` to `?17`).
@@ -372,11 +401,11 @@ impl AccountStore for SqliteAccountStore {
                 .map_err(db)?;
             self.durability = durability;
         }
-        // A batch that takes text away (an edit, a deletion, a timer) leaves none of it in the
-        // file: freed space is overwritten with zeros while it runs.
+        // A batch that takes text away (a deletion, a timer) leaves none of it in the file:
+        // freed space is overwritten with zeros while it runs.
         let erasing = batch
             .iter()
-            .any(|op| matches!(op, Op::Revise(_) | Op::Erase(_)));
+            .any(|op| matches!(op, Op::Erase(_)) || matches!(op, Op::Revise(m) if m.deleted));
         if erasing {
             self.conn
                 .execute_batch("PRAGMA secure_delete = ON;")
@@ -502,10 +531,15 @@ impl AccountStore for SqliteAccountStore {
         }
         tx.commit().map_err(db)?;
         if erasing {
-            // What was overwritten or deleted is zeroed in the pages (secure_delete), and the
-            // write-ahead log, which still holds the pages as they were, is emptied now.
+            // The search index drops the entries of the rows it lost but keeps their words
+            // as terms of its segments until they are merged: merged now, into one. Then what
+            // was overwritten or deleted is zeroed in the pages (secure_delete), and the
+            // write-ahead log, which still holds the pages as they were, is emptied.
             self.conn
-                .execute_batch("PRAGMA secure_delete = OFF; PRAGMA wal_checkpoint(TRUNCATE);")
+                .execute_batch(
+                    "INSERT INTO messages_fts(messages_fts) VALUES ('optimize'); \
+                     PRAGMA secure_delete = OFF; PRAGMA wal_checkpoint(TRUNCATE);",
+                )
                 .map_err(db)?;
         }
         Ok(())
@@ -567,6 +601,26 @@ impl AccountStore for SqliteAccountStore {
 
     fn message(&self, id: &str) -> Result<Option<MessageRecord>, CoreError> {
         Ok(self.query_messages("WHERE id = ?1", [id])?.pop())
+    }
+
+    fn search(&self, query: &crate::search::Query) -> Result<Vec<MessageRecord>, CoreError> {
+        let mut found = self.query_messages(
+            "WHERE n IN (SELECT n FROM messages \
+             WHERE n IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1) \
+             AND (?2 IS NULL OR conversation = ?2) AND (?3 IS NULL OR sender = ?3) \
+             AND (?4 IS NULL OR sent_at >= ?4) AND (?5 IS NULL OR sent_at < ?5) \
+             ORDER BY n DESC LIMIT ?6)",
+            params![
+                query.fts(),
+                query.conversation,
+                query.sender,
+                query.after.map(i),
+                query.before.map(i),
+                i64::try_from(query.limit).unwrap_or(i64::MAX),
+            ],
+        )?;
+        found.reverse();
+        Ok(found)
     }
 
     fn expired_messages(&self, now: u64) -> Result<Vec<String>, CoreError> {

@@ -234,4 +234,6 @@ pub trait AccountStore {
     fn message(&self, id: &str) -> Result<Option<MessageRecord>, CoreError>;
     /// The ids of messages whose timer ran out at `now` (ms).
     fn expired_messages(&self, now: u64) -> Result<Vec<String>, CoreError>;
+    /// The messages matching `query` (see `crate::search`), newest first, at most its limit.
+    fn search(&self, query: &crate::search::Query) -> Result<Vec<MessageRecord>, CoreError>;
 }

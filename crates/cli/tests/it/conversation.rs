@@ -68,7 +68,7 @@ fn replies_edits_deletions_reactions_and_receipts_between_three() {
         ],
     ));
     let draft = last_line(&w.ok("alice", &["send", &group, "first draft"]));
-    let secret = last_line(&w.ok("alice", &["send", &group, "the code is 4471-secret"]));
+    let secret = last_line(&w.ok("alice", &["send", &group, "the code is zanzibarquartz"]));
     w.sync("bob");
     w.sync("carol");
 
@@ -174,9 +174,9 @@ fn replies_edits_deletions_reactions_and_receipts_between_three() {
         assert_eq!(m["deleted"], true, "{who}");
         assert!(m.get("text").is_none(), "{who}");
         assert!(
-            trace_of(&w, who, "4471-secret").is_empty(),
+            trace_of(&w, who, "zanzibarquartz").is_empty(),
             "{who}: {:?}",
-            trace_of(&w, who, "4471-secret")
+            trace_of(&w, who, "zanzibarquartz")
         );
     }
     assert!(w
@@ -213,7 +213,7 @@ fn replies_edits_deletions_reactions_and_receipts_between_three() {
         serde_json::json!(["carol@example.org", "bob@example.org"])
     );
     assert_eq!(message(&phone, &secret)["deleted"], true);
-    assert!(trace_of(&w, "bob-phone", "4471-secret").is_empty());
+    assert!(trace_of(&w, "bob-phone", "zanzibarquartz").is_empty());
     // And takes part: its reaction is bob's (already there: nothing changes).
     assert_eq!(
         last_line(&w.ok("bob-phone", &["react", &group, &draft, "👍"])),
@@ -257,10 +257,13 @@ fn disappearing_messages_leave_no_trace_anywhere() {
         serde_json::from_str::<Value>(&shown).expect("json")["disappear"],
         "3s"
     );
-    let fleeting = last_line(&w.ok("bob", &["send", &group, "burn after reading 9090"]));
+    let fleeting = last_line(&w.ok(
+        "bob",
+        &["send", &group, "burn after reading vanishingpangolin"],
+    ));
     let got = lines(&w.ok("alice", &["sync", "--json"]));
     let m = got.iter().find(|m| m["id"] == fleeting).expect("received");
-    assert_eq!(m["text"], "burn after reading 9090");
+    assert_eq!(m["text"], "burn after reading vanishingpangolin");
     assert!(m["expires_at"].as_u64().is_some());
 
     std::thread::sleep(std::time::Duration::from_millis(3_500));
@@ -272,9 +275,9 @@ fn disappearing_messages_leave_no_trace_anywhere() {
             "{who}: earlier messages stay"
         );
         assert!(
-            trace_of(&w, who, "burn after reading").is_empty(),
+            trace_of(&w, who, "vanishingpangolin").is_empty(),
             "{who}: {:?}",
-            trace_of(&w, who, "burn after reading")
+            trace_of(&w, who, "vanishingpangolin")
         );
     }
 
@@ -288,4 +291,101 @@ fn disappearing_messages_leave_no_trace_anywhere() {
     assert!(w
         .ok("alice", &["history", &group])
         .contains("bob@example.org turned disappearing messages off"));
+}
+
+#[test]
+fn search_finds_words_in_texts_and_file_names_with_filters() {
+    let w = World::new();
+    for name in ["alice", "bob", "carol"] {
+        w.register(name);
+    }
+    let group = last_line(&w.ok(
+        "alice",
+        &[
+            "group",
+            "create",
+            "Cabinet",
+            "--member",
+            "bob@example.org",
+            "--member",
+            "carol@example.org",
+        ],
+    ));
+    w.ok(
+        "alice",
+        &["send", &group, "La Réunion budgétaire est lundi"],
+    );
+    w.ok("bob", &["sync"]);
+    w.ok("bob", &["send", &group, "réunion déplacée à mardi"]);
+    w.ok(
+        "carol",
+        &["dm", "alice@example.org", "Pas de reunion pour moi"],
+    );
+    let minutes = w.home("alice").with_file_name("Compte-rendu réunion.txt");
+    std::fs::write(&minutes, b"minutes").expect("file");
+    w.ok(
+        "bob",
+        &["send-file", &group, minutes.to_str().expect("path")],
+    );
+    w.ok("alice", &["sync"]);
+
+    let found = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["search"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        lines(&w.ok("alice", &all))
+            .iter()
+            .map(|m| {
+                m["file"]["name"]
+                    .as_str()
+                    .or(m["text"].as_str().filter(|t| !t.is_empty()))
+                    .expect("text or file")
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(
+        found(&["REUNION"]),
+        [
+            "Compte-rendu réunion.txt",
+            "Pas de reunion pour moi",
+            "réunion déplacée à mardi",
+            "La Réunion budgétaire est lundi"
+        ],
+        "accents and case ignored, file names too, newest first"
+    );
+    assert_eq!(found(&["réu", "budg"]), ["La Réunion budgétaire est lundi"]);
+    assert_eq!(
+        found(&["reunion", "--from", "BOB@example.org"]),
+        ["Compte-rendu réunion.txt", "réunion déplacée à mardi"]
+    );
+    assert_eq!(
+        found(&["reunion", "--conversation", &group[..8], "--limit", "1"]),
+        ["Compte-rendu réunion.txt"]
+    );
+    assert!(found(&["reunion", "--before", "2000-01-01"]).is_empty());
+    assert_eq!(found(&["reunion", "--after", "2000-01-01"]).len(), 4);
+    assert!(
+        found(&["union"]).is_empty(),
+        "the start of a word, not its middle"
+    );
+    let human = w.ok("alice", &["search", "mardi"]);
+    assert!(
+        human.contains("bob@example.org: réunion déplacée à mardi"),
+        "{human}"
+    );
+
+    fails_with(&w, "alice", &["search", " ,; "], "holds no word");
+    fails_with(
+        &w,
+        "alice",
+        &["search", "x", "--after", "04/12/2026"],
+        "is not a day",
+    );
+    fails_with(
+        &w,
+        "alice",
+        &["search", "x", "--from", "bob"],
+        "is not an address",
+    );
 }
