@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 mod connections;
 mod files;
 mod kt;
+mod search;
 mod soak;
 
 use anyhow::{bail, Context};
@@ -77,6 +78,9 @@ struct Args {
     /// Instead: key transparency's proofs in a log of this many entries (in this process).
     #[arg(long)]
     kt: Option<u64>,
+    /// Instead: search in a device's store of this many messages (in this process).
+    #[arg(long)]
+    search: Option<usize>,
 }
 
 /// A server process this bench started.
@@ -310,6 +314,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(messages) = args.search {
+        return search::run(messages);
+    }
     if let Some(entries) = args.kt {
         return kt::run(entries);
     }

@@ -253,6 +253,19 @@ impl SqliteAccountStore {
     }
 }
 
+impl SqliteAccountStore {
+    /// Stops indexing messages for search (what is written afterwards is not found): for
+    /// measuring what the index costs (`missive-bench --search`), never for an account.
+    pub fn drop_search_index(&mut self) -> Result<(), CoreError> {
+        self.conn
+            .execute_batch(
+                "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_update; \
+                 DROP TRIGGER messages_fts_delete;",
+            )
+            .map_err(db)
+    }
+}
+
 fn migrate(conn: &Connection) -> Result<(), CoreError> {
     let applied: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
