@@ -294,6 +294,8 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   const [online, setOnline] = useState(true);
   const [creating, setCreating] = useState(false);
   const [filter, setFilter] = useState("");
+  const [query, setQuery] = useState("");
+  const [found, setFound] = useState<Message[]>();
   const [alerts, setAlerts] = useState<string[]>([]);
   const [showDevices, setShowDevices] = useState(false);
   const currentRef = useRef<string | undefined>(undefined);
@@ -349,6 +351,19 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
     }
   };
 
+  // Search in this device's messages, a moment after typing stops.
+  useEffect(() => {
+    const text = query.trim();
+    if (!text) {
+      setFound(undefined);
+      return;
+    }
+    const timer = setTimeout(() => {
+      engine.call<Message[]>({ method: "search", text }).then(setFound, () => setFound([]));
+    }, 200);
+    return () => clearTimeout(timer);
+  }, [query]);
+
   const shown = conversations.filter((c) =>
     title(c).toLowerCase().includes(filter.trim().toLowerCase()),
   );
@@ -378,6 +393,38 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
           value={filter}
           onInput={(e) => setFilter(e.currentTarget.value)}
         />
+        <input
+          type="search"
+          aria-label={t("Search messages")}
+          placeholder={t("Search messages")}
+          value={query}
+          onInput={(e) => setQuery(e.currentTarget.value)}
+        />
+        {found && (
+          <section aria-label={t("Search results")} class="results">
+            {found.length === 0 && <p class="hint">{t("No message matches.")}</p>}
+            <ul>
+              {found.map((m) => {
+                const c = conversations.find((x) => x.id === m.conversation);
+                return (
+                  <li key={m.id}>
+                    <button
+                      onClick={() => {
+                        setQuery("");
+                        setCurrent(m.conversation);
+                      }}
+                    >
+                      <span class="title">{c ? title(c) : m.conversation.slice(0, 8)}</span>
+                      <span class="preview">
+                        {m.sender}: {m.file ? m.file.name : m.text}
+                      </span>
+                    </button>
+                  </li>
+                );
+              })}
+            </ul>
+          </section>
+        )}
         <ul>
           {shown.map((c) => (
             <li key={c.id}>

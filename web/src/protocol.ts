@@ -38,6 +38,7 @@ export type Call =
   | { method: "setTimer"; conversation: string; seconds: number | null }
   | { method: "readReceipts"; on?: boolean }
   | { method: "eraseExpired" }
+  | { method: "search"; text: string; conversation?: string }
   | { method: "createConversation"; name?: string; members: string[] }
   | { method: "dm"; peer: string; text: string }
   | { method: "sync" };

@@ -63,6 +63,8 @@ async function answer(call: Call): Promise<unknown> {
       return engine.readReceipts(call.on);
     case "eraseExpired":
       return engine.eraseExpired();
+    case "search":
+      return engine.search(call.text, call.conversation);
     case "createConversation":
       return engine.createConversation(call.name, call.members);
     case "dm":

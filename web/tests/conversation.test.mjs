@@ -103,6 +103,17 @@ test("replies, edits, reactions, receipts, deletion and timers with someone on t
   await screenshot(page, "conversation-features");
   assert.deepEqual(await accessibilityViolations(page), []);
 
+  // Search among this browser's messages: accents and case ignored, the result opens its
+  // conversation.
+  const search = page.getByRole("searchbox", { name: "Search messages" });
+  await search.fill("FINAL dra");
+  const results = page.getByRole("region", { name: "Search results" });
+  await results.getByRole("button", { name: /Budget.*alice@talk\.test: final draft/ }).click();
+  await search.fill("nothing like this");
+  await results.getByText("No message matches.").waitFor();
+  await search.fill("");
+  await results.waitFor({ state: "detached" });
+
   // Deletion for everyone, confirmed first.
   await thanks.hover();
   await thanks.getByRole("button", { name: "Delete", exact: true }).click();

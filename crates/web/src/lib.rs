@@ -601,6 +601,24 @@ impl Engine {
         Ok(erased as u32)
     }
 
+    /// The stored messages matching `text` (each word begins a word of a message or of a
+    /// file's name, case and accents ignored), in `conversation` if given, newest first, at
+    /// most 50. Nothing is asked of the server.
+    #[wasm_bindgen(unchecked_return_type = "Message[]")]
+    pub async fn search(
+        &self,
+        text: String,
+        conversation: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let Some(mut query) = missive_core::search::Query::new(&text) else {
+            return to_js(&Vec::<MessageView>::new());
+        };
+        query.conversation = conversation;
+        let client = self.client.lock().await;
+        let found = client.account.store().search(&query).map_err(js_error)?;
+        to_js(&found.iter().map(MessageView::from).collect::<Vec<_>>())
+    }
+
     /// Every conversation this device is in (or was removed from).
     #[wasm_bindgen(unchecked_return_type = "Conversation[]")]
     pub async fn conversations(&self) -> Result<JsValue, JsValue> {
