@@ -9,7 +9,8 @@ use missive_core::client::Client;
 use missive_core::CoreError;
 use tokio::io::AsyncBufReadExt;
 
-use crate::show::{print_message, report};
+use crate::show::{print_message, report, Receipted};
+use missive_core::store::ConversationRecord;
 
 /// How long a line keeps being sent again while the server cannot be reached (a restart, a
 /// network cut) before it is given up as not sent.
@@ -119,23 +120,41 @@ pub async fn chat(
 pub fn show_new(client: &mut Client, outcomes: &[Outcome], json: bool) -> anyhow::Result<()> {
     let new = client.account.store().unshown_messages()?;
     let mut printed = std::collections::HashSet::new();
+    let mut records = std::collections::HashMap::new();
+    let store = client.account.store();
+    let mut record = |id: &str| -> anyhow::Result<Option<ConversationRecord>> {
+        if !records.contains_key(id) {
+            records.insert(id.to_owned(), store.conversation(id)?);
+        }
+        Ok(records[id].clone())
+    };
     for m in &new {
-        print_message(m, None, json)?;
+        let c = record(&m.conversation)?;
+        let shown = c.as_ref().map(|conversation| Receipted {
+            conversation,
+            members: None,
+        });
+        print_message(m, shown.as_ref(), json)?;
         printed.insert(m.id.clone());
     }
-    client
-        .account
-        .mark_shown(new.into_iter().map(|m| m.id).collect())?;
     for o in outcomes {
         if let Outcome::Changed(m) = o {
             if printed.insert(m.id.clone()) {
                 // The message as stored now (a later change in the batch may have followed).
-                if let Some(now) = client.account.store().message(&m.id)? {
-                    crate::show::print_change(&now, json)?;
+                if let Some(now) = store.message(&m.id)? {
+                    let c = record(&now.conversation)?;
+                    let shown = c.as_ref().map(|conversation| Receipted {
+                        conversation,
+                        members: None,
+                    });
+                    crate::show::print_change(&now, shown.as_ref(), json)?;
                 }
             }
         }
     }
+    client
+        .account
+        .mark_shown(new.into_iter().map(|m| m.id).collect())?;
     Ok(())
 }
 

@@ -166,6 +166,10 @@ enum AccountCommand {
         /// erased on every device that long after the server took them).
         #[arg(long)]
         disappear: Option<String>,
+        /// A sensitivity label your organisation defines (`missive labels`), or `none`: its
+        /// rules apply on every member's device.
+        #[arg(long)]
+        label: Option<String>,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -195,6 +199,20 @@ enum AccountCommand {
         /// One JSON object per message.
         #[arg(long)]
         json: bool,
+    },
+    /// The sensitivity labels your organisation defines, with their rules.
+    Labels {
+        /// One JSON object per label.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forward a message (its text, or its file) to another conversation, unless a label
+    /// forbids it; prints the new message's id alone on its last line.
+    Forward {
+        /// The message's id (or its first 8 characters or more).
+        message: String,
+        /// The conversation to forward to (its id, or its first 8 characters or more).
+        conversation: String,
     },
     /// Send read receipts (`on`, the default) or not (`off`); without either, say which.
     ReadReceipts {
@@ -557,16 +575,47 @@ async fn account_command(
         AccountCommand::Conversation {
             conversation,
             disappear,
+            label,
             json,
         } => {
             alerts += sync_if_reachable(client).await?;
             let conversation = conversation_id(client, &conversation)?;
-            if let Some(typed) = disappear {
-                let seconds = missive_core::client::parse_timer(&typed)?;
+            let seconds = disappear
+                .map(|typed| missive_core::client::parse_timer(&typed))
+                .transpose()?;
+            if label.is_some() || seconds.is_some() {
                 alerts += report(&client.sync().await?);
+            }
+            if let Some(label) = label {
+                let name = Some(label.as_str()).filter(|l| !l.eq_ignore_ascii_case("none"));
+                client.set_label(&conversation, name).await?;
+            }
+            if let Some(seconds) = seconds {
                 client.set_timer(&conversation, seconds).await?;
             }
             show::conversation_settings(client, &conversation, json)?;
+        }
+        AccountCommand::Labels { json } => {
+            let labels = client.labels().await?;
+            if labels.is_empty() && !json {
+                eprintln!("your organisation defines no labels");
+            }
+            for l in labels {
+                if json {
+                    out!("{}", json!(l))?;
+                } else {
+                    out!("{}{}", l.name, show::rules(&l))?;
+                }
+            }
+        }
+        AccountCommand::Forward {
+            message,
+            conversation,
+        } => {
+            alerts += report(&client.sync().await?);
+            let to = conversation_id(client, &conversation)?;
+            let m = client.forward(&message, &to).await?;
+            out!("{}", m.id)?;
         }
         AccountCommand::Search {
             query,
@@ -594,7 +643,12 @@ async fn account_command(
                 eprintln!("no message matches");
             }
             for m in found {
-                print_message(&m, None, json)?;
+                let c = client.account.store().conversation(&m.conversation)?;
+                let shown = c.as_ref().map(|conversation| show::Receipted {
+                    conversation,
+                    members: None,
+                });
+                print_message(&m, shown.as_ref(), json)?;
             }
         }
         AccountCommand::ReadReceipts { state } => {
@@ -690,7 +744,7 @@ async fn account_command(
             let members = client.account.members(&conversation).unwrap_or_default();
             let receipted = record.as_ref().map(|conversation| show::Receipted {
                 conversation,
-                members: &members,
+                members: Some(&members),
             });
             for m in client.account.store().messages(&conversation)? {
                 print_message(&m, receipted.as_ref(), json)?;

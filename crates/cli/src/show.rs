@@ -11,21 +11,24 @@ use serde_json::json;
 /// What stands for a message of a kind this version cannot display.
 pub const UNSUPPORTED: &str = "a message this version cannot display (update Missive)";
 
-/// What a history shows beside each message: its conversation's receipts and members.
+/// What is shown beside each message: its conversation's label, and in a history, who
+/// received and read it (with the members).
 pub struct Receipted<'a> {
     pub conversation: &'a ConversationRecord,
-    pub members: &'a [String],
+    /// The members, for receipts (none: receipts are not shown).
+    pub members: Option<&'a [String]>,
 }
 
 impl Receipted<'_> {
     /// Who received and who read `m`, and how many members besides its sender there are;
     /// `None` before any receipt.
     fn of(&self, m: &MessageRecord) -> Option<(Vec<String>, Vec<String>, usize)> {
+        let members = self.members?;
         if m.notice.is_some() || !self.conversation.receipts.keys().any(|k| *k != m.sender) {
             return None;
         }
         let (delivered, read) = self.conversation.receipts_for(&m.sender, m.seq);
-        let others = self.members.iter().filter(|a| **a != m.sender).count();
+        let others = members.iter().filter(|a| **a != m.sender).count();
         Some((delivered, read, others))
     }
 }
@@ -41,11 +44,25 @@ pub fn message_json(m: &MessageRecord, receipted: Option<&Receipted<'_>>) -> ser
         "server_time": m.server_time,
         "seq": m.seq,
     });
-    if let Some(Notice::Disappear { seconds }) = &m.notice {
+    if let Some(label) = receipted.and_then(|r| r.conversation.label.as_ref()) {
+        value["label"] = json!(label.name);
+    }
+    match &m.notice {
         // A change of settings: an event, not a message.
-        value["event"] = json!("settings");
-        value["disappear"] = json!(timer_name(*seconds));
-        return value;
+        Some(Notice::Disappear { seconds }) => {
+            value["event"] = json!("settings");
+            value["disappear"] = json!(timer_name(*seconds));
+            return value;
+        }
+        Some(Notice::Label { name }) => {
+            value["event"] = json!("settings");
+            value["label"] = json!(name);
+            return value;
+        }
+        None => {}
+    }
+    if m.forwarded {
+        value["forwarded"] = json!(true);
     }
     if m.deleted {
         value["deleted"] = json!(true);
@@ -94,8 +111,17 @@ pub fn print_message(
     if as_json {
         return out!("{}", message_json(m, receipted));
     }
-    let short = &m.conversation[..m.conversation.len().min(8)];
+    let mut short = m.conversation[..m.conversation.len().min(8)].to_owned();
+    if let Some(label) = receipted.and_then(|r| r.conversation.label.as_ref()) {
+        short = format!("{short} · {}", label.name);
+    }
     let mut line = match (&m.file, &m.notice) {
+        (_, Some(Notice::Label { name: None })) => {
+            format!("[{short}] {} took the label off", m.sender)
+        }
+        (_, Some(Notice::Label { name: Some(name) })) => {
+            format!("[{short}] {} labelled the conversation {name:?}", m.sender)
+        }
         (_, Some(Notice::Disappear { seconds: None })) => {
             format!("[{short}] {} turned disappearing messages off", m.sender)
         }
@@ -130,6 +156,9 @@ pub fn print_message(
     if !m.edits.is_empty() && !m.deleted {
         line.push_str(" (edited)");
     }
+    if m.forwarded && !m.deleted {
+        line.push_str(" (forwarded)");
+    }
     if !m.reactions.is_empty() {
         line.push_str("  ");
         line.push_str(&reactions_line(m));
@@ -147,13 +176,17 @@ pub fn print_message(
 }
 
 /// A message that changed (edited, deleted, reacted to), as it is now.
-pub fn print_change(m: &MessageRecord, as_json: bool) -> std::io::Result<()> {
+pub fn print_change(
+    m: &MessageRecord,
+    receipted: Option<&Receipted<'_>>,
+    as_json: bool,
+) -> std::io::Result<()> {
     if as_json {
-        let mut value = message_json(m, None);
+        let mut value = message_json(m, receipted);
         value["changed"] = json!(true);
         return out!("{value}");
     }
-    print_message(m, None, false)
+    print_message(m, receipted, false)
 }
 
 /// A message's reactions: `👍 2 · 🎉 1`, or `no reactions`.
@@ -188,6 +221,7 @@ pub fn conversation_settings(
                 "members": members,
                 "left": c.left,
                 "disappear": timer_name(c.disappear),
+                "label": c.label,
             })
         )?;
     } else {
@@ -199,8 +233,35 @@ pub fn conversation_settings(
         out!("conversation: {} {title}", c.id)?;
         out!("members:      {}", members.join(", "))?;
         out!("disappearing: {}", timer_name(c.disappear))?;
+        match &c.label {
+            Some(l) => out!("label:        {}{}", l.name, rules(l))?,
+            None => out!("label:        none")?,
+        }
     }
     Ok(())
+}
+
+/// A label's rules in words, after its name (` (level 2; at most 1w; no forwarding...)`).
+pub fn rules(l: &missive_proto::api::Label) -> String {
+    let mut rules = vec![format!("level {}", l.level)];
+    if let Some(max) = l.max_disappear {
+        rules.push(format!(
+            "messages disappear within {}",
+            timer_name(Some(max))
+        ));
+    }
+    if l.no_forward {
+        rules.push("no forwarding".into());
+    }
+    match l.downloads {
+        missive_proto::api::Downloads::Allowed => {}
+        missive_proto::api::Downloads::InApp => rules.push("files in the app only".into()),
+        _ => rules.push("no file downloads".into()),
+    }
+    if !l.domains.is_empty() {
+        rules.push(format!("members from {} only", l.domains.join(", ")));
+    }
+    format!(" ({})", rules.join("; "))
 }
 
 /// A byte count for people.

@@ -67,6 +67,8 @@ mod keys {
     pub const HISTORY_MARKS: &str = "history_marks";
     /// "off" when this user sends no read receipts.
     pub const READ_RECEIPTS: &str = "read_receipts";
+    /// The organisation's policy as the server last gave it (JSON).
+    pub const POLICY: &str = "policy";
 }
 
 pub use changes::{deleted as deleted_record, valid_reaction};
@@ -181,6 +183,7 @@ pub fn new_message(body: AppBody) -> AppMessage {
         sent_at: now_ms(),
         prev: Vec::new(),
         kt: None,
+        forwarded: false,
         body,
     }
 }
@@ -286,6 +289,8 @@ pub struct Account {
     conversations: HashMap<String, ConversationRecord>,
     /// Per conversation, the newest position received from others not yet receipted.
     delivered_due: std::collections::BTreeMap<String, u64>,
+    /// The organisation's policy, once read from the store.
+    policy: std::sync::Mutex<Option<missive_proto::api::Policy>>,
 }
 
 /// The ids of the last [`RecentIds::CAPACITY`] messages saved.
@@ -364,6 +369,7 @@ impl Account {
             cursor: 0,
             conversations: HashMap::new(),
             delivered_due: Default::default(),
+            policy: Default::default(),
         }
     }
 
@@ -1386,6 +1392,7 @@ impl Account {
                 unsupported: shown.unsupported,
                 reply_to: shown.reply_to,
                 expires_at: self.expiry(conversation, now_ms())?,
+                forwarded: message.forwarded,
                 ..MessageRecord::default()
             };
             self.pending.push(Op::Sent {

@@ -360,6 +360,13 @@ impl Client {
                 .await?;
         }
         let first = !self.stock_checked;
+        if first {
+            // Once per process: the organisation's rules (retention, labels).
+            match self.refresh_policy().await {
+                Ok(()) | Err(CoreError::Network(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         if first || outcomes.iter().any(|o| matches!(o, Outcome::Joined(_))) {
             self.ensure_key_packages().await?;
             self.ensure_device_list().await?;
@@ -459,6 +466,7 @@ impl Client {
                 name,
                 dm: dm_peer.is_some(),
                 timer: None,
+                label: None,
             },
         )
         .await?;
@@ -494,6 +502,16 @@ impl Client {
                 "{present} is already a member of this conversation"
             )));
         }
+        if let Some(label) = self.conversation(conversation)?.label {
+            if let Some(outsider) = users.iter().find(|u| !label.admits(u)) {
+                return Err(CoreError::Usage(format!(
+                    "the conversation is labelled {:?}, which admits members from {} only: \
+                     {outsider} cannot be added",
+                    label.name,
+                    label.domains.join(", ")
+                )));
+            }
+        }
         let mut key_packages = Vec::new();
         for u in users {
             key_packages.extend(self.claim(u).await?);
@@ -513,6 +531,7 @@ impl Client {
                 name: record.name,
                 dm: record.dm_peer.is_some(),
                 timer: record.disappear,
+                label: record.label,
             },
         )
         .await?;
@@ -661,7 +680,7 @@ impl Client {
 
     /// Sends `message`, re-encrypting it after a lost epoch race, and after a network failure
     /// until `network_deadline` (never, if `None`).
-    async fn send_message(
+    pub(crate) async fn send_message(
         &mut self,
         conversation: &str,
         message: AppMessage,

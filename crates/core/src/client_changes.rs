@@ -4,7 +4,9 @@
 //! the other devices), then sent as an MLS application message and applied like a received
 //! one (`account::changes`).
 
+use missive_proto::api::{Label, Policy};
 use missive_proto::app::AppBody;
+use missive_proto::ErrorCode;
 
 use super::Client;
 use crate::error::CoreError;
@@ -260,8 +262,167 @@ impl Client {
                 "you are no longer a member of this conversation".into(),
             ));
         }
+        if let Some(label) = &record.label {
+            if let Some(max) = label.max_disappear {
+                if seconds.is_none_or(|s| s > max) {
+                    return Err(CoreError::Usage(format!(
+                        "the conversation is labelled {:?}: messages must disappear within {} \
+                         at most",
+                        label.name,
+                        timer_name(Some(max))
+                    )));
+                }
+            }
+        }
         self.send_change(conversation, AppBody::Timer { seconds })
             .await
+    }
+
+    /// Fetches the organisation's rules (retention, labels) and keeps them. A server of a
+    /// version before them has none.
+    pub async fn refresh_policy(&mut self) -> Result<(), CoreError> {
+        let policy = match self.transport().get::<Policy>("/v1/policy").await {
+            Ok(policy) => policy,
+            Err(e) if e.server_code() == Some(ErrorCode::NotFound) => Policy::default(),
+            Err(e) => return Err(e),
+        };
+        self.account.set_policy(&policy)
+    }
+
+    /// The labels the organisation defines (fetched again).
+    pub async fn labels(&mut self) -> Result<Vec<Label>, CoreError> {
+        self.refresh_policy().await?;
+        Ok(self.account.policy()?.labels)
+    }
+
+    /// Puts the label named `name` (as the organisation defines it, case ignored) on the
+    /// conversation for everyone, or takes it off (`None`). The label's rules travel with it.
+    /// Refused if a member is from a domain it does not admit; when it limits the timer and
+    /// the conversation's is off or longer, the timer is set to that limit too.
+    pub async fn set_label(
+        &mut self,
+        conversation: &str,
+        name: Option<&str>,
+    ) -> Result<MessageRecord, CoreError> {
+        let record = self.conversation(conversation)?;
+        if record.left {
+            return Err(CoreError::Usage(
+                "you are no longer a member of this conversation".into(),
+            ));
+        }
+        let label = match name {
+            None => None,
+            Some(name) => {
+                let labels = self.labels().await?;
+                let found = labels
+                    .iter()
+                    .find(|l| l.name.eq_ignore_ascii_case(name.trim()))
+                    .cloned();
+                let Some(label) = found else {
+                    let known: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+                    return Err(CoreError::Usage(if known.is_empty() {
+                        "your organisation defines no labels".into()
+                    } else {
+                        format!(
+                            "no label {name:?}: your organisation defines {}",
+                            known.join(", ")
+                        )
+                    }));
+                };
+                let members = self.account.members(conversation)?;
+                if let Some(outsider) = members.iter().find(|m| !label.admits(m)) {
+                    return Err(CoreError::Usage(format!(
+                        "label {:?} admits members from {} only, and {outsider} is a member",
+                        label.name,
+                        label.domains.join(", ")
+                    )));
+                }
+                Some(label)
+            }
+        };
+        let limit = label.as_ref().and_then(|l| l.max_disappear);
+        let notice = self
+            .send_change(conversation, AppBody::Label { label })
+            .await?;
+        if let Some(max) = limit {
+            if record.disappear.is_none_or(|s| s > max) {
+                self.set_timer(conversation, Some(max)).await?;
+            }
+        }
+        Ok(notice)
+    }
+
+    /// Forwards a message (its text, or its file on native: downloaded, checked and sent again
+    /// under a new key) to another conversation, marked forwarded. Refused where a label says
+    /// so: out of a conversation whose label forbids it, or into a less restrictive one.
+    pub async fn forward(&mut self, message: &str, to: &str) -> Result<MessageRecord, CoreError> {
+        let m = crate::lookup::message(self.account.store(), message)?;
+        if m.deleted || m.notice.is_some() || m.unsupported.is_some() {
+            return Err(CoreError::Usage(format!(
+                "message {message} has nothing to forward"
+            )));
+        }
+        let from = self.conversation(&m.conversation)?;
+        let target = self.conversation(to)?;
+        if target.left {
+            return Err(CoreError::Usage(
+                "you are no longer a member of the conversation to forward to".into(),
+            ));
+        }
+        if let Some(label) = from.label.as_ref().filter(|l| l.no_forward) {
+            return Err(CoreError::Usage(format!(
+                "the conversation is labelled {:?}: nothing of it may be forwarded",
+                label.name
+            )));
+        }
+        if target.level() < from.level() {
+            return Err(CoreError::Usage(format!(
+                "the message is labelled {:?} and the conversation to forward to is {}: a \
+                 message never moves to a less restrictive conversation",
+                from.label.as_ref().map_or("", |l| l.name.as_str()),
+                target
+                    .label
+                    .as_ref()
+                    .map_or("not labelled".to_owned(), |l| format!(
+                        "labelled {:?}",
+                        l.name
+                    ))
+            )));
+        }
+        if m.file.is_some() {
+            return self.forward_file(&m, to).await;
+        }
+        let mut out = crate::account::new_message(AppBody::Text {
+            text: m.text,
+            reply_to: None,
+        });
+        out.forwarded = true;
+        let (record, _) = self.send_message(to, out, None).await?;
+        record.ok_or_else(|| CoreError::Mls("a forwarded message left no record".into()))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn forward_file(
+        &mut self,
+        m: &MessageRecord,
+        to: &str,
+    ) -> Result<MessageRecord, CoreError> {
+        let dir = std::env::temp_dir().join(format!("missive-forward-{}", m.id));
+        let path = self.download_file(&m.id, &dir, None).await?;
+        let sent = self.send_file_as(to, &path, None, true).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(sent?.message)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    async fn forward_file(
+        &mut self,
+        _: &MessageRecord,
+        _: &str,
+    ) -> Result<MessageRecord, CoreError> {
+        Err(CoreError::Usage(
+            "files cannot be forwarded from a browser yet".into(),
+        ))
     }
 
     /// Erases the messages whose timer ran out (text, file key, edits); returns how many.

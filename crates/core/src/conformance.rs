@@ -96,6 +96,15 @@ pub fn conversations(store: &mut dyn AccountStore) {
     left.left = true;
     left.name = Some("old".into());
     left.disappear = Some(3600);
+    left.label = Some(missive_proto::api::Label {
+        name: "Diffusion restreinte".into(),
+        colour: "#b3261e".into(),
+        level: 2,
+        max_disappear: Some(604_800),
+        no_forward: true,
+        downloads: missive_proto::api::Downloads::InApp,
+        domains: vec!["interieur.gouv.fr".into()],
+    });
     left.receipts.insert(
         "carol@example.org".into(),
         Receipts {
@@ -332,6 +341,7 @@ pub fn revised_and_erased(store: &mut dyn AccountStore) {
         .reactions
         .insert("👍".into(), vec!["bob@example.org".into()]);
     edited.notice = None;
+    edited.forwarded = true;
     let mut gone = message("cccc03", "c1", "d2", 3);
     gone.text = String::new();
     gone.deleted = true;
@@ -360,14 +370,22 @@ pub fn revised_and_erased(store: &mut dyn AccountStore) {
     let mut notice = message("cccc04", "c1", "d1", 4);
     notice.text = String::new();
     notice.notice = Some(Notice::Disappear { seconds: Some(300) });
-    apply(store, vec![Op::Message(notice.clone())]);
+    let mut label = message("cccc05", "c1", "d1", 5);
+    label.text = String::new();
+    label.notice = Some(Notice::Label {
+        name: Some("Diffusion restreinte".into()),
+    });
+    apply(
+        store,
+        vec![Op::Message(notice.clone()), Op::Message(label.clone())],
+    );
     apply(
         store,
         vec![Op::Erase(vec!["cccc02".into(), "absent".into()])],
     );
     assert_eq!(
         store.messages("c1").expect("list"),
-        [edited, gone, notice],
+        [edited, gone, notice, label],
         "in their order, with what changed"
     );
     assert!(!store.has_message("cccc02").expect("has"));
@@ -387,7 +405,7 @@ pub fn revised_and_erased(store: &mut dyn AccountStore) {
     assert!(!store.has_message_at("c2", 9).expect("at"));
     assert_eq!(
         store.messages("c1").expect("list").len(),
-        3,
+        4,
         "and is no message"
     );
     assert!(store

@@ -330,6 +330,9 @@ pub struct ConversationHistory {
     /// The disappearing-message timer in seconds, if on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disappear: Option<u64>,
+    /// The sensitivity label, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<missive_proto::api::Label>,
     pub messages: Vec<MessageTransfer>,
 }
 
@@ -363,6 +366,8 @@ pub struct MessageTransfer {
     pub expires_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<crate::store::Notice>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
 }
 
 #[cfg(test)]
@@ -441,6 +446,7 @@ mod tests {
             dm_peer: None,
             created_at: 0,
             disappear: None,
+            label: None,
             messages,
         };
         let mut history = History {

@@ -134,12 +134,16 @@ BEGIN
         WHERE new.deleted = 0 AND (new.text != '' OR new.file IS NOT NULL);
 END;
 "#,
+    // A conversation's sensitivity label (JSON, with its rules); forwarded messages.
+    "ALTER TABLE conversations ADD COLUMN label TEXT; \
+     ALTER TABLE messages ADD COLUMN forwarded INTEGER NOT NULL DEFAULT 0;",
 ];
 
-/// A message's content columns, in the order of [`message_params`] (for `?1` to `?17`).
+/// A message's content columns, in the order of [`write_message`]'s parameters (`?1` to
+/// `?18`).
 const MESSAGE_COLUMNS: &str = "id, conversation, sender, sender_device, text, sent_at, \
      server_time, seq, file, file_id, unsupported, reply_to, edits, deleted, reactions, \
-     expires_at, notice";
+     expires_at, notice, forwarded";
 
 /// An account's SQLite file.
 pub struct SqliteAccountStore {
@@ -155,7 +159,7 @@ fn u(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Runs `sql` with a message's [`MESSAGE_COLUMNS`] as its parameters `?1` to `?17`.
+/// Runs `sql` with a message's [`MESSAGE_COLUMNS`] as its parameters `?1` to `?18`.
 fn write_message(
     tx: &rusqlite::Transaction<'_>,
     m: &MessageRecord,
@@ -190,6 +194,7 @@ fn write_message(
         reactions,
         m.expires_at.map(i),
         notice,
+        m.forwarded as i64,
     ])
 }
 
@@ -302,8 +307,8 @@ impl SqliteAccountStore {
             .conn
             .prepare(&format!(
                 "SELECT id, conversation, sender, sender_device, text, sent_at, server_time, seq, \
-                 file, unsupported, reply_to, edits, deleted, reactions, expires_at, notice \
-                 FROM messages {filter} ORDER BY n"
+                 file, unsupported, reply_to, edits, deleted, reactions, expires_at, notice, \
+                 forwarded FROM messages {filter} ORDER BY n"
             ))
             .map_err(db)?;
         let rows = stmt
@@ -329,6 +334,7 @@ impl SqliteAccountStore {
                     notice: r
                         .get::<_, Option<String>>(15)?
                         .and_then(|json| serde_json::from_str(&json).ok()),
+                    forwarded: r.get::<_, i64>(16)? != 0,
                 })
             })
             .map_err(db)?
@@ -347,10 +353,14 @@ fn conversation(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRecord> {
         left: r.get::<_, i64>(4)? != 0,
         disappear: r.get::<_, Option<i64>>(5)?.map(u),
         receipts: json_or_default(r, 6)?,
+        label: r
+            .get::<_, Option<String>>(7)?
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
-const CONVERSATION_COLUMNS: &str = "id, name, dm_peer, created_at, left_group, disappear, receipts";
+const CONVERSATION_COLUMNS: &str =
+    "id, name, dm_peer, created_at, left_group, disappear, receipts, label";
 
 fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRecord> {
     Ok(ContactRecord {
@@ -362,8 +372,8 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRecord> {
     })
 }
 
-const PARAMS_17: &str =
-    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17";
+const PARAMS_18: &str =
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18";
 
 impl AccountStore for SqliteAccountStore {
     fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, CoreError> {
@@ -448,7 +458,7 @@ impl AccountStore for SqliteAccountStore {
                 Op::Conversation(c) => tx
                     .prepare_cached(&format!(
                         "INSERT OR REPLACE INTO conversations ({CONVERSATION_COLUMNS}) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                     ))
                     .and_then(|mut s| {
                         let receipts = (!c.receipts.is_empty())
@@ -462,6 +472,7 @@ impl AccountStore for SqliteAccountStore {
                             c.left as i64,
                             c.disappear.map(i),
                             receipts,
+                            c.label.as_ref().and_then(|l| serde_json::to_string(l).ok()),
                         ])
                     }),
                 Op::Message(m) => write_message(
@@ -469,7 +480,7 @@ impl AccountStore for SqliteAccountStore {
                     &m,
                     &format!(
                         "INSERT OR IGNORE INTO messages ({MESSAGE_COLUMNS}) VALUES ({})",
-                        PARAMS_17
+                        PARAMS_18
                     ),
                 ),
                 // Inserted shown and waiting to be named: one row write, and no entry in the
@@ -479,7 +490,7 @@ impl AccountStore for SqliteAccountStore {
                     &record,
                     &format!(
                         "INSERT INTO messages ({MESSAGE_COLUMNS}, shown, unnamed) \
-                         VALUES ({PARAMS_17}, 1, 1) \
+                         VALUES ({PARAMS_18}, 1, 1) \
                          ON CONFLICT (id) DO UPDATE SET shown = 1, unnamed = 1"
                     ),
                 )
@@ -522,8 +533,8 @@ impl AccountStore for SqliteAccountStore {
                     "UPDATE messages SET conversation = ?2, sender = ?3, sender_device = ?4, \
                      text = ?5, sent_at = ?6, server_time = ?7, seq = ?8, file = ?9, \
                      file_id = ?10, unsupported = ?11, reply_to = ?12, edits = ?13, \
-                     deleted = ?14, reactions = ?15, expires_at = ?16, notice = ?17 \
-                     WHERE id = ?1",
+                     deleted = ?14, reactions = ?15, expires_at = ?16, notice = ?17, \
+                     forwarded = ?18 WHERE id = ?1",
                 ),
                 Op::Applied {
                     id,

@@ -25,6 +25,8 @@ pub struct ConversationRecord {
     /// How far each member (by address, ours included) has received and read the
     /// conversation: sequence positions from their receipts.
     pub receipts: BTreeMap<String, Receipts>,
+    /// The sensitivity label a member set, with the rules it carries.
+    pub label: Option<missive_proto::api::Label>,
 }
 
 /// How far one user has received and read a conversation (sequence positions; 0: nothing).
@@ -45,7 +47,13 @@ impl ConversationRecord {
             left: false,
             disappear: None,
             receipts: BTreeMap::new(),
+            label: None,
         }
+    }
+
+    /// How restrictive the conversation is (its label's level; 0 without one).
+    pub fn level(&self) -> u32 {
+        self.label.as_ref().map_or(0, |l| l.level)
     }
 
     /// The members other than `sender` whose receipts reach position `seq`: (delivered, read).
@@ -99,6 +107,8 @@ pub struct MessageRecord {
     pub expires_at: Option<u64>,
     /// For a change of the conversation's settings shown in its history (no text).
     pub notice: Option<Notice>,
+    /// Forwarded by its sender from another conversation.
+    pub forwarded: bool,
 }
 
 /// An earlier text of an edited message.
@@ -115,6 +125,8 @@ pub struct Edit {
 pub enum Notice {
     /// The disappearing-message timer, in seconds (`None`: off).
     Disappear { seconds: Option<u64> },
+    /// The sensitivity label, by name (`None`: taken off).
+    Label { name: Option<String> },
 }
 
 impl MessageRecord {

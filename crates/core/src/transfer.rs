@@ -273,6 +273,17 @@ impl Client {
         path: &Path,
         progress: Option<Progress>,
     ) -> Result<SentFile, CoreError> {
+        self.send_file_as(conversation, path, progress, false).await
+    }
+
+    /// [`Client::send_file`], the message marked forwarded or not.
+    pub(super) async fn send_file_as(
+        &mut self,
+        conversation: &str,
+        path: &Path,
+        progress: Option<Progress>,
+        forwarded: bool,
+    ) -> Result<SentFile, CoreError> {
         let record = self.conversation(conversation)?;
         if record.left {
             return Err(CoreError::Usage(
@@ -382,7 +393,9 @@ impl Client {
             media_type: media_type(&name).to_owned(),
             name,
         };
-        let (sent, _) = self.send_body(conversation, AppBody::File { file }).await?;
+        let mut message = crate::account::new_message(AppBody::File { file });
+        message.forwarded = forwarded;
+        let (sent, _) = self.send_message(conversation, message, None).await?;
         self.account.set_pending_upload(None)?;
         let message = sent.ok_or_else(|| CoreError::Mls("a file message left no record".into()))?;
         Ok(SentFile {
@@ -433,6 +446,18 @@ impl Client {
         progress: Option<Progress>,
     ) -> Result<PathBuf, CoreError> {
         let message = crate::lookup::message(self.account.store(), id)?;
+        if let Some(label) = self.conversation(&message.conversation)?.label {
+            if !label.downloads.to_disk() {
+                return Err(CoreError::Usage(format!(
+                    "the conversation is labelled {:?}: its files {}",
+                    label.name,
+                    match label.downloads {
+                        missive_proto::api::Downloads::InApp => "can be viewed in the app only",
+                        _ => "cannot be downloaded",
+                    }
+                )));
+            }
+        }
         let file = message
             .file
             .ok_or_else(|| CoreError::Usage(format!("message {id} shares no file")))?;

@@ -499,3 +499,81 @@ pub struct RecoveryHistorySegment {
     pub index: u64,
     pub segment: B64,
 }
+
+/// The organisation's rules that every client applies (`GET /v1/policy`), from the server's
+/// configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Policy {
+    /// The longest a message is kept, in seconds, if the organisation limits it: every client
+    /// erases messages older than this, whatever a conversation's timer says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retention: Option<u64>,
+    /// The sensitivity labels members may put on a conversation.
+    #[serde(default)]
+    pub labels: Vec<Label>,
+}
+
+/// A sensitivity label ("Diffusion restreinte") and the rules it carries. A member who sets a
+/// label on a conversation sends it whole, rules included, inside the conversation: every
+/// member's client enforces the rules it received, whatever the server says later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Label {
+    pub name: String,
+    /// How it is shown: `#RRGGBB`.
+    pub colour: String,
+    /// How restrictive it is: a message may move (be forwarded) only to a conversation whose
+    /// label's level is at least this (no label: level 0).
+    pub level: u32,
+    /// The longest disappearing-message timer allowed, in seconds: the label puts it in force
+    /// when set, and no member can set a longer one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disappear: Option<u64>,
+    /// Nothing leaves the conversation: no forwarding, no export.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_forward: bool,
+    /// What becomes of its files.
+    #[serde(default, skip_serializing_if = "Downloads::is_allowed")]
+    pub downloads: Downloads,
+    /// Members only from these domains (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+}
+
+/// Whether a labelled conversation's files may be downloaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Downloads {
+    #[default]
+    Allowed,
+    /// Shown inside the app only (previews), never saved as a file.
+    InApp,
+    /// Not at all.
+    Off,
+    /// A rule of a later version: read as the strictest.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Downloads {
+    pub fn is_allowed(&self) -> bool {
+        *self == Downloads::Allowed
+    }
+
+    /// Whether a file may be written to disk.
+    pub fn to_disk(&self) -> bool {
+        self.is_allowed()
+    }
+}
+
+impl Label {
+    /// Whether `address` may be a member under this label.
+    pub fn admits(&self, address: &str) -> bool {
+        self.domains.is_empty()
+            || address
+                .rsplit_once('@')
+                .is_some_and(|(_, domain)| self.domains.iter().any(|d| d == domain))
+    }
+}

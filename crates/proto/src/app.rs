@@ -23,6 +23,9 @@ pub struct AppMessage {
     /// showing different logs to different users is caught by the users themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kt: Option<KtGossip>,
+    /// Forwarded by its sender from another conversation (shown as such).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded: bool,
     pub body: AppBody,
 }
 
@@ -57,11 +60,13 @@ pub enum AppBody {
     File { file: FileRef },
     /// The conversation's metadata, sent by its creator and re-sent on every add so that new
     /// members learn it. It is never visible to the server.
-    /// `timer`: the disappearing-message timer in seconds, if on.
+    /// `timer`: the disappearing-message timer in seconds, if on; `label`: the sensitivity
+    /// label, if any.
     Meta {
         name: Option<String>,
         dm: bool,
         timer: Option<u64>,
+        label: Option<crate::api::Label>,
     },
     /// A new text for an earlier message of the same sender (`target`, its id).
     Edit { target: String, text: String },
@@ -79,6 +84,9 @@ pub enum AppBody {
     /// The conversation's disappearing-message timer, in seconds (`None`: off), set by a member
     /// for everyone: messages after this one are erased that long after the server took them.
     Timer { seconds: Option<u64> },
+    /// The conversation's sensitivity label with its rules (`None`: no label), set by a member
+    /// for everyone.
+    Label { label: Option<crate::api::Label> },
     /// A kind added after this version: its `type`, and the whole body.
     Unknown {
         kind: String,
@@ -104,6 +112,8 @@ enum Known {
         dm: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timer: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<crate::api::Label>,
     },
     Edit {
         target: String,
@@ -127,6 +137,9 @@ enum Known {
     Timer {
         seconds: Option<u64>,
     },
+    Label {
+        label: Option<crate::api::Label>,
+    },
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -138,7 +151,17 @@ impl From<Known> for AppBody {
         match known {
             Known::Text { text, reply_to } => AppBody::Text { text, reply_to },
             Known::File { file } => AppBody::File { file },
-            Known::Meta { name, dm, timer } => AppBody::Meta { name, dm, timer },
+            Known::Meta {
+                name,
+                dm,
+                timer,
+                label,
+            } => AppBody::Meta {
+                name,
+                dm,
+                timer,
+                label,
+            },
             Known::Edit { target, text } => AppBody::Edit { target, text },
             Known::Delete { target } => AppBody::Delete { target },
             Known::React {
@@ -152,6 +175,7 @@ impl From<Known> for AppBody {
             },
             Known::Receipt { delivered, read } => AppBody::Receipt { delivered, read },
             Known::Timer { seconds } => AppBody::Timer { seconds },
+            Known::Label { label } => AppBody::Label { label },
         }
     }
 }
@@ -168,6 +192,7 @@ impl AppBody {
             AppBody::React { .. } => "react",
             AppBody::Receipt { .. } => "receipt",
             AppBody::Timer { .. } => "timer",
+            AppBody::Label { .. } => "label",
             AppBody::Unknown { kind, .. } => kind,
         }
     }
@@ -181,10 +206,16 @@ impl Serialize for AppBody {
                 reply_to: reply_to.clone(),
             },
             AppBody::File { file } => Known::File { file: file.clone() },
-            AppBody::Meta { name, dm, timer } => Known::Meta {
+            AppBody::Meta {
+                name,
+                dm,
+                timer,
+                label,
+            } => Known::Meta {
                 name: name.clone(),
                 dm: *dm,
                 timer: *timer,
+                label: label.clone(),
             },
             AppBody::Edit { target, text } => Known::Edit {
                 target: target.clone(),
@@ -207,6 +238,9 @@ impl Serialize for AppBody {
                 read: *read,
             },
             AppBody::Timer { seconds } => Known::Timer { seconds: *seconds },
+            AppBody::Label { label } => Known::Label {
+                label: label.clone(),
+            },
             AppBody::Unknown { body, .. } => return body.serialize(serializer),
         };
         known.serialize(serializer)
@@ -224,11 +258,10 @@ impl<'de> Deserialize<'de> for AppBody {
             .to_owned();
         match kind.as_str() {
             // A known kind must be well formed: a malformed one is refused, not shown.
-            "text" | "file" | "meta" | "edit" | "delete" | "react" | "receipt" | "timer" => {
-                Known::deserialize(body)
-                    .map(AppBody::from)
-                    .map_err(D::Error::custom)
-            }
+            "text" | "file" | "meta" | "edit" | "delete" | "react" | "receipt" | "timer"
+            | "label" => Known::deserialize(body)
+                .map(AppBody::from)
+                .map_err(D::Error::custom),
             _ => Ok(AppBody::Unknown { kind, body }),
         }
     }

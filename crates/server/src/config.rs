@@ -60,6 +60,15 @@ pub struct Config {
     /// A directory holding the built web app (`web/dist`), served at `/` beside the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_dir: Option<PathBuf>,
+    /// The longest any message is kept on the clients, in days: every client erases older
+    /// messages, whatever a conversation's timer says (none: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retention_days: Option<u64>,
+    /// The sensitivity labels members may put on a conversation, with their rules
+    /// (`[[labels]]` tables: `name`, `colour`, `level`, and optionally `max_disappear` in
+    /// seconds, `no_forward`, `downloads` = "allowed" | "in_app" | "off", `domains`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<missive_proto::api::Label>,
 }
 
 fn default_invite_ttl_hours() -> u64 {
@@ -142,6 +151,8 @@ impl Config {
             rate_limit_device_burst: default_rate_limit_device_burst(),
             trusted_proxies: Vec::new(),
             web_dir: None,
+            max_retention_days: None,
+            labels: Vec::new(),
         }
     }
 
@@ -174,7 +185,51 @@ impl Config {
                 return Err(format!("{d:?} is not a domain name"));
             }
         }
+        if self.max_retention_days == Some(0) {
+            return Err("max_retention_days must be at least 1 (or absent: no limit)".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for label in &self.labels {
+            let name = label.name.trim();
+            if name.is_empty() || name.len() > 64 || name != label.name {
+                return Err(format!(
+                    "label {:?}: a name of 1 to 64 characters, without spaces around it",
+                    label.name
+                ));
+            }
+            if !names.insert(name.to_lowercase()) {
+                return Err(format!("label {name:?} is defined twice"));
+            }
+            let colour = label.colour.strip_prefix('#').unwrap_or("");
+            if colour.len() != 6 || !colour.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "label {name:?}: colour {:?} is not #RRGGBB",
+                    label.colour
+                ));
+            }
+            if label.max_disappear == Some(0) {
+                return Err(format!(
+                    "label {name:?}: max_disappear must be at least 1 second"
+                ));
+            }
+            if label.downloads == missive_proto::api::Downloads::Unknown {
+                return Err(format!(
+                    "label {name:?}: downloads is \"allowed\", \"in_app\" or \"off\""
+                ));
+            }
+            if let Some(d) = label.domains.iter().find(|d| !is_domain(d)) {
+                return Err(format!("label {name:?}: {d:?} is not a domain name"));
+            }
+        }
         Ok(())
+    }
+
+    /// The organisation's rules, as clients receive them (`GET /v1/policy`).
+    pub fn policy(&self) -> missive_proto::api::Policy {
+        missive_proto::api::Policy {
+            max_retention: self.max_retention_days.map(|d| d.saturating_mul(86_400)),
+            labels: self.labels.clone(),
+        }
     }
 
     /// Writes the configuration for `domain` unless one exists; idempotent for the same domain.
@@ -292,6 +347,47 @@ mod tests {
             ("alice@example.org@example.org", false),
         ] {
             assert_eq!(c.allows(addr), ok, "{addr}");
+        }
+    }
+
+    #[test]
+    fn labels_are_read_and_checked() {
+        let dir = tempfile::tempdir().expect("dir");
+        let write = |extra: &str| {
+            std::fs::write(
+                dir.path().join(CONFIG_FILE),
+                format!("domain = \"example.org\"\nmax_retention_days = 365\n{extra}"),
+            )
+            .expect("write")
+        };
+        write(
+            "[[labels]]\nname = \"Diffusion restreinte\"\ncolour = \"#B3261E\"\nlevel = 2\n\
+             max_disappear = 604800\nno_forward = true\ndownloads = \"in_app\"\n\
+             domains = [\"example.org\"]\n",
+        );
+        let c = Config::load(dir.path()).expect("loads");
+        let policy = c.policy();
+        assert_eq!(policy.max_retention, Some(365 * 86_400));
+        assert_eq!(policy.labels[0].name, "Diffusion restreinte");
+        assert_eq!(
+            policy.labels[0].downloads,
+            missive_proto::api::Downloads::InApp
+        );
+        for (bad, why) in [
+            ("[[labels]]\nname = \"X\"\ncolour = \"red\"\nlevel = 1\n", "#RRGGBB"),
+            (
+                "[[labels]]\nname = \"X\"\ncolour = \"#000000\"\nlevel = 1\ndownloads = \"maybe\"\n",
+                "downloads",
+            ),
+            (
+                "[[labels]]\nname = \"X\"\ncolour = \"#000000\"\nlevel = 1\n\
+                 [[labels]]\nname = \"x\"\ncolour = \"#000000\"\nlevel = 2\n",
+                "defined twice",
+            ),
+        ] {
+            write(bad);
+            let e = Config::load(dir.path()).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 }

@@ -71,6 +71,15 @@ pub async fn transparency_info(
     }))
 }
 
+/// The organisation's rules every client applies: the longest retention, the sensitivity
+/// labels with their rules.
+#[utoipa::path(get, path = "/v1/policy",
+    responses((status = 200, body = Policy), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+pub async fn get_policy(State(state): State<AppState>, _device: Device) -> ApiResult<Policy> {
+    Ok(Json(state.config().policy()))
+}
+
 /// Leaves of the key transparency log, in order (for auditors: they rebuild the tree and
 /// compare its root with the signed heads they saw). Open to the domain's devices only: the
 /// leaves name every address.

@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::device_routes::revoke_device))
         .routes(routes!(crate::device_routes::publish_device_list).layer(small))
         .routes(routes!(crate::device_routes::transparency_info))
+        .routes(routes!(crate::device_routes::get_policy))
         .routes(routes!(crate::device_routes::transparency_entries))
         .routes(routes!(crate::device_routes::transparency_mine))
         .routes(

@@ -389,3 +389,190 @@ fn search_finds_words_in_texts_and_file_names_with_filters() {
         "is not an address",
     );
 }
+
+fn label(name: &str, level: u32) -> missive_proto::api::Label {
+    missive_proto::api::Label {
+        name: name.into(),
+        colour: "#b3261e".into(),
+        level,
+        max_disappear: None,
+        no_forward: false,
+        downloads: missive_proto::api::Downloads::Allowed,
+        domains: Vec::new(),
+    }
+}
+
+#[test]
+fn labels_carry_rules_that_every_client_enforces() {
+    let w = World::with_config(|c| {
+        c.allowed_domains = vec!["example.org".into(), "partner.org".into()];
+        c.max_retention_days = Some(365);
+        c.labels = vec![
+            missive_proto::api::Label {
+                max_disappear: Some(604_800),
+                no_forward: true,
+                downloads: missive_proto::api::Downloads::InApp,
+                domains: vec!["example.org".into()],
+                ..label("Diffusion restreinte", 2)
+            },
+            label("Interne", 1),
+        ];
+    });
+    for name in ["alice", "bob"] {
+        w.register(name);
+    }
+    w.register_as("dave", "dave@partner.org");
+    let listed = w.ok("alice", &["labels"]);
+    assert!(
+        listed.contains(
+            "Diffusion restreinte (level 2; messages disappear within 1w; no forwarding; files \
+             in the app only; members from example.org only)"
+        ),
+        "{listed}"
+    );
+    let secret = last_line(&w.ok(
+        "alice",
+        &["group", "create", "Crise", "--member", "bob@example.org"],
+    ));
+    let open = last_line(&w.ok(
+        "alice",
+        &[
+            "group",
+            "create",
+            "Ouvert",
+            "--member",
+            "bob@example.org",
+            "--member",
+            "dave@partner.org",
+        ],
+    ));
+    let internal = last_line(&w.ok(
+        "alice",
+        &["group", "create", "Equipe", "--member", "bob@example.org"],
+    ));
+
+    fails_with(
+        &w,
+        "alice",
+        &["conversation", &secret, "--label", "Secret défense"],
+        "your organisation defines Diffusion restreinte, Interne",
+    );
+    fails_with(
+        &w,
+        "alice",
+        &["conversation", &open, "--label", "diffusion restreinte"],
+        "admits members from example.org only, and dave@partner.org is a member",
+    );
+    // Set: the label's rules come with it, and its timer is put in force.
+    let set = w.ok(
+        "alice",
+        &["conversation", &secret, "--label", "diffusion restreinte"],
+    );
+    assert!(
+        set.contains("label:        Diffusion restreinte (level 2"),
+        "{set}"
+    );
+    assert!(set.contains("disappearing: 1w"), "{set}");
+    w.ok("alice", &["conversation", &internal, "--label", "Interne"]);
+
+    // Bob's client learned the label and its rules from the conversation itself.
+    let seen = lines(&w.ok("bob", &["sync", "--json"]));
+    assert!(
+        seen.iter()
+            .any(|e| e["event"] == "settings" && e["label"] == "Diffusion restreinte"),
+        "{seen:?}"
+    );
+    fails_with(
+        &w,
+        "bob",
+        &["conversation", &secret, "--disappear", "4w"],
+        "messages must disappear within 1w at most",
+    );
+    fails_with(
+        &w,
+        "bob",
+        &["conversation", &secret, "--disappear", "off"],
+        "messages must disappear within 1w at most",
+    );
+    w.ok("bob", &["conversation", &secret, "--disappear", "1d"]);
+    fails_with(
+        &w,
+        "bob",
+        &["group", "add", &secret, "dave@partner.org"],
+        "admits members from example.org only: dave@partner.org cannot be added",
+    );
+    let said = last_line(&w.ok("bob", &["send", &secret, "the plan stays here"]));
+    let shown = w.ok("bob", &["history", &secret, "--json"]);
+    let m = message(&lines(&shown), &said).clone();
+    assert_eq!(m["label"], "Diffusion restreinte");
+    assert!(
+        m["expires_at"].as_u64().is_some(),
+        "the label's timer applies"
+    );
+    assert!(w
+        .ok("bob", &["history", &secret])
+        .contains(" · Diffusion restreinte] bob@example.org: the plan stays here"));
+
+    // Nothing leaves a conversation whose label forbids it.
+    fails_with(
+        &w,
+        "bob",
+        &["forward", &said, &internal],
+        "nothing of it may be forwarded",
+    );
+    // A message never moves to a less restrictive conversation; to an equal or more
+    // restrictive one it may, marked forwarded.
+    let note = last_line(&w.ok("alice", &["send", &internal, "internal note"]));
+    w.ok("bob", &["sync"]);
+    let plain = last_line(&w.ok(
+        "bob",
+        &["group", "create", "Plain", "--member", "alice@example.org"],
+    ));
+    fails_with(
+        &w,
+        "bob",
+        &["forward", &note, &plain],
+        "a message never moves to a less restrictive conversation",
+    );
+    let forwarded = last_line(&w.ok("bob", &["forward", &note[..8], &secret]));
+    w.ok("alice", &["sync"]);
+    let got = lines(&w.ok("alice", &["history", &secret, "--json"]));
+    let f = message(&got, &forwarded);
+    assert_eq!(f["text"], "internal note");
+    assert_eq!(f["forwarded"], true);
+
+    // Files of a conversation labelled "in the app only" are not written to disk here.
+    let file = w.home("bob").with_file_name("plan.txt");
+    std::fs::write(&file, b"plan").expect("file");
+    let shared = last_line(&w.ok("bob", &["send-file", &secret, file.to_str().expect("path")]));
+    w.ok("alice", &["sync"]);
+    let out = w.home("alice").with_file_name("downloads");
+    fails_with(
+        &w,
+        "alice",
+        &["download", &shared, "--out", out.to_str().expect("path")],
+        "can be viewed in the app only",
+    );
+
+    // The label comes off as it went on, by a member, for everyone.
+    w.ok("bob", &["conversation", &secret, "--label", "none"]);
+    w.ok("alice", &["sync"]);
+    assert!(w
+        .ok("alice", &["history", &secret])
+        .contains("bob@example.org took the label off"));
+    // The organisation's retention still bounds every message: a year.
+    let later = last_line(&w.ok("alice", &["send", &plain, "kept a year at most"]));
+    let h = lines(&w.ok("alice", &["history", &plain, "--json"]));
+    let at = message(&h, &later)["expires_at"]
+        .as_u64()
+        .expect("a deadline");
+    let year = 365 * 86_400_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    assert!(
+        at > now + year - 60_000 && at <= now + year,
+        "{at} vs {now}"
+    );
+}

@@ -63,13 +63,17 @@ impl World {
 
     /// Registers `name` with an invite; returns what `register` printed.
     fn register(&self, name: &str) -> String {
-        let address = format!("{name}@example.org");
+        self.register_as(name, &format!("{name}@example.org"))
+    }
+
+    /// Registers `address` (of a domain the server allows) in the home of `name`.
+    fn register_as(&self, name: &str, address: &str) -> String {
         let code = auth::new_invite_code();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("rt");
         rt.block_on(self.server().store().create_invite(
-            &address,
+            address,
             auth::hash_secret(&code),
             now_secs() + 600,
         ))
@@ -77,7 +81,7 @@ impl World {
         let url = self.server().url();
         self.ok(
             name,
-            &["register", "--server", &url, "--invite", &code, &address],
+            &["register", "--server", &url, "--invite", &code, address],
         )
     }
 

@@ -39,7 +39,21 @@ impl Account {
                 remove,
             } => self.apply_reaction(cx, target, emoji, *remove)?,
             AppBody::Receipt { delivered, read } => self.apply_receipt(cx, *delivered, *read)?,
-            AppBody::Timer { seconds } => return self.apply_timer(cx, message, *seconds).map(Some),
+            AppBody::Timer { seconds } => {
+                let seconds = seconds.filter(|s| *s > 0);
+                return self
+                    .apply_setting(cx, message, Notice::Disappear { seconds }, |c| {
+                        c.disappear = seconds
+                    })
+                    .map(Some);
+            }
+            AppBody::Label { label } => {
+                let name = label.as_ref().map(|l| l.name.clone());
+                let label = label.clone();
+                return self
+                    .apply_setting(cx, message, Notice::Label { name }, |c| c.label = label)
+                    .map(Some);
+            }
             _ => return Ok(None),
         };
         self.pending.push(Op::Applied {
@@ -146,17 +160,19 @@ impl Account {
         Ok(vec![Outcome::Receipts(cx.conversation.to_owned())])
     }
 
-    fn apply_timer(
+    /// A change of the conversation's settings: applied to its record, and kept in its history
+    /// as a notice.
+    fn apply_setting(
         &mut self,
         cx: &ChangeContext<'_>,
         message: &AppMessage,
-        seconds: Option<u64>,
+        notice: Notice,
+        change: impl FnOnce(&mut ConversationRecord),
     ) -> Result<Vec<Outcome>, CoreError> {
         let Some(mut record) = self.current_conversation(cx.conversation)? else {
             return Ok(Vec::new());
         };
-        let seconds = seconds.filter(|s| *s > 0);
-        record.disappear = seconds;
+        change(&mut record);
         self.pending.push(Op::Conversation(record));
         // Shown in the history as a notice, so that every member sees who set what.
         let notice = MessageRecord {
@@ -167,7 +183,7 @@ impl Account {
             sent_at: message.sent_at,
             server_time: cx.at,
             seq: cx.seq,
-            notice: Some(Notice::Disappear { seconds }),
+            notice: Some(notice),
             ..MessageRecord::default()
         };
         if cx.sender == self.address() {
@@ -239,12 +255,47 @@ impl Account {
         self.conversation_record(id)
     }
 
-    /// When a message taken at `at` (ms) disappears in `conversation`, if its timer is on.
+    /// When a message taken at `at` (ms) disappears in `conversation`: after the shortest of
+    /// the conversation's timer, its label's longest timer and the organisation's longest
+    /// retention, if any of them is set.
     pub(super) fn expiry(&mut self, conversation: &str, at: u64) -> Result<Option<u64>, CoreError> {
-        Ok(self
-            .current_conversation(conversation)?
-            .and_then(|c| c.disappear)
+        let record = self.current_conversation(conversation)?;
+        let timer = record.as_ref().and_then(|c| c.disappear);
+        let label = record
+            .as_ref()
+            .and_then(|c| c.label.as_ref())
+            .and_then(|l| l.max_disappear);
+        let retention = self.policy()?.max_retention;
+        Ok([timer, label, retention]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|s| at.saturating_add(s.saturating_mul(1000))))
+    }
+
+    /// The organisation's policy as the server last gave it (none before the first sync).
+    pub fn policy(&self) -> Result<missive_proto::api::Policy, CoreError> {
+        if let Some(cached) = &*self.policy.lock().map_err(CoreError::storage)? {
+            return Ok(cached.clone());
+        }
+        let policy: missive_proto::api::Policy = self
+            .store
+            .setting(keys::POLICY)?
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default();
+        *self.policy.lock().map_err(CoreError::storage)? = Some(policy.clone());
+        Ok(policy)
+    }
+
+    /// Keeps the organisation's policy the server gave.
+    pub fn set_policy(&mut self, policy: &missive_proto::api::Policy) -> Result<(), CoreError> {
+        if self.policy()? == *policy {
+            return Ok(());
+        }
+        let value = serde_json::to_vec(policy).map_err(CoreError::storage)?;
+        self.pending.push(Op::Setting(keys::POLICY.into(), value));
+        *self.policy.lock().map_err(CoreError::storage)? = Some(policy.clone());
+        self.save()
     }
 
     /// Erases every message whose timer ran out at `now` (ms): text, file key, edits, all of

@@ -369,9 +369,16 @@ impl Account {
             if let Some(alert) = &split_view {
                 this.alert(alert);
             }
-            if let AppBody::Meta { name, dm, timer } = message.body {
+            if let AppBody::Meta {
+                name,
+                dm,
+                timer,
+                label,
+            } = message.body
+            {
                 record.name = name;
                 record.disappear = timer.filter(|s| *s > 0);
+                record.label = label;
                 record.dm_peer = match dm {
                     false => None,
                     // From another of our own devices (which re-added this one): the peer is
@@ -425,6 +432,7 @@ impl Account {
                 unsupported: shown.unsupported,
                 reply_to: shown.reply_to,
                 expires_at,
+                forwarded: message.forwarded,
                 ..MessageRecord::default()
             };
             this.pending.push(Op::Message(m.clone()));

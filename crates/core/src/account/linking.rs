@@ -178,6 +178,7 @@ impl Account {
                     reactions: m.reactions,
                     expires_at: m.expires_at,
                     notice: m.notice,
+                    forwarded: m.forwarded,
                 })
                 .collect();
             conversations.push(ConversationHistory {
@@ -186,6 +187,7 @@ impl Account {
                 dm_peer: c.dm_peer,
                 created_at: c.created_at,
                 disappear: c.disappear,
+                label: c.label,
                 messages,
             });
         }
@@ -207,6 +209,7 @@ impl Account {
                 dm_peer: c.dm_peer.or(record.dm_peer),
                 created_at: c.created_at.min(record.created_at),
                 disappear: record.disappear.or(c.disappear),
+                label: record.label.or(c.label),
                 ..record
             };
             ops.push(Op::Conversation(record));
@@ -234,6 +237,7 @@ impl Account {
                     reactions: m.reactions,
                     expires_at: m.expires_at,
                     notice: m.notice,
+                    forwarded: m.forwarded,
                 }));
             }
             imported += ids.len();

@@ -138,6 +138,7 @@ fn application_payload() {
             sent_at: 5,
             prev: Vec::new(),
             kt: None,
+            forwarded: false,
             body: AppBody::Text {
                 text: "bonjour".into(),
                 reply_to: None,
@@ -151,6 +152,7 @@ fn application_payload() {
             sent_at: 6,
             prev: Vec::new(),
             kt: None,
+            forwarded: false,
             body: AppBody::Text {
                 text: "oui".into(),
                 reply_to: Some("0a".into()),
@@ -169,10 +171,12 @@ fn application_payload() {
                 root: B64(vec![1; 4]),
                 signature: B64(vec![2; 4]),
             }),
+            forwarded: false,
             body: AppBody::Meta {
                 name: Some("Cabinet".into()),
                 dm: false,
                 timer: None,
+                label: None,
             },
         },
         json!({"id": "0b", "sent_at": 6, "prev": ["0a", "09"],
@@ -185,6 +189,7 @@ fn application_payload() {
             sent_at: 1,
             prev: Vec::new(),
             kt: None,
+            forwarded: false,
             body: AppBody::File {
                 file: FileRef {
                     blob: "5e".into(),
@@ -210,6 +215,7 @@ fn changes_on_the_wire() {
         sent_at: 9,
         prev: Vec::new(),
         kt: None,
+        forwarded: false,
         body,
     };
     let wire = |b: serde_json::Value| json!({"id": "0e", "sent_at": 9, "body": b});
@@ -262,9 +268,32 @@ fn changes_on_the_wire() {
             name: None,
             dm: true,
             timer: Some(3600),
+            label: None,
         }),
         wire(json!({"type": "meta", "name": null, "dm": true, "timer": 3600})),
     );
+    check(
+        body(AppBody::Label {
+            label: Some(missive_proto::api::Label {
+                name: "Diffusion restreinte".into(),
+                colour: "#b3261e".into(),
+                level: 2,
+                max_disappear: Some(604_800),
+                no_forward: true,
+                downloads: missive_proto::api::Downloads::InApp,
+                domains: vec!["interieur.gouv.fr".into()],
+            }),
+        }),
+        wire(json!({"type": "label", "label": {"name": "Diffusion restreinte",
+            "colour": "#b3261e", "level": 2, "max_disappear": 604800, "no_forward": true,
+            "downloads": "in_app", "domains": ["interieur.gouv.fr"]}})),
+    );
+    // A rule of a later version is read as the strictest, not refused.
+    let later: missive_proto::api::Label = serde_json::from_value(json!({"name": "X",
+        "colour": "#000000", "level": 1, "downloads": "watermarked"}))
+    .expect("reads");
+    assert_eq!(later.downloads, missive_proto::api::Downloads::Unknown);
+    assert!(!later.downloads.to_disk());
     // A known kind stays strict: an edit without its target is refused.
     assert!(
         serde_json::from_value::<AppMessage>(wire(json!({"type": "edit", "text": "x"}))).is_err()
