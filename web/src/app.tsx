@@ -3,9 +3,9 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
 import { DevicesDialog, MembersDialog, SafetyNumberDialog } from "./devices";
-import { MessageItem, TimerPicker, type MessageActions } from "./messages";
+import { LabelPicker, LabelTag, MessageItem, TimerPicker, type MessageActions } from "./messages";
 import { language, setLanguage, t, type Language } from "./i18n";
-import type { Conversation, Identity, Message, Outcome, Registered } from "./protocol";
+import type { Conversation, Identity, Label, Message, Outcome, Policy, Registered } from "./protocol";
 
 type Phase =
   | { kind: "starting" }
@@ -295,6 +295,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   const [creating, setCreating] = useState(false);
   const [filter, setFilter] = useState("");
   const [query, setQuery] = useState("");
+  const [labels, setLabels] = useState<Label[]>([]);
   const [found, setFound] = useState<Message[]>();
   const [alerts, setAlerts] = useState<string[]>([]);
   const [showDevices, setShowDevices] = useState(false);
@@ -326,6 +327,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
     };
     engine.onConnection = setOnline;
     refresh();
+    engine.call<Policy>({ method: "policy" }).then((p) => setLabels(p.labels), () => {});
   }, [engine]);
 
   useEffect(() => {
@@ -433,7 +435,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
                 aria-current={c.id === current ? "true" : undefined}
                 onClick={() => setCurrent(c.id)}
               >
-                <span class="title">{title(c)}</span>
+                <span class="title">{title(c)}{c.label && <> <LabelTag label={c.label} /></>}</span>
                 {last[c.id] && !last[c.id].notice && (
                   <span class="preview">{last[c.id].deleted ? t("This message was deleted") : last[c.id].text}</span>
                 )}
@@ -451,6 +453,8 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             engine={engine}
             me={me}
             conversation={open}
+            conversations={conversations}
+            labels={labels}
             messages={messages}
             pending={pending.filter((p) => p.conversation === open.id)}
             onSend={(text, replyTo) => send(open.id, text, replyTo)}
@@ -497,6 +501,8 @@ function ConversationView(props: {
   engine: EngineClient;
   me: Identity;
   conversation: Conversation;
+  conversations: Conversation[];
+  labels: Label[];
   messages: Message[];
   pending: Pending[];
   onSend(text: string, replyTo?: string): void;
@@ -566,7 +572,16 @@ function ConversationView(props: {
     react(m, emoji, remove) {
       act({ method: "react", conversation: conversation.id, message: m.id, emoji, remove });
     },
+    forward(m, to) {
+      act({ method: "forward", message: m.id, conversation: to });
+    },
   };
+  // Where a message may go: never out of a conversation whose label forbids it, never into
+  // a less restrictive one (the engine checks again).
+  const level = (c: Conversation) => c.label?.level ?? 0;
+  const forwardTo = conversation.label?.no_forward
+    ? []
+    : props.conversations.filter((c) => c.id !== conversation.id && !c.left && level(c) >= level(conversation));
   const byId = useMemo(() => new Map(props.messages.map((m) => [m.id, m])), [props.messages]);
   const items = useMemo(() => {
     const out: preact.JSX.Element[] = [];
@@ -583,6 +598,8 @@ function ConversationView(props: {
           m={m}
           me={props.me}
           conversation={conversation}
+          forwardTo={forwardTo}
+          title={title}
           members={members}
           answered={m.reply_to ? byId.get(m.reply_to) : undefined}
           time={time(when(m))}
@@ -591,7 +608,7 @@ function ConversationView(props: {
       );
     }
     return out;
-  }, [props.messages, conversation, members]);
+  }, [props.messages, conversation, members, props.conversations]);
   const submit = (e: Event) => {
     e.preventDefault();
     const typed = text.trim();
@@ -615,11 +632,19 @@ function ConversationView(props: {
         ) : (
           <button onClick={() => setShowMembers(true)}>{t("Members")}</button>
         )}
+        {conversation.label && <LabelTag label={conversation.label} />}
         {!conversation.left && (
-          <TimerPicker
-            conversation={conversation}
-            onChange={(seconds) => act({ method: "setTimer", conversation: conversation.id, seconds })}
-          />
+          <>
+            <LabelPicker
+              conversation={conversation}
+              labels={props.labels}
+              onChange={(name) => act({ method: "setLabel", conversation: conversation.id, name })}
+            />
+            <TimerPicker
+              conversation={conversation}
+              onChange={(seconds) => act({ method: "setTimer", conversation: conversation.id, seconds })}
+            />
+          </>
         )}
       </header>
       {showMembers && (

@@ -3,7 +3,7 @@
 // the engine's records as it keeps them; nothing here decides who may do what.
 import { useState } from "preact/hooks";
 import { t } from "./i18n";
-import type { Conversation, Identity, Message } from "./protocol";
+import type { Conversation, Identity, Label, Message } from "./protocol";
 
 /** The reactions offered in one tap. */
 export const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
@@ -30,7 +30,17 @@ export type MessageActions = {
   edit(m: Message): void;
   remove(m: Message): void;
   react(m: Message, emoji: string, remove: boolean): void;
+  forward(m: Message, to: string): void;
 };
+
+/** A label as a coloured tag. */
+export function LabelTag({ label }: { label: Label }) {
+  return (
+    <span class="label-tag" style={{ borderColor: label.colour, color: label.colour }}>
+      {label.name}
+    </span>
+  );
+}
 
 /** Who received and read one of our messages, as "Read by 1 of 2". */
 function receiptsLine(m: Message, conversation: Conversation, members: string[]): string | undefined {
@@ -49,10 +59,33 @@ function receiptsLine(m: Message, conversation: Conversation, members: string[])
   return t("Sent");
 }
 
+/** A text with its mentions (`@name@domain`) highlighted, ours most. */
+function Text({ text, me }: { text: string; me: string }) {
+  const parts = text.split(/(\s+)/);
+  return (
+    <>
+      {parts.map((part, i) => {
+        const address = part.startsWith("@") ? part.slice(1).replace(/[^\p{L}\p{N}]+$/u, "").toLowerCase() : "";
+        if (!address || address.split("@").length !== 2 || address.split("@").some((x) => !x)) return part;
+        const rest = part.slice(1 + address.length);
+        return (
+          <span key={i}>
+            <mark class={address === me ? "mention me" : "mention"}>@{part.slice(1, 1 + address.length)}</mark>
+            {rest}
+          </span>
+        );
+      })}
+    </>
+  );
+}
+
 export function MessageItem(props: {
   m: Message;
   me: Identity;
   conversation: Conversation;
+  /** Where it may be forwarded (the others, none under a label that forbids it). */
+  forwardTo: Conversation[];
+  title(c: Conversation): string;
   members: string[];
   answered?: Message;
   time: string;
@@ -61,11 +94,19 @@ export function MessageItem(props: {
   const { m, me, actions } = props;
   const [picking, setPicking] = useState(false);
   const [confirming, setConfirming] = useState(false);
+  const [forwarding, setForwarding] = useState(false);
+  const [target, setTarget] = useState("");
   const own = m.sender === me.address;
   if (m.notice) {
-    const text = m.notice.seconds
-      ? t("{sender} set disappearing messages to {timer}", { sender: m.sender, timer: timerName(m.notice.seconds) })
-      : t("{sender} turned disappearing messages off", { sender: m.sender });
+    const n = m.notice;
+    const text =
+      n.setting === "label"
+        ? n.name
+          ? t("{sender} labelled the conversation {label}", { sender: m.sender, label: n.name })
+          : t("{sender} took the label off", { sender: m.sender })
+        : n.seconds
+          ? t("{sender} set disappearing messages to {timer}", { sender: m.sender, timer: timerName(n.seconds) })
+          : t("{sender} turned disappearing messages off", { sender: m.sender });
     return (
       <article class="notice-line" aria-label={text}>
         <p>{text}</p>
@@ -76,13 +117,15 @@ export function MessageItem(props: {
     ? <p class="deleted">{t("This message was deleted")}</p>
     : m.unsupported
       ? <p>{t("A message this version cannot display (update Missive)")}</p>
-      : <p>{m.text}</p>;
+      : <p><Text text={m.text} me={me.address} /></p>;
   const mine = (emoji: string) => (m.reactions?.[emoji] ?? []).includes(me.address);
   return (
     <article class={own ? "own" : ""} aria-label={`${m.sender}, ${props.time}`}>
       <header>
         <span class="sender">{m.sender}</span> <time>{props.time}</time>
         {m.edits && !m.deleted && <span class="edited"> · {t("edited")}</span>}
+        {m.forwarded && !m.deleted && <span class="forwarded"> · {t("forwarded")}</span>}
+        {props.conversation.label && <> <LabelTag label={props.conversation.label} /></>}
         {m.expires_at && <span class="expires" title={t("Disappears at {time}", { time: new Date(m.expires_at).toLocaleString() })}> · ⏱</span>}
       </header>
       {m.reply_to && (
@@ -114,11 +157,33 @@ export function MessageItem(props: {
           <button onClick={() => actions.reply(m)}>{t("Reply")}</button>
           <button aria-expanded={picking} onClick={() => setPicking(!picking)}>{t("React")}</button>
           {own && !m.file && !m.unsupported && <button onClick={() => actions.edit(m)}>{t("Edit")}</button>}
+          {!m.file && !m.unsupported && props.forwardTo.length > 0 && (
+            <button aria-expanded={forwarding} onClick={() => setForwarding(!forwarding)}>{t("Forward")}</button>
+          )}
           {own && !confirming && <button onClick={() => setConfirming(true)}>{t("Delete")}</button>}
           {confirming && (
             <span class="confirm" role="group" aria-label={t("Delete this message for everyone?")}>
               <button onClick={() => { setConfirming(false); actions.remove(m); }}>{t("Delete for everyone")}</button>
               <button onClick={() => setConfirming(false)}>{t("Cancel")}</button>
+            </span>
+          )}
+          {forwarding && (
+            <span class="picker" role="group" aria-label={t("Forward to")}>
+              <select aria-label={t("Forward to")} value={target} onChange={(e) => setTarget(e.currentTarget.value)}>
+                <option value="">{t("Choose a conversation")}</option>
+                {props.forwardTo.map((c) => (
+                  <option key={c.id} value={c.id}>{props.title(c)}</option>
+                ))}
+              </select>
+              <button
+                disabled={!target}
+                onClick={() => {
+                  setForwarding(false);
+                  actions.forward(m, target);
+                }}
+              >
+                {t("Send there")}
+              </button>
             </span>
           )}
           {picking && (
@@ -143,10 +208,12 @@ export function MessageItem(props: {
   );
 }
 
-/** The conversation's disappearing-message timer, for every member. */
+/** The conversation's disappearing-message timer, for every member; none longer than its
+ *  label allows. */
 export function TimerPicker(props: { conversation: Conversation; onChange(seconds: number | null): void }) {
   const current = props.conversation.disappear ?? 0;
   const offered = TIMERS.some(([s]) => s === current);
+  const max = props.conversation.label?.max_disappear;
   return (
     <label class="timer">
       <span>{t("Disappearing messages")}</span>
@@ -158,12 +225,35 @@ export function TimerPicker(props: { conversation: Conversation; onChange(second
           props.onChange(seconds > 0 ? seconds : null);
         }}
       >
-        <option value="0">{t("Off")}</option>
+        <option value="0" disabled={max !== undefined}>{t("Off")}</option>
         {!offered && current > 0 && <option value={String(current)}>{timerName(current)}</option>}
         {TIMERS.map(([s, name]) => (
-          <option key={s} value={String(s)}>{t(name)}</option>
+          <option key={s} value={String(s)} disabled={max !== undefined && s > max}>{t(name)}</option>
         ))}
       </select>
     </label>
+  );
+}
+
+/** The conversation's sensitivity label, chosen among those the organisation defines. */
+export function LabelPicker(props: {
+  conversation: Conversation;
+  labels: Label[];
+  onChange(name: string | null): void;
+}) {
+  if (props.labels.length === 0 && !props.conversation.label) return null;
+  const current = props.conversation.label?.name ?? "";
+  return (
+    <select
+      aria-label={t("Sensitivity label")}
+      value={current}
+      onChange={(e) => props.onChange(e.currentTarget.value || null)}
+    >
+      <option value="">{t("No label")}</option>
+      {current && !props.labels.some((l) => l.name === current) && <option value={current}>{current}</option>}
+      {props.labels.map((l) => (
+        <option key={l.name} value={l.name}>{l.name}</option>
+      ))}
+    </select>
   );
 }

@@ -2,14 +2,16 @@
 import type {
   Conversation,
   Device,
+  Label,
   Linked,
   Message,
   Outcome,
+  Policy,
   SafetyNumber,
   StoredAlert,
 } from "missive-engine";
 
-export type { Conversation, Device, Linked, Message, Outcome, SafetyNumber, StoredAlert };
+export type { Conversation, Device, Label, Linked, Message, Outcome, Policy, SafetyNumber, StoredAlert };
 
 /** What the app asks of the engine; each answer carries the request's id. */
 export type Call =
@@ -39,6 +41,9 @@ export type Call =
   | { method: "readReceipts"; on?: boolean }
   | { method: "eraseExpired" }
   | { method: "search"; text: string; conversation?: string }
+  | { method: "policy" }
+  | { method: "setLabel"; conversation: string; name: string | null }
+  | { method: "forward"; message: string; conversation: string }
   | { method: "createConversation"; name?: string; members: string[] }
   | { method: "dm"; peer: string; text: string }
   | { method: "sync" };

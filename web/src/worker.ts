@@ -65,6 +65,12 @@ async function answer(call: Call): Promise<unknown> {
       return engine.eraseExpired();
     case "search":
       return engine.search(call.text, call.conversation);
+    case "policy":
+      return engine.policy();
+    case "setLabel":
+      return engine.setLabel(call.conversation, call.name ?? undefined);
+    case "forward":
+      return engine.forward(call.message, call.conversation);
     case "createConversation":
       return engine.createConversation(call.name, call.members);
     case "dm":

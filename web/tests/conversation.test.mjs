@@ -23,7 +23,18 @@ let server;
 let browser;
 
 before(async () => {
-  server = await startServer("talk.test");
+  server = await startServer(
+    "talk.test",
+    `
+[[labels]]
+name = "Diffusion restreinte"
+colour = "#b3261e"
+level = 2
+max_disappear = 604800
+no_forward = true
+domains = ["talk.test"]
+`,
+  );
   browser = await launchBrowser();
 });
 
@@ -143,4 +154,58 @@ test("replies, edits, reactions, receipts, deletion and timers with someone on t
   await fleeting.waitFor({ timeout: 30_000 });
   await fleeting.waitFor({ state: "detached", timeout: 15_000 });
   assert.deepEqual(alice.errors, []);
+});
+
+test("a sensitivity label: chosen in the app, its rules on every screen and on the command line", async () => {
+  const bob = join(mkdtempSync(join(tmpdir(), "missive-bob-")), "home");
+  cli(bob, "register", "--server", server.url, "bob2@talk.test");
+  const carol = await openWebApp(browser, server.url, { bypassCSP: true });
+  const page = carol.page;
+  await registerInApp(page, "carol@talk.test");
+  await (await newConversation(page, "bob2@talk.test", "Crise")).waitFor({ state: "detached" });
+  await say(page, "ordinary words");
+  await article(page, "ordinary words").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+  await (await newConversation(page, "bob2@talk.test", "Cellule")).waitFor({ state: "detached" });
+
+  // Labelled from the app: the rules come with it (a week at most, in force at once).
+  await page.getByRole("combobox", { name: "Sensitivity label" }).selectOption("Diffusion restreinte");
+  await article(page, "carol@talk.test labelled the conversation Diffusion restreinte").waitFor();
+  const timer = page.getByRole("combobox", { name: "Disappearing messages" });
+  await page.waitForFunction(
+    () => document.querySelector('select[aria-label="Disappearing messages"]')?.value === "604800",
+  );
+  assert.equal(await timer.locator('option[value="0"]').isDisabled(), true, "off is not allowed");
+  assert.equal(await timer.locator('option[value="2419200"]').isDisabled(), true, "nor 4 weeks");
+  await page.getByRole("button", { name: /Cellule.*Diffusion restreinte/ }).waitFor();
+
+  // Bob's client learned the label from the conversation: its rules hold there too.
+  const events = synced(bob);
+  const labelled = events.find((e) => e.event === "settings" && e.label === "Diffusion restreinte");
+  assert.ok(labelled, JSON.stringify(events));
+  assert.throws(
+    () => cli(bob, "conversation", labelled.conversation, "--disappear", "off"),
+    /messages must disappear within 1w at most/,
+  );
+  cli(bob, "send", labelled.conversation, "restricted words");
+  const restricted = article(page, "restricted words");
+  await restricted.waitFor({ timeout: 30_000 });
+  assert.match(await restricted.innerText(), /Diffusion restreinte/);
+  // Nothing leaves it: no way to forward from here.
+  await restricted.hover();
+  assert.equal(await restricted.getByRole("button", { name: "Forward", exact: true }).count(), 0);
+
+  // Into it, a message may come: from the unlabelled conversation, marked forwarded.
+  await page.getByRole("button", { name: /^Crise/ }).click();
+  const ordinary = article(page, "ordinary words");
+  await ordinary.hover();
+  await ordinary.getByRole("button", { name: "Forward", exact: true }).click();
+  await ordinary.getByRole("combobox", { name: "Forward to" }).selectOption({ label: "Cellule" });
+  await ordinary.getByRole("button", { name: "Send there" }).click();
+  await page.getByRole("button", { name: /^Cellule/ }).click();
+  await article(page, "ordinary words").filter({ hasText: "forwarded" }).waitFor();
+  const got = synced(bob).find((m) => m.text === "ordinary words" && m.forwarded);
+  assert.equal(got?.label, "Diffusion restreinte");
+  assert.deepEqual(await accessibilityViolations(page), []);
+  await screenshot(page, "labelled-conversation");
+  assert.deepEqual(carol.errors, []);
 });

@@ -13,15 +13,17 @@ const serverBin = join(target, "debug", "missive-server");
 export const cliBin = join(target, "debug", "missive");
 const webDist = join(root, "web", "dist");
 
-/** A fresh server for `domain`, with open registration, serving the web app. */
-export async function startServer(domain) {
+/** A fresh server for `domain`, with open registration, serving the web app; `extraConfig`
+ *  is appended to its missive.toml (tables such as `[[labels]]`). */
+export async function startServer(domain, extraConfig = "") {
   const dir = mkdtempSync(join(tmpdir(), "missive-web-test-"));
   const data = join(dir, "server");
   execFileSync(serverBin, ["--data", data, "init", "--domain", domain], { stdio: "ignore" });
   const config = join(data, "missive.toml");
   writeFileSync(
     config,
-    readFileSync(config, "utf8").replace("open_registration = false", "open_registration = true"),
+    readFileSync(config, "utf8").replace("open_registration = false", "open_registration = true") +
+      extraConfig,
   );
   const child = spawn(
     serverBin,

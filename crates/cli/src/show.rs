@@ -64,6 +64,10 @@ pub fn message_json(m: &MessageRecord, receipted: Option<&Receipted<'_>>) -> ser
     if m.forwarded {
         value["forwarded"] = json!(true);
     }
+    let mentioned = missive_core::lookup::mentions(&m.text);
+    if !mentioned.is_empty() {
+        value["mentions"] = json!(mentioned);
+    }
     if m.deleted {
         value["deleted"] = json!(true);
     } else {

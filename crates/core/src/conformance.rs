@@ -493,6 +493,19 @@ pub fn search(store: &mut dyn AccountStore) {
     );
     assert_eq!(ids(&store.search(&q("reunion")).expect("search")), ["f1"]);
     assert_eq!(ids(&store.search(&q("conseil")).expect("search")), ["m1"]);
+    // The newest message erased, the next one stored is found all the same.
+    apply(store, vec![Op::Erase(vec!["f1".into()])]);
+    apply(
+        store,
+        vec![Op::Message(text(
+            "m6",
+            "c1",
+            "bob@x",
+            6,
+            "nouvelle réunion",
+        ))],
+    );
+    assert_eq!(ids(&store.search(&q("reunion")).expect("search")), ["m6"]);
 }
 
 /// Runs the conformance suite against the stores `$new()` returns (a fresh, empty store and

@@ -94,6 +94,24 @@ pub fn server_url(typed: &str) -> Result<String, CoreError> {
     }
 }
 
+/// The addresses a text mentions (`@name@domain`), in their one spelling, once each, in order.
+pub fn mentions(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        let Some(rest) = word.strip_prefix('@') else {
+            continue;
+        };
+        // Punctuation after the address is the sentence's.
+        let rest = rest.trim_end_matches(|c: char| !c.is_alphanumeric());
+        if let Ok(a) = address(rest) {
+            if a.split('@').all(|part| !part.is_empty()) && !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
 /// A day as typed, `YYYY-MM-DD`, as the start of that day in UTC (ms since the Unix epoch).
 pub fn day(typed: &str) -> Result<u64, CoreError> {
     let bad = || CoreError::Usage(format!("{typed:?} is not a day: write it as YYYY-MM-DD"));
@@ -139,6 +157,15 @@ pub fn day(typed: &str) -> Result<u64, CoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_are_addresses_after_an_at_sign() {
+        assert_eq!(
+            mentions("@Bob@Example.org, see @carol@x.fr. Not me@here nor @, nor @bob@example.org"),
+            ["bob@example.org", "carol@x.fr"]
+        );
+        assert!(mentions("email me at a@b.c").is_empty());
+    }
 
     #[test]
     fn days_are_utc_midnights() {

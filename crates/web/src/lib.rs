@@ -57,8 +57,33 @@ export interface Message {
   reactions?: Record<string, string[]>;
   /** When the conversation's timer erases it (ms since the Unix epoch). */
   expires_at?: number;
-  /** A change of the conversation's settings (no text): the timer set, in seconds, or off. */
-  notice?: { setting: "disappear"; seconds: number | null };
+  /** A change of the conversation's settings (no text): the timer set, in seconds, or off;
+   *  the label put on (by name) or taken off. */
+  notice?: { setting: "disappear"; seconds: number | null } | { setting: "label"; name: string | null };
+  /** Forwarded by its sender from another conversation. */
+  forwarded?: boolean;
+}
+
+/** A sensitivity label and the rules every member's client enforces. */
+export interface Label {
+  name: string;
+  /** #RRGGBB */
+  colour: string;
+  /** A message moves only to a conversation of this level or more. */
+  level: number;
+  /** The longest disappearing-message timer allowed, in seconds. */
+  max_disappear?: number;
+  /** Nothing may be forwarded out of the conversation. */
+  no_forward?: boolean;
+  downloads?: "allowed" | "in_app" | "off" | "unknown";
+  /** Members only from these domains. */
+  domains?: string[];
+}
+
+/** The organisation's rules: the longest retention (seconds) and the labels it defines. */
+export interface Policy {
+  max_retention?: number;
+  labels: Label[];
 }
 
 export interface Conversation {
@@ -73,6 +98,8 @@ export interface Conversation {
   disappear?: number;
   /** How far each member (this user included) received and read it: sequence positions. */
   receipts: Record<string, { delivered: number; read: number }>;
+  /** Its sensitivity label, with the rules it carries. */
+  label?: Label;
 }
 
 /** A device of this account, as the server lists it and our signed device list names it. */
@@ -574,6 +601,50 @@ impl Engine {
         let mut client = self.client.lock().await;
         let record = client
             .set_timer(&conversation, seconds)
+            .await
+            .map_err(js_error)?;
+        self.save().await?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// The organisation's rules (the labels it defines), fetched again from the server.
+    #[wasm_bindgen(unchecked_return_type = "Policy")]
+    pub async fn policy(&self) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        if let Err(e) = client.refresh_policy().await {
+            // Offline: the rules last received.
+            if !matches!(e, CoreError::Network(_)) {
+                return Err(js_error(e));
+            }
+        }
+        self.save().await?;
+        to_js(&client.account.policy().map_err(js_error)?)
+    }
+
+    /// Puts the label named `name` on the conversation for everyone (`null`: takes it off);
+    /// returns the notice shown in its history.
+    #[wasm_bindgen(js_name = setLabel, unchecked_return_type = "Message")]
+    pub async fn set_label(
+        &self,
+        conversation: String,
+        name: Option<String>,
+    ) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let record = client
+            .set_label(&conversation, name.as_deref())
+            .await
+            .map_err(js_error)?;
+        self.save().await?;
+        to_js(&MessageView::from(&record))
+    }
+
+    /// Forwards a message to another conversation (unless a label forbids it); returns the
+    /// new message.
+    #[wasm_bindgen(unchecked_return_type = "Message")]
+    pub async fn forward(&self, message: String, conversation: String) -> Result<JsValue, JsValue> {
+        let mut client = self.client.lock().await;
+        let record = client
+            .forward(&message, &conversation)
             .await
             .map_err(js_error)?;
         self.save().await?;

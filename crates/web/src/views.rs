@@ -83,6 +83,8 @@ pub(crate) struct MessageView<'a> {
     pub(crate) expires_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) notice: Option<&'a Notice>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) forwarded: bool,
 }
 
 #[derive(Serialize)]
@@ -117,6 +119,7 @@ impl<'a> From<&'a MessageRecord> for MessageView<'a> {
             reactions: &m.reactions,
             expires_at: m.expires_at,
             notice: m.notice.as_ref(),
+            forwarded: m.forwarded,
         }
     }
 }
@@ -133,6 +136,8 @@ pub(crate) struct ConversationView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) disappear: Option<u64>,
     pub(crate) receipts: &'a BTreeMap<String, Receipts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) label: Option<&'a missive_proto::api::Label>,
 }
 
 impl<'a> From<&'a ConversationRecord> for ConversationView<'a> {
@@ -145,6 +150,7 @@ impl<'a> From<&'a ConversationRecord> for ConversationView<'a> {
             left: c.left,
             disappear: c.disappear,
             receipts: &c.receipts,
+            label: c.label.as_ref(),
         }
     }
 }

@@ -284,9 +284,11 @@ fn changes_on_the_wire() {
                 domains: vec!["interieur.gouv.fr".into()],
             }),
         }),
-        wire(json!({"type": "label", "label": {"name": "Diffusion restreinte",
+        wire(
+            json!({"type": "label", "label": {"name": "Diffusion restreinte",
             "colour": "#b3261e", "level": 2, "max_disappear": 604800, "no_forward": true,
-            "downloads": "in_app", "domains": ["interieur.gouv.fr"]}})),
+            "downloads": "in_app", "domains": ["interieur.gouv.fr"]}}),
+        ),
     );
     // A rule of a later version is read as the strictest, not refused.
     let later: missive_proto::api::Label = serde_json::from_value(json!({"name": "X",
