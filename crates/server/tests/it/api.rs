@@ -487,6 +487,7 @@ async fn openapi_lists_exactly_the_routes() {
             "/v1/links/{channel}/history",
             "/v1/links/{channel}/offer",
             "/v1/links/{channel}/packages",
+            "/v1/policy",
             "/v1/recovery",
             "/v1/recovery/backup",
             "/v1/recovery/device",
