@@ -86,6 +86,12 @@ test("replies, edits, reactions, receipts, deletion and timers with someone on t
   const reply = synced(bob).find((m) => m.text === "Thanks!");
   assert.equal(reply.reply_to, looks);
 
+  // A mention is highlighted, and named in the command line's JSON.
+  await say(page, "@bob@talk.test can you check?");
+  await article(page, "can you check?").locator("mark.mention").filter({ hasText: "@bob@talk.test" }).waitFor();
+  const mention = synced(bob).find((m) => m.text === "@bob@talk.test can you check?");
+  assert.deepEqual(mention.mentions, ["bob@talk.test"]);
+
   // An edit from the app: "edited" on both sides.
   const mine = article(page, "first draft");
   await mine.hover();
