@@ -281,6 +281,10 @@ function notify(m: Message, me: Identity, reading: boolean) {
   });
 }
 
+/** How long "X is typing…" stays after their last notice, and how often we send ours. */
+const TYPING_SHOWN_MS = 6000;
+const TYPING_EVERY_MS = 4000;
+
 /** A message not yet accepted by the server (`replyTo`: the message it answers). */
 type Pending = { key: number; conversation: string; text: string; replyTo?: string; failed?: string };
 
@@ -296,6 +300,8 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   const [filter, setFilter] = useState("");
   const [query, setQuery] = useState("");
   const [labels, setLabels] = useState<Label[]>([]);
+  /** Who is typing where, until when (ms). */
+  const [typing, setTyping] = useState<Record<string, { sender: string; until: number }>>({});
   const [found, setFound] = useState<Message[]>();
   const [alerts, setAlerts] = useState<string[]>([]);
   const [showDevices, setShowDevices] = useState(false);
@@ -321,9 +327,14 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
           }
         } else if (o.type === "alert") {
           setAlerts((a) => [...a, o.detail]);
+        } else if (o.type === "typing") {
+          const until = Date.now() + TYPING_SHOWN_MS;
+          setTyping((t) => ({ ...t, [o.conversation]: { sender: o.sender, until } }));
+          setTimeout(() => setTyping((t) => ({ ...t })), TYPING_SHOWN_MS + 50);
+          continue;
         }
       }
-      refresh();
+      if (outcomes.some((o) => o.type !== "typing")) refresh();
     };
     engine.onConnection = setOnline;
     refresh();
@@ -455,6 +466,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             conversation={open}
             conversations={conversations}
             labels={labels}
+            typing={typing[open.id]?.until > Date.now() ? typing[open.id].sender : undefined}
             messages={messages}
             pending={pending.filter((p) => p.conversation === open.id)}
             onSend={(text, replyTo) => send(open.id, text, replyTo)}
@@ -503,6 +515,8 @@ function ConversationView(props: {
   conversation: Conversation;
   conversations: Conversation[];
   labels: Label[];
+  /** Who is typing in it now. */
+  typing?: string;
   messages: Message[];
   pending: Pending[];
   onSend(text: string, replyTo?: string): void;
@@ -520,6 +534,7 @@ function ConversationView(props: {
   const [replying, setReplying] = useState<Message>();
   const [editing, setEditing] = useState<Message>();
   const composer = useRef<HTMLTextAreaElement>(null);
+  const lastTyping = useRef(0);
   const { engine, conversation } = props;
   const peer = conversation.dm_peer;
   const end = useRef<HTMLDivElement>(null);
@@ -676,6 +691,9 @@ function ConversationView(props: {
         ))}
         <div ref={end} />
       </div>
+      <p class="typing" role="status">
+        {props.typing ? t("{sender} is typing…", { sender: props.typing }) : ""}
+      </p>
       {(replying || editing) && (
         <p class="composing" role="status">
           {replying
@@ -698,7 +716,14 @@ function ConversationView(props: {
           aria-label={t("Message")}
           rows={1}
           value={text}
-          onInput={(e) => setText(e.currentTarget.value)}
+          onInput={(e) => {
+            setText(e.currentTarget.value);
+            // Members see that we type: one notice every few seconds at most, not per key.
+            if (!editing && Date.now() - lastTyping.current > TYPING_EVERY_MS) {
+              lastTyping.current = Date.now();
+              engine.call({ method: "typing", conversation: conversation.id }).catch(() => {});
+            }
+          }}
           onKeyDown={(e) => {
             if (e.key === "Enter" && !e.shiftKey) submit(e);
           }}

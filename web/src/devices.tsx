@@ -44,20 +44,29 @@ export function NotificationsButton() {
   );
 }
 
-/** The history backup switch: past messages come back with a recovery when it is on. */
-function HistoryBackupSwitch({ engine }: { engine: EngineClient }) {
+/** A switch of this account's settings: the history backup (past messages come back with a
+ *  recovery when it is on), read receipts (off: nobody learns what you read). */
+function SettingSwitch({
+  engine,
+  method,
+  label,
+}: {
+  engine: EngineClient;
+  method: "historyBackup" | "readReceipts";
+  label: string;
+}) {
   const [on, setOn] = useState<boolean>();
   const [error, setError] = useState("");
   useEffect(() => {
     engine
-      .call<boolean>({ method: "historyBackup" })
+      .call<boolean>({ method })
       .then(setOn)
       .catch((e) => setError(errorText(e)));
   }, []);
   const change = async (next: boolean) => {
     setError("");
     try {
-      setOn(await engine.call<boolean>({ method: "historyBackup", on: next }));
+      setOn(await engine.call<boolean>({ method, on: next }));
     } catch (e) {
       setError(errorText(e));
     }
@@ -71,7 +80,7 @@ function HistoryBackupSwitch({ engine }: { engine: EngineClient }) {
           disabled={on === undefined}
           onChange={(e) => change(e.currentTarget.checked)}
         />
-        {t("Back up message history with the recovery key")}
+        {label}
       </label>
       {error && <p role="alert" class="error">{error}</p>}
     </>
@@ -199,7 +208,8 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
         {link.kind === "failed" && <p role="alert" class="error">{t("Not linked: {error}", { error: link.error })}</p>}
       </section>
       <NotificationsButton />
-      <HistoryBackupSwitch engine={engine} />
+      <SettingSwitch engine={engine} method="historyBackup" label={t("Back up message history with the recovery key")} />
+      <SettingSwitch engine={engine} method="readReceipts" label={t("Send read receipts")} />
       <section aria-label={t("Security alerts")}>
         <h3>{t("Security alerts")}</h3>
         {alerts.length === 0 ? (

@@ -99,8 +99,19 @@ export function MessageItem(props: {
   const own = m.sender === me.address;
   if (m.notice) {
     const n = m.notice;
+    if (n.kind === "unreadable") {
+      const text = m.sender
+        ? t("A message from {sender} could not be read", { sender: m.sender })
+        : t("A message could not be read");
+      return (
+        <article class="notice-line unreadable" aria-label={text}>
+          <p>{text}</p>
+          <p class="why">{t("Why: {reason}", { reason: n.reason })}</p>
+        </article>
+      );
+    }
     const text =
-      n.setting === "label"
+      n.kind === "label"
         ? n.name
           ? t("{sender} labelled the conversation {label}", { sender: m.sender, label: n.name })
           : t("{sender} took the label off", { sender: m.sender })
@@ -132,7 +143,7 @@ export function MessageItem(props: {
         <blockquote class="quote" aria-label={t("In reply to")}>
           {props.answered
             ? `${props.answered.sender}: ${props.answered.deleted ? t("This message was deleted") : props.answered.text}`
-            : t("A message not on this device")}
+            : t("A message not on this device (sent before it joined, or erased)")}
         </blockquote>
       )}
       {body}

@@ -44,6 +44,7 @@ export type Call =
   | { method: "policy" }
   | { method: "setLabel"; conversation: string; name: string | null }
   | { method: "forward"; message: string; conversation: string }
+  | { method: "typing"; conversation: string }
   | { method: "createConversation"; name?: string; members: string[] }
   | { method: "dm"; peer: string; text: string }
   | { method: "sync" };

@@ -71,6 +71,8 @@ async function answer(call: Call): Promise<unknown> {
       return engine.setLabel(call.conversation, call.name ?? undefined);
     case "forward":
       return engine.forward(call.message, call.conversation);
+    case "typing":
+      return engine.typing(call.conversation);
     case "createConversation":
       return engine.createConversation(call.name, call.members);
     case "dm":

@@ -215,3 +215,41 @@ test("a sensitivity label: chosen in the app, its rules on every screen and on t
   await screenshot(page, "labelled-conversation");
   assert.deepEqual(carol.errors, []);
 });
+
+test("two people in the app: one sees the other typing, and can turn read receipts off", async () => {
+  const dave = await openWebApp(browser, server.url);
+  await registerInApp(dave.page, "dave@talk.test");
+  const erin = await openWebApp(browser, server.url);
+  await registerInApp(erin.page, "erin@talk.test");
+  await (await newConversation(dave.page, "erin@talk.test", "Pair")).waitFor({ state: "detached" });
+  await say(dave.page, "hello Erin");
+  await erin.page.getByRole("button", { name: /^Pair/ }).click({ timeout: 30_000 });
+  await article(erin.page, "hello Erin").waitFor();
+
+  // Typing shows on the other side, for a few seconds.
+  await dave.page.getByRole("textbox", { name: "Message" }).pressSequentially("I am writ");
+  await erin.page.getByRole("status").filter({ hasText: "dave@talk.test is typing…" }).waitFor({ timeout: 15_000 });
+  await erin.page
+    .getByRole("status")
+    .filter({ hasText: "dave@talk.test is typing…" })
+    .waitFor({ state: "detached", timeout: 15_000 });
+
+  // Read receipts off in Erin's settings: Dave's messages stay "Delivered", never "Read".
+  await erin.page.getByRole("button", { name: "Devices" }).click();
+  const receipts = erin.page.getByRole("checkbox", { name: "Send read receipts" });
+  await receipts.waitFor();
+  assert.equal(await receipts.isChecked(), true, "on by default");
+  await receipts.uncheck();
+  await erin.page.waitForFunction(
+    () => !document.querySelector('input[type="checkbox"]:disabled'),
+  );
+  await erin.page.keyboard.press("Escape");
+  await say(dave.page, "read this quietly");
+  const sent = article(dave.page, "read this quietly");
+  await article(erin.page, "read this quietly").waitFor({ timeout: 30_000 });
+  await sent.getByText("Delivered to 1 of 1").waitFor({ timeout: 30_000 });
+  await dave.page.waitForTimeout(1500);
+  assert.equal(await sent.getByText("Read by 1 of 1").count(), 0);
+  assert.deepEqual(dave.errors, []);
+  assert.deepEqual(erin.errors, []);
+});

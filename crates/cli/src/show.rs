@@ -59,6 +59,12 @@ pub fn message_json(m: &MessageRecord, receipted: Option<&Receipted<'_>>) -> ser
             value["label"] = json!(name);
             return value;
         }
+        Some(Notice::Unreadable { code, reason }) => {
+            value["event"] = json!("unreadable");
+            value["code"] = json!(code);
+            value["reason"] = json!(reason);
+            return value;
+        }
         None => {}
     }
     if m.forwarded {
@@ -126,6 +132,14 @@ pub fn print_message(
         (_, Some(Notice::Label { name: Some(name) })) => {
             format!("[{short}] {} labelled the conversation {name:?}", m.sender)
         }
+        (_, Some(Notice::Unreadable { code, reason })) => format!(
+            "[{short}] a message{} could not be read ({code}): {reason}",
+            if m.sender.is_empty() {
+                String::new()
+            } else {
+                format!(" from {}", m.sender)
+            }
+        ),
         (_, Some(Notice::Disappear { seconds: None })) => {
             format!("[{short}] {} turned disappearing messages off", m.sender)
         }

@@ -224,6 +224,8 @@ pub enum Outcome {
     Changed(MessageRecord),
     /// Members' receipts in a conversation moved.
     Receipts(String),
+    /// A member is typing in a conversation: (conversation, address).
+    Typing(String, String),
     /// This device joined a conversation.
     Joined(String),
     /// This device was removed from a conversation.

@@ -425,6 +425,13 @@ impl Client {
         ))
     }
 
+    /// Tells the conversation's members that we are typing (call it at most every few
+    /// seconds while the user types; it is a message to every member).
+    pub async fn typing(&mut self, conversation: &str) -> Result<(), CoreError> {
+        self.send_body(conversation, AppBody::Typing).await?;
+        Ok(())
+    }
+
     /// Erases the messages whose timer ran out (text, file key, edits); returns how many.
     pub fn erase_expired(&mut self) -> Result<usize, CoreError> {
         Ok(self.account.erase_expired(crate::now_ms())?.len())

@@ -119,14 +119,19 @@ pub struct Edit {
     pub until: u64,
 }
 
-/// A change of a conversation's settings, kept in its history.
+/// What a message without text stands for in a conversation's history: a change of its
+/// settings, or a message that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "setting", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Notice {
     /// The disappearing-message timer, in seconds (`None`: off).
     Disappear { seconds: Option<u64> },
     /// The sensitivity label, by name (`None`: taken off).
     Label { name: Option<String> },
+    /// A message this device could not read, and why in plain words (a security check
+    /// refused it: the alert's code and detail). It stands where the message would be, so
+    /// that nothing is a silent gap.
+    Unreadable { code: String, reason: String },
 }
 
 impl MessageRecord {

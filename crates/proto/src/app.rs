@@ -87,6 +87,8 @@ pub enum AppBody {
     /// The conversation's sensitivity label with its rules (`None`: no label), set by a member
     /// for everyone.
     Label { label: Option<crate::api::Label> },
+    /// The sender is typing (shown for a few seconds, never stored).
+    Typing,
     /// A kind added after this version: its `type`, and the whole body.
     Unknown {
         kind: String,
@@ -140,6 +142,7 @@ enum Known {
     Label {
         label: Option<crate::api::Label>,
     },
+    Typing,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -176,6 +179,7 @@ impl From<Known> for AppBody {
             Known::Receipt { delivered, read } => AppBody::Receipt { delivered, read },
             Known::Timer { seconds } => AppBody::Timer { seconds },
             Known::Label { label } => AppBody::Label { label },
+            Known::Typing => AppBody::Typing,
         }
     }
 }
@@ -193,6 +197,7 @@ impl AppBody {
             AppBody::Receipt { .. } => "receipt",
             AppBody::Timer { .. } => "timer",
             AppBody::Label { .. } => "label",
+            AppBody::Typing => "typing",
             AppBody::Unknown { kind, .. } => kind,
         }
     }
@@ -241,6 +246,7 @@ impl Serialize for AppBody {
             AppBody::Label { label } => Known::Label {
                 label: label.clone(),
             },
+            AppBody::Typing => Known::Typing,
             AppBody::Unknown { body, .. } => return body.serialize(serializer),
         };
         known.serialize(serializer)
@@ -259,7 +265,7 @@ impl<'de> Deserialize<'de> for AppBody {
         match kind.as_str() {
             // A known kind must be well formed: a malformed one is refused, not shown.
             "text" | "file" | "meta" | "edit" | "delete" | "react" | "receipt" | "timer"
-            | "label" => Known::deserialize(body)
+            | "label" | "typing" => Known::deserialize(body)
                 .map(AppBody::from)
                 .map_err(D::Error::custom),
             _ => Ok(AppBody::Unknown { kind, body }),

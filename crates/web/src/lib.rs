@@ -57,9 +57,13 @@ export interface Message {
   reactions?: Record<string, string[]>;
   /** When the conversation's timer erases it (ms since the Unix epoch). */
   expires_at?: number;
-  /** A change of the conversation's settings (no text): the timer set, in seconds, or off;
-   *  the label put on (by name) or taken off. */
-  notice?: { setting: "disappear"; seconds: number | null } | { setting: "label"; name: string | null };
+  /** No text but a notice: a change of the conversation's settings (the timer set, in
+   *  seconds, or off; the label put on, by name, or taken off), or a message this device
+   *  could not read (the security alert's code, and why in words). */
+  notice?:
+    | { kind: "disappear"; seconds: number | null }
+    | { kind: "label"; name: string | null }
+    | { kind: "unreadable"; code: string; reason: string };
   /** Forwarded by its sender from another conversation. */
   forwarded?: boolean;
 }
@@ -147,6 +151,7 @@ export type Outcome =
   | { type: "message"; message: Message }
   | { type: "changed"; message: Message }
   | { type: "receipts"; conversation: string }
+  | { type: "typing"; conversation: string; sender: string }
   | { type: "joined"; conversation: string }
   | { type: "left"; conversation: string }
   | { type: "membership_changed"; conversation: string }
@@ -649,6 +654,13 @@ impl Engine {
             .map_err(js_error)?;
         self.save().await?;
         to_js(&MessageView::from(&record))
+    }
+
+    /// Tells the conversation's members we are typing (call it at most every few seconds).
+    pub async fn typing(&self, conversation: String) -> Result<(), JsValue> {
+        let mut client = self.client.lock().await;
+        client.typing(&conversation).await.map_err(js_error)?;
+        self.save().await
     }
 
     /// Whether read receipts are sent; `on` turns them on or off first.

@@ -159,13 +159,32 @@ impl<'a> From<&'a ConversationRecord> for ConversationView<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum OutcomeView<'a> {
-    Message { message: MessageView<'a> },
-    Changed { message: MessageView<'a> },
-    Receipts { conversation: &'a str },
-    Joined { conversation: &'a str },
-    Left { conversation: &'a str },
-    MembershipChanged { conversation: &'a str },
-    Alert { code: &'static str, detail: &'a str },
+    Message {
+        message: MessageView<'a>,
+    },
+    Changed {
+        message: MessageView<'a>,
+    },
+    Receipts {
+        conversation: &'a str,
+    },
+    Typing {
+        conversation: &'a str,
+        sender: &'a str,
+    },
+    Joined {
+        conversation: &'a str,
+    },
+    Left {
+        conversation: &'a str,
+    },
+    MembershipChanged {
+        conversation: &'a str,
+    },
+    Alert {
+        code: &'static str,
+        detail: &'a str,
+    },
 }
 
 impl<'a> From<&'a Outcome> for OutcomeView<'a> {
@@ -178,6 +197,10 @@ impl<'a> From<&'a Outcome> for OutcomeView<'a> {
                 message: MessageView::from(m),
             },
             Outcome::Receipts(c) => OutcomeView::Receipts { conversation: c },
+            Outcome::Typing(c, sender) => OutcomeView::Typing {
+                conversation: c,
+                sender,
+            },
             Outcome::Joined(c) => OutcomeView::Joined { conversation: c },
             Outcome::Left(c) => OutcomeView::Left { conversation: c },
             Outcome::MembershipChanged(c) => OutcomeView::MembershipChanged { conversation: c },

@@ -108,12 +108,14 @@ impl World {
         stdout
     }
 
-    /// The texts `sync --json` prints, with their senders.
+    /// The texts `sync --json` prints, with their senders: the messages a sync shows (not
+    /// events: settings changes, unreadable messages).
     fn sync(&self, name: &str) -> Vec<(String, String)> {
         self.ok(name, &["sync", "--json"])
             .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).expect("one JSON object per line");
+            .map(|l| serde_json::from_str::<Value>(l).expect("one JSON object per line"))
+            .filter(|v| v.get("event").is_none())
+            .map(|v| {
                 (
                     v["sender"].as_str().expect("sender").to_owned(),
                     v["text"].as_str().expect("text").to_owned(),

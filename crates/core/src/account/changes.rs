@@ -39,6 +39,11 @@ impl Account {
                 remove,
             } => self.apply_reaction(cx, target, emoji, *remove)?,
             AppBody::Receipt { delivered, read } => self.apply_receipt(cx, *delivered, *read)?,
+            AppBody::Typing if cx.sender != self.address() => vec![Outcome::Typing(
+                cx.conversation.to_owned(),
+                cx.sender.to_owned(),
+            )],
+            AppBody::Typing => Vec::new(),
             AppBody::Timer { seconds } => {
                 let seconds = seconds.filter(|s| *s > 0);
                 return self
@@ -371,6 +376,50 @@ impl Account {
         own.delivered = own.delivered.max(position);
         self.pending.push(Op::Conversation(record));
         self.save_with(Durability::Relaxed)
+    }
+}
+
+impl Account {
+    /// Stands a notice where a message event this device refused would be: the reader sees a
+    /// message it could not read, and why, instead of a gap. Nothing for an event of a
+    /// conversation this device is not (or no longer) in.
+    pub(super) fn unreadable(&mut self, event: &Event, alert: &Alert) -> Result<(), CoreError> {
+        let conversation = conversation_id(event.group_id.as_bytes());
+        let Some(record) = self.current_conversation(&conversation)? else {
+            return Ok(());
+        };
+        if record.left {
+            return Ok(());
+        }
+        // Who sent it, if their device is still a member: the server's word for the device,
+        // checked against the pinned keys.
+        let sender = self
+            .load_group(&conversation)
+            .ok()
+            .and_then(|group| {
+                group.members().find_map(|m| {
+                    self.check_leaf(&m.credential, &m.signature_key)
+                        .ok()
+                        .filter(|o| o.device_id == event.sender)
+                        .map(|o| o.address)
+                })
+            })
+            .unwrap_or_default();
+        self.pending.push(Op::Message(MessageRecord {
+            id: format!("unreadable-{}", event.id),
+            conversation,
+            sender,
+            sender_device: event.sender.clone(),
+            sent_at: event.timestamp,
+            server_time: event.timestamp,
+            seq: event.seq,
+            notice: Some(Notice::Unreadable {
+                code: alert.code.as_str().to_owned(),
+                reason: alert.detail.clone(),
+            }),
+            ..MessageRecord::default()
+        }));
+        Ok(())
     }
 }
 

@@ -36,6 +36,9 @@ impl Account {
             Err(CoreError::Refused(alert)) => {
                 self.rollback()?;
                 self.alert(&alert);
+                if event.kind == EventKind::Message {
+                    self.unreadable(event, &alert)?;
+                }
                 if !late {
                     self.set_cursor(event.id);
                 }

@@ -290,6 +290,7 @@ fn changes_on_the_wire() {
             "downloads": "in_app", "domains": ["interieur.gouv.fr"]}}),
         ),
     );
+    check(body(AppBody::Typing), wire(json!({"type": "typing"})));
     // A rule of a later version is read as the strictest, not refused.
     let later: missive_proto::api::Label = serde_json::from_value(json!({"name": "X",
         "colour": "#000000", "level": 1, "downloads": "watermarked"}))

@@ -7,6 +7,7 @@
 //! case 11 (tampered files) is in the CLI's `files` tests.
 
 use missive_core::account::Account;
+use missive_core::store::Notice;
 use missive_core::AlertCode;
 use missive_proto::api::EventKind;
 use missive_server::store::{MessageWrite, NewDevice};
@@ -246,7 +247,14 @@ async fn threat_7_replayed_and_reflected_ciphertext_is_refused() {
     let history = bob.account.store().messages(&dm).expect("history");
     assert_eq!(
         history.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
-        ["one"]
+        ["one", ""]
+    );
+    // Where the replay came, a notice says a message could not be read, and why: never a
+    // silent gap.
+    assert!(
+        matches!(&history[1].notice, Some(Notice::Unreadable { code, .. }) if code == "rejected_message"),
+        "{:?}",
+        history[1]
     );
     assert_eq!(
         bob.account.store().alerts().expect("alerts").len(),
@@ -266,12 +274,14 @@ async fn threat_8_a_ciphertext_delivered_in_another_group_is_refused() {
     let outcomes = bob.sync().await.expect("sync");
     assert!(texts(&outcomes).is_empty());
     assert_eq!(codes(&outcomes), [AlertCode::RejectedMessage]);
-    assert!(bob
-        .account
-        .store()
-        .messages(&other)
-        .expect("history")
-        .is_empty());
+    let shown = bob.account.store().messages(&other).expect("history");
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(shown[0].text.is_empty());
+    assert!(
+        matches!(&shown[0].notice, Some(Notice::Unreadable { code, .. }) if code == "rejected_message"),
+        "{:?}",
+        shown[0]
+    );
     alice
         .send_text(&other, "in its own group")
         .await
