@@ -715,24 +715,10 @@ async fn account_command(
             for c in client.account.store().conversations()? {
                 let members = client.account.members(&c.id).unwrap_or_default();
                 if json {
-                    out!(
-                        "{}",
-                        json!({
-                            "id": c.id,
-                            "name": c.name,
-                            "dm": c.dm_peer,
-                            "members": members,
-                            "left": c.left,
-                            "created_at": c.created_at,
-                        })
-                    )?;
+                    out!("{}", show::conversation_json(&c, &members))?;
                 } else {
-                    let title = c
-                        .name
-                        .clone()
-                        .or(c.dm_peer.clone().map(|p| format!("with {p}")))
-                        .unwrap_or_else(|| "(unnamed)".into());
                     let state = if c.left { " (left)" } else { "" };
+                    let title = show::title(&c);
                     out!("{}  {title}{state}  [{}]", c.id, members.join(", "))?;
                 }
             }

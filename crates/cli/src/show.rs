@@ -219,6 +219,28 @@ pub fn reactions_line(m: &MessageRecord) -> String {
         .join(" · ")
 }
 
+/// A conversation's name for people: its name, `with PEER`, or `(unnamed)`.
+pub fn title(c: &ConversationRecord) -> String {
+    c.name
+        .clone()
+        .or(c.dm_peer.as_ref().map(|p| format!("with {p}")))
+        .unwrap_or_else(|| "(unnamed)".into())
+}
+
+/// A conversation as a JSON object (`conversations --json`, `conversation --json`).
+pub fn conversation_json(c: &ConversationRecord, members: &[String]) -> serde_json::Value {
+    json!({
+        "id": c.id,
+        "name": c.name,
+        "dm": c.dm_peer,
+        "members": members,
+        "left": c.left,
+        "created_at": c.created_at,
+        "disappear": timer_name(c.disappear),
+        "label": c.label,
+    })
+}
+
 /// A conversation's settings, as `missive conversation` shows them.
 pub fn conversation_settings(
     client: &missive_core::client::Client,
@@ -230,25 +252,9 @@ pub fn conversation_settings(
     };
     let members = client.account.members(conversation).unwrap_or_default();
     if as_json {
-        out!(
-            "{}",
-            json!({
-                "id": c.id,
-                "name": c.name,
-                "dm": c.dm_peer,
-                "members": members,
-                "left": c.left,
-                "disappear": timer_name(c.disappear),
-                "label": c.label,
-            })
-        )?;
+        out!("{}", conversation_json(&c, &members))?;
     } else {
-        let title = c
-            .name
-            .clone()
-            .or(c.dm_peer.clone().map(|p| format!("with {p}")))
-            .unwrap_or_else(|| "(unnamed)".into());
-        out!("conversation: {} {title}", c.id)?;
+        out!("conversation: {} {}", c.id, title(&c))?;
         out!("members:      {}", members.join(", "))?;
         out!("disappearing: {}", timer_name(c.disappear))?;
         match &c.label {

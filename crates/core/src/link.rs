@@ -336,39 +336,9 @@ pub struct ConversationHistory {
     pub messages: Vec<MessageTransfer>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct MessageTransfer {
-    pub id: String,
-    pub sender: String,
-    pub sender_device: String,
-    pub text: String,
-    pub sent_at: u64,
-    pub server_time: u64,
-    pub seq: u64,
-    pub file: Option<Box<missive_proto::app::FileRef>>,
-    /// A message the linking device could not display either, handed on whole (absent from
-    /// the history of versions before it, hence the default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unsupported: Option<String>,
-    /// For a reply, the message it answers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply_to: Option<String>,
-    /// Earlier texts of an edited message.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub edits: Vec<crate::store::Edit>,
-    /// Deleted by its sender: handed on as a trace with no content.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub deleted: bool,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub reactions: std::collections::BTreeMap<String, Vec<String>>,
-    /// When the conversation's timer erases it (ms): on the new device too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notice: Option<crate::store::Notice>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub forwarded: bool,
-}
+/// A message as history carries it: the record as stored, whose fields a version that does
+/// not know them skips, and whose fields a version before them leaves at their defaults.
+pub type MessageTransfer = crate::store::MessageRecord;
 
 #[cfg(test)]
 mod tests {

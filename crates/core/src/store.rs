@@ -75,8 +75,10 @@ impl ConversationRecord {
     }
 }
 
-/// A stored message.
+/// A stored message (and, as JSON, a message of a history handed to another device: fields
+/// missing from what an earlier version wrote take their defaults).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MessageRecord {
     /// The sender's message id (hex); unique.
     pub id: String,

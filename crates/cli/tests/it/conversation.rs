@@ -3,11 +3,9 @@
 //! disappearing messages; after a server restart and on a device linked afterwards; and no
 //! trace of a deleted or expired text left in any store file.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
+use super::linking::{join, start_link};
 use super::{last_line, World};
 
 fn lines(out: &str) -> Vec<Value> {
@@ -55,18 +53,11 @@ fn replies_edits_deletions_reactions_and_receipts_between_three() {
     for name in ["alice", "bob", "carol"] {
         w.register(name);
     }
-    let group = last_line(&w.ok(
+    let group = w.group(
         "alice",
-        &[
-            "group",
-            "create",
-            "Cabinet",
-            "--member",
-            "bob@example.org",
-            "--member",
-            "carol@example.org",
-        ],
-    ));
+        "Cabinet",
+        &["bob@example.org", "carol@example.org"],
+    );
     let draft = last_line(&w.ok("alice", &["send", &group, "first draft"]));
     let secret = last_line(&w.ok("alice", &["send", &group, "the code is zanzibarquartz"]));
     w.sync("bob");
@@ -185,20 +176,8 @@ fn replies_edits_deletions_reactions_and_receipts_between_three() {
     fails_with(&w, "alice", &["edit", &group, &secret, "x"], "was deleted");
 
     // A device linked afterwards receives the conversation as it is now.
-    let mut link = Command::new(env!("CARGO_BIN_EXE_missive"))
-        .arg("--home")
-        .arg(w.home("bob"))
-        .args(["link", "--timeout", "60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("missive link runs");
-    let mut code = String::new();
-    BufReader::new(link.stdout.take().expect("stdout"))
-        .read_line(&mut code)
-        .expect("the code line");
-    let url = w.server().url();
-    let joined = w.run("bob-phone", &["join", "--server", &url, code.trim()]);
+    let (mut link, code) = start_link(&w, "bob", &["--timeout", "60"]);
+    let joined = join(&w, "bob-phone", &code);
     assert!(
         joined.status.success(),
         "{}",
@@ -227,10 +206,7 @@ fn disappearing_messages_leave_no_trace_anywhere() {
     for name in ["alice", "bob"] {
         w.register(name);
     }
-    let group = last_line(&w.ok(
-        "alice",
-        &["group", "create", "Crisis", "--member", "bob@example.org"],
-    ));
+    let group = w.group("alice", "Crisis", &["bob@example.org"]);
     let kept = last_line(&w.ok("alice", &["send", &group, "before the timer"]));
     fails_with(
         &w,
@@ -299,18 +275,11 @@ fn search_finds_words_in_texts_and_file_names_with_filters() {
     for name in ["alice", "bob", "carol"] {
         w.register(name);
     }
-    let group = last_line(&w.ok(
+    let group = w.group(
         "alice",
-        &[
-            "group",
-            "create",
-            "Cabinet",
-            "--member",
-            "bob@example.org",
-            "--member",
-            "carol@example.org",
-        ],
-    ));
+        "Cabinet",
+        &["bob@example.org", "carol@example.org"],
+    );
     w.ok(
         "alice",
         &["send", &group, "La Réunion budgétaire est lundi"],
@@ -430,26 +399,9 @@ fn labels_carry_rules_that_every_client_enforces() {
         ),
         "{listed}"
     );
-    let secret = last_line(&w.ok(
-        "alice",
-        &["group", "create", "Crise", "--member", "bob@example.org"],
-    ));
-    let open = last_line(&w.ok(
-        "alice",
-        &[
-            "group",
-            "create",
-            "Ouvert",
-            "--member",
-            "bob@example.org",
-            "--member",
-            "dave@partner.org",
-        ],
-    ));
-    let internal = last_line(&w.ok(
-        "alice",
-        &["group", "create", "Equipe", "--member", "bob@example.org"],
-    ));
+    let secret = w.group("alice", "Crise", &["bob@example.org"]);
+    let open = w.group("alice", "Ouvert", &["bob@example.org", "dave@partner.org"]);
+    let internal = w.group("alice", "Equipe", &["bob@example.org"]);
 
     fails_with(
         &w,
@@ -524,10 +476,7 @@ fn labels_carry_rules_that_every_client_enforces() {
     // restrictive one it may, marked forwarded.
     let note = last_line(&w.ok("alice", &["send", &internal, "internal note"]));
     w.ok("bob", &["sync"]);
-    let plain = last_line(&w.ok(
-        "bob",
-        &["group", "create", "Plain", "--member", "alice@example.org"],
-    ));
+    let plain = w.group("bob", "Plain", &["alice@example.org"]);
     fails_with(
         &w,
         "bob",

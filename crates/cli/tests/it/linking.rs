@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{last_line, said, World};
 
 /// Starts `missive link` for `who`; returns the process and the code it printed.
-fn start_link(w: &World, who: &str, extra: &[&str]) -> (Child, String) {
+pub(crate) fn start_link(w: &World, who: &str, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_missive"))
         .arg("--home")
         .arg(w.home(who))
@@ -30,7 +30,7 @@ fn start_link(w: &World, who: &str, extra: &[&str]) -> (Child, String) {
     (child, code)
 }
 
-fn join(w: &World, who: &str, code: &str) -> std::process::Output {
+pub(crate) fn join(w: &World, who: &str, code: &str) -> std::process::Output {
     let url = w.server().url();
     w.run(who, &["join", "--server", &url, code, "--timeout", "60"])
 }

@@ -85,6 +85,15 @@ impl World {
         )
     }
 
+    /// Creates a group as `who` with `members` (addresses); returns its id.
+    fn group(&self, who: &str, name: &str, members: &[&str]) -> String {
+        let mut args = vec!["group", "create", name];
+        for m in members {
+            args.extend(["--member", m]);
+        }
+        last_line(&self.ok(who, &args))
+    }
+
     /// `missive --home HOME ARGS` for user `name`, to run or spawn.
     fn command(&self, name: &str, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_missive"));

@@ -12,7 +12,7 @@ use super::{keys, Account};
 use crate::error::{AlertCode, CoreError};
 use crate::hex;
 use crate::identity::{DeviceSigner, Identity};
-use crate::link::{ContactTransfer, ConversationHistory, Grant, History, MessageTransfer, Offer};
+use crate::link::{ContactTransfer, ConversationHistory, Grant, History, Offer};
 use crate::provider::Provider;
 use crate::store::{AccountStore, ContactRecord, ConversationRecord, MessageRecord, Op};
 
@@ -162,24 +162,6 @@ impl Account {
                 .messages(&c.id)?
                 .into_iter()
                 .filter(|m| keep(&c, m) && m.expires_at.is_none_or(|t| t > now))
-                .map(|m| MessageTransfer {
-                    id: m.id,
-                    sender: m.sender,
-                    sender_device: m.sender_device,
-                    text: m.text,
-                    sent_at: m.sent_at,
-                    server_time: m.server_time,
-                    seq: m.seq,
-                    file: m.file,
-                    unsupported: m.unsupported,
-                    reply_to: m.reply_to,
-                    edits: m.edits,
-                    deleted: m.deleted,
-                    reactions: m.reactions,
-                    expires_at: m.expires_at,
-                    notice: m.notice,
-                    forwarded: m.forwarded,
-                })
                 .collect();
             conversations.push(ConversationHistory {
                 id: c.id,
@@ -221,23 +203,8 @@ impl Account {
                 }
                 ids.push(m.id.clone());
                 ops.push(Op::Message(MessageRecord {
-                    id: m.id,
                     conversation: c.id.clone(),
-                    sender: m.sender,
-                    sender_device: m.sender_device,
-                    text: m.text,
-                    sent_at: m.sent_at,
-                    server_time: m.server_time,
-                    seq: m.seq,
-                    file: m.file,
-                    unsupported: m.unsupported,
-                    reply_to: m.reply_to,
-                    edits: m.edits,
-                    deleted: m.deleted,
-                    reactions: m.reactions,
-                    expires_at: m.expires_at,
-                    notice: m.notice,
-                    forwarded: m.forwarded,
+                    ..m
                 }));
             }
             imported += ids.len();
