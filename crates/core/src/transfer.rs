@@ -412,6 +412,9 @@ impl Client {
         meta: &std::fs::Metadata,
         layout: Layout,
     ) -> Result<PendingUpload, CoreError> {
+        // The server keeps the blob no longer than its message lives (a minute more: the
+        // message is accepted after the upload ends).
+        let ttl = self.account.lifetime(conversation)?.map(|s| s + 60);
         let status: BlobStatus = self
             .transport()
             .post(
@@ -419,6 +422,7 @@ impl Client {
                 &CreateBlobRequest {
                     group_id: B64(group_id.to_vec()),
                     size: layout.blob_len(),
+                    ttl,
                 },
             )
             .await?;

@@ -258,6 +258,10 @@ pub struct CreateBlobRequest {
     pub group_id: B64,
     /// The blob's exact size in bytes.
     pub size: u64,
+    /// Seconds the blob is kept once complete, when its message disappears sooner than the
+    /// server's retention (a conversation's timer): the server deletes it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u64>,
 }
 
 /// A blob and how much of it the server holds durably.

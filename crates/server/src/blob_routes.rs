@@ -124,6 +124,8 @@ pub async fn create_blob(
                 group_id: req.group_id.0,
                 size: req.size,
                 now: now_secs(),
+                // Beyond the retention, a ttl changes nothing.
+                ttl: req.ttl.filter(|t| *t > 0),
             },
             config.blob_quota_bytes,
         )

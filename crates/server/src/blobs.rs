@@ -183,7 +183,9 @@ pub async fn collect_garbage(
 ) -> Result<usize, StoreError> {
     let idle_before = now.saturating_sub(config.upload_idle_hours.saturating_mul(3600));
     let complete_before = now.saturating_sub(config.blob_retention_days.saturating_mul(86_400));
-    let expired = store.expired_blobs(idle_before, complete_before).await?;
+    let expired = store
+        .expired_blobs(idle_before, complete_before, now)
+        .await?;
     let mut removed = 0;
     for id in expired {
         // Bytes first: a crash in between leaves a record whose bytes are gone, which the next

@@ -545,6 +545,7 @@ fn new_blob(id: &str, owner: &str, group: &[u8], size: u64, now: u64) -> NewBlob
         group_id: group.to_vec(),
         size,
         now,
+        ttl: None,
     }
 }
 
@@ -614,18 +615,45 @@ pub async fn blobs(store: &dyn Store) {
     assert_eq!((b1.received, b1.complete, b1.updated_at), (600, true, 200));
 
     // Idle uploads (b4, last touched at 100) and old complete blobs expire by their own clocks.
-    let mut expired = store.expired_blobs(150, 150).await.expect("expired");
+    let mut expired = store.expired_blobs(150, 150, 200).await.expect("expired");
     expired.sort();
     assert_eq!(expired, ["b4"]);
-    let mut expired = store.expired_blobs(150, 250).await.expect("expired");
+    let mut expired = store.expired_blobs(150, 250, 200).await.expect("expired");
     expired.sort();
     assert_eq!(expired, ["b1", "b4"]);
+    // A blob kept only as long as its message: its ttl counts from its completion.
+    store
+        .create_blob(
+            NewBlob {
+                ttl: Some(60),
+                ..new_blob("b6", "a@x", b"g1", 10, 100)
+            },
+            10_000,
+        )
+        .await
+        .expect("create");
+    let ttl_expired = |expired: Vec<String>| expired.contains(&"b6".to_owned());
+    assert!(
+        !ttl_expired(store.expired_blobs(0, 0, 1_000).await.expect("expired")),
+        "unfinished"
+    );
+    store
+        .blob_progress("b6", 10, true, 300)
+        .await
+        .expect("complete");
+    assert!(!ttl_expired(
+        store.expired_blobs(0, 0, 359).await.expect("expired")
+    ));
+    assert!(ttl_expired(
+        store.expired_blobs(0, 0, 360).await.expect("expired")
+    ));
+    store.delete_blob("b6").await.expect("delete");
     // A group without members keeps no blobs.
     store
         .commit(commit(b"g2", 0, "d1", &[], &["d1"]))
         .await
         .expect("last member leaves");
-    let mut expired = store.expired_blobs(0, 0).await.expect("expired");
+    let mut expired = store.expired_blobs(0, 0, 0).await.expect("expired");
     expired.sort();
     assert_eq!(expired, ["b4"]);
 

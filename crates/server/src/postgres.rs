@@ -131,6 +131,8 @@ CREATE TABLE recovery_history (
     PRIMARY KEY (address, idx)
 );
 "#,
+    // A blob kept only as long as its message: seconds after completion.
+    "ALTER TABLE blobs ADD COLUMN ttl BIGINT;",
 ];
 
 const KIND_COMMIT: i16 = 0;
@@ -1188,8 +1190,8 @@ impl Store for PgStore {
                     return Err(StoreError::QuotaExceeded);
                 }
                 tx.execute(
-                    "INSERT INTO blobs (id, owner, device, group_id, size, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO blobs (id, owner, device, group_id, size, updated_at, ttl) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     &[
                         &blob.id,
                         &blob.owner,
@@ -1197,6 +1199,7 @@ impl Store for PgStore {
                         &blob.group_id,
                         &to_i64(blob.size),
                         &to_i64(blob.now),
+                        &blob.ttl.map(to_i64),
                     ],
                 )
                 .await?;
@@ -1254,15 +1257,17 @@ impl Store for PgStore {
         &self,
         idle_before: u64,
         complete_before: u64,
+        now: u64,
     ) -> Result<Vec<String>, StoreError> {
         let rows = self
             .reader
             .query(
                 "SELECT id FROM blobs b WHERE (NOT complete AND updated_at < $1) \
                  OR (complete AND updated_at < $2) \
+                 OR (complete AND ttl IS NOT NULL AND updated_at + ttl <= $3) \
                  OR NOT EXISTS (SELECT 1 FROM group_devices g \
                                 WHERE g.group_id = b.group_id AND g.to_event IS NULL)",
-                &[&to_i64(idle_before), &to_i64(complete_before)],
+                &[&to_i64(idle_before), &to_i64(complete_before), &to_i64(now)],
             )
             .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())

@@ -139,6 +139,8 @@ CREATE TABLE recovery_history (
     PRIMARY KEY (address, idx)
 );
 "#,
+    // A blob kept only as long as its message: seconds after completion.
+    "ALTER TABLE blobs ADD COLUMN ttl INTEGER;",
 ];
 
 const KIND_COMMIT: i64 = 0;
@@ -1182,15 +1184,16 @@ impl Store for SqliteStore {
                 return Err(StoreError::QuotaExceeded);
             }
             tx.execute(
-                "INSERT INTO blobs (id, owner, device, group_id, size, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO blobs (id, owner, device, group_id, size, updated_at, ttl) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     blob.id,
                     blob.owner,
                     blob.device,
                     blob.group_id,
                     to_i64(blob.size),
-                    to_i64(blob.now)
+                    to_i64(blob.now),
+                    blob.ttl.map(to_i64)
                 ],
             )?;
             Ok(())
@@ -1254,18 +1257,21 @@ impl Store for SqliteStore {
         &self,
         idle_before: u64,
         complete_before: u64,
+        now: u64,
     ) -> Result<Vec<String>, StoreError> {
         self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT id FROM blobs b WHERE (complete = 0 AND updated_at < ?1) \
                  OR (complete = 1 AND updated_at < ?2) \
+                 OR (complete = 1 AND ttl IS NOT NULL AND updated_at + ttl <= ?3) \
                  OR NOT EXISTS (SELECT 1 FROM group_devices g \
                                 WHERE g.group_id = b.group_id AND g.to_event IS NULL)",
             )?;
             let rows = stmt
-                .query_map(params![to_i64(idle_before), to_i64(complete_before)], |r| {
-                    r.get(0)
-                })?
+                .query_map(
+                    params![to_i64(idle_before), to_i64(complete_before), to_i64(now)],
+                    |r| r.get(0),
+                )?
                 .collect::<Result<Vec<String>, _>>()?;
             Ok(rows)
         })

@@ -131,6 +131,8 @@ pub struct NewBlob {
     pub group_id: Vec<u8>,
     pub size: u64,
     pub now: u64,
+    /// Seconds it is kept once complete (its message's timer), if less than the retention.
+    pub ttl: Option<u64>,
 }
 
 /// A blob's record: who may do what with it, and how much of it is durably stored.
@@ -352,11 +354,13 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_blob(&self, id: &str) -> Result<(), StoreError>;
 
     /// Blobs nobody needs any more: uploads idle since before `idle_before`, complete blobs
-    /// older than `complete_before`, and blobs of groups that no longer have any member.
+    /// older than `complete_before` or whose `ttl` ran out by `now`, and blobs of groups that
+    /// no longer have any member.
     async fn expired_blobs(
         &self,
         idle_before: u64,
         complete_before: u64,
+        now: u64,
     ) -> Result<Vec<String>, StoreError>;
 }
 

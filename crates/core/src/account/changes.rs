@@ -260,10 +260,10 @@ impl Account {
         self.conversation_record(id)
     }
 
-    /// When a message taken at `at` (ms) disappears in `conversation`: after the shortest of
-    /// the conversation's timer, its label's longest timer and the organisation's longest
-    /// retention, if any of them is set.
-    pub(super) fn expiry(&mut self, conversation: &str, at: u64) -> Result<Option<u64>, CoreError> {
+    /// How long a message of `conversation` lives, in seconds: the shortest of the
+    /// conversation's timer, its label's longest timer and the organisation's longest
+    /// retention (`None` when none of them is set).
+    pub fn lifetime(&mut self, conversation: &str) -> Result<Option<u64>, CoreError> {
         let record = self.current_conversation(conversation)?;
         let timer = record.as_ref().and_then(|c| c.disappear);
         let label = record
@@ -271,10 +271,13 @@ impl Account {
             .and_then(|c| c.label.as_ref())
             .and_then(|l| l.max_disappear);
         let retention = self.policy()?.max_retention;
-        Ok([timer, label, retention]
-            .into_iter()
-            .flatten()
-            .min()
+        Ok([timer, label, retention].into_iter().flatten().min())
+    }
+
+    /// When a message taken at `at` (ms) disappears in `conversation`, if it does.
+    pub(super) fn expiry(&mut self, conversation: &str, at: u64) -> Result<Option<u64>, CoreError> {
+        Ok(self
+            .lifetime(conversation)?
             .map(|s| at.saturating_add(s.saturating_mul(1000))))
     }
 

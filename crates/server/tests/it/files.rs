@@ -316,3 +316,37 @@ async fn a_removed_member_can_no_longer_fetch_the_groups_files() {
         .expect("remove bob");
     assert_eq!(api.get(&b, &id, None).await.status(), StatusCode::NOT_FOUND);
 }
+
+/// Under a disappearing-message timer, a file's blob lives on the server no longer than its
+/// message does on the devices (plus a minute: the message is accepted after the upload);
+/// without a timer it keeps the server's retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_files_blob_expires_with_its_conversations_timer() {
+    let h = Harness::new();
+    let (mut alice, mut bob, _carol, conv) = h.trio("timed").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("minutes.txt");
+    std::fs::write(&path, b"minutes of the meeting").expect("write");
+    let kept = alice.send_file(&conv, &path, None).await.expect("sent");
+    alice.set_timer(&conv, Some(300)).await.expect("timer");
+    let timed = alice.send_file(&conv, &path, None).await.expect("sent");
+    bob.sync().await.expect("sync");
+    let blob =
+        |m: &missive_core::store::MessageRecord| m.file.as_ref().expect("a file").blob.clone();
+    let (kept, timed) = (blob(&kept.message), blob(&timed.message));
+    let api = Api { h: &h };
+    let b = bob.account.token().to_owned();
+
+    let now = missive_server::now_secs();
+    assert_eq!(
+        h.server.collect_garbage(now + 300).expect("gc"),
+        0,
+        "not yet"
+    );
+    assert_eq!(h.server.collect_garbage(now + 361).expect("gc"), 1);
+    assert_eq!(
+        api.get(&b, &timed, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(api.get(&b, &kept, None).await.status(), StatusCode::OK);
+}
