@@ -65,6 +65,8 @@ mod keys {
     /// number of the last message backed up (JSON).
     pub const HISTORY_BACKUP: &str = "history_backup";
     pub const HISTORY_MARKS: &str = "history_marks";
+    /// Messages deleted for everyone not yet carried by a history backup segment (JSON).
+    pub const HISTORY_DELETIONS: &str = "history_deletions";
     /// "off" when this user sends no read receipts.
     pub const READ_RECEIPTS: &str = "read_receipts";
     /// The organisation's policy as the server last gave it (JSON).

@@ -191,13 +191,13 @@ impl Client {
     /// history up. A device whose key is not the account's leaves it to those that hold it;
     /// a user over the server's quota stops backing up new messages.
     pub async fn upload_history(&mut self) -> Result<(), CoreError> {
-        while let Some((upload, marks)) = self.account.next_history_segment()? {
+        while let Some((upload, done)) = self.account.next_history_segment()? {
             match self
                 .transport()
                 .post_no_content("/v1/recovery/history", &upload)
                 .await
             {
-                Ok(()) => self.account.history_uploaded(&marks)?,
+                Ok(()) => self.account.history_uploaded(&done)?,
                 // Not the account's key, or the server's quota for history is used up: the
                 // messages stay on this device; syncing goes on.
                 Err(e)

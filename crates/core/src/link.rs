@@ -286,6 +286,10 @@ pub struct Packages {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct History {
     pub conversations: Vec<ConversationHistory>,
+    /// Messages deleted for everyone since earlier history was written (the segments of a
+    /// recovery history backup): erased from what those brought.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
 }
 
 impl History {
@@ -435,6 +439,7 @@ mod tests {
                     ],
                 ),
             ],
+            deleted: Vec::new(),
         };
         let left = |h: &History| -> Vec<String> {
             let mut ids: Vec<String> = h

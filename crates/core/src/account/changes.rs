@@ -103,6 +103,7 @@ impl Account {
         if m.deleted {
             return Ok(Vec::new());
         }
+        self.note_deletion_for_backup(&m.id)?;
         Ok(self.revise(deleted(m)))
     }
 

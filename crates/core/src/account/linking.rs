@@ -173,7 +173,10 @@ impl Account {
                 messages,
             });
         }
-        Ok(History { conversations })
+        Ok(History {
+            conversations,
+            deleted: Vec::new(),
+        })
     }
 
     /// Stores transferred history: names of the conversations this device joined, and their
@@ -209,6 +212,12 @@ impl Account {
             }
             imported += ids.len();
             ops.push(Op::MarkShown(ids));
+        }
+        // Deleted for everyone since an earlier part of this history was written.
+        for id in &history.deleted {
+            if let Some(m) = self.store.message(id)? {
+                ops.push(Op::Revise(super::changes::deleted(m)));
+            }
         }
         self.store.apply(ops, crate::store::Durability::Durable)?;
         // The records just rewritten are read from the store again when needed.

@@ -23,6 +23,13 @@ const MAX_SEGMENT_MESSAGES: usize = 2000;
 /// Per conversation, the sequence number of the last message backed up.
 pub type HistoryMarks = BTreeMap<String, u64>;
 
+/// What a history segment carried, to record once the server has it: the marks it reached,
+/// and the deletions it passed on.
+pub struct SegmentDone {
+    pub marks: HistoryMarks,
+    pub deletions: Vec<String>,
+}
+
 impl Account {
     /// The account's recovery key, if it has one.
     pub fn recovery_key(&self) -> Result<Option<RecoveryKey>, CoreError> {
@@ -328,7 +335,7 @@ impl Account {
     /// once the server has it. `None` when there is nothing to back up (or the backup is off).
     pub fn next_history_segment(
         &mut self,
-    ) -> Result<Option<(RecoveryHistoryUpload, HistoryMarks)>, CoreError> {
+    ) -> Result<Option<(RecoveryHistoryUpload, SegmentDone)>, CoreError> {
         if !self.history_dirty {
             return Ok(None);
         }
@@ -357,29 +364,76 @@ impl Account {
             }
             !c.messages.is_empty()
         });
-        if history.conversations.is_empty() {
+        history.deleted = self.deletions_for_backup()?;
+        if history.conversations.is_empty() && history.deleted.is_empty() {
             self.history_dirty = false;
             return Ok(None);
         }
+        let deletions = history.deleted.clone();
         let address = self.address().to_owned();
         Ok(Some((
             RecoveryHistoryUpload {
                 auth: key.auth(&address),
                 segment: B64(key.seal_history(&address, &history)?),
             },
-            next,
+            SegmentDone {
+                marks: next,
+                deletions,
+            },
         )))
     }
 
     /// The server keeps the segment these marks close.
-    pub fn history_uploaded(&mut self, marks: &HistoryMarks) -> Result<(), CoreError> {
-        self.store.apply(
-            vec![Op::Setting(
-                keys::HISTORY_MARKS.into(),
-                serde_json::to_vec(marks).map_err(CoreError::storage)?,
-            )],
-            Durability::Relaxed,
+    pub fn history_uploaded(&mut self, done: &SegmentDone) -> Result<(), CoreError> {
+        let mut ops = vec![Op::Setting(
+            keys::HISTORY_MARKS.into(),
+            serde_json::to_vec(&done.marks).map_err(CoreError::storage)?,
+        )];
+        if !done.deletions.is_empty() {
+            // Those passed on; any made since stay for the next segment.
+            let left: Vec<String> = self
+                .deletions_for_backup()?
+                .into_iter()
+                .filter(|id| !done.deletions.contains(id))
+                .collect();
+            ops.push(Op::Setting(
+                keys::HISTORY_DELETIONS.into(),
+                serde_json::to_vec(&left).map_err(CoreError::storage)?,
+            ));
+        }
+        self.store.apply(ops, Durability::Relaxed)
+    }
+
+    /// Messages deleted for everyone that the history backup has not passed on yet.
+    fn deletions_for_backup(&self) -> Result<Vec<String>, CoreError> {
+        let pending = self.pending.iter().rev().find_map(|op| match op {
+            Op::Setting(k, v) if k == keys::HISTORY_DELETIONS => Some(v.clone()),
+            _ => None,
+        });
+        Ok(
+            match pending.or(self.store.setting(keys::HISTORY_DELETIONS)?) {
+                Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+                None => Vec::new(),
+            },
         )
+    }
+
+    /// A message deleted for everyone: when the history is backed up, the next segment says
+    /// so, so that a recovered device erases it from the earlier segments it restores.
+    pub(super) fn note_deletion_for_backup(&mut self, id: &str) -> Result<(), CoreError> {
+        if !self.history_backup()? {
+            return Ok(());
+        }
+        let mut list = self.deletions_for_backup()?;
+        if !list.iter().any(|d| d == id) {
+            list.push(id.to_owned());
+        }
+        self.pending.push(Op::Setting(
+            keys::HISTORY_DELETIONS.into(),
+            serde_json::to_vec(&list).map_err(CoreError::storage)?,
+        ));
+        self.history_dirty = true;
+        Ok(())
     }
 
     /// Stores the history segments of a recovered account (those that open with its key; the
@@ -405,7 +459,10 @@ impl Account {
             restored += self.import_history(history)?;
         }
         // What was restored is on the server already.
-        self.history_uploaded(&marks)?;
+        self.history_uploaded(&SegmentDone {
+            marks,
+            deletions: Vec::new(),
+        })?;
         Ok(restored)
     }
 }

@@ -328,9 +328,14 @@ async fn the_history_backup_brings_past_messages_back_and_the_server_reads_none(
         .create_conversation(Some("Cabinet".into()), None, &[address("bob")])
         .await
         .expect("group");
-    for text in ["secret minutes 1", "secret minutes 2"] {
-        alice.send_text(&cabinet, text).await.expect("send");
-    }
+    let first = alice
+        .send_text(&cabinet, "secret minutes 1")
+        .await
+        .expect("send");
+    alice
+        .send_text(&cabinet, "secret minutes 2")
+        .await
+        .expect("send");
     bob.sync().await.expect("sync");
     bob.send_text(&cabinet, "secret answer")
         .await
@@ -359,6 +364,10 @@ async fn the_history_backup_brings_past_messages_back_and_the_server_reads_none(
         "the server holds ciphertext only"
     );
     assert!(segments(&h, "bob").is_empty(), "off unless asked for");
+    // A deletion for everyone after its message was backed up: the next segment says so.
+    alice.delete(&cabinet, &first.id).await.expect("delete");
+    alice.sync().await.expect("sync");
+    assert_eq!(segments(&h, "alice").len(), 3);
 
     let key = recovery_key(&alice);
     drop(alice);
@@ -382,12 +391,15 @@ async fn the_history_backup_brings_past_messages_back_and_the_server_reads_none(
     past.sort();
     assert_eq!(
         past,
-        [
-            "secret answer",
-            "secret minutes 1",
-            "secret minutes 2",
-            "secret minutes 3"
-        ]
+        ["", "secret answer", "secret minutes 2", "secret minutes 3"],
+        "the deleted message comes back deleted"
     );
+    let trace = alice
+        .account
+        .store()
+        .message(&first.id)
+        .expect("read")
+        .expect("its trace");
+    assert!(trace.deleted);
     assert!(alice.account.history_backup().expect("read"), "still on");
 }
