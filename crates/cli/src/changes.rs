@@ -8,7 +8,7 @@ use missive_core::lookup;
 use serde_json::json;
 
 use crate::show::{self, print_message, report};
-use crate::{conversation_id, sync_if_reachable};
+use crate::{conversation_id, sync_if_reachable, synced_conversation};
 
 #[derive(Subcommand)]
 pub enum ConversationCommand {
@@ -122,8 +122,7 @@ pub async fn run(client: &mut Client, command: ConversationCommand) -> anyhow::R
             message,
             text,
         } => {
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let m = client.edit(&conversation, &message, &text).await?;
             out!("{}", m.id)?;
         }
@@ -131,8 +130,7 @@ pub async fn run(client: &mut Client, command: ConversationCommand) -> anyhow::R
             conversation,
             message,
         } => {
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let m = client.delete(&conversation, &message).await?;
             out!("deleted {}", m.id)?;
         }
@@ -142,16 +140,14 @@ pub async fn run(client: &mut Client, command: ConversationCommand) -> anyhow::R
             emoji,
             remove,
         } => {
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let m = client
                 .react(&conversation, &message, &emoji, remove)
                 .await?;
             out!("{}", show::reactions_line(&m))?;
         }
         ConversationCommand::Read { conversation } => {
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let position = client.mark_read(&conversation).await?;
             out!("read up to {position}")?;
         }
@@ -195,8 +191,7 @@ pub async fn run(client: &mut Client, command: ConversationCommand) -> anyhow::R
             message,
             conversation,
         } => {
-            alerts += report(&client.sync().await?);
-            let to = conversation_id(client, &conversation)?;
+            let to = synced_conversation(client, &conversation, &mut alerts).await?;
             let m = client.forward(&message, &to).await?;
             out!("{}", m.id)?;
         }

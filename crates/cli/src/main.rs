@@ -307,6 +307,18 @@ fn addresses(typed: &[String]) -> anyhow::Result<Vec<String>> {
         .collect::<Result<_, _>>()?)
 }
 
+/// Syncs first (so that a command acts on the conversation's current state), counting the
+/// alerts the sync raised, then finds the conversation `typed` names (a conversation just
+/// joined is known by then).
+pub(crate) async fn synced_conversation(
+    client: &mut Client,
+    typed: &str,
+    alerts: &mut usize,
+) -> anyhow::Result<String> {
+    *alerts += report(&client.sync().await?);
+    conversation_id(client, typed)
+}
+
 /// The full id of the conversation `typed` names (its id or a unique prefix).
 pub(crate) fn conversation_id(client: &Client, typed: &str) -> anyhow::Result<String> {
     Ok(lookup::conversation(client.account.store(), typed)?.id)
@@ -397,8 +409,7 @@ async fn account_command(
             address,
         }) => {
             let address = lookup::address(&address)?;
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let outcome = client
                 .add_members(&conversation, std::slice::from_ref(&address))
                 .await?;
@@ -412,8 +423,7 @@ async fn account_command(
             address,
         }) => {
             let address = lookup::address(&address)?;
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let outcome = client
                 .remove_members(&conversation, std::slice::from_ref(&address))
                 .await?;
@@ -423,8 +433,7 @@ async fn account_command(
             )?;
         }
         AccountCommand::Send { conversation, text } => {
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let m = client.send_text(&conversation, &text).await?;
             out!("{}", m.id)?;
         }
@@ -433,15 +442,13 @@ async fn account_command(
             message,
             text,
         } => {
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let m = client.send_reply(&conversation, &message, &text).await?;
             out!("{}", m.id)?;
         }
         AccountCommand::Changes(command) => alerts += changes::run(client, command).await?,
         AccountCommand::SendFile { conversation, path } => {
-            alerts += report(&client.sync().await?);
-            let conversation = conversation_id(client, &conversation)?;
+            let conversation = synced_conversation(client, &conversation, &mut alerts).await?;
             let (bar, progress) = progress_bar("upload");
             let m = client.send_file(&conversation, &path, progress).await;
             if let Some(bar) = bar {

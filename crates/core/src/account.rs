@@ -1383,6 +1383,7 @@ impl Account {
                 records.push(None);
                 continue;
             };
+            let settings = self.current_conversation(conversation)?;
             let record = MessageRecord {
                 id: message.id.clone(),
                 conversation: (*conversation).to_owned(),
@@ -1395,7 +1396,7 @@ impl Account {
                 file: shown.file,
                 unsupported: shown.unsupported,
                 reply_to: shown.reply_to,
-                expires_at: self.expiry(conversation, now_ms())?,
+                expires_at: self.expiry_in(settings.as_ref(), now_ms())?,
                 forwarded: message.forwarded,
                 ..MessageRecord::default()
             };

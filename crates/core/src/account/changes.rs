@@ -266,34 +266,55 @@ impl Account {
     /// retention (`None` when none of them is set).
     pub fn lifetime(&mut self, conversation: &str) -> Result<Option<u64>, CoreError> {
         let record = self.current_conversation(conversation)?;
-        let timer = record.as_ref().and_then(|c| c.disappear);
+        self.lifetime_in(record.as_ref())
+    }
+
+    /// [`Account::lifetime`] of a conversation whose record is at hand.
+    pub(super) fn lifetime_in(
+        &self,
+        record: Option<&ConversationRecord>,
+    ) -> Result<Option<u64>, CoreError> {
+        let timer = record.and_then(|c| c.disappear);
         let label = record
-            .as_ref()
             .and_then(|c| c.label.as_ref())
             .and_then(|l| l.max_disappear);
-        let retention = self.policy()?.max_retention;
+        let retention = self.with_policy(|p| p.max_retention)?;
         Ok([timer, label, retention].into_iter().flatten().min())
     }
 
-    /// When a message taken at `at` (ms) disappears in `conversation`, if it does.
-    pub(super) fn expiry(&mut self, conversation: &str, at: u64) -> Result<Option<u64>, CoreError> {
+    /// When a message taken at `at` (ms) disappears, if it does, in a conversation whose
+    /// record is at hand.
+    pub(super) fn expiry_in(
+        &self,
+        record: Option<&ConversationRecord>,
+        at: u64,
+    ) -> Result<Option<u64>, CoreError> {
         Ok(self
-            .lifetime(conversation)?
+            .lifetime_in(record)?
             .map(|s| at.saturating_add(s.saturating_mul(1000))))
     }
 
     /// The organisation's policy as the server last gave it (none before the first sync).
     pub fn policy(&self) -> Result<missive_proto::api::Policy, CoreError> {
-        if let Some(cached) = &*self.policy.lock().map_err(CoreError::storage)? {
-            return Ok(cached.clone());
+        self.with_policy(Clone::clone)
+    }
+
+    /// `f` of the policy, read from the store once per process (every stored message asks for
+    /// its retention: no copy of the labels for that).
+    fn with_policy<T>(
+        &self,
+        f: impl FnOnce(&missive_proto::api::Policy) -> T,
+    ) -> Result<T, CoreError> {
+        let mut cached = self.policy.lock().map_err(CoreError::storage)?;
+        if cached.is_none() {
+            *cached = Some(
+                self.store
+                    .setting(keys::POLICY)?
+                    .and_then(|v| serde_json::from_slice(&v).ok())
+                    .unwrap_or_default(),
+            );
         }
-        let policy: missive_proto::api::Policy = self
-            .store
-            .setting(keys::POLICY)?
-            .and_then(|v| serde_json::from_slice(&v).ok())
-            .unwrap_or_default();
-        *self.policy.lock().map_err(CoreError::storage)? = Some(policy.clone());
-        Ok(policy)
+        Ok(f(cached.get_or_insert_with(Default::default)))
     }
 
     /// Keeps the organisation's policy the server gave.

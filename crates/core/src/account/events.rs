@@ -421,7 +421,8 @@ impl Account {
             if owner.address != this.address() {
                 this.note_delivered(&conversation, event.seq);
             }
-            let expires_at = this.expiry(&conversation, event.timestamp)?;
+            // The record read above: a message of its own changes no setting.
+            let expires_at = this.expiry_in(Some(&record), event.timestamp)?;
             let m = MessageRecord {
                 id: message.id,
                 conversation,
