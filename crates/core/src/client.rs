@@ -17,9 +17,11 @@ mod changes;
 mod link;
 #[path = "client_recovery.rs"]
 mod recovery;
-#[cfg(not(target_arch = "wasm32"))]
 #[path = "transfer.rs"]
 mod transfer;
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "transfer_disk.rs"]
+mod transfer_disk;
 #[path = "transport.rs"]
 mod transport;
 #[path = "client_trust.rs"]
@@ -27,10 +29,12 @@ mod trust;
 pub use changes::{parse_timer, timer_name, TIMERS};
 pub use link::{Joined, Linked};
 pub use recovery::Recovered;
+pub use transfer::{
+    media_type, Destination, FileSource, MemoryFile, Progress, SentFile, PIECE_CHUNKS,
+};
 #[cfg(not(target_arch = "wasm32"))]
-pub use transfer::{media_type, Progress, SentFile};
+pub use transfer_disk::DiskFile;
 use transport::http_client;
-#[cfg(not(target_arch = "wasm32"))]
 use transport::network;
 pub use transport::{sleep, Barrier, PushConnection, Transport};
 
@@ -801,4 +805,6 @@ fn client_futures_are_send(client: &mut Client, events: &[Event]) {
     send(client.send_text("c", "t"));
     send(client.add_members("c", &[]));
     send(client.accept_new_key("a@b"));
+    send(client.send_file("c", std::path::Path::new("f"), None));
+    send(client.receive_file("f", Destination::App, |_| Ok(()), None));
 }

@@ -401,28 +401,30 @@ impl Client {
         record.ok_or_else(|| CoreError::Mls("a forwarded message left no record".into()))
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
+    /// Forwards a file: received into memory (never written to disk), then sent again under
+    /// a new key, since the blob is readable by its own conversation's members only.
     async fn forward_file(
         &mut self,
         m: &MessageRecord,
         to: &str,
     ) -> Result<MessageRecord, CoreError> {
-        let dir = std::env::temp_dir().join(format!("missive-forward-{}", m.id));
-        let path = self.download_file(&m.id, &dir, None).await?;
-        let sent = self.send_file_as(to, &path, None, true).await;
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(sent?.message)
-    }
-
-    #[cfg(target_arch = "wasm32")]
-    async fn forward_file(
-        &mut self,
-        _: &MessageRecord,
-        _: &str,
-    ) -> Result<MessageRecord, CoreError> {
-        Err(CoreError::Usage(
-            "files cannot be forwarded from a browser yet".into(),
-        ))
+        let mut bytes = Vec::new();
+        let file = self
+            .receive_file(
+                &m.id,
+                super::Destination::App,
+                |plain| {
+                    bytes.extend_from_slice(plain);
+                    Ok(())
+                },
+                None,
+            )
+            .await?;
+        let copy = super::MemoryFile {
+            name: file.name,
+            bytes,
+        };
+        Ok(self.send_file_as(to, &copy, None, true).await?.message)
     }
 
     /// Tells the conversation's members that we are typing (call it at most every few

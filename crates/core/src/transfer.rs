@@ -1,31 +1,39 @@
-//! Sending and receiving files: encrypt while uploading, decrypt while downloading, with
-//! memory bounded by a few chunks whatever the file's size. Uploads resume where the server's
-//! copy ends, after a cut connection or a restart of either side; downloads resume from the
-//! chunks already written.
+//! Sending and receiving files, on every target: a file is sealed while it is read and opened
+//! while it arrives (`crate::file`), so memory holds a few pieces whatever its size. An
+//! interrupted upload resumes where the server's copy ends, with the key it started with;
+//! a cut download goes on from the last piece that arrived.
+//!
+//! Where the bytes come from is a [`FileSource`]: a browser's `File`, bytes in memory, or
+//! (natively, `transfer_disk.rs`) a file on disk, which streams one request from a reading
+//! thread. Elsewhere a file travels in pieces of [`PIECE_CHUNKS`] chunks, one request each:
+//! the same requests a browser's `fetch` can make (it cannot stream a request body).
 
-use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::future::Future;
 
-use futures_util::StreamExt;
 use missive_proto::api::{BlobStatus, CreateBlobRequest};
 use missive_proto::app::{AppBody, FileRef};
 use missive_proto::B64;
 
-use super::{network, Client, Transport};
+use super::{Client, Transport};
 use crate::error::CoreError;
-use crate::file::{FileCipher, Layout, Opener, PendingUpload, Sealer, CHUNK};
+use crate::file::{FileCipher, Layout, Opener, PendingUpload, Sealer, SEALED_CHUNK};
 use crate::store::MessageRecord;
 
-/// Batches queued between the file thread and the network.
-const QUEUE: usize = 4;
-/// Bytes handed over at once between the file thread and the network: one thread wake-up per
-/// batch, not per chunk or per network read.
-const BATCH: usize = 1 << 20;
+/// Chunks (64 KiB of the file each) in one piece: 8 MiB a request.
+pub const PIECE_CHUNKS: u64 = 128;
 /// Upload attempts in a row that make no progress before giving up.
 const MAX_STALLED: usize = 4;
 /// Upload attempts refused as over the server's rate limit (one second apart) before giving up.
 const MAX_RATE_LIMITED_UPLOADS: usize = 120;
+/// Attempts at one piece of a download, a growing pause apart, before giving up.
+const PIECE_ATTEMPTS: u32 = 5;
+
+/// Called with `(done, total)` bytes as a transfer advances.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+/// Called with `(done, total)` bytes as a transfer advances.
+#[cfg(target_arch = "wasm32")]
+pub type Progress = std::rc::Rc<dyn Fn(u64, u64)>;
 
 /// A file sent.
 #[derive(Clone, Debug)]
@@ -35,11 +43,57 @@ pub struct SentFile {
     pub resumed_from: u64,
 }
 
-/// Called with `(done, total)` bytes as a transfer advances.
-pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+/// A file to send, wherever its bytes are.
+pub trait FileSource {
+    /// Its name, as the members will see it.
+    fn name(&self) -> String;
+    fn size(&self) -> u64;
+    /// Where it is and when it last changed: an interrupted upload resumes only for the same
+    /// place, size and time (otherwise two plaintexts would be sealed under one key).
+    fn version(&self) -> (String, u64);
+    /// `len` bytes from `offset` (the caller never asks past the end).
+    fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = Result<Vec<u8>, CoreError>>;
+    /// Uploads the sealed file from where the server's copy ends (`status.received`); returns
+    /// the server's last answer (none if it held everything) and the plaintext's digest (the
+    /// whole file is read and hashed; what the server holds is not sent again).
+    fn upload(
+        &self,
+        transport: &Transport,
+        secret: &[u8],
+        status: &BlobStatus,
+        progress: Option<Progress>,
+    ) -> impl Future<Output = Result<(Option<BlobStatus>, [u8; 32]), CoreError>> {
+        transport.upload_pieces(self, secret, status, progress)
+    }
+}
 
-fn io_error(what: &str, path: &Path, e: std::io::Error) -> CoreError {
-    CoreError::Io(format!("{what} {}: {e}", path.display()))
+/// A file held in memory: what a browser forwards, and what tests send.
+pub struct MemoryFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl FileSource for MemoryFile {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Bytes in memory are gone with the process: their upload never resumes in another.
+    fn version(&self) -> (String, u64) {
+        (format!("memory:{}", self.name), crate::now_ms())
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, CoreError> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        self.bytes
+            .get(start..start.saturating_add(len))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| CoreError::Io(format!("{} is shorter than announced", self.name)))
+    }
 }
 
 /// A media type from a file name's extension (the receiver only uses it to present the file).
@@ -76,211 +130,177 @@ pub fn media_type(name: &str) -> &'static str {
     }
 }
 
-/// A file name safe to create in the output directory: the last path component, without
-/// control characters, never empty, `.` or `..`.
-fn safe_name(name: &str) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = last.chars().filter(|c| !c.is_control()).collect();
-    let clean = clean.trim().trim_start_matches('.').to_owned();
-    if clean.is_empty() {
-        "file".to_owned()
-    } else {
-        clean
-    }
-}
-
-/// `dir/name`, or `dir/stem (2).ext` and so on if that exists: a download never overwrites.
-fn free_path(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if !first.exists() {
-        return first;
-    }
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
-        _ => (name, String::new()),
-    };
-    (2..)
-        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
-}
-
-fn modified_ns(meta: &std::fs::Metadata) -> u64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// Bytes received between two background flushes of a download.
-const FLUSH_EVERY: usize = 32 << 20;
-
-/// Flushes a file being written from a thread of its own, when nudged (a nudge while a flush
-/// runs is dropped: the next flush covers it).
-struct Flusher {
-    nudges: Option<std::sync::mpsc::SyncSender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Flusher {
-    fn start(file: &std::fs::File) -> Self {
-        let Ok(file) = file.try_clone() else {
-            return Flusher {
-                nudges: None,
-                thread: None,
-            };
-        };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let thread = std::thread::spawn(move || {
-            while rx.recv().is_ok() {
-                // Errors surface in the final fsync, which must succeed.
-                let _ = file.sync_data();
-            }
-        });
-        Flusher {
-            nudges: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn nudge(&self) {
-        if let Some(tx) = &self.nudges {
-            let _ = tx.try_send(());
-        }
-    }
-
-    fn finish(mut self) {
-        self.nudges.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Where a received file goes, which its conversation's label may forbid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Written to disk, where any program can read it.
+    Disk,
+    /// Shown inside the app (a browser keeps it in memory).
+    App,
 }
 
 impl Transport {
-    async fn blob_status(&self, blob: &str) -> Result<BlobStatus, CoreError> {
+    pub(super) async fn blob_status(&self, blob: &str) -> Result<BlobStatus, CoreError> {
         self.get(&format!("/v1/blobs/{blob}/status")).await
     }
 
-    /// Streams a sealed file to the blob from `received`; returns the server's answer and the
-    /// plaintext's digest (the whole file is read and hashed, what the server holds is skipped).
-    async fn upload_from(
+    /// [`FileSource::upload`] in pieces: each piece is read, sealed and sent as one request,
+    /// which the server stores durably before it answers.
+    pub async fn upload_pieces<S: FileSource + ?Sized>(
         &self,
-        path: &Path,
+        source: &S,
         secret: &[u8],
-        size: u64,
         status: &BlobStatus,
         progress: Option<Progress>,
     ) -> Result<(Option<BlobStatus>, [u8; 32]), CoreError> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(QUEUE);
-        let path = path.to_owned();
-        let secret = secret.to_vec();
-        let from = status.received;
-        let total = status.size;
-        let producer = tokio::task::spawn_blocking(move || -> Result<[u8; 32], CoreError> {
-            let mut sealer = Sealer::new(&secret, size)?;
-            if sealer.layout().blob_len() != total {
-                return Err(CoreError::Usage(
-                    "the server's blob does not match this file; start the upload again".into(),
-                ));
-            }
-            let mut file = std::fs::File::open(&path).map_err(|e| io_error("reading", &path, e))?;
-            let mut plain = Vec::with_capacity(BATCH);
-            // Chunks the server holds completely are only hashed.
-            while !sealer.done() {
-                let index = sealer.position();
-                let end =
-                    sealer.layout().sealed_offset(index) + sealer.layout().sealed_len(index) as u64;
-                if end > from {
-                    break;
-                }
-                plain.resize(sealer.wants(), 0);
-                file.read_exact(&mut plain)
-                    .map_err(|e| io_error("reading", &path, e))?;
-                sealer.skip(&plain)?;
-            }
-            // The rest goes out in batches of 16 chunks, sealed on two threads.
-            let mut skip =
-                from.saturating_sub(sealer.layout().sealed_offset(sealer.position())) as usize;
-            while !sealer.done() {
-                let layout = *sealer.layout();
-                let first = sealer.position();
-                let count = (layout.chunks - first).min((BATCH / CHUNK) as u64);
-                let bytes: usize = (first..first + count)
-                    .map(|i| layout.file_bytes_in(i))
-                    .sum();
-                plain.resize(bytes, 0);
-                file.read_exact(&mut plain)
-                    .map_err(|e| io_error("reading", &path, e))?;
-                let mut batch = Vec::with_capacity(BATCH + count as usize * crate::file::TAG);
-                sealer.seal_chunks(count, &plain, &mut batch)?;
-                if skip > 0 {
-                    batch.drain(..skip);
-                    skip = 0;
-                }
-                if tx.blocking_send(Ok(batch)).is_err() {
-                    // The request ended (cut or refused); the caller reads the reason.
-                    return Err(CoreError::Network("upload interrupted".into()));
-                }
-                if let Some(p) = &progress {
-                    p(layout.sealed_offset(first + count).min(total), total);
-                }
-            }
-            Ok(sealer.digest())
-        });
-        let answer = if from < total {
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|item| (item, rx))
-            });
-            let resp = self
-                .http
-                .patch(self.url(&format!("/v1/blobs/{}", status.id)))
-                .bearer_auth(&self.token)
-                .header("upload-offset", from)
-                .header("content-length", total - from)
-                .header("content-type", "application/octet-stream")
-                .body(reqwest::Body::wrap_stream(stream))
-                .send()
-                .await
-                .map_err(network);
-            match resp {
-                Ok(resp) => Some(Self::answer::<BlobStatus>(resp).await),
-                Err(e) => Some(Err(e)),
-            }
-        } else {
-            drop(rx);
-            None
-        };
-        let digest = producer
-            .await
-            .map_err(|e| CoreError::Io(format!("file reader failed: {e}")))?;
-        match (answer, digest) {
-            (Some(Err(e)), _) => Err(e),
-            (_, Err(e)) => Err(e),
-            (Some(Ok(status)), Ok(digest)) => Ok((Some(status), digest)),
-            (None, Ok(digest)) => Ok((None, digest)),
+        let mut sealer = Sealer::new(secret, source.size())?;
+        let layout = *sealer.layout();
+        if layout.blob_len() != status.size {
+            return Err(CoreError::Usage(
+                "the server's blob does not match this file; start the upload again".into(),
+            ));
         }
+        let total = status.size;
+        let from = status.received.min(total);
+        // Chunks the server holds completely are only hashed.
+        let held = if from == total {
+            layout.chunks
+        } else {
+            from / SEALED_CHUNK as u64
+        };
+        let mut offset = 0u64;
+        while sealer.position() < held {
+            let first = sealer.position();
+            let count = (held - first).min(PIECE_CHUNKS);
+            let plain = read_chunks(source, &layout, first, count, &mut offset).await?;
+            let mut rest = &plain[..];
+            for i in first..first + count {
+                let (chunk, after) = rest.split_at(layout.file_bytes_in(i));
+                sealer.skip(chunk)?;
+                rest = after;
+            }
+        }
+        // The rest goes out a piece at a time; the first may start inside a chunk.
+        let mut skip = (from - layout.sealed_offset(sealer.position()).min(from)) as usize;
+        let mut last = None;
+        while !sealer.done() {
+            let first = sealer.position();
+            let count = (layout.chunks - first).min(PIECE_CHUNKS);
+            let plain = read_chunks(source, &layout, first, count, &mut offset).await?;
+            let mut piece = Vec::with_capacity(plain.len() + count as usize * crate::file::TAG);
+            sealer.seal_chunks(count, &plain, &mut piece)?;
+            drop(plain);
+            let at = layout.sealed_offset(first) + skip as u64;
+            piece.drain(..skip);
+            skip = 0;
+            let end = at + piece.len() as u64;
+            let answer = self.patch_piece(&status.id, at, piece).await?;
+            if answer.received != end {
+                return Err(CoreError::Network(format!(
+                    "the server stored {} of the file's {total} bytes, not {end}",
+                    answer.received
+                )));
+            }
+            last = Some(answer);
+            if let Some(p) = &progress {
+                p(end, total);
+            }
+        }
+        Ok((last, sealer.digest()))
     }
+
+    /// Sends the blob bytes from `at` in one request.
+    async fn patch_piece(
+        &self,
+        blob: &str,
+        at: u64,
+        piece: Vec<u8>,
+    ) -> Result<BlobStatus, CoreError> {
+        let url = self.url(&format!("/v1/blobs/{blob}"));
+        let piece = bytes::Bytes::from(piece);
+        let resp = self
+            .send(|| {
+                self.http
+                    .patch(&url)
+                    .header("upload-offset", at)
+                    .header("content-type", "application/octet-stream")
+                    .body(piece.clone())
+            })
+            .await?;
+        Self::answer(resp).await
+    }
+
+    /// The blob's bytes from `start` to `end` (exclusive), in one request.
+    async fn fetch_range(&self, blob: &str, start: u64, end: u64) -> Result<Vec<u8>, CoreError> {
+        let url = self.url(&format!("/v1/blobs/{blob}"));
+        let range = format!("bytes={start}-{}", end - 1);
+        let resp = self
+            .send(|| self.http.get(&url).header("range", &range))
+            .await?;
+        if resp.status().as_u16() != 206 {
+            return Err(Self::answer::<serde_json::Value>(resp)
+                .await
+                .err()
+                .unwrap_or_else(|| {
+                    CoreError::Network("the server did not send the expected byte range".into())
+                }));
+        }
+        let bytes = resp.bytes().await.map_err(super::network)?;
+        if bytes.len() as u64 != end - start {
+            return Err(CoreError::Network(format!(
+                "the server sent {} bytes of a {}-byte range",
+                bytes.len(),
+                end - start
+            )));
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+/// The file bytes of chunks `first..first + count`, read from `*offset` (advanced past them).
+async fn read_chunks<S: FileSource + ?Sized>(
+    source: &S,
+    layout: &Layout,
+    first: u64,
+    count: u64,
+    offset: &mut u64,
+) -> Result<Vec<u8>, CoreError> {
+    let len: usize = (first..first + count)
+        .map(|i| layout.file_bytes_in(i))
+        .sum();
+    let plain = if len == 0 {
+        Vec::new()
+    } else {
+        source.read_at(*offset, len).await?
+    };
+    if plain.len() != len {
+        return Err(CoreError::Io(format!(
+            "{} changed while it was being sent",
+            source.name()
+        )));
+    }
+    *offset += len as u64;
+    Ok(plain)
 }
 
 impl Client {
     /// Encrypts and uploads a file, then sends it to the conversation. An interrupted upload of
     /// the same unchanged file to the same conversation resumes where the server's copy ends.
-    pub async fn send_file(
+    pub async fn send_file_from<S: FileSource>(
         &mut self,
         conversation: &str,
-        path: &Path,
+        source: &S,
         progress: Option<Progress>,
     ) -> Result<SentFile, CoreError> {
-        self.send_file_as(conversation, path, progress, false).await
+        self.send_file_as(conversation, source, progress, false)
+            .await
     }
 
-    /// [`Client::send_file`], the message marked forwarded or not.
-    pub(super) async fn send_file_as(
+    /// [`Client::send_file_from`], the message marked forwarded or not.
+    pub(super) async fn send_file_as<S: FileSource>(
         &mut self,
         conversation: &str,
-        path: &Path,
+        source: &S,
         progress: Option<Progress>,
         forwarded: bool,
     ) -> Result<SentFile, CoreError> {
@@ -290,37 +310,31 @@ impl Client {
                 "you are no longer a member of this conversation".into(),
             ));
         }
-        let path = std::fs::canonicalize(path).map_err(|e| io_error("opening", path, e))?;
-        let meta = std::fs::metadata(&path).map_err(|e| io_error("opening", &path, e))?;
-        if !meta.is_file() {
-            return Err(CoreError::Usage(format!(
-                "{} is not a file",
-                path.display()
-            )));
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "file".into());
-        let size = meta.len();
+        let name = source.name();
+        let size = source.size();
+        let (place, modified) = source.version();
         let layout = Layout::new(size)?;
         let group_id = hex::decode(&record.id)
             .map_err(|_| CoreError::Storage("conversation id is not hex".into()))?;
-        let path_text = path.to_string_lossy().into_owned();
         let transport = self.transport();
+        let version = PendingUpload {
+            conversation: conversation.to_owned(),
+            path: place,
+            size,
+            modified_ns: modified,
+            blob: String::new(),
+            secret: B64(Vec::new()),
+        };
 
         let resumable = self.account.pending_upload()?.filter(|p| {
-            p.conversation == conversation
-                && p.path == path_text
+            p.conversation == version.conversation
+                && p.path == version.path
                 && p.size == size
-                && p.modified_ns == modified_ns(&meta)
+                && p.modified_ns == version.modified_ns
         });
         let mut pending = match resumable {
             Some(p) => p,
-            None => {
-                self.start_upload(conversation, &group_id, &path_text, &meta, layout)
-                    .await?
-            }
+            None => self.start_upload(&version, &group_id, layout).await?,
         };
 
         let mut stalled = 0;
@@ -331,20 +345,17 @@ impl Client {
                 Ok(s) => s,
                 // Expired or deleted meanwhile: start over with a new blob (and a new key).
                 Err(e) if e.server_code() == Some(missive_proto::ErrorCode::NotFound) => {
-                    pending = self
-                        .start_upload(conversation, &group_id, &path_text, &meta, layout)
-                        .await?;
+                    pending = self.start_upload(&version, &group_id, layout).await?;
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             let before = status.received;
             resumed_from.get_or_insert(before);
-            match transport
-                .upload_from(
-                    &path,
+            match source
+                .upload(
+                    &transport,
                     pending.secret.as_bytes(),
-                    size,
                     &status,
                     progress.clone(),
                 )
@@ -358,12 +369,12 @@ impl Client {
                     rate_limited_waits += 1;
                     if rate_limited_waits > MAX_RATE_LIMITED_UPLOADS {
                         return Err(CoreError::Network(
-                            "the server keeps refusing the upload as too frequent; run the same \
-                             command again later to resume"
+                            "the server keeps refusing the upload as too frequent; send the \
+                             same file again later to resume"
                                 .into(),
                         ));
                     }
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    super::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 }
                 Err(e @ CoreError::Server { status, .. }) if status != 409 && status < 500 => {
@@ -378,8 +389,8 @@ impl Client {
             stalled = if now > before { 0 } else { stalled + 1 };
             if stalled >= MAX_STALLED {
                 return Err(CoreError::Network(format!(
-                    "the upload makes no progress ({now} of {} bytes stored); run the same \
-                     command again to resume",
+                    "the upload makes no progress ({now} of {} bytes stored); send the same \
+                     file again to resume",
                     layout.blob_len()
                 )));
             }
@@ -404,17 +415,19 @@ impl Client {
         })
     }
 
+    /// A new blob for `version` of a file, its key saved before anything sealed with it leaves.
     async fn start_upload(
         &mut self,
-        conversation: &str,
+        version: &PendingUpload,
         group_id: &[u8],
-        path: &str,
-        meta: &std::fs::Metadata,
         layout: Layout,
     ) -> Result<PendingUpload, CoreError> {
         // The server keeps the blob no longer than its message lives (a minute more: the
         // message is accepted after the upload ends).
-        let ttl = self.account.lifetime(conversation)?.map(|s| s + 60);
+        let ttl = self
+            .account
+            .lifetime(&version.conversation)?
+            .map(|s| s + 60);
         let status: BlobStatus = self
             .transport()
             .post(
@@ -427,31 +440,29 @@ impl Client {
             )
             .await?;
         let pending = PendingUpload {
-            conversation: conversation.to_owned(),
-            path: path.to_owned(),
-            size: layout.size,
-            modified_ns: modified_ns(meta),
             blob: status.id,
             secret: B64(FileCipher::new_secret().to_vec()),
+            ..version.clone()
         };
-        // The key is on disk before any byte sealed with it leaves.
+        // The key is stored before any byte sealed with it leaves.
         self.account.set_pending_upload(Some(&pending))?;
         Ok(pending)
     }
 
-    /// Downloads, decrypts and checks a received file into `out_dir`; returns where it was
-    /// written. `id` is the file's id or the id of the message that shared it (or a unique
-    /// prefix of either). Nothing appears under the file's name unless every chunk
-    /// authenticated and the whole file's digest matched.
-    pub async fn download_file(
+    /// The file a message shared (`id`: the message's or the file's id, or a unique prefix),
+    /// if its conversation's label lets it go to `destination`, and an opener for its blob.
+    pub(super) fn file_to_open(
         &mut self,
         id: &str,
-        out_dir: &Path,
-        progress: Option<Progress>,
-    ) -> Result<PathBuf, CoreError> {
+        destination: Destination,
+    ) -> Result<(FileRef, Opener), CoreError> {
         let message = crate::lookup::message(self.account.store(), id)?;
         if let Some(label) = self.conversation(&message.conversation)?.label {
-            if !label.downloads.to_disk() {
+            let allowed = match destination {
+                Destination::Disk => label.downloads.to_disk(),
+                Destination::App => label.downloads.in_app(),
+            };
+            if !allowed {
                 return Err(CoreError::Usage(format!(
                     "the conversation is labelled {:?}: its files {}",
                     label.name,
@@ -469,185 +480,54 @@ impl Client {
             .ok()
             .and_then(|d| d.try_into().ok())
             .ok_or_else(|| CoreError::Usage("the file's digest is malformed".into()))?;
-        let mut opener = Opener::new(file.secret.as_bytes(), file.size, digest)?;
+        let opener = Opener::new(file.secret.as_bytes(), file.size, digest)?;
+        Ok((*file, opener))
+    }
+
+    /// Downloads and decrypts a received file in pieces, handing its plaintext to `out` as
+    /// each chunk authenticates; a piece cut short is fetched again. `out` has the whole file
+    /// only when this returns `Ok` (the digest is checked last): until then, nothing it was
+    /// given may be shown or kept.
+    pub async fn receive_file(
+        &mut self,
+        id: &str,
+        destination: Destination,
+        mut out: impl FnMut(&[u8]) -> Result<(), CoreError>,
+        progress: Option<Progress>,
+    ) -> Result<FileRef, CoreError> {
+        let (file, mut opener) = self.file_to_open(id, destination)?;
         let layout = *opener.layout();
-        let name = safe_name(&file.name);
-        std::fs::create_dir_all(out_dir).map_err(|e| io_error("creating", out_dir, e))?;
-        let part = out_dir.join(format!(
-            ".{name}.{}.part",
-            &file.blob[..8.min(file.blob.len())]
-        ));
-
-        // Resume: re-hash the whole chunks a previous attempt wrote, drop any partial one.
-        let mut out = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&part)
-            .map_err(|e| io_error("writing", &part, e))?;
-        // A received file is the user's alone, whatever their umask says (it keeps its mode
-        // when renamed into place).
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            out.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| io_error("writing", &part, e))?;
-        }
-        let have = out
-            .metadata()
-            .map_err(|e| io_error("reading", &part, e))?
-            .len();
-        let whole = (have / CHUNK as u64).min(layout.chunks.saturating_sub(1));
-        out.set_len(whole * CHUNK as u64)
-            .map_err(|e| io_error("writing", &part, e))?;
-        out.rewind().map_err(|e| io_error("reading", &part, e))?;
-        let mut buf = vec![0u8; CHUNK];
-        for _ in 0..whole {
-            out.read_exact(&mut buf)
-                .map_err(|e| io_error("reading", &part, e))?;
-            opener.skip(&buf)?;
-        }
-        drop(buf);
-        let start = layout.sealed_offset(whole);
-
-        let transport = self.transport();
-        let url = transport.url(&format!("/v1/blobs/{}", file.blob));
-        let resp = transport
-            .send(|| {
-                let req = transport.http.get(&url);
-                if start > 0 {
-                    req.header("range", format!("bytes={start}-"))
-                } else {
-                    req
-                }
-            })
-            .await?;
-        let expected_status = if start > 0 { 206 } else { 200 };
-        if resp.status().as_u16() != expected_status {
-            return Err(Transport::answer::<serde_json::Value>(resp)
-                .await
-                .err()
-                .unwrap_or_else(|| {
-                    CoreError::Network("the server did not send the expected byte range".into())
-                }));
-        }
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE);
-        let part_path = part.clone();
         let total = layout.blob_len();
-        let writer = tokio::task::spawn_blocking(move || -> Result<Opener, CoreError> {
-            // The file reaches the disk while later chunks are still being decrypted: another
-            // thread flushes what is written so far every FLUSH_EVERY bytes, so the final
-            // fsync has little left to do.
-            let flusher = Flusher::start(&out);
-            let mut w = std::io::BufWriter::with_capacity(64 << 10, out);
-            let mut done = start;
-            let mut since_flush = 0;
-            while let Some(bytes) = rx.blocking_recv() {
-                since_flush += bytes.len();
-                if since_flush >= FLUSH_EVERY {
-                    flusher.nudge();
-                    since_flush = 0;
+        let transport = self.transport();
+        while opener.position() < layout.chunks {
+            let first = opener.position();
+            let count = (layout.chunks - first).min(PIECE_CHUNKS);
+            let start = layout.sealed_offset(first);
+            let end = (start + count * SEALED_CHUNK as u64).min(total);
+            let mut attempt = 0;
+            let piece = loop {
+                match transport.fetch_range(&file.blob, start, end).await {
+                    Ok(piece) => break piece,
+                    Err(CoreError::Network(_)) if attempt + 1 < PIECE_ATTEMPTS => {
+                        attempt += 1;
+                        super::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+                    }
+                    Err(e) => return Err(e),
                 }
-                opener
-                    .push(&bytes, |plain| w.write_all(plain))
-                    .map_err(|e| match e {
-                        crate::file::OpenError::File(f) => CoreError::File(f),
-                        crate::file::OpenError::Io(e) => io_error("writing", &part_path, e),
-                    })?;
-                done += bytes.len() as u64;
-                if let Some(p) = &progress {
-                    p(done, total);
-                }
-            }
-            let file = w
-                .into_inner()
-                .map_err(|e| io_error("writing", &part_path, e.into_error()))?;
-            flusher.finish();
-            file.sync_all()
-                .map_err(|e| io_error("writing", &part_path, e))?;
-            Ok(opener)
-        });
-        let mut body = resp.bytes_stream();
-        let mut cut = None;
-        let mut batch = Vec::with_capacity(2 * BATCH);
-        loop {
-            let piece = body.next().await;
-            let end = !matches!(piece, Some(Ok(_)));
-            match piece {
-                Some(Ok(bytes)) => batch.extend_from_slice(&bytes),
-                Some(Err(e)) => cut = Some(network(e)),
-                None => {}
-            }
-            if (batch.len() >= BATCH || end) && !batch.is_empty() {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(2 * BATCH));
-                if tx.send(full).await.is_err() {
-                    break;
-                }
-            }
-            if end {
-                break;
+            };
+            opener
+                .push(&piece, |plain| {
+                    out(plain).map_err(|e| std::io::Error::other(e.to_string()))
+                })
+                .map_err(|e| match e {
+                    crate::file::OpenError::File(f) => CoreError::File(f),
+                    crate::file::OpenError::Io(e) => CoreError::Io(e.to_string()),
+                })?;
+            if let Some(p) = &progress {
+                p(end, total);
             }
         }
-        drop(tx);
-        let opened = writer
-            .await
-            .map_err(|e| CoreError::Io(format!("file writer failed: {e}")))?;
-        let opener = match opened {
-            Ok(o) => o,
-            Err(e @ CoreError::File(_)) => {
-                let _ = std::fs::remove_file(&part);
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        if let Some(e) = cut {
-            // Keep what was written and checked: the next attempt resumes after it.
-            return Err(e);
-        }
-        if let Err(e) = opener.finish() {
-            let _ = std::fs::remove_file(&part);
-            return Err(e.into());
-        }
-        let target = free_path(out_dir, &name);
-        std::fs::rename(&part, &target).map_err(|e| io_error("writing", &target, e))?;
-        if let Ok(dir) = std::fs::File::open(out_dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(target)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_made_safe() {
-        assert_eq!(safe_name("report.pdf"), "report.pdf");
-        assert_eq!(safe_name("../../etc/passwd"), "passwd");
-        assert_eq!(safe_name("a\\b\\c.txt"), "c.txt");
-        assert_eq!(safe_name(".."), "file");
-        assert_eq!(safe_name(""), "file");
-        assert_eq!(safe_name(".bashrc"), "bashrc");
-        assert_eq!(safe_name("bad\u{7}name\n.txt"), "badname.txt");
-    }
-
-    #[test]
-    fn downloads_never_overwrite() {
-        let dir = tempfile_dir();
-        std::fs::write(dir.join("a.txt"), b"x").expect("write");
-        assert_eq!(free_path(&dir, "a.txt"), dir.join("a (2).txt"));
-        std::fs::write(dir.join("a (2).txt"), b"x").expect("write");
-        assert_eq!(free_path(&dir, "a.txt"), dir.join("a (3).txt"));
-        assert_eq!(free_path(&dir, "b"), dir.join("b"));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("missive-names-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        dir
+        opener.finish()?;
+        Ok(file)
     }
 }

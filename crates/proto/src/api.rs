@@ -570,6 +570,11 @@ impl Downloads {
     pub fn to_disk(&self) -> bool {
         self.is_allowed()
     }
+
+    /// Whether a file may be opened inside the app (shown, never saved by it).
+    pub fn in_app(&self) -> bool {
+        matches!(self, Downloads::Allowed | Downloads::InApp)
+    }
 }
 
 impl Label {

@@ -350,3 +350,118 @@ async fn a_files_blob_expires_with_its_conversations_timer() {
     );
     assert_eq!(api.get(&b, &kept, None).await.status(), StatusCode::OK);
 }
+
+/// A file whose reads fail from `fail_from` on (a tab closed mid-upload), with a fixed version
+/// so that sending it again resumes.
+struct Interrupted {
+    bytes: Vec<u8>,
+    fail_from: std::cell::Cell<Option<u64>>,
+}
+
+impl missive_core::client::FileSource for Interrupted {
+    fn name(&self) -> String {
+        "report.bin".into()
+    }
+
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn version(&self) -> (String, u64) {
+        ("test:report.bin".into(), 1)
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, missive_core::CoreError> {
+        if self.fail_from.get().is_some_and(|f| offset >= f) {
+            return Err(missive_core::CoreError::Io("the page went away".into()));
+        }
+        let start = offset as usize;
+        Ok(self.bytes[start..start + len].to_vec())
+    }
+}
+
+/// The browser's way of moving files, run natively: a file sent in pieces (one plain request
+/// each), an upload stopped after its first piece resumed where the server's copy ends, and
+/// files received in pieces into memory, byte for byte, whether they were sent in pieces or
+/// streamed from disk (and the other way round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_travel_in_pieces_and_resume_where_the_server_stopped() {
+    use missive_core::client::{Destination, PIECE_CHUNKS};
+    use missive_core::file::{CHUNK, SEALED_CHUNK};
+    let h = Harness::new();
+    let (mut alice, mut bob, _carol, conv) = h.trio("pieces").await;
+    let len = PIECE_CHUNKS as usize * CHUNK * 2 + 12_345;
+    let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    let source = Interrupted {
+        bytes: bytes.clone(),
+        fail_from: std::cell::Cell::new(Some((PIECE_CHUNKS as usize * CHUNK) as u64)),
+    };
+    let stopped = alice.send_file_from(&conv, &source, None).await;
+    assert!(
+        matches!(stopped, Err(missive_core::CoreError::Io(_))),
+        "{stopped:?}"
+    );
+    source.fail_from.set(None);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let progress = {
+        let seen = seen.clone();
+        std::sync::Arc::new(move |done: u64, total: u64| {
+            seen.lock().expect("lock").push((done, total));
+        })
+    };
+    let sent = alice
+        .send_file_from(&conv, &source, Some(progress))
+        .await
+        .expect("resumed");
+    assert_eq!(
+        sent.resumed_from,
+        PIECE_CHUNKS * SEALED_CHUNK as u64,
+        "the first piece was not sent again"
+    );
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2, "two pieces were left: {seen:?}");
+    assert_eq!(seen.last().map(|(d, t)| d == t), Some(true));
+
+    bob.sync().await.expect("sync");
+    let mut got = Vec::new();
+    let file = bob
+        .receive_file(
+            &sent.message.id,
+            Destination::App,
+            |plain| {
+                got.extend_from_slice(plain);
+                Ok(())
+            },
+            None,
+        )
+        .await
+        .expect("received in pieces");
+    assert_eq!(file.name, "report.bin");
+    assert!(got == bytes, "the received file differs");
+
+    // Streamed from disk, received in pieces; sent in pieces, written to disk.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("minutes.txt");
+    std::fs::write(&path, &bytes[..100_000]).expect("write");
+    let streamed = alice.send_file(&conv, &path, None).await.expect("sent");
+    bob.sync().await.expect("sync");
+    let mut got = Vec::new();
+    bob.receive_file(
+        &streamed.message.id,
+        Destination::App,
+        |plain| {
+            got.extend_from_slice(plain);
+            Ok(())
+        },
+        None,
+    )
+    .await
+    .expect("received");
+    assert!(got == bytes[..100_000], "the streamed file differs");
+    let out = dir.path().join("bob");
+    let written = bob
+        .download_file(&sent.message.id, &out, None)
+        .await
+        .expect("downloaded");
+    assert!(std::fs::read(written).expect("read") == bytes);
+}
