@@ -3,9 +3,10 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
 import { DevicesDialog, MembersDialog, SafetyNumberDialog } from "./devices";
+import { AttachButton, dropTarget, fileSize } from "./files";
 import { LabelPicker, LabelTag, MessageItem, TimerPicker, type MessageActions } from "./messages";
 import { language, setLanguage, t, type Language } from "./i18n";
-import type { Conversation, Identity, Label, Message, Outcome, Policy, Registered } from "./protocol";
+import type { Call, Conversation, Identity, Label, Message, Outcome, Policy, Registered } from "./protocol";
 
 type Phase =
   | { kind: "starting" }
@@ -276,7 +277,7 @@ function notify(m: Message, me: Identity, reading: boolean) {
   if (m.sender === me.address || m.notice || (reading && !document.hidden)) return;
   if (typeof Notification === "undefined" || Notification.permission !== "granted") return;
   new Notification(m.sender, {
-    body: m.unsupported ? t("A message this version cannot display (update Missive)") : m.text,
+    body: m.unsupported ? t("A message this version cannot display (update Missive)") : preview(m),
     tag: m.conversation,
   });
 }
@@ -285,8 +286,23 @@ function notify(m: Message, me: Identity, reading: boolean) {
 const TYPING_SHOWN_MS = 6000;
 const TYPING_EVERY_MS = 4000;
 
-/** A message not yet accepted by the server (`replyTo`: the message it answers). */
-type Pending = { key: number; conversation: string; text: string; replyTo?: string; failed?: string };
+/** A message in a line: its text, or the name of the file it shares. */
+function preview(m: Message): string {
+  if (m.deleted) return t("This message was deleted");
+  return m.file ? `📎 ${m.file.name}` : m.text;
+}
+
+/** A message not yet accepted by the server (`replyTo`: the message it answers; `file`: the
+ *  file it sends, `progress` how much of it is uploaded, from 0 to 1). */
+type Pending = {
+  key: number;
+  conversation: string;
+  text: string;
+  replyTo?: string;
+  file?: File;
+  progress?: number;
+  failed?: string;
+};
 
 function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   const [conversations, setConversations] = useState<Conversation[]>([]);
@@ -348,14 +364,21 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   }, [current]);
 
   const nextKey = useRef(1);
-  const send = async (conversation: string, text: string, replyTo?: string, key = nextKey.current++) => {
-    setPending((p) => [...p.filter((x) => x.key !== key), { key, conversation, text, replyTo }]);
+  /** Sends a text or a file; `retry` sends a failed one again (a file's upload resumes). */
+  const send = async (item: Omit<Pending, "key" | "failed" | "progress">, retry?: number) => {
+    const key = retry ?? nextKey.current++;
+    const { conversation, text, replyTo, file } = item;
+    const entry = { ...item, key, progress: file ? 0 : undefined };
+    setPending((p) => [...p.filter((x) => x.key !== key), entry]);
+    const call: Call = file
+      ? { method: "sendFile", conversation, file }
+      : replyTo
+        ? { method: "reply", conversation, replyTo, text }
+        : { method: "send", conversation, text };
+    const progress = (done: number, total: number) =>
+      setPending((p) => p.map((x) => (x.key === key ? { ...x, progress: done / total } : x)));
     try {
-      const sent = await engine.call<Message>(
-        replyTo
-          ? { method: "reply", conversation, replyTo, text }
-          : { method: "send", conversation, text },
-      );
+      const sent = await engine.call<Message>(call, file ? progress : undefined);
       setPending((p) => p.filter((x) => x.key !== key));
       setLast((l) => ({ ...l, [conversation]: sent }));
       await refresh();
@@ -429,7 +452,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
                     >
                       <span class="title">{c ? title(c) : m.conversation.slice(0, 8)}</span>
                       <span class="preview">
-                        {m.sender}: {m.file ? m.file.name : m.text}
+                        {m.sender}: {preview(m)}
                       </span>
                     </button>
                   </li>
@@ -448,7 +471,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
               >
                 <span class="title">{title(c)}{c.label && <> <LabelTag label={c.label} /></>}</span>
                 {last[c.id] && !last[c.id].notice && (
-                  <span class="preview">{last[c.id].deleted ? t("This message was deleted") : last[c.id].text}</span>
+                  <span class="preview">{preview(last[c.id])}</span>
                 )}
                 {(unread[c.id] ?? 0) > 0 && (
                   <span class="unread" aria-label={t("{n} unread", { n: unread[c.id] })}>{unread[c.id]}</span>
@@ -469,8 +492,9 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             typing={typing[open.id]?.until > Date.now() ? typing[open.id].sender : undefined}
             messages={messages}
             pending={pending.filter((p) => p.conversation === open.id)}
-            onSend={(text, replyTo) => send(open.id, text, replyTo)}
-            onRetry={(p) => send(p.conversation, p.text, p.replyTo, p.key)}
+            onSend={(text, replyTo) => send({ conversation: open.id, text, replyTo })}
+            onFiles={(files) => files.forEach((file) => send({ conversation: open.id, text: file.name, file }))}
+            onRetry={(p) => send(p, p.key)}
             onChanged={refresh}
             onError={(e) => setAlerts((a) => [...a, e])}
             onBack={() => setCurrent(undefined)}
@@ -520,6 +544,7 @@ function ConversationView(props: {
   messages: Message[];
   pending: Pending[];
   onSend(text: string, replyTo?: string): void;
+  onFiles(files: File[]): void;
   onRetry(p: Pending): void;
   onBack(): void;
   /** Something changed that the engine already stored: show it again. */
@@ -533,6 +558,7 @@ function ConversationView(props: {
   /** The message the composer answers, or the one of ours it edits. */
   const [replying, setReplying] = useState<Message>();
   const [editing, setEditing] = useState<Message>();
+  const [dropping, setDropping] = useState(false);
   const composer = useRef<HTMLTextAreaElement>(null);
   const lastTyping = useRef(0);
   const { engine, conversation } = props;
@@ -610,6 +636,7 @@ function ConversationView(props: {
       out.push(
         <MessageItem
           key={m.id}
+          engine={engine}
           m={m}
           me={props.me}
           conversation={conversation}
@@ -638,7 +665,11 @@ function ConversationView(props: {
     props.onSend(typed, replying?.id);
   };
   return (
-    <section class="conversation" aria-label={title(props.conversation)}>
+    <section
+      class={`conversation ${dropping ? "dropping" : ""}`}
+      aria-label={title(props.conversation)}
+      {...(conversation.left ? {} : dropTarget(props.onFiles, setDropping))}
+    >
       <header>
         <button class="back" onClick={props.onBack} aria-label={t("Back to conversations")}>‹</button>
         <h2>{title(props.conversation)}</h2>
@@ -673,12 +704,20 @@ function ConversationView(props: {
       {showNumber && peer && (
         <SafetyNumberDialog engine={props.engine} address={peer} onClose={() => setShowNumber(false)} />
       )}
+      {dropping && <p class="drop-hint" role="status">{t("Drop files to send them")}</p>}
       <div class="messages">
         {items}
         {props.pending.map((p) => (
           <article key={`p${p.key}`} class="own pending" aria-label={t("{sender}, sending", { sender: props.me.address })}>
             <header><span class="sender">{props.me.address}</span></header>
-            <p>{p.text}</p>
+            <p>{p.file ? `📎 ${p.file.name} ${fileSize(p.file.size)}` : p.text}</p>
+            {p.file && !p.failed && (
+              <progress
+                value={p.progress ?? 0}
+                max={1}
+                aria-label={t("Uploading {name}", { name: p.file.name })}
+              />
+            )}
             {p.failed ? (
               <p class="failed">
                 {t("Not sent: {error}", { error: p.failed })}{" "}
@@ -711,6 +750,7 @@ function ConversationView(props: {
         </p>
       )}
       <form class="composer" onSubmit={submit}>
+        <AttachButton onFiles={props.onFiles} disabled={conversation.left || !!editing} />
         <textarea
           ref={composer}
           aria-label={t("Message")}

@@ -1,11 +1,12 @@
 // The app's side of the engine Worker: calls as promises, pushed news as callbacks. One tab
 // owns the account at a time (Web Locks): the browser's storage has one writer.
-import type { Call, EngineError, Outcome, Reply } from "./protocol";
+import type { Call, EngineError, Outcome, Reply, Request } from "./protocol";
 
 export class EngineClient {
   private worker: Worker;
   private next = 1;
   private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private progress = new Map<number, (done: number, total: number) => void>();
   onOutcomes: (outcomes: Outcome[]) => void = () => {};
   onConnection: (online: boolean) => void = () => {};
   /** The code (and its QR code) of a link in progress. */
@@ -16,23 +17,27 @@ export class EngineClient {
     this.worker.onmessage = ({ data }: MessageEvent<Reply>) => {
       if ("event" in data) {
         if (data.event === "outcomes") this.onOutcomes(data.outcomes);
+        else if (data.event === "progress") this.progress.get(data.id)?.(data.done, data.total);
         else if (data.event === "linkCode") this.onLinkCode(data.code, data.qrSvg);
         else this.onConnection(data.online);
         return;
       }
       const waiter = this.waiting.get(data.id);
       this.waiting.delete(data.id);
+      this.progress.delete(data.id);
       if (!waiter) return;
       if (data.ok) waiter.resolve(data.value);
       else waiter.reject(Object.assign(new Error(data.error.message), { code: data.error.code }));
     };
   }
 
-  call<T>(call: Call): Promise<T> {
+  /** Asks the engine; `onProgress` hears how far a file transfer is. */
+  call<T>(call: Call, onProgress?: (done: number, total: number) => void): Promise<T> {
     const id = this.next++;
+    if (onProgress) this.progress.set(id, onProgress);
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, ...call });
+      this.worker.postMessage({ id, call } satisfies Request);
     });
   }
 

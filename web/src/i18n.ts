@@ -154,6 +154,18 @@ const fr: Record<string, string> = {
   "Add members": "Ajouter des membres",
   Add: "Ajouter",
   "Working…": "En cours…",
+  "Attach file": "Joindre un fichier",
+  "Uploading {name}": "Envoi de {name}",
+  "Downloading {name}": "Téléchargement de {name}",
+  "Download {name}": "Télécharger {name}",
+  Download: "Télécharger",
+  "Show image": "Afficher l'image",
+  Read: "Lire",
+  "Could not open the file: {error}": "Impossible d'ouvrir le fichier : {error}",
+  "Files of this conversation can be viewed in the app only.":
+    "Les fichiers de cette conversation ne peuvent être consultés que dans l'application.",
+  "Files of this conversation cannot be opened.": "Les fichiers de cette conversation ne peuvent pas être ouverts.",
+  "Drop files to send them": "Déposez des fichiers pour les envoyer",
 };
 
 const STORAGE_KEY = "missive-language";

@@ -2,6 +2,8 @@
 // edit and delete. Deleted messages, edits, reactions, receipts and the timer's notices are
 // the engine's records as it keeps them; nothing here decides who may do what.
 import { useState } from "preact/hooks";
+import type { EngineClient } from "./client";
+import { FileBody } from "./files";
 import { t } from "./i18n";
 import type { Conversation, Identity, Label, Message } from "./protocol";
 
@@ -80,6 +82,7 @@ function Text({ text, me }: { text: string; me: string }) {
 }
 
 export function MessageItem(props: {
+  engine: EngineClient;
   m: Message;
   me: Identity;
   conversation: Conversation;
@@ -128,7 +131,9 @@ export function MessageItem(props: {
     ? <p class="deleted">{t("This message was deleted")}</p>
     : m.unsupported
       ? <p>{t("A message this version cannot display (update Missive)")}</p>
-      : <p><Text text={m.text} me={me.address} /></p>;
+      : m.file
+        ? <FileBody engine={props.engine} m={m} label={props.conversation.label} />
+        : <p><Text text={m.text} me={me.address} /></p>;
   const mine = (emoji: string) => (m.reactions?.[emoji] ?? []).includes(me.address);
   return (
     <article class={own ? "own" : ""} aria-label={`${m.sender}, ${props.time}`}>
@@ -168,7 +173,7 @@ export function MessageItem(props: {
           <button onClick={() => actions.reply(m)}>{t("Reply")}</button>
           <button aria-expanded={picking} onClick={() => setPicking(!picking)}>{t("React")}</button>
           {own && !m.file && !m.unsupported && <button onClick={() => actions.edit(m)}>{t("Edit")}</button>}
-          {!m.file && !m.unsupported && props.forwardTo.length > 0 && (
+          {!m.unsupported && props.forwardTo.length > 0 && (
             <button aria-expanded={forwarding} onClick={() => setForwarding(!forwarding)}>{t("Forward")}</button>
           )}
           {own && !confirming && <button onClick={() => setConfirming(true)}>{t("Delete")}</button>}

@@ -32,6 +32,8 @@ export type Call =
   | { method: "conversations" }
   | { method: "messages"; conversation: string }
   | { method: "send"; conversation: string; text: string }
+  | { method: "sendFile"; conversation: string; file: File }
+  | { method: "downloadFile"; message: string }
   | { method: "reply"; conversation: string; replyTo: string; text: string }
   | { method: "edit"; conversation: string; message: string; text: string }
   | { method: "deleteMessage"; conversation: string; message: string }
@@ -49,7 +51,8 @@ export type Call =
   | { method: "dm"; peer: string; text: string }
   | { method: "sync" };
 
-export type Request = { id: number } & Call;
+// The call is a field of its own: a call's fields never clash with the request's id.
+export type Request = { id: number; call: Call };
 
 export type EngineError = { code: string; message: string };
 
@@ -59,6 +62,7 @@ export type Reply =
   | { id: number; ok: false; error: EngineError }
   | { event: "outcomes"; outcomes: Outcome[] }
   | { event: "connection"; online: boolean }
+  | { event: "progress"; id: number; done: number; total: number }
   | { event: "linkCode"; code: string; qrSvg: string };
 
 /** Who this device is, once an account is open. */

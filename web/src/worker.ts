@@ -16,7 +16,8 @@ function identity(e: Engine) {
   return { address: e.address, deviceId: e.deviceId };
 }
 
-async function answer(call: Call): Promise<unknown> {
+async function answer(call: Call, id: number): Promise<unknown> {
+  const progress = (done: number, total: number) => post({ event: "progress", id, done, total });
   await ready;
   if (call.method === "open") {
     engine = (await Engine.open(await openStorage())) ?? undefined;
@@ -47,6 +48,10 @@ async function answer(call: Call): Promise<unknown> {
       return engine.messages(call.conversation);
     case "send":
       return engine.send(call.conversation, call.text);
+    case "sendFile":
+      return engine.sendFile(call.conversation, call.file, progress);
+    case "downloadFile":
+      return engine.downloadFile(call.message, progress);
     case "reply":
       return engine.reply(call.conversation, call.replyTo, call.text);
     case "edit":
@@ -123,7 +128,7 @@ async function listen(e: Engine) {
 
 self.onmessage = async ({ data }: MessageEvent<Request>) => {
   try {
-    post({ id: data.id, ok: true, value: await answer(data) });
+    post({ id: data.id, ok: true, value: await answer(data.call, data.id) });
   } catch (e) {
     const error = e as { code?: string; message?: string };
     post({
