@@ -1,6 +1,6 @@
 // The web app's screens (Preact). Everything the engine does happens in its Worker
 // (client.ts); these components only ask and show.
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
 import { DevicesDialog, MembersDialog, SafetyNumberDialog } from "./devices";
 import { AttachButton, dropTarget, fileSize } from "./files";
@@ -285,6 +285,8 @@ function notify(m: Message, me: Identity, reading: boolean) {
 /** How long "X is typing…" stays after their last notice, and how often we send ours. */
 const TYPING_SHOWN_MS = 6000;
 const TYPING_EVERY_MS = 4000;
+/** Messages of a conversation shown at first, and added each time the user scrolls back. */
+const PAGE = 50;
 
 /** A message in a line: its text, or the name of the file it shares. */
 function preview(m: Message): string {
@@ -323,12 +325,23 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   const [showDevices, setShowDevices] = useState(false);
   const currentRef = useRef<string | undefined>(undefined);
   currentRef.current = current;
+  /** How many of the open conversation's newest messages are shown, and whether it has more. */
+  const shown = useRef(PAGE);
+  const [earlier, setEarlier] = useState(false);
+
+  const load = async (conversation: string) => {
+    const count = shown.current;
+    const list = await engine.call<Message[]>({ method: "messages", conversation, last: count + 1 });
+    if (conversation !== currentRef.current) return;
+    setEarlier(list.length > count);
+    setMessages(list.length > count ? list.slice(1) : list);
+  };
 
   const refresh = async () => {
     const list = await engine.call<Conversation[]>({ method: "conversations" });
     setConversations(list);
     const open = currentRef.current;
-    if (open) setMessages(await engine.call<Message[]>({ method: "messages", conversation: open }));
+    if (open) await load(open);
   };
 
   useEffect(() => {
@@ -360,7 +373,8 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   useEffect(() => {
     if (!current) return;
     setUnread((u) => ({ ...u, [current]: 0 }));
-    engine.call<Message[]>({ method: "messages", conversation: current }).then(setMessages);
+    shown.current = PAGE;
+    load(current);
   }, [current]);
 
   const nextKey = useRef(1);
@@ -400,7 +414,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
     return () => clearTimeout(timer);
   }, [query]);
 
-  const shown = conversations.filter((c) =>
+  const listed = conversations.filter((c) =>
     title(c).toLowerCase().includes(filter.trim().toLowerCase()),
   );
   const open = conversations.find((c) => c.id === current);
@@ -462,7 +476,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
           </section>
         )}
         <ul>
-          {shown.map((c) => (
+          {listed.map((c) => (
             <li key={c.id}>
               <button
                 class={c.id === current ? "current" : ""}
@@ -491,6 +505,11 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             labels={labels}
             typing={typing[open.id]?.until > Date.now() ? typing[open.id].sender : undefined}
             messages={messages}
+            earlier={earlier}
+            onEarlier={() => {
+              shown.current += PAGE;
+              return load(open.id);
+            }}
             pending={pending.filter((p) => p.conversation === open.id)}
             onSend={(text, replyTo) => send({ conversation: open.id, text, replyTo })}
             onFiles={(files) => files.forEach((file) => send({ conversation: open.id, text: file.name, file }))}
@@ -542,6 +561,9 @@ function ConversationView(props: {
   /** Who is typing in it now. */
   typing?: string;
   messages: Message[];
+  /** Earlier messages are not shown yet: `onEarlier` shows more. */
+  earlier: boolean;
+  onEarlier(): Promise<void>;
   pending: Pending[];
   onSend(text: string, replyTo?: string): void;
   onFiles(files: File[]): void;
@@ -564,7 +586,34 @@ function ConversationView(props: {
   const { engine, conversation } = props;
   const peer = conversation.dm_peer;
   const end = useRef<HTMLDivElement>(null);
-  useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [props.messages.length, props.pending.length]);
+  const list = useRef<HTMLDivElement>(null);
+  const newestId = props.messages.length ? props.messages[props.messages.length - 1].id : "";
+  useEffect(() => end.current?.scrollIntoView?.({ block: "end" }), [newestId, props.pending.length]);
+  // Scrolling back: earlier messages are added above, and what was on screen stays there.
+  const fromBottom = useRef<number | undefined>(undefined);
+  const showEarlier = () => {
+    const box = list.current;
+    if (box) fromBottom.current = box.scrollHeight - box.scrollTop;
+    return props.onEarlier();
+  };
+  useLayoutEffect(() => {
+    const box = list.current;
+    if (box && fromBottom.current !== undefined) {
+      box.scrollTop = box.scrollHeight - fromBottom.current;
+      fromBottom.current = undefined;
+    }
+  }, [props.messages]);
+  // The "Earlier messages" button loads more as soon as it scrolls into view.
+  const earlierButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    const button = earlierButton.current;
+    if (!button || typeof IntersectionObserver === "undefined") return;
+    const watch = new IntersectionObserver((seen) => {
+      if (seen.some((s) => s.isIntersecting) && fromBottom.current === undefined) showEarlier();
+    });
+    watch.observe(button);
+    return () => watch.disconnect();
+  }, [props.earlier, props.messages]);
   useEffect(() => {
     engine.call<string[]>({ method: "members", conversation: conversation.id }).then(setMembers, () => {});
     setReplying(undefined);
@@ -705,7 +754,12 @@ function ConversationView(props: {
         <SafetyNumberDialog engine={props.engine} address={peer} onClose={() => setShowNumber(false)} />
       )}
       {dropping && <p class="drop-hint" role="status">{t("Drop files to send them")}</p>}
-      <div class="messages">
+      <div class="messages" ref={list}>
+        {props.earlier && (
+          <button class="earlier" ref={earlierButton} onClick={showEarlier}>
+            {t("Earlier messages")}
+          </button>
+        )}
         {items}
         {props.pending.map((p) => (
           <article key={`p${p.key}`} class="own pending" aria-label={t("{sender}, sending", { sender: props.me.address })}>

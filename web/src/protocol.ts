@@ -30,7 +30,7 @@ export type Call =
   | { method: "addMembers"; conversation: string; users: string[] }
   | { method: "removeMembers"; conversation: string; users: string[] }
   | { method: "conversations" }
-  | { method: "messages"; conversation: string }
+  | { method: "messages"; conversation: string; last?: number }
   | { method: "send"; conversation: string; text: string }
   | { method: "sendFile"; conversation: string; file: File }
   | { method: "downloadFile"; message: string }

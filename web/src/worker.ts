@@ -45,7 +45,7 @@ async function answer(call: Call, id: number): Promise<unknown> {
     case "conversations":
       return engine.conversations();
     case "messages":
-      return engine.messages(call.conversation);
+      return engine.messages(call.conversation, call.last);
     case "send":
       return engine.send(call.conversation, call.text);
     case "sendFile":

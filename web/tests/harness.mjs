@@ -1,6 +1,6 @@
-// What the browser tests share: a real missive-server (the debug build, serving the web app
-// built in web/dist) on a free port of 127.0.0.1, headless Chromium (Debian's, through
-// playwright-core), and the `missive` command for a third device.
+// What the browser tests share: a real missive-server (the debug build unless MISSIVE_PROFILE
+// says otherwise, serving the web app built in web/dist) on a free port of 127.0.0.1, headless
+// Chromium (Debian's, through playwright-core), and the `missive` command for a third device.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,8 +9,10 @@ import { chromium } from "playwright-core";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
-const serverBin = join(target, "debug", "missive-server");
-export const cliBin = join(target, "debug", "missive");
+// The benchmarks (web/bench) run the release build.
+const profile = process.env.MISSIVE_PROFILE ?? "debug";
+const serverBin = join(target, profile, "missive-server");
+export const cliBin = join(target, profile, "missive");
 const webDist = join(root, "web", "dist");
 
 /** A fresh server for `domain`, with open registration, serving the web app; `extraConfig`

@@ -17,6 +17,9 @@ const USAGE: &str =
   browser-test
             the web app's tests in headless Chromium against a real server (web/tests);
             installs what they need if missing: Debian's chromium, web/node_modules
+  web-bench the web app's figures on release builds: bundle size (gzip), cold load, browser to
+            browser message latency, a large file through the browser and the CLI
+            (`--messages N --loads N --file-mib N`)
   deny      cargo-deny (installed if missing): licences, bans, sources as set in deny.toml,
             then advisories when a RustSec database is within reach (github.com, a copy
             fetched earlier, or MISSIVE_ADVISORY_DB=URL_OR_PATH naming a mirror)
@@ -89,6 +92,7 @@ fn main() -> anyhow::Result<()> {
                 .context("soak ROUNDS must be a number")?;
             soak(&rounds, true)
         }
+        "web-bench" => web_bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         "deny" => deny(),
         "wasm" => wasm(),
         "api-fuzz" => api_fuzz(true),
@@ -216,10 +220,10 @@ fn web(release: bool) -> anyhow::Result<()> {
         "wasm32-unknown-unknown",
     ];
     if release {
-        build.push("--release");
+        build.extend(["--profile", "wasm-release"]);
     }
     run("cargo", &build)?;
-    let profile = if release { "release" } else { "debug" };
+    let profile = if release { "wasm-release" } else { "debug" };
     let wasm = target_dir(&root)
         .join("wasm32-unknown-unknown")
         .join(profile)
@@ -238,6 +242,9 @@ fn web(release: bool) -> anyhow::Result<()> {
             &wasm.to_string_lossy(),
         ],
     )?;
+    if release {
+        optimise_wasm(&dist.join("pkg").join("missive_web_bg.wasm"))?;
+    }
     for entry in std::fs::read_dir(root.join("web").join("app"))? {
         let entry = entry?;
         std::fs::copy(entry.path(), dist.join(entry.file_name()))
@@ -258,6 +265,8 @@ fn web(release: bool) -> anyhow::Result<()> {
 /// server with `args` (or the README's defaults), serving the web app too.
 fn run_server(args: Vec<String>) -> anyhow::Result<()> {
     let root = workspace_root()?;
+    // The app first: the release server embeds web/dist.
+    web(true)?;
     run(
         "cargo",
         &[
@@ -269,8 +278,7 @@ fn run_server(args: Vec<String>) -> anyhow::Result<()> {
             "missive-cli",
         ],
     )?;
-    web(true)?;
-    let mut args = if args.is_empty() {
+    let args = if args.is_empty() {
         [
             "--data",
             "./missive-data",
@@ -283,10 +291,6 @@ fn run_server(args: Vec<String>) -> anyhow::Result<()> {
     } else {
         args
     };
-    if args.iter().any(|a| a == "serve") && !args.iter().any(|a| a == "--web") {
-        args.push("--web".into());
-        args.push(root.join("web").join("dist").to_string_lossy().into_owned());
-    }
     let server = target_dir(&root).join("release").join("missive-server");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run(&server.to_string_lossy(), &args)
@@ -335,18 +339,7 @@ fn node(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
 fn browser_test() -> anyhow::Result<()> {
     let root = workspace_root()?;
     web(false)?;
-    if std::env::var_os("CHROMIUM").is_none() && !std::path::Path::new("/usr/bin/chromium").exists()
-    {
-        run("apt-get", &["update", "-qq"])?;
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("running apt-get")?;
-        if !status.success() {
-            bail!("installing Debian's chromium failed ({status})");
-        }
-    }
+    ensure_chromium()?;
     let web_dir = root.join("web");
     // The app's TypeScript against the engine's generated types.
     node(
@@ -365,15 +358,91 @@ fn browser_test() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `wasm-opt -Oz` (Debian's binaryen, installed if missing) over the engine, in place.
+fn optimise_wasm(wasm: &std::path::Path) -> anyhow::Result<()> {
+    if !succeeds("wasm-opt", &["--version"]) {
+        apt_install("binaryen")?;
+    }
+    let before = std::fs::metadata(wasm)?.len();
+    let path = wasm.to_string_lossy();
+    run(
+        "wasm-opt",
+        &[
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            &path,
+            "-o",
+            &path,
+        ],
+    )?;
+    let after = std::fs::metadata(wasm)?.len();
+    eprintln!("wasm-opt: {before} → {after} bytes");
+    Ok(())
+}
+
+/// A Debian package, installed by apt-get (non-interactive).
+fn apt_install(package: &str) -> anyhow::Result<()> {
+    run("apt-get", &["update", "-qq"])?;
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("running apt-get")?;
+    if !status.success() {
+        bail!("installing Debian's {package} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Debian's Chromium, installed unless present (or named by `CHROMIUM`).
+fn ensure_chromium() -> anyhow::Result<()> {
+    if std::env::var_os("CHROMIUM").is_some() || std::path::Path::new("/usr/bin/chromium").exists()
+    {
+        return Ok(());
+    }
+    apt_install("chromium")
+}
+
+/// The web app's benchmarks (`web/bench/web-bench.mjs`) on release builds; `args` go to it.
+fn web_bench(args: &[String]) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    web(true)?;
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "missive-server",
+            "-p",
+            "missive-cli",
+        ],
+    )?;
+    ensure_chromium()?;
+    let status = Command::new("node")
+        .arg(root.join("web").join("bench").join("web-bench.mjs"))
+        .args(args)
+        .env("MISSIVE_PROFILE", "release")
+        .status()
+        .context("running node")?;
+    if !status.success() {
+        bail!("the web benchmarks failed ({status})");
+    }
+    Ok(())
+}
+
 /// `missive-bench --soak ROUNDS` against a server it starts (release or dev build; our crates
 /// are optimized in dev builds too).
 fn soak(rounds: &str, release: bool) -> anyhow::Result<()> {
     let mut build = vec!["build", "-p", "missive-server", "-p", "missive-bench"];
     if release {
-        build.push("--release");
+        build.extend(["--profile", "wasm-release"]);
     }
     run("cargo", &build)?;
-    let profile = if release { "release" } else { "debug" };
+    let profile = if release { "wasm-release" } else { "debug" };
     let bench = target_dir(&workspace_root()?)
         .join(profile)
         .join("missive-bench");

@@ -43,7 +43,8 @@ enum Command {
         /// Domain to initialise the data directory with on first start.
         #[arg(long)]
         domain: Option<String>,
-        /// Serve the web app built in DIR (`cargo xtask web` builds it into web/dist) at `/`.
+        /// Serve the web app built in DIR (`cargo xtask web` builds it into web/dist) at `/`,
+        /// rather than the one a release binary carries.
         #[arg(long, env = "MISSIVE_WEB", value_name = "DIR")]
         web: Option<PathBuf>,
     },
@@ -124,7 +125,7 @@ fn run() -> anyhow::Result<()> {
                 let addr = listener.local_addr()?;
                 tracing::info!(%addr, domain = %config.domain, "serving");
                 println!("missive-server listening on http://{addr}");
-                if config.web_dir.is_some() {
+                if config.web_dir.is_some() || missive_server::web::embedded() {
                     println!("web app: open http://{addr}/ in a browser");
                 }
                 let blobs = missive_server::open_blobs(&data)

@@ -1,5 +1,6 @@
-//! The web app's files, served at `/` beside the API when `web_dir` is configured (`serve
-//! --web DIR`): one server, one origin, so the app's requests and its WebSocket need no CORS.
+//! The web app's files, served at `/` beside the API: one server, one origin, so the app's
+//! requests and its WebSocket need no CORS. A release binary carries the app (`build.rs`
+//! embeds `web/dist`); `web_dir` (`serve --web DIR`) serves a directory instead.
 //!
 //! Only plain names are served (letters, digits, `.`, `-`, `_` in each path segment, none
 //! starting with a dot): nothing outside the directory, no hidden file, whatever the request
@@ -18,21 +19,32 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wa
      style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; \
      base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
+/// The web app built into this binary (by path, sorted; empty in debug builds).
+static EMBEDDED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/embedded_web.rs"));
+
+/// Whether this binary carries the web app.
+pub fn embedded() -> bool {
+    !EMBEDDED.is_empty()
+}
+
 /// Every request no route took: a file of the web app, or `not_found`.
 pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
     let not_found = || AppError::not_found("no such route").into_response();
-    let Some(dir) = state.config().web_dir.as_ref() else {
-        return not_found();
-    };
     if method != Method::GET && method != Method::HEAD {
         return not_found();
     }
     let Some(relative) = file_path(uri.path()) else {
         return not_found();
     };
-    let bytes = match tokio::fs::read(dir.join(&relative)).await {
-        Ok(b) => b,
-        Err(_) => return not_found(),
+    let bytes = match state.config().web_dir.as_ref() {
+        Some(dir) => match tokio::fs::read(dir.join(&relative)).await {
+            Ok(b) => axum::body::Bytes::from(b),
+            Err(_) => return not_found(),
+        },
+        None => match EMBEDDED.binary_search_by(|(name, _)| (*name).cmp(relative.as_str())) {
+            Ok(i) => axum::body::Bytes::from_static(EMBEDDED[i].1),
+            Err(_) => return not_found(),
+        },
     };
     let mut response = (StatusCode::OK, bytes).into_response();
     let headers = response.headers_mut();

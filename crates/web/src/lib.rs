@@ -569,16 +569,27 @@ impl Engine {
         to_js(&list.iter().map(ConversationView::from).collect::<Vec<_>>())
     }
 
-    /// The messages of `conversation`, oldest first.
+    /// The messages of `conversation`, oldest first: the newest `last` of them if given (a
+    /// page scrolls back by asking for more), all of them otherwise.
     #[wasm_bindgen(unchecked_return_type = "Message[]")]
-    pub async fn messages(&self, conversation: String) -> Result<JsValue, JsValue> {
+    pub async fn messages(
+        &self,
+        conversation: String,
+        last: Option<u32>,
+    ) -> Result<JsValue, JsValue> {
         let client = self.client.lock().await;
         let list = client
             .account
             .store()
             .messages(&conversation)
             .map_err(js_error)?;
-        to_js(&list.iter().map(MessageView::from).collect::<Vec<_>>())
+        let from = last.map_or(0, |n| list.len().saturating_sub(n as usize));
+        to_js(
+            &list[from..]
+                .iter()
+                .map(MessageView::from)
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// Listens on the push channel: every batch of events is applied, and what happened is
