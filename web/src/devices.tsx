@@ -107,7 +107,10 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
     load();
   }, []);
 
+  /** A link given up by the user (its failure is no news). */
+  const cancelled = useRef(false);
   const startLink = async () => {
+    cancelled.current = false;
     setLink({ kind: "waiting" });
     engine.onLinkCode = (code, qrSvg) => setLink({ kind: "waiting", code, qrSvg });
     try {
@@ -115,9 +118,22 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
       setLink({ kind: "done", linked });
       await load();
     } catch (e) {
-      setLink({ kind: "failed", error: errorText(e) });
+      setLink(cancelled.current ? { kind: "idle" } : { kind: "failed", error: errorText(e) });
     }
   };
+  const cancelLink = () => {
+    cancelled.current = true;
+    engine.call({ method: "cancelLink" }).catch(() => {});
+  };
+  // Closing the dialog gives up a link no device has used yet.
+  const waiting = useRef(false);
+  waiting.current = link.kind === "waiting";
+  useEffect(
+    () => () => {
+      if (waiting.current) cancelLink();
+    },
+    [],
+  );
 
   const revoke = async (id: string) => {
     if (!confirm(t("Revoke device {id}? It will read nothing sent from now on.", { id: short(id) }))) return;
@@ -187,6 +203,7 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
                   />
                 )}
                 <p role="status">{t("Waiting for the new device…")}</p>
+                <button onClick={cancelLink}>{t("Cancel the link")}</button>
               </>
             ) : (
               <p role="status">{t("Preparing a link code…")}</p>

@@ -155,6 +155,7 @@ const fr: Record<string, string> = {
   Add: "Ajouter",
   "Working…": "En cours…",
   "Attach file": "Joindre un fichier",
+  "Cancel the link": "Annuler la liaison",
   "Earlier messages": "Messages précédents",
   "Uploading {name}": "Envoi de {name}",
   "Downloading {name}": "Téléchargement de {name}",

@@ -20,6 +20,7 @@ export type Call =
   | { method: "join"; server: string; code: string }
   | { method: "recover"; server: string; address: string; key: string }
   | { method: "link" }
+  | { method: "cancelLink" }
   | { method: "devices" }
   | { method: "revokeDevice"; deviceId: string }
   | { method: "safetyNumber"; address: string }

@@ -86,6 +86,8 @@ async function answer(call: Call, id: number): Promise<unknown> {
       return engine.sync();
     case "link":
       return engine.link((code: string, qrSvg: string) => post({ event: "linkCode", code, qrSvg }));
+    case "cancelLink":
+      return engine.cancelLink();
     case "devices":
       return engine.devices();
     case "revokeDevice":

@@ -11,6 +11,7 @@ import {
   launchBrowser,
   openWebApp,
   cli,
+  synced,
   screenshot,
   accessibilityViolations,
   registerInApp,
@@ -42,15 +43,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** `missive sync --json` of a terminal account, as objects. */
-function synced(home) {
-  return cli(home, "sync", "--json")
-    .trim()
-    .split("\n")
-    .filter((line) => line)
-    .map((line) => JSON.parse(line));
-}
 
 function lastLine(out) {
   return out.trim().split("\n").at(-1).trim();

@@ -57,14 +57,18 @@ export function cli(home, ...args) {
   return execFileSync(cliBin, ["--home", home, ...args], { encoding: "utf8" });
 }
 
-/** `missive sync --json` of a terminal account: its new messages as [sender, text]. */
-export function cliSync(home) {
+/** `missive sync --json` of a terminal account: what it printed, as objects. */
+export function synced(home) {
   return cli(home, "sync", "--json")
     .trim()
     .split("\n")
     .filter((line) => line)
-    .map((line) => JSON.parse(line))
-    .map((m) => [m.sender, m.text]);
+    .map((line) => JSON.parse(line));
+}
+
+/** `missive sync --json` of a terminal account: its new messages as [sender, text]. */
+export function cliSync(home) {
+  return synced(home).map((m) => [m.sender, m.text]);
 }
 
 /** Headless Chromium as this machine allows it: no sandbox (root), no background traffic. */

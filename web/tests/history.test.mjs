@@ -11,6 +11,7 @@ import {
   launchBrowser,
   openWebApp,
   cli,
+  synced,
   cliBin,
   registerInApp,
   newConversation,
@@ -40,11 +41,7 @@ test("a long conversation shows its newest messages and more on scrolling back",
   await (await newConversation(page, "bob@history.test")).waitFor({ state: "detached" });
   await say(page, "tell me everything");
   await article(page, "tell me everything").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
-  const first = cli(bob, "sync", "--json")
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line))
-    .find((m) => m.text === "tell me everything");
+  const first = synced(bob).find((m) => m.text === "tell me everything");
   // 120 lines piped into `missive chat`: one process, sent in order.
   const lines = Array.from({ length: 120 }, (_, i) => `point ${i + 1} of 120`);
   execFileSync(cliBin, ["--home", bob, "chat", first.conversation], { input: lines.join("\n") + "\n" });

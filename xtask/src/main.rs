@@ -242,16 +242,16 @@ fn web(release: bool) -> anyhow::Result<()> {
             &wasm.to_string_lossy(),
         ],
     )?;
+    let web_dir = root.join("web");
+    npm_ci(&web_dir)?;
     if release {
-        optimise_wasm(&dist.join("pkg").join("missive_web_bg.wasm"))?;
+        optimise_wasm(&web_dir, &dist.join("pkg").join("missive_web_bg.wasm"))?;
     }
     for entry in std::fs::read_dir(root.join("web").join("app"))? {
         let entry = entry?;
         std::fs::copy(entry.path(), dist.join(entry.file_name()))
             .with_context(|| format!("copying {}", entry.path().display()))?;
     }
-    let web_dir = root.join("web");
-    npm_ci(&web_dir)?;
     let mut bundle = vec!["build.mjs"];
     if release {
         bundle.push("--release");
@@ -358,21 +358,22 @@ fn browser_test() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `wasm-opt -Oz` (Debian's binaryen, installed if missing) over the engine, in place.
-fn optimise_wasm(wasm: &std::path::Path) -> anyhow::Result<()> {
-    if !succeeds("wasm-opt", &["--version"]) {
-        apt_install("binaryen")?;
-    }
+/// `wasm-opt -Oz` over the engine, in place: binaryen from npm (pinned in web/package.json;
+/// Debian's release is too old for the reference types Rust emits and breaks the module).
+fn optimise_wasm(web_dir: &std::path::Path, wasm: &std::path::Path) -> anyhow::Result<()> {
     let before = std::fs::metadata(wasm)?.len();
     let path = wasm.to_string_lossy();
-    run(
-        "wasm-opt",
+    node(
+        web_dir,
         &[
+            "node_modules/binaryen/bin/wasm-opt",
             "-Oz",
             "--enable-bulk-memory",
             "--enable-nontrapping-float-to-int",
             "--enable-sign-ext",
             "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
             &path,
             "-o",
             &path,

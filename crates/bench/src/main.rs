@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 mod connections;
 mod files;
+mod groups;
 mod kt;
 mod search;
 mod soak;
@@ -78,6 +79,10 @@ struct Args {
     /// Instead: key transparency's proofs in a log of this many entries (in this process).
     #[arg(long)]
     kt: Option<u64>,
+    /// Instead: what adding, joining and removing cost in an MLS group of this many devices
+    /// (in this process, no server).
+    #[arg(long)]
+    group: Option<usize>,
     /// Instead: search in a device's store of this many messages (in this process).
     #[arg(long)]
     search: Option<usize>,
@@ -314,6 +319,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(devices) = args.group {
+        return groups::run(devices);
+    }
     if let Some(messages) = args.search {
         return search::run(messages);
     }

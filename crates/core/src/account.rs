@@ -29,6 +29,12 @@ pub const KEY_PACKAGE_STOCK: usize = 50;
 pub const KEY_PACKAGE_LOW: u32 = 10;
 /// Padding of application messages, so that sizes leak only in buckets of this many bytes.
 const PADDING: usize = 64;
+/// Conversations of at most this many devices renew the committer's leaf (an update path) on
+/// every membership change, for post-compromise security at every add. Larger ones carry a
+/// path only where MLS requires it (a removal): after a bulk add a path encrypts to almost
+/// every leaf, and its commit, which every member downloads, grows with the group (measured
+/// with `missive-bench --group N`; see ARCHITECTURE.md).
+pub const PATH_ON_EVERY_COMMIT_UP_TO: usize = 100;
 
 mod changes;
 mod device_lists;
@@ -75,7 +81,8 @@ mod keys {
 
 pub use changes::{deleted as deleted_record, valid_reaction};
 
-fn capabilities() -> Capabilities {
+/// What every leaf of ours supports (public for the group benchmarks).
+pub fn capabilities() -> Capabilities {
     Capabilities::new(
         None,
         Some(&[
@@ -98,7 +105,8 @@ fn sender_ratchet() -> SenderRatchetConfiguration {
     SenderRatchetConfiguration::new(MAX_UNACCEPTED_SENDS as u32, 10_000)
 }
 
-fn create_config() -> MlsGroupCreateConfig {
+/// The settings of every conversation we create (public for the group benchmarks).
+pub fn create_config() -> MlsGroupCreateConfig {
     MlsGroupCreateConfig::builder()
         .ciphersuite(DEFAULT_CIPHERSUITE)
         .capabilities(capabilities())
@@ -110,7 +118,8 @@ fn create_config() -> MlsGroupCreateConfig {
         .build()
 }
 
-fn join_config() -> MlsGroupJoinConfig {
+/// The settings of every conversation we join (public for the group benchmarks).
+pub fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
         .use_ratchet_tree_extension(true)
         .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
@@ -295,6 +304,8 @@ pub struct Account {
     delivered_due: std::collections::BTreeMap<String, u64>,
     /// The organisation's policy, once read from the store.
     policy: std::sync::Mutex<Option<missive_proto::api::Policy>>,
+    /// See [`PATH_ON_EVERY_COMMIT_UP_TO`].
+    path_up_to: usize,
 }
 
 /// The ids of the last [`RecentIds::CAPACITY`] messages saved.
@@ -374,6 +385,7 @@ impl Account {
             conversations: HashMap::new(),
             delivered_due: Default::default(),
             policy: Default::default(),
+            path_up_to: PATH_ON_EVERY_COMMIT_UP_TO,
         }
     }
 
@@ -1148,6 +1160,13 @@ impl Account {
         ))
     }
 
+    /// Sets the size up to which our commits always carry an update path (tests: a small group
+    /// behaves like a large one).
+    #[doc(hidden)]
+    pub fn set_path_on_every_commit_up_to(&mut self, devices: usize) {
+        self.path_up_to = devices;
+    }
+
     /// Whether a commit of ours is staged in the conversation, waiting for the server's verdict.
     pub fn has_pending_commit(&mut self, conversation: &str) -> Result<bool, CoreError> {
         self.with_group(conversation, |_, group| {
@@ -1188,13 +1207,15 @@ impl Account {
                     adds.push(kp.clone());
                 }
             }
+            // A commit without adds renews keys (an update) or removes (MLS requires a path).
+            let path = adds.is_empty() || present.len() <= this.path_up_to;
             // Users already gone are skipped: after a lost race the winner may have removed
             // them. (`Client::remove_members` refuses non-members before the first try.)
             let bundle = group
                 .commit_builder()
                 .propose_adds(adds)
                 .propose_removals(removals)
-                .force_self_update(true)
+                .force_self_update(path)
                 .load_psks(this.provider.storage())
                 .map_err(CoreError::mls)?
                 .use_ratchet_tree_extension(true)

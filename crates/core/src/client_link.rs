@@ -91,6 +91,19 @@ impl Client {
         history: Duration,
         show: impl FnOnce(&LinkCode),
     ) -> Result<Linked, CoreError> {
+        self.link_unless(timeout, history, show, || false).await
+    }
+
+    /// [`Client::link`], given up as soon as `cancelled()` says so while no device has used
+    /// the code yet (later, the link goes through or is undone: a device half-linked is
+    /// revoked).
+    pub async fn link_unless(
+        &mut self,
+        timeout: Duration,
+        history: Duration,
+        show: impl FnOnce(&LinkCode),
+        cancelled: impl Fn() -> bool,
+    ) -> Result<Linked, CoreError> {
         let deadline = web_time::Instant::now() + timeout;
         let code = LinkCode::generate();
         let path = channel_path(&code);
@@ -107,6 +120,9 @@ impl Client {
         show(&code);
 
         let offer = wait_for(deadline, "no device used the link code in time", || async {
+            if cancelled() {
+                return Err(CoreError::Usage("the link was cancelled".into()));
+            }
             let status: LinkStatus = transport.get(&path).await?;
             Ok(status.offer)
         })

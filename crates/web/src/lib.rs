@@ -167,6 +167,8 @@ pub struct Engine {
     device_id: String,
     /// Set by [`Engine::stop`]: the push loop ends at its next wake-up.
     stopping: Rc<Cell<bool>>,
+    /// Set by [`Engine::cancel_link`]: a link still waiting for the new device gives up.
+    cancel_link: Rc<Cell<bool>>,
 }
 
 #[wasm_bindgen]
@@ -291,6 +293,7 @@ impl Engine {
             client: Rc::new(Mutex::new(client)),
             persister,
             stopping: Rc::new(Cell::new(false)),
+            cancel_link: Rc::new(Cell::new(false)),
         }
     }
 
@@ -642,16 +645,23 @@ impl Engine {
         let history =
             std::time::Duration::from_secs(u64::from(history_days.unwrap_or(30)) * 86_400);
         let mut shown = Ok(());
+        self.cancel_link.set(false);
+        let cancel = self.cancel_link.clone();
         let linked = client
-            .link(LINK_TIMEOUT, history, |code| {
-                shown = on_code
-                    .call2(
-                        &JsValue::NULL,
-                        &code.text().into(),
-                        &qr_svg(&code.qr_payload()).into(),
-                    )
-                    .map(|_| ());
-            })
+            .link_unless(
+                LINK_TIMEOUT,
+                history,
+                |code| {
+                    shown = on_code
+                        .call2(
+                            &JsValue::NULL,
+                            &code.text().into(),
+                            &qr_svg(&code.qr_payload()).into(),
+                        )
+                        .map(|_| ());
+                },
+                move || cancel.get(),
+            )
             .await;
         self.save().await?;
         shown?;
@@ -661,6 +671,13 @@ impl Engine {
             conversations: linked.conversations,
             messages: linked.messages,
         })
+    }
+
+    /// Gives up the link in progress if no device has used its code yet ([`Engine::link`]
+    /// then throws, code `usage`); the engine's other calls, waiting behind it, go on.
+    #[wasm_bindgen(js_name = cancelLink)]
+    pub fn cancel_link(&self) {
+        self.cancel_link.set(true);
     }
 
     /// This account's devices.

@@ -380,13 +380,34 @@ impl missive_core::client::FileSource for Interrupted {
     }
 }
 
+/// The file message `id` shared, received in pieces into memory.
+async fn received(
+    client: &mut missive_core::client::Client,
+    id: &str,
+) -> (missive_proto::app::FileRef, Vec<u8>) {
+    let mut bytes = Vec::new();
+    let file = client
+        .receive_file(
+            id,
+            missive_core::client::Destination::App,
+            |plain| {
+                bytes.extend_from_slice(plain);
+                Ok(())
+            },
+            None,
+        )
+        .await
+        .expect("received in pieces");
+    (file, bytes)
+}
+
 /// The browser's way of moving files, run natively: a file sent in pieces (one plain request
 /// each), an upload stopped after its first piece resumed where the server's copy ends, and
 /// files received in pieces into memory, byte for byte, whether they were sent in pieces or
 /// streamed from disk (and the other way round).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_travel_in_pieces_and_resume_where_the_server_stopped() {
-    use missive_core::client::{Destination, PIECE_CHUNKS};
+    use missive_core::client::PIECE_CHUNKS;
     use missive_core::file::{CHUNK, SEALED_CHUNK};
     let h = Harness::new();
     let (mut alice, mut bob, _carol, conv) = h.trio("pieces").await;
@@ -423,19 +444,7 @@ async fn files_travel_in_pieces_and_resume_where_the_server_stopped() {
     assert_eq!(seen.last().map(|(d, t)| d == t), Some(true));
 
     bob.sync().await.expect("sync");
-    let mut got = Vec::new();
-    let file = bob
-        .receive_file(
-            &sent.message.id,
-            Destination::App,
-            |plain| {
-                got.extend_from_slice(plain);
-                Ok(())
-            },
-            None,
-        )
-        .await
-        .expect("received in pieces");
+    let (file, got) = received(&mut bob, &sent.message.id).await;
     assert_eq!(file.name, "report.bin");
     assert!(got == bytes, "the received file differs");
 
@@ -445,18 +454,7 @@ async fn files_travel_in_pieces_and_resume_where_the_server_stopped() {
     std::fs::write(&path, &bytes[..100_000]).expect("write");
     let streamed = alice.send_file(&conv, &path, None).await.expect("sent");
     bob.sync().await.expect("sync");
-    let mut got = Vec::new();
-    bob.receive_file(
-        &streamed.message.id,
-        Destination::App,
-        |plain| {
-            got.extend_from_slice(plain);
-            Ok(())
-        },
-        None,
-    )
-    .await
-    .expect("received");
+    let (_, got) = received(&mut bob, &streamed.message.id).await;
     assert!(got == bytes[..100_000], "the streamed file differs");
     let out = dir.path().join("bob");
     let written = bob

@@ -274,3 +274,68 @@ async fn an_account_kept_in_memory_talks_like_any_other() {
     assert_eq!(texts(&bob.sync().await.expect("sync")), ["in a group"]);
     assert!(carol.account.store().alerts().expect("alerts").is_empty());
 }
+
+/// The size of the last commit `client` can fetch.
+async fn last_commit_bytes(h: &Harness, client: &Client) -> usize {
+    h.raw_events(client, 0)
+        .await
+        .iter()
+        .rev()
+        .find(|e| e.kind == missive_proto::api::EventKind::Commit)
+        .map(|e| e.payload.as_bytes().len())
+        .expect("a commit")
+}
+
+/// Above the size up to which every commit renews its committer's keys, an add carries no
+/// update path (the commit every member downloads stays small): members still read each other,
+/// the newcomer reads what follows, and a removal (which always carries a path) and a key
+/// update still go through.
+#[tokio::test]
+async fn in_a_large_group_an_add_carries_no_update_path() {
+    let h = Harness::new();
+    let (mut alice, mut bob, mut carol, conv) = h.trio("large").await;
+    let mut dave = h.user("dave").await;
+    let mut erin = h.user("erin").await;
+    alice
+        .add_members(&conv, &[address("dave")])
+        .await
+        .expect("add dave");
+    let with_path = last_commit_bytes(&h, &bob).await;
+    // The same group, treated as a large one.
+    alice.account.set_path_on_every_commit_up_to(2);
+    alice
+        .add_members(&conv, &[address("erin")])
+        .await
+        .expect("add erin");
+    let without_path = last_commit_bytes(&h, &bob).await;
+    assert!(
+        without_path + 2_000 < with_path,
+        "no path: {without_path} bytes against {with_path}"
+    );
+
+    for c in [&mut bob, &mut carol, &mut dave, &mut erin] {
+        assert!(alerts(&c.sync().await.expect("sync")).is_empty());
+    }
+    erin.send_text(&conv, "hello from erin")
+        .await
+        .expect("send");
+    for c in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        assert_eq!(texts(&c.sync().await.expect("sync")), ["hello from erin"]);
+    }
+    // A removal and a key update carry a path whatever the size.
+    alice
+        .remove_members(&conv, &[address("carol")])
+        .await
+        .expect("remove carol");
+    assert!(last_commit_bytes(&h, &bob).await > without_path);
+    alice.update_keys(&conv).await.expect("update");
+    alice
+        .send_text(&conv, "after the removal")
+        .await
+        .expect("send");
+    for c in [&mut bob, &mut dave, &mut erin] {
+        let got = c.sync().await.expect("sync");
+        assert!(alerts(&got).is_empty());
+        assert_eq!(texts(&got), ["after the removal"]);
+    }
+}
