@@ -350,6 +350,10 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
         if (o.type === "message") {
           const m = o.message;
           notify(m, me, m.conversation === currentRef.current);
+          // On screen at once; the refresh below brings the rest (receipts, changes).
+          if (m.conversation === currentRef.current) {
+            setMessages((ms) => (ms.some((x) => x.id === m.id) ? ms : [...ms, m]));
+          }
           setLast((l) => ({ ...l, [m.conversation]: m }));
           if (m.conversation !== currentRef.current && !m.notice) {
             setUnread((u) => ({ ...u, [m.conversation]: (u[m.conversation] ?? 0) + 1 }));

@@ -620,14 +620,15 @@ impl Engine {
                     "the server closed the push channel".into(),
                 )));
             };
-            let outcomes = {
-                let mut client = self.client.lock().await;
-                let outcomes = client.process_events(&events).await.map_err(js_error)?;
-                send_receipts(&mut client).await?;
-                outcomes
-            };
-            self.save().await?;
+            let mut client = self.client.lock().await;
+            let outcomes = client.process_events(&events).await.map_err(js_error)?;
+            // Shown at once: the receipts (a request, with the save it waits for) come after.
+            // Nothing is lost if the page closes first: the server keeps the events until this
+            // device acknowledges them, which it does only after saving them.
             deliver(&on_outcomes, &outcomes)?;
+            send_receipts(&mut client).await?;
+            drop(client);
+            self.save().await?;
         }
     }
 
