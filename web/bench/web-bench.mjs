@@ -2,7 +2,10 @@
 // load to the conversation list, browser-to-browser message latency on loopback, and a large
 // file through the browser against the same file through the `missive` command.
 //
-//   node web/bench/web-bench.mjs [--messages N] [--loads N] [--file-mib N]
+// And MLS in large groups on the browser's engine (`Engine.benchGroup`, built in by the
+// `bench` feature): the same measurement as `missive-bench --group N`.
+//
+//   node web/bench/web-bench.mjs [--messages N] [--loads N] [--file-mib N] [--groups N,N]
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes, createHash } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -11,6 +14,7 @@ import { gzipSync } from "node:zlib";
 import {
   startServer,
   launchBrowser,
+  openApp,
   openWebApp,
   cli,
   registerInApp,
@@ -26,6 +30,8 @@ const argument = (name, fallback) => {
 const MESSAGES = argument("messages", 100);
 const LOADS = argument("loads", 5);
 const FILE_MIB = argument("file-mib", 100);
+const at = process.argv.indexOf("--groups");
+const GROUPS = (at > 0 ? process.argv[at + 1] : "1000").split(",").filter(Boolean).map(Number);
 
 const quantile = (values, q) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -164,6 +170,19 @@ async function main() {
       `${FILE_MIB} MiB file: browser upload ${ms(upload)} (${rate(upload)}), download ${ms(downloadTime)} (${rate(downloadTime)}); ` +
         `command line send-file ${ms(cliUpload)} (${rate(cliUpload)}), download ${ms(cliDownload)} (${rate(cliDownload)})`,
     );
+
+    // Large groups, on the page's own thread of engine.html.
+    const engine = await openApp(browser, server.url);
+    for (const size of GROUPS) {
+      const report = await engine.page.evaluate((n) => window.missive.Engine.benchGroup(n), size);
+      const line = (name) => {
+        const r = report[name];
+        return `${name}: committer ${ms(r.commit_ms)}, commit ${r.commit_bytes} B, member processes it in ${ms(r.process_ms)}` +
+          (r.join_ms === undefined ? "" : `; Welcome ${r.welcome_bytes} B, joined in ${ms(r.join_ms)}`);
+      };
+      console.log(`MLS in the browser, a group of ${size} devices (built in ${(report.build_ms / 1000).toFixed(1)} s):`);
+      for (const name of ["add_with_path", "add_without_path", "remove"]) console.log(`  ${line(name)}`);
+    }
   } finally {
     await browser.close();
     await server.stop();

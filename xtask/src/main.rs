@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         }
         "test" => test(),
         "run" => run_server(std::env::args().skip(2).collect()),
-        "web" => web(std::env::args().nth(2).as_deref() == Some("--release")),
+        "web" => web(std::env::args().nth(2).as_deref() == Some("--release"), false),
         "browser-test" => {
             run(
                 "cargo",
@@ -197,7 +197,8 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
 
 /// Builds the web app into `web/dist`: `index.html` and the other pages of `web/app`, and
 /// `pkg/` with the engine compiled to WebAssembly and its JavaScript bindings.
-fn web(release: bool) -> anyhow::Result<()> {
+/// Builds the web app into web/dist; `bench` adds the engine's benchmarks (`benchGroup`).
+fn web(release: bool, bench: bool) -> anyhow::Result<()> {
     let root = workspace_root()?;
     ensure_wasm_target()?;
     let version = Command::new("wasm-bindgen")
@@ -221,6 +222,9 @@ fn web(release: bool) -> anyhow::Result<()> {
     ];
     if release {
         build.extend(["--profile", "wasm-release"]);
+    }
+    if bench {
+        build.extend(["--features", "bench"]);
     }
     run("cargo", &build)?;
     let profile = if release { "wasm-release" } else { "debug" };
@@ -266,7 +270,7 @@ fn web(release: bool) -> anyhow::Result<()> {
 fn run_server(args: Vec<String>) -> anyhow::Result<()> {
     let root = workspace_root()?;
     // The app first: the release server embeds web/dist.
-    web(true)?;
+    web(true, false)?;
     run(
         "cargo",
         &[
@@ -338,7 +342,7 @@ fn node(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
 /// Screenshots of the app's screens go to `target/web-screenshots`.
 fn browser_test() -> anyhow::Result<()> {
     let root = workspace_root()?;
-    web(false)?;
+    web(false, false)?;
     ensure_chromium()?;
     let web_dir = root.join("web");
     // The app's TypeScript against the engine's generated types.
@@ -410,7 +414,7 @@ fn ensure_chromium() -> anyhow::Result<()> {
 /// The web app's benchmarks (`web/bench/web-bench.mjs`) on release builds; `args` go to it.
 fn web_bench(args: &[String]) -> anyhow::Result<()> {
     let root = workspace_root()?;
-    web(true)?;
+    web(true, true)?;
     run(
         "cargo",
         &[
@@ -440,10 +444,10 @@ fn web_bench(args: &[String]) -> anyhow::Result<()> {
 fn soak(rounds: &str, release: bool) -> anyhow::Result<()> {
     let mut build = vec!["build", "-p", "missive-server", "-p", "missive-bench"];
     if release {
-        build.extend(["--profile", "wasm-release"]);
+        build.push("--release");
     }
     run("cargo", &build)?;
-    let profile = if release { "wasm-release" } else { "debug" };
+    let profile = if release { "release" } else { "debug" };
     let bench = target_dir(&workspace_root()?)
         .join(profile)
         .join("missive-bench");
@@ -571,6 +575,7 @@ fn wasm() -> anyhow::Result<()> {
             "clippy",
             "-p",
             "missive-web",
+            "--all-features",
             "--target",
             "wasm32-unknown-unknown",
             "--",

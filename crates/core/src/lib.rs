@@ -11,6 +11,7 @@ pub mod account;
 pub mod conformance;
 pub mod error;
 pub mod file;
+pub mod group_bench;
 pub mod identity;
 pub mod journal;
 pub mod link;

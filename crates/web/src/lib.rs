@@ -27,6 +27,8 @@ use missive_core::CoreError;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "bench")]
+mod bench;
 mod files;
 mod types;
 mod views;
