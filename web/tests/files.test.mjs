@@ -1,6 +1,6 @@
 // Files in the web app with someone on the command line: each way, byte for byte, picked,
 // dropped, previewed, after a reload, at a computer's and a phone's size, and under a label
-// that keeps files inside the app.
+// that keeps files inside the app; and between two browsers.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -102,9 +102,9 @@ function downloadedByBob(bob, id, name) {
   return readFileSync(join(inbox, name));
 }
 
-/** Waits for Bob's file `name` in the app and saves it through the browser's
+/** Waits for the file `name` in the app on `page` and saves it through the browser's
  *  download; returns the bytes saved. */
-async function downloadedByAlice(page, name) {
+async function savedFromApp(page, name) {
   const message = article(page, name);
   await message.waitFor({ timeout: 30_000 });
   const [download] = await Promise.all([
@@ -150,7 +150,7 @@ test("files each way between the app and the command line, picked, dropped and p
   const budget = randomBytes(700_000);
   writeFileSync(join(dir, "budget.ods"), budget);
   cli(bob, "send-file", conversation, join(dir, "budget.ods"));
-  assert.ok((await downloadedByAlice(page, "budget.ods")).equals(budget), "alice's copy is byte for byte bob's");
+  assert.ok((await savedFromApp(page, "budget.ods")).equals(budget), "alice's copy is byte for byte bob's");
 
   // An image is shown in the conversation once the engine has checked it.
   writeFileSync(join(dir, "chart.png"), png(48));
@@ -172,7 +172,7 @@ test("files each way between the app and the command line, picked, dropped and p
   // After a reload the file is still there, and downloads again.
   await page.reload();
   await page.getByRole("button", { name: /bob-desk@files\.test/ }).click();
-  assert.ok((await downloadedByAlice(page, "budget.ods")).equals(budget), "the same bytes after a reload");
+  assert.ok((await savedFromApp(page, "budget.ods")).equals(budget), "the same bytes after a reload");
 
   // Under a label that keeps files in the app: shown, never offered for saving.
   await page.getByRole("combobox", { name: "Sensitivity label" }).selectOption("Consultation");
@@ -202,8 +202,29 @@ test("files each way at a phone's size", async () => {
   const scan = randomBytes(200_000);
   writeFileSync(join(dir, "scan.pdf"), scan);
   cli(bob, "send-file", conversation, join(dir, "scan.pdf"));
-  assert.ok((await downloadedByAlice(page, "scan.pdf")).equals(scan), "alice's copy is bob's");
+  assert.ok((await savedFromApp(page, "scan.pdf")).equals(scan), "alice's copy is bob's");
   await screenshot(page, "files-phone");
   assert.deepEqual(alice.errors.map((e) => e.message), []);
   await alice.context.close();
+});
+
+test("a file from one browser to another, and back", async () => {
+  const alice = await openWebApp(browser, server.url);
+  const bob = await openWebApp(browser, server.url);
+  await registerInApp(alice.page, "alice-web@files.test");
+  await registerInApp(bob.page, "bob-web@files.test");
+  await (await newConversation(alice.page, "bob-web@files.test")).waitFor({ state: "detached" });
+  await say(alice.page, "a file follows");
+  await bob.page.getByRole("button", { name: /alice-web@files\.test/ }).click();
+  await article(bob.page, "a file follows").waitFor({ timeout: 30_000 });
+
+  const minutes = randomBytes(900_000);
+  await alice.page.getByLabel("Attach file").setInputFiles({ name: "minutes.odt", mimeType: "application/octet-stream", buffer: minutes });
+  assert.ok((await savedFromApp(bob.page, "minutes.odt")).equals(minutes), "bob's copy is alice's");
+  const answer = randomBytes(40_000);
+  await bob.page.getByLabel("Attach file").setInputFiles({ name: "answer.bin", mimeType: "application/octet-stream", buffer: answer });
+  assert.ok((await savedFromApp(alice.page, "answer.bin")).equals(answer), "alice's copy is bob's");
+  assert.deepEqual([...alice.errors, ...bob.errors].map((e) => e.message), []);
+  await alice.context.close();
+  await bob.context.close();
 });

@@ -77,7 +77,10 @@ fn main() -> anyhow::Result<()> {
         }
         "test" => test(),
         "run" => run_server(std::env::args().skip(2).collect()),
-        "web" => web(std::env::args().nth(2).as_deref() == Some("--release"), false),
+        "web" => web(
+            std::env::args().nth(2).as_deref() == Some("--release"),
+            false,
+        ),
         "browser-test" => {
             run(
                 "cargo",

@@ -74,7 +74,10 @@ impl Device {
 /// An MLS message as it crosses the network, and back.
 fn wire(message: &MlsMessageOut) -> Result<(usize, MlsMessageIn)> {
     let bytes = message.tls_serialize_detached().map_err(CoreError::mls)?;
-    Ok((bytes.len(), MlsMessageIn::tls_deserialize_exact(&bytes).map_err(CoreError::mls)?))
+    Ok((
+        bytes.len(),
+        MlsMessageIn::tls_deserialize_exact(&bytes).map_err(CoreError::mls)?,
+    ))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
