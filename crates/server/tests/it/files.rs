@@ -410,7 +410,7 @@ async fn files_travel_in_pieces_and_resume_where_the_server_stopped() {
     use missive_core::client::PIECE_CHUNKS;
     use missive_core::file::{CHUNK, SEALED_CHUNK};
     let h = Harness::new();
-    let (mut alice, mut bob, _carol, conv) = h.trio("pieces").await;
+    let (mut alice, mut bob, mut carol, conv) = h.trio("pieces").await;
     let len = PIECE_CHUNKS as usize * CHUNK * 2 + 12_345;
     let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
     let source = Interrupted {
@@ -462,4 +462,22 @@ async fn files_travel_in_pieces_and_resume_where_the_server_stopped() {
         .await
         .expect("downloaded");
     assert!(std::fs::read(written).expect("read") == bytes);
+
+    // Forwarded to another conversation (bob and carol alone): received into memory, sent
+    // again under a new key to a blob of that conversation; carol reads the same bytes.
+    let elsewhere = bob
+        .create_conversation(None, Some(address("carol")), &[address("carol")])
+        .await
+        .expect("a conversation with carol");
+    let forwarded = bob
+        .forward(&sent.message.id, &elsewhere)
+        .await
+        .expect("forwarded");
+    assert!(forwarded.forwarded);
+    let copy = forwarded.file.as_ref().expect("a file");
+    assert_ne!(copy.blob, file.blob, "a blob of the new conversation");
+    assert_ne!(copy.secret, file.secret, "under a new key");
+    carol.sync().await.expect("sync");
+    let (_, got) = received(&mut carol, &forwarded.id).await;
+    assert!(got == bytes, "the forwarded file differs");
 }
