@@ -19,7 +19,8 @@ const USAGE: &str =
             installs what they need if missing: Debian's chromium, web/node_modules
   web-bench the web app's figures on release builds: bundle size (gzip), cold load, browser to
             browser message latency, a large file through the browser and the CLI
-            (`--messages N --loads N --file-mib N`)
+            and MLS in large groups in the browser (`--messages N --loads N --file-mib N
+            --groups N,N`)
   deny      cargo-deny (installed if missing): licences, bans, sources as set in deny.toml,
             then advisories when a RustSec database is within reach (github.com, a copy
             fetched earlier, or MISSIVE_ADVISORY_DB=URL_OR_PATH naming a mirror)
@@ -199,8 +200,8 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
 }
 
 /// Builds the web app into `web/dist`: `index.html` and the other pages of `web/app`, and
-/// `pkg/` with the engine compiled to WebAssembly and its JavaScript bindings.
-/// Builds the web app into web/dist; `bench` adds the engine's benchmarks (`benchGroup`).
+/// `pkg/` with the engine compiled to WebAssembly and its JavaScript bindings; `bench` adds the
+/// engine's benchmarks (`benchGroup`).
 fn web(release: bool, bench: bool) -> anyhow::Result<()> {
     let root = workspace_root()?;
     ensure_wasm_target()?;
@@ -272,19 +273,8 @@ fn web(release: bool, bench: bool) -> anyhow::Result<()> {
 /// server with `args` (or the README's defaults), serving the web app too.
 fn run_server(args: Vec<String>) -> anyhow::Result<()> {
     let root = workspace_root()?;
-    // The app first: the release server embeds web/dist.
     web(true, false)?;
-    run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "missive-server",
-            "-p",
-            "missive-cli",
-        ],
-    )?;
+    build_release_server()?;
     let args = if args.is_empty() {
         [
             "--data",
@@ -405,6 +395,21 @@ fn apt_install(package: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The release server and CLI; build the app first (the release server embeds web/dist).
+fn build_release_server() -> anyhow::Result<()> {
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "missive-server",
+            "-p",
+            "missive-cli",
+        ],
+    )
+}
+
 /// Debian's Chromium, installed unless present (or named by `CHROMIUM`).
 fn ensure_chromium() -> anyhow::Result<()> {
     if std::env::var_os("CHROMIUM").is_some() || std::path::Path::new("/usr/bin/chromium").exists()
@@ -418,17 +423,7 @@ fn ensure_chromium() -> anyhow::Result<()> {
 fn web_bench(args: &[String]) -> anyhow::Result<()> {
     let root = workspace_root()?;
     web(true, true)?;
-    run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "missive-server",
-            "-p",
-            "missive-cli",
-        ],
-    )?;
+    build_release_server()?;
     ensure_chromium()?;
     let status = Command::new("node")
         .arg(root.join("web").join("bench").join("web-bench.mjs"))
