@@ -67,7 +67,8 @@ export function FileBody(props: { engine: EngineClient; m: Message; label?: Labe
   const [progress, setProgress] = useState<number>();
   const [error, setError] = useState<string>();
 
-  const fetch = async () => {
+  /** The file, downloaded and checked by the engine (once per tab), with its progress shown. */
+  const load = async () => {
     setError(undefined);
     setProgress(0);
     try {
@@ -80,7 +81,7 @@ export function FileBody(props: { engine: EngineClient; m: Message; label?: Labe
     }
   };
   const showImage = async () => {
-    const blob = await fetch();
+    const blob = await load();
     // Shown under its image type only now that the engine checked every byte of it.
     if (blob) setPreview(URL.createObjectURL(blob.slice(0, blob.size, file.media_type)));
   };
@@ -107,7 +108,7 @@ export function FileBody(props: { engine: EngineClient; m: Message; label?: Labe
           <button
             aria-label={t("Download {name}", { name: file.name })}
             onClick={async () => {
-              const blob = await fetch();
+              const blob = await load();
               if (blob) save(blob, file.name);
             }}
           >
@@ -120,7 +121,7 @@ export function FileBody(props: { engine: EngineClient; m: Message; label?: Labe
         {viewable && text && reading === undefined && (
           <button
             onClick={async () => {
-              const blob = await fetch();
+              const blob = await load();
               if (blob) setReading(await blob.text());
             }}
           >
