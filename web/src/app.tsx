@@ -5,6 +5,8 @@ import { EngineClient, errorText, ownAccount } from "./client";
 import { ConversationView, title, type Pending } from "./conversation";
 import { DevicesDialog } from "./devices";
 import { LabelTag } from "./messages";
+import { QrScanner } from "./scan";
+import { isAlert, plainAlert } from "./alerts";
 import { language, setLanguage, t, type Language } from "./i18n";
 import type { Call, Conversation, Identity, Label, Message, Outcome, Policy, Registered } from "./protocol";
 
@@ -81,6 +83,9 @@ export function App() {
 
 type Mode = "register" | "link" | "recover";
 
+/** What a link code's QR code holds before the code (missive_core::link::QR_PREFIX). */
+const LINK_QR_PREFIX = "missive-link:";
+
 function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identity): void }) {
   const [mode, setMode] = useState<Mode>("register");
   const [server, setServer] = useState(location.origin);
@@ -91,8 +96,21 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   const [registered, setRegistered] = useState<Registered>();
+  const [scanning, setScanning] = useState(false);
+  const joinWith = async (linkCode: string) => {
+    setBusy(true);
+    setError("");
+    try {
+      onDone(await engine.call<Identity>({ method: "join", server: server.trim(), code: linkCode.trim() }));
+    } catch (err) {
+      setError(errorText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
   const submit = async (e: Event) => {
     e.preventDefault();
+    if (mode === "link") return joinWith(code);
     setBusy(true);
     setError("");
     try {
@@ -105,8 +123,6 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
         });
         if (me.recoveryKey) setRegistered(me);
         else onDone(me);
-      } else if (mode === "link") {
-        onDone(await engine.call<Identity>({ method: "join", server: server.trim(), code: code.trim() }));
       } else {
         onDone(
           await engine.call<Identity>({
@@ -168,7 +184,7 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
         <>
           <p>
             {t(
-              "Use the account of another device: on it, choose “Link a new device” (or run {command}) and type the code it shows.",
+              "Use the account of another device: on it, choose “Link a new device” (or run {command}), then scan the QR code it shows or type its code.",
             )
               .split("{command}")
               .flatMap((part, i) => (i === 0 ? [part] : [<code key={i}>missive link</code>, part]))}
@@ -190,6 +206,23 @@ function Register({ engine, onDone }: { engine: EngineClient; onDone(me: Identit
               {busy ? t("Linking… (keep the other device open)") : t("Link this browser")}
             </button>
           </form>
+          {scanning ? (
+            <QrScanner
+              engine={engine}
+              accept={(text) => text.startsWith(LINK_QR_PREFIX)}
+              onCode={(text) => {
+                setScanning(false);
+                const scanned = text.slice(LINK_QR_PREFIX.length);
+                setCode(scanned);
+                joinWith(scanned);
+              }}
+              onClose={() => setScanning(false)}
+            />
+          ) : (
+            <button type="button" onClick={() => setScanning(true)} disabled={busy}>
+              {t("Scan the QR code")}
+            </button>
+          )}
         </>
       )}
       {mode === "register" && (
@@ -306,7 +339,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   /** Who is typing where, until when (ms). */
   const [typing, setTyping] = useState<Record<string, { sender: string; until: number }>>({});
   const [found, setFound] = useState<Message[]>();
-  const [alerts, setAlerts] = useState<string[]>([]);
+  const [alerts, setAlerts] = useState<{ code: string; detail: string }[]>([]);
   const [showDevices, setShowDevices] = useState(false);
   const currentRef = useRef<string | undefined>(undefined);
   currentRef.current = current;
@@ -344,7 +377,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             setUnread((u) => ({ ...u, [m.conversation]: (u[m.conversation] ?? 0) + 1 }));
           }
         } else if (o.type === "alert") {
-          setAlerts((a) => [...a, o.detail]);
+          setAlerts((a) => [...a, { code: o.code, detail: o.detail }]);
         } else if (o.type === "typing") {
           const until = Date.now() + TYPING_SHOWN_MS;
           setTyping((t) => ({ ...t, [o.conversation]: { sender: o.sender, until } }));
@@ -355,6 +388,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
       if (outcomes.some((o) => o.type !== "typing")) refresh();
     };
     engine.onConnection = setOnline;
+    engine.onRefusal = (code, detail) => setAlerts((a) => [...a, { code, detail }]);
     refresh();
     engine.call<Policy>({ method: "policy" }).then((p) => setLabels(p.labels), () => {});
   }, [engine]);
@@ -419,7 +453,17 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
         </header>
         {alerts.length > 0 && (
           <section role="alert" class="alerts" aria-label={t("Security alerts")}>
-            {alerts.map((a, i) => <p key={i}>{a}</p>)}
+            {alerts.map((a, i) => (
+              <div key={i}>
+                <p>{plainAlert(a.code, a.detail)}</p>
+                {isAlert(a.code) && (
+                  <details>
+                    <summary>{t("Details")}</summary>
+                    {a.detail}
+                  </details>
+                )}
+              </div>
+            ))}
           </section>
         )}
       </div>
@@ -504,7 +548,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             onFiles={(files) => files.forEach((file) => send({ conversation: open.id, text: file.name, file }))}
             onRetry={(p) => send(p, p.key)}
             onChanged={refresh}
-            onError={(e) => setAlerts((a) => [...a, e])}
+            onError={(e) => setAlerts((a) => [...a, { code: "", detail: e }])}
             onBack={() => setCurrent(undefined)}
           />
         ) : (

@@ -1,5 +1,6 @@
 // The app's side of the engine Worker: calls as promises, pushed news as callbacks. One tab
 // owns the account at a time (Web Locks): the browser's storage has one writer.
+import { isAlert } from "./alerts";
 import type { Call, EngineError, Outcome, Reply, Request } from "./protocol";
 
 export class EngineClient {
@@ -7,8 +8,18 @@ export class EngineClient {
   private next = 1;
   private waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   private progress = new Map<number, (done: number, total: number) => void>();
-  onOutcomes: (outcomes: Outcome[]) => void = () => {};
+  private outcomesHandler?: (outcomes: Outcome[]) => void;
+  /** Outcomes pushed before anyone listened (the first sync after opening runs while the
+   *  screens mount): kept, and handed over when a handler is set. Alerts would be lost else. */
+  private early: Outcome[][] = [];
+  set onOutcomes(handler: (outcomes: Outcome[]) => void) {
+    this.outcomesHandler = handler;
+    for (const outcomes of this.early.splice(0)) handler(outcomes);
+  }
   onConnection: (online: boolean) => void = () => {};
+  /** A call the engine refused for security's sake (an alert's code): whatever screen made
+   *  the call shows its error, and the app's alerts list shows it in words too. */
+  onRefusal: (code: string, detail: string) => void = () => {};
   /** The code (and its QR code) of a link in progress. */
   onLinkCode: (code: string, qrSvg: string) => void = () => {};
 
@@ -16,7 +27,10 @@ export class EngineClient {
     this.worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     this.worker.onmessage = ({ data }: MessageEvent<Reply>) => {
       if ("event" in data) {
-        if (data.event === "outcomes") this.onOutcomes(data.outcomes);
+        if (data.event === "outcomes") {
+          if (this.outcomesHandler) this.outcomesHandler(data.outcomes);
+          else this.early.push(data.outcomes);
+        }
         else if (data.event === "progress") this.progress.get(data.id)?.(data.done, data.total);
         else if (data.event === "linkCode") this.onLinkCode(data.code, data.qrSvg);
         else this.onConnection(data.online);
@@ -27,7 +41,10 @@ export class EngineClient {
       this.progress.delete(data.id);
       if (!waiter) return;
       if (data.ok) waiter.resolve(data.value);
-      else waiter.reject(Object.assign(new Error(data.error.message), { code: data.error.code }));
+      else {
+        if (isAlert(data.error.code)) this.onRefusal(data.error.code, data.error.message);
+        waiter.reject(Object.assign(new Error(data.error.message), { code: data.error.code }));
+      }
     };
   }
 

@@ -63,7 +63,10 @@ export function ConversationView(props: {
   onError(message: string): void;
 }) {
   const [text, setText] = useState("");
-  const [showNumber, setShowNumber] = useState(false);
+  /** Whose safety number is on screen. */
+  const [numberOf, setNumberOf] = useState<string>();
+  /** Members whose identity key changed, the change not accepted: nothing goes to them. */
+  const [changed, setChanged] = useState<string[]>([]);
   const [showMembers, setShowMembers] = useState(false);
   const [members, setMembers] = useState<string[]>([]);
   /** The message the composer answers, or the one of ours it edits. */
@@ -103,6 +106,16 @@ export function ConversationView(props: {
     watch.observe(button);
     return () => watch.disconnect();
   }, [props.earlier, props.messages]);
+  const checkIdentities = () =>
+    Promise.all([
+      engine.call<string[]>({ method: "identityChanges" }),
+      engine.call<string[]>({ method: "members", conversation: conversation.id }),
+    ]).then(([changes, members]) => setChanged(changes.filter((a) => members.includes(a))), () => {});
+  // A send refused for a changed key ends as a failed message: look again when one does.
+  const failures = props.pending.filter((p) => p.failed).length;
+  useEffect(() => {
+    checkIdentities();
+  }, [conversation.id, failures]);
   useEffect(() => {
     engine.call<string[]>({ method: "members", conversation: conversation.id }).then(setMembers, () => {});
     setReplying(undefined);
@@ -212,7 +225,7 @@ export function ConversationView(props: {
         <button class="back" onClick={props.onBack} aria-label={t("Back to conversations")}>‹</button>
         <h2>{title(props.conversation)}</h2>
         {peer ? (
-          <button onClick={() => setShowNumber(true)}>{t("Safety number")}</button>
+          <button onClick={() => setNumberOf(peer)}>{t("Safety number")}</button>
         ) : (
           <button onClick={() => setShowMembers(true)}>{t("Members")}</button>
         )}
@@ -239,9 +252,31 @@ export function ConversationView(props: {
           onClose={() => setShowMembers(false)}
         />
       )}
-      {showNumber && peer && (
-        <SafetyNumberDialog engine={props.engine} address={peer} onClose={() => setShowNumber(false)} />
+      {numberOf && (
+        <SafetyNumberDialog
+          engine={props.engine}
+          address={numberOf}
+          onClose={() => {
+            setNumberOf(undefined);
+            // Looking the number up is what notices a changed key.
+            checkIdentities();
+          }}
+          onAccepted={checkIdentities}
+        />
       )}
+      {changed.map((address) => (
+        <div class="identity-changed" role="alert" key={address}>
+          <p>
+            {t(
+              "The identity key of {address} changed. Nothing is sent to this conversation until you compare the new safety number with them and accept it.",
+              { address },
+            )}
+          </p>
+          <button onClick={() => setNumberOf(address)}>
+            {t("Compare safety numbers with {address}", { address })}
+          </button>
+        </div>
+      ))}
       {dropping && <p class="drop-hint" role="status">{t("Drop files to send them")}</p>}
       <div class="messages" ref={list}>
         {props.earlier && (
@@ -293,7 +328,7 @@ export function ConversationView(props: {
         </p>
       )}
       <form class="composer" onSubmit={submit}>
-        <AttachButton onFiles={props.onFiles} disabled={conversation.left || !!editing} />
+        <AttachButton onFiles={props.onFiles} disabled={conversation.left || !!editing || changed.length > 0} />
         <textarea
           ref={composer}
           aria-label={t("Message")}
@@ -311,7 +346,9 @@ export function ConversationView(props: {
             if (e.key === "Enter" && !e.shiftKey) submit(e);
           }}
         />
-        <button type="submit">{editing ? t("Save") : t("Send")}</button>
+        <button type="submit" disabled={changed.length > 0}>
+          {editing ? t("Save") : t("Send")}
+        </button>
       </form>
     </section>
   );

@@ -245,14 +245,23 @@ export function DevicesDialog(props: { engine: EngineClient; onClose(): void }) 
   );
 }
 
-export function SafetyNumberDialog(props: { engine: EngineClient; address: string; onClose(): void }) {
+/** The safety number with a contact, to compare and mark verified; when their identity key
+ *  changed, the new key's number, to compare before accepting it (`onAccepted` follows). */
+export function SafetyNumberDialog(props: {
+  engine: EngineClient;
+  address: string;
+  onClose(): void;
+  onAccepted?(): void;
+}) {
   const [number, setNumber] = useState<SafetyNumber>();
   const [error, setError] = useState("");
-  useEffect(() => {
+  const load = () =>
     props.engine
       .call<SafetyNumber>({ method: "safetyNumber", address: props.address })
       .then(setNumber)
       .catch((e) => setError(errorText(e)));
+  useEffect(() => {
+    load();
   }, [props.address]);
   const verify = async () => {
     try {
@@ -262,12 +271,30 @@ export function SafetyNumberDialog(props: { engine: EngineClient; address: strin
       setError(errorText(e));
     }
   };
+  const accept = async () => {
+    try {
+      await props.engine.call({ method: "acceptNewKey", address: props.address });
+      await load();
+      props.onAccepted?.();
+    } catch (e) {
+      setError(errorText(e));
+    }
+  };
   return (
     <Modal label={t("Safety number")} onClose={props.onClose}>
       <h2>{t("Safety number with {address}", { address: props.address })}</h2>
       {number && (
         <>
-          <p>{t("Compare it with theirs, in person or on a call you trust: it is the same on both sides.")}</p>
+          {number.changed ? (
+            <p role="alert" class="warning">
+              {t(
+                "The identity key of {address} changed: this is the safety number of the new key. Accept it only if {address} shows the same digits, in person or on a call you trust. A key you did not expect may mean that someone is trying to read your messages.",
+                { address: props.address },
+              )}
+            </p>
+          ) : (
+            <p>{t("Compare it with theirs, in person or on a call you trust: it is the same on both sides.")}</p>
+          )}
           <p class="code" aria-label={t("Safety number digits")}>{number.digits}</p>
           <div
             class="qr"
@@ -275,7 +302,9 @@ export function SafetyNumberDialog(props: { engine: EngineClient; address: strin
             aria-label={t("QR code of the safety number")}
             dangerouslySetInnerHTML={{ __html: number.qr_svg }}
           />
-          {number.verified ? (
+          {number.changed ? (
+            <button onClick={accept}>{t("Accept the new key")}</button>
+          ) : number.verified ? (
             <p role="status" class="verified">{t("Verified")}</p>
           ) : (
             <button onClick={verify}>{t("Mark as verified")}</button>

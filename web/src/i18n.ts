@@ -32,17 +32,62 @@ const fr: Record<string, string> = {
   "I have written down my recovery key": "J'ai noté ma clé de récupération",
   "Continue": "Continuer",
   "Back up message history with the recovery key": "Sauvegarder l'historique des messages avec la clé de récupération",
-  "Use the account of another device: on it, choose “Link a new device” (or run {command}) and type the code it shows.":
-    "Utilisez le compte d'un autre appareil : sur celui-ci, choisissez « Lier un nouvel appareil » (ou lancez {command}) et saisissez le code affiché.",
   "Link code": "Code de liaison",
   "Link this browser": "Lier ce navigateur",
   "Linking… (keep the other device open)": "Liaison… (gardez l'autre appareil ouvert)",
+  "Use the account of another device: on it, choose “Link a new device” (or run {command}), then scan the QR code it shows or type its code.":
+    "Utilisez le compte d'un autre appareil : sur celui-ci, choisissez « Lier un nouvel appareil » (ou lancez {command}), puis scannez le QR code affiché ou saisissez son code.",
+  "Scan the QR code": "Scanner le QR code",
+  "Stop scanning": "Arrêter de scanner",
+  Camera: "Caméra",
+  "Point the camera at the QR code the other device shows.":
+    "Dirigez la caméra vers le QR code affiché par l'autre appareil.",
+  "This QR code is not a Missive link code.": "Ce QR code n'est pas un code de liaison Missive.",
+  "This browser gives no access to a camera here: type the code instead.":
+    "Ce navigateur ne donne pas accès à une caméra ici : saisissez plutôt le code.",
+  "The camera may not be used: allow it in the browser's settings, or type the code instead.":
+    "La caméra ne peut pas être utilisée : autorisez-la dans les réglages du navigateur, ou saisissez plutôt le code.",
+  "No camera was found: type the code instead.": "Aucune caméra trouvée : saisissez plutôt le code.",
   Devices: "Appareils",
   "Enable notifications": "Activer les notifications",
   Language: "Langue",
   "Offline: messages will be sent when the connection is back":
     "Hors ligne : les messages partiront au retour de la connexion",
   "Security alerts": "Alertes de sécurité",
+  "A device that its owner never approved was offered by the server. Nothing was sent to it: someone may be trying to listen in.":
+    "Le serveur a proposé un appareil que son propriétaire n'a jamais approuvé. Rien ne lui a été envoyé : quelqu'un tente peut-être d'écouter.",
+  "The server handed over keys that do not belong to the person's devices. Nothing was sent with them.":
+    "Le serveur a fourni des clés qui n'appartiennent pas aux appareils de la personne. Rien n'a été envoyé avec elles.",
+  "A contact's identity key changed. Nothing is sent to them until you compare safety numbers with them and accept the new key.":
+    "La clé d'identité d'un contact a changé. Rien ne lui est envoyé tant que vous n'avez pas comparé vos numéros de sécurité et accepté la nouvelle clé.",
+  "A message could not be checked as genuine and was not shown.":
+    "Un message n'a pas pu être authentifié et n'a pas été affiché.",
+  "A change to a conversation's members could not be checked as genuine and was refused.":
+    "Un changement des membres d'une conversation n'a pas pu être authentifié et a été refusé.",
+  "The server showed this conversation differently to different members: it may be trying to split it.":
+    "Le serveur a montré cette conversation différemment à différents membres : il tente peut-être de la scinder.",
+  "A device link was tampered with and was refused.":
+    "Une liaison d'appareil a été falsifiée et a été refusée.",
+  "The server held back messages: some were never delivered to this device.":
+    "Le serveur a retenu des messages : certains n'ont jamais été remis à cet appareil.",
+  "The server held back a message and delivered it late. It is shown all the same.":
+    "Le serveur a retenu un message et l'a remis en retard. Il est tout de même affiché.",
+  "The server showed a list of someone's devices that they never signed. It was refused.":
+    "Le serveur a montré une liste d'appareils qu'une personne n'a jamais signée. Elle a été refusée.",
+  "The server showed an older list of someone's devices (where a removed device could come back). It was refused.":
+    "Le serveur a montré une ancienne liste des appareils d'une personne (où un appareil retiré pourrait revenir). Elle a été refusée.",
+  "A device that is not on its owner's own list (removed, or added by the server) was refused.":
+    "Un appareil absent de la liste de son propriétaire (retiré, ou ajouté par le serveur) a été refusé.",
+  "The server hid one of someone's devices from a conversation; their own devices will add it.":
+    "Le serveur a caché un appareil d'une personne dans une conversation ; ses propres appareils l'ajouteront.",
+  "The server's key directory could not prove what it showed. It was not trusted.":
+    "L'annuaire de clés du serveur n'a pas pu prouver ce qu'il montrait. Il n'a pas été cru.",
+  "The server's key directory holds a key in your name that is not yours: someone may be trying to pass as you.":
+    "L'annuaire de clés du serveur contient une clé à votre nom qui n'est pas la vôtre : quelqu'un tente peut-être de se faire passer pour vous.",
+  "The server shows different key directories to different people: it may be showing false keys to some.":
+    "Le serveur montre des annuaires de clés différents à différentes personnes : il montre peut-être de fausses clés à certains.",
+  "Details":
+    "Détails",
   Conversations: "Conversations",
   "New conversation": "Nouvelle conversation",
   "Filter conversations": "Filtrer les conversations",
@@ -55,6 +100,12 @@ const fr: Record<string, string> = {
     "Un message que cette version ne sait pas afficher (mettez Missive à jour)",
   "Back to conversations": "Retour aux conversations",
   "Safety number": "Numéro de sécurité",
+  "The identity key of {address} changed: this is the safety number of the new key. Accept it only if {address} shows the same digits, in person or on a call you trust. A key you did not expect may mean that someone is trying to read your messages.":
+    "La clé d'identité de {address} a changé : voici le numéro de sécurité de la nouvelle clé. Acceptez-la seulement si {address} affiche les mêmes chiffres, en personne ou lors d'un appel de confiance. Une clé inattendue peut signifier que quelqu'un tente de lire vos messages.",
+  "Accept the new key": "Accepter la nouvelle clé",
+  "The identity key of {address} changed. Nothing is sent to this conversation until you compare the new safety number with them and accept it.":
+    "La clé d'identité de {address} a changé. Rien n'est envoyé dans cette conversation tant que vous n'avez pas comparé le nouveau numéro de sécurité avec cette personne et accepté la clé.",
+  "Compare safety numbers with {address}": "Comparer les numéros de sécurité avec {address}",
   Members: "Membres",
   "Not sent: {error}": "Non envoyé : {error}",
   Retry: "Réessayer",

@@ -19,12 +19,15 @@ export type Call =
   | { method: "register"; server: string; address: string; invite?: string }
   | { method: "join"; server: string; code: string }
   | { method: "recover"; server: string; address: string; key: string }
+  | { method: "scanQr"; width: number; height: number; rgba: Uint8Array }
   | { method: "link" }
   | { method: "cancelLink" }
   | { method: "devices" }
   | { method: "revokeDevice"; deviceId: string }
   | { method: "safetyNumber"; address: string }
   | { method: "markVerified"; address: string }
+  | { method: "acceptNewKey"; address: string }
+  | { method: "identityChanges" }
   | { method: "historyBackup"; on?: boolean }
   | { method: "alerts" }
   | { method: "members"; conversation: string }

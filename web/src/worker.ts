@@ -1,7 +1,7 @@
 // The engine's home in the app: a dedicated Worker, so that MLS and its post-quantum keys
 // never block the page. It answers the app's calls (protocol.ts) one at a time, as the engine
 // runs its flows, and listens on the push channel once an account is open.
-import init, { Engine } from "missive-engine";
+import init, { Engine, scanQr } from "missive-engine";
 import type { Call, Outcome, Reply, Request } from "./protocol";
 import { openStorage } from "./storage";
 
@@ -40,6 +40,8 @@ async function answer(call: Call, id: number): Promise<unknown> {
     listen(engine);
     return identity(engine);
   }
+  // Reading a camera frame needs no account (a new device scans before it has one).
+  if (call.method === "scanQr") return scanQr(call.width, call.height, call.rgba);
   if (!engine) throw Object.assign(new Error("no account is open"), { code: "usage" });
   switch (call.method) {
     case "conversations":
@@ -98,6 +100,10 @@ async function answer(call: Call, id: number): Promise<unknown> {
       return engine.historyBackup(call.on);
     case "markVerified":
       return engine.markVerified(call.address);
+    case "acceptNewKey":
+      return engine.acceptNewKey(call.address);
+    case "identityChanges":
+      return engine.identityChanges();
     case "alerts":
       return engine.alerts();
     case "members":

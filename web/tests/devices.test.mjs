@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -17,6 +17,9 @@ import {
   screenshot,
   accessibilityViolations,
   keepRecoveryKey,
+  registerInApp,
+  newConversation,
+  say,
 } from "./harness.mjs";
 
 const DOMAIN = "devices.test";
@@ -227,4 +230,90 @@ test("a group's members: someone added reads what follows, someone removed does 
   assert.equal(named[0].name, "Ops");
   assert.ok(!cliSync(hana).some(([, text]) => text === "after the change"));
   assert.deepEqual(errors, []);
+});
+
+/** A camera's picture of `svg` (an image of a QR code) for Chromium's fake camera: the image
+ *  drawn at 360 pixels on a white 640×480 frame by `page` (any page of a plain profile), as a
+ *  one-frame YUV4MPEG2 file, grey (luma only). */
+async function cameraFileShowing(page, svg) {
+  const [width, height] = [640, 480];
+  const luma = await page.evaluate(
+    async ({ svg, width, height }) => {
+      const image = new Image();
+      image.src = `data:image/svg+xml;base64,${btoa(svg)}`;
+      await image.decode();
+      const canvas = document.createElement("canvas");
+      canvas.width = width;
+      canvas.height = height;
+      const context = canvas.getContext("2d");
+      context.fillStyle = "#fff";
+      context.fillRect(0, 0, width, height);
+      context.imageSmoothingEnabled = false;
+      context.drawImage(image, (width - 360) / 2, (height - 360) / 2, 360, 360);
+      const rgba = context.getImageData(0, 0, width, height).data;
+      let grey = "";
+      for (let i = 0; i < rgba.length; i += 4) grey += String.fromCharCode(rgba[i]);
+      return btoa(grey);
+    },
+    { svg, width, height },
+  );
+  const file = join(mkdtempSync(join(tmpdir(), "missive-camera-")), "qr.y4m");
+  const chroma = Buffer.alloc((width / 2) * (height / 2), 128);
+  writeFileSync(
+    file,
+    Buffer.concat([
+      Buffer.from(`YUV4MPEG2 W${width} H${height} F5:1 Ip A1:1 C420jpeg\nFRAME\n`),
+      Buffer.from(luma, "base64"),
+      chroma,
+      chroma,
+    ]),
+  );
+  return file;
+}
+
+test("a browser links to the account of another by scanning the QR code it shows", async () => {
+  const hank = terminal("hank");
+  const { page } = await openWebApp(browser, server.url);
+  await registerInApp(page, `kim@${DOMAIN}`);
+  await newConversation(page, `hank@${DOMAIN}`);
+  await say(page, "before the scan");
+  await article(page, "before the scan").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+
+  await page.getByRole("button", { name: "Devices", exact: true }).click();
+  const dialog = page.getByRole("dialog", { name: "Devices" });
+  await dialog.getByRole("button", { name: "Link a new device" }).click();
+  const qr = dialog.getByRole("img", { name: "QR code of the link code" });
+  await qr.waitFor();
+  const blank = await (await browser.newContext()).newPage();
+  const camera = await cameraFileShowing(blank, await qr.innerHTML());
+  await blank.context().close();
+
+  // The new device: a browser whose camera films the QR code on the first one's screen.
+  const filming = await launchBrowser([
+    "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-video-capture=${camera}`,
+    "--use-fake-ui-for-media-stream",
+  ]);
+  try {
+    const { page: phone, errors } = await openWebApp(filming, server.url, { phone: true });
+    await phone.context().grantPermissions(["camera"]);
+    await phone.getByRole("button", { name: "Link to an existing account" }).click();
+    await phone.getByRole("button", { name: "Scan the QR code" }).click();
+    await phone.getByRole("region", { name: "Scan the QR code" }).waitFor();
+    await screenshot(phone, "link-by-scanning-phone");
+    await phone.getByRole("button", { name: "New conversation" }).waitFor({ timeout: 60_000 });
+    // The link went through on both sides.
+    await dialog.getByText(/Linked device/).waitFor({ timeout: 60_000 });
+    await phone.getByRole("button", { name: new RegExp(`hank@${DOMAIN}`) }).click();
+    await article(phone, "before the scan").waitFor();
+    await say(phone, "from the scanned phone");
+    await article(phone, "from the scanned phone").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+    assert.deepEqual(cliSync(hank), [
+      [`kim@${DOMAIN}`, "before the scan"],
+      [`kim@${DOMAIN}`, "from the scanned phone"],
+    ]);
+    assert.deepEqual(errors, []);
+  } finally {
+    await filming.close();
+  }
 });

@@ -13,6 +13,8 @@ const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
 const profile = process.env.MISSIVE_PROFILE ?? "debug";
 const serverBin = join(target, profile, "missive-server");
 export const cliBin = join(target, profile, "missive");
+// The hostile server of the threat model, played on a server's data (crates/server/examples).
+const hostileBin = join(target, profile, "examples", "hostile");
 const webDist = join(root, "web", "dist");
 
 /** A fresh server for `domain`, with open registration, serving the web app; `extraConfig`
@@ -44,6 +46,10 @@ export async function startServer(domain, extraConfig = "") {
   return {
     url,
     dir,
+    /** Plays an attack of the hostile server on this one's store (`hostile.rs`). */
+    hostile(...args) {
+      return execFileSync(hostileBin, [data, ...args], { encoding: "utf8" });
+    },
     async stop() {
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
@@ -71,8 +77,9 @@ export function cliSync(home) {
   return synced(home).map((m) => [m.sender, m.text]);
 }
 
-/** Headless Chromium as this machine allows it: no sandbox (root), no background traffic. */
-export async function launchBrowser() {
+/** Headless Chromium as this machine allows it: no sandbox (root), no background traffic;
+ *  `extraArgs` are further command-line switches (a fake camera, say). */
+export async function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
@@ -84,6 +91,7 @@ export async function launchBrowser() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...extraArgs,
     ],
   });
 }

@@ -336,6 +336,21 @@ fn node(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
 fn browser_test() -> anyhow::Result<()> {
     let root = workspace_root()?;
     web(false, false)?;
+    // The binaries the tests drive (built by the tests before; at once when they are), and
+    // the hostile server they play the threats with.
+    run(
+        "cargo",
+        &[
+            "build",
+            "-p",
+            "missive-server",
+            "-p",
+            "missive-cli",
+            "--bins",
+            "--example",
+            "hostile",
+        ],
+    )?;
     ensure_chromium()?;
     let web_dir = root.join("web");
     // The app's TypeScript against the engine's generated types.

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use missive_core::client::Client;
 use missive_core::lookup;
+use missive_core::{AlertCode, CoreError};
 use serde_json::json;
 
 /// Writes a line to stdout, returning the write's error instead of panicking as `println!`
@@ -282,6 +283,14 @@ fn main() -> ExitCode {
         Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
+            if let Some(CoreError::Refused(alert)) = e.downcast_ref() {
+                if alert.code == AlertCode::IdentityChanged {
+                    eprintln!(
+                        "hint: `missive verify ADDRESS` shows their new safety number; \
+                         `missive trust ADDRESS --accept-new-key` accepts it"
+                    );
+                }
+            }
             ExitCode::FAILURE
         }
     }
@@ -348,7 +357,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Err(e) => {
             // A security refusal that ended the command is kept for `missive alerts` too (once:
             // the engine keeps most of them itself).
-            if let Some(missive_core::CoreError::Refused(alert)) = e.downcast_ref() {
+            if let Some(CoreError::Refused(alert)) = e.downcast_ref() {
                 let kept = client
                     .account
                     .store()
@@ -478,7 +487,7 @@ async fn account_command(
             // A cut connection resumes from the chunks already written and checked.
             for _ in 0..3 {
                 match &path {
-                    Err(missive_core::CoreError::Network(e)) => {
+                    Err(CoreError::Network(e)) => {
                         eprintln!("transfer interrupted ({e}); resuming");
                         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                         path = client.download_file(&id, &out, progress.clone()).await;
@@ -619,7 +628,22 @@ async fn account_command(
         }
         AccountCommand::Verify { address, confirm } => {
             let address = lookup::address(&address)?;
-            let (number, verified) = client.safety_number(&address).await?;
+            let (number, verified) = match client.safety_number(&address).await {
+                Err(CoreError::Refused(alert)) if alert.code == AlertCode::IdentityChanged => {
+                    // The number to compare before accepting: the one the new key gives.
+                    if let Some(new) = client.changed_safety_number(&address).await? {
+                        out!("the identity key of {address} changed; the new safety number:")?;
+                        out!("{}", new.display())?;
+                        out!("qr: {}", new.qr_payload())?;
+                        out!(
+                            "status: changed, not accepted (compare it with {address}, then run \
+                             `missive trust {address} --accept-new-key`)"
+                        )?;
+                    }
+                    return Err(CoreError::Refused(alert).into());
+                }
+                number => number?,
+            };
             if confirm {
                 client.account.mark_verified(&address)?;
             }
@@ -727,7 +751,7 @@ async fn account_command(
 pub(crate) async fn sync_if_reachable(client: &mut Client) -> anyhow::Result<usize> {
     match client.sync().await {
         Ok(outcomes) => Ok(report(&outcomes)),
-        Err(missive_core::CoreError::Network(e)) => {
+        Err(CoreError::Network(e)) => {
             eprintln!("warning: showing stored state; cannot reach the server: {e}");
             Ok(0)
         }

@@ -859,8 +859,8 @@ impl Account {
                     AlertCode::IdentityChanged,
                     format!(
                         "the identity key of {} changed; sending to them is blocked until you \
-                         compare safety numbers and run `missive trust {} --accept-new-key`",
-                        user.address, user.address
+                         compare the new safety number with them and accept the new key",
+                        user.address
                     ),
                 ))
             }
@@ -1357,8 +1357,8 @@ impl Account {
                     AlertCode::IdentityChanged,
                     format!(
                         "the identity key of {} changed; sending to them is blocked until you \
-                         run `missive trust {} --accept-new-key`",
-                        owner.address, owner.address
+                         compare the new safety number with them and accept the new key",
+                        owner.address
                     ),
                 ));
             }

@@ -8,7 +8,7 @@ use missive_proto::{ErrorCode, B64};
 use openmls::prelude::KeyPackage;
 
 use crate::account::{Account, Outcome, KEY_PACKAGE_LOW, KEY_PACKAGE_STOCK};
-use crate::error::{AlertCode, CoreError};
+use crate::error::CoreError;
 use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
 #[path = "client_changes.rs"]
@@ -256,37 +256,6 @@ impl Client {
     fn record_refusal(&mut self, e: &CoreError) {
         if let CoreError::Refused(alert) = e {
             let _ = self.account.record_alert(alert);
-        }
-    }
-
-    /// The safety number with `address` (pinning their key on first contact) and whether it
-    /// is marked verified. Refused when the server now announces another key.
-    pub async fn safety_number(
-        &mut self,
-        address: &str,
-    ) -> Result<(crate::identity::SafetyNumber, bool), CoreError> {
-        match self.fetch_user(address).await {
-            Ok(_) => {}
-            // The number depends on the identity keys alone: a device list refused (and kept
-            // as an alert) does not hide it.
-            Err(CoreError::Refused(a))
-                if matches!(
-                    a.code,
-                    AlertCode::ForgedDeviceList | AlertCode::DeviceListRollback
-                ) => {}
-            Err(e) => return Err(e),
-        }
-        self.account.safety_number(address)
-    }
-
-    /// Accepts the identity key the server now announces for `address`.
-    pub async fn accept_new_key(&mut self, address: &str) -> Result<(), CoreError> {
-        let user = self.lookup_checked(address).await?;
-        match self.account.pin(&user) {
-            Ok(()) | Err(CoreError::Refused(_)) => self
-                .account
-                .accept_new_key(address, user.identity_key.as_bytes()),
-            Err(e) => Err(e),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The flows that keep the directory honest: our signed device list (made sure of, published
 //! and retried on a race), key lookups checked against the key transparency log, the watch of
 //! our own entries in it, key package claims checked against each user's signed list, and
-//! our devices (listed, revoked).
+//! our devices (listed, revoked), and contacts' safety numbers and identity changes.
 //! The checks themselves are the account's (`account::device_lists`, `account::transparency`).
 
 use missive_proto::api::*;
@@ -11,9 +11,81 @@ use missive_proto::{ErrorCode, B64};
 use openmls::prelude::KeyPackage;
 
 use super::{Client, DeviceStatus, MAX_CONTACT_ROUNDS};
-use crate::error::CoreError;
+use crate::error::{AlertCode, CoreError};
 
 impl Client {
+    /// The safety number with `address` (pinning their key on first contact) and whether it
+    /// is marked verified. Refused when the server now announces another key.
+    pub async fn safety_number(
+        &mut self,
+        address: &str,
+    ) -> Result<(crate::identity::SafetyNumber, bool), CoreError> {
+        match self.fetch_user(address).await {
+            Ok(_) => {}
+            // The number depends on the identity keys alone: a device list refused (and kept
+            // as an alert) does not hide it.
+            Err(CoreError::Refused(a))
+                if matches!(
+                    a.code,
+                    AlertCode::ForgedDeviceList | AlertCode::DeviceListRollback
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.account.safety_number(address)
+    }
+
+    /// Accepts the identity key the server now announces for `address`.
+    pub async fn accept_new_key(&mut self, address: &str) -> Result<(), CoreError> {
+        let user = self.lookup_checked(address).await?;
+        match self.account.pin(&user) {
+            Ok(()) | Err(CoreError::Refused(_)) => self
+                .account
+                .accept_new_key(address, user.identity_key.as_bytes()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// When the server announces another identity key for `address` than the one trusted
+    /// (a change not accepted yet: sending to them is refused), the safety number that key
+    /// gives, for the user to compare with the contact before accepting it; `None` when
+    /// nothing changed. Looks the user up first, so a change is noticed (and kept among the
+    /// alerts) here too.
+    pub async fn changed_safety_number(
+        &mut self,
+        address: &str,
+    ) -> Result<Option<crate::identity::SafetyNumber>, CoreError> {
+        match self.fetch_user(address).await {
+            Ok(_) => return Ok(None),
+            Err(CoreError::Refused(a)) if a.code == AlertCode::IdentityChanged => {}
+            Err(e) => return Err(e),
+        }
+        let Some(pending) = self.account.contact(address)?.and_then(|c| c.pending_key) else {
+            return Ok(None);
+        };
+        Ok(Some(crate::identity::SafetyNumber::derive(
+            (
+                self.account.address(),
+                self.account.identity_key().as_slice(),
+            ),
+            (address, pending.as_slice()),
+        )))
+    }
+
+    /// The contacts whose identity key changed and was not accepted yet (sorted): nothing is
+    /// sent to them until it is.
+    pub fn identity_changes(&self) -> Result<Vec<String>, CoreError> {
+        let mut changed: Vec<String> = self
+            .account
+            .store()
+            .contacts()?
+            .into_iter()
+            .filter(|c| c.pending_key.is_some())
+            .map(|c| c.address)
+            .collect();
+        changed.sort();
+        Ok(changed)
+    }
+
     /// Makes sure our user has a signed device list: pins the server's (checked) or, when
     /// there is none yet (a registration that stopped before publishing it), publishes a
     /// first one naming the devices our identity key certified.

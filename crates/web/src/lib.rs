@@ -22,16 +22,18 @@ use std::rc::Rc;
 use futures_util::lock::Mutex;
 use missive_core::account::{Account, Outcome};
 use missive_core::client::Client;
-use missive_core::CoreError;
+use missive_core::{AlertCode, CoreError};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "bench")]
 mod bench;
 mod files;
+mod qr;
 mod storage;
 mod types;
 mod views;
+use qr::qr_svg;
 use storage::{restore, EngineStorage, Persister};
 use views::*;
 
@@ -598,17 +600,28 @@ impl Engine {
         Ok(removed.map_err(js_error)? as u32)
     }
 
-    /// The safety number with `address` (pinning their key on first contact).
+    /// The safety number with `address` (pinning their key on first contact). When their
+    /// identity key changed and the change is not accepted yet, the number the new key gives
+    /// (`changed`), to compare before [`Engine::accept_new_key`].
     #[wasm_bindgen(js_name = safetyNumber, unchecked_return_type = "SafetyNumber")]
     pub async fn safety_number(&self, address: String) -> Result<JsValue, JsValue> {
         let address = missive_core::lookup::address(&address).map_err(js_error)?;
-        let (number, verified) = self
-            .client
-            .lock()
-            .await
-            .safety_number(&address)
-            .await
-            .map_err(js_error)?;
+        let mut client = self.client.lock().await;
+        let (number, verified, changed) = match client.safety_number(&address).await {
+            Ok((number, verified)) => (number, verified, false),
+            Err(CoreError::Refused(alert)) if alert.code == AlertCode::IdentityChanged => {
+                match client
+                    .changed_safety_number(&address)
+                    .await
+                    .map_err(js_error)?
+                {
+                    Some(number) => (number, false, true),
+                    None => return Err(js_error(CoreError::Refused(alert))),
+                }
+            }
+            Err(e) => return Err(js_error(e)),
+        };
+        drop(client);
         self.save().await?;
         let qr = number.qr_payload();
         to_js(&SafetyNumberView {
@@ -616,10 +629,30 @@ impl Engine {
             qr_svg: qr_svg(&qr),
             qr,
             verified,
+            changed,
         })
     }
 
-    /// Marks `address` verified: the safety number was compared in person.
+    /// Accepts the identity key the server now announces for `address` (after comparing the
+    /// new safety number with them): sending to them goes on; the contact is not verified.
+    #[wasm_bindgen(js_name = acceptNewKey)]
+    pub async fn accept_new_key(&self, address: String) -> Result<(), JsValue> {
+        let address = missive_core::lookup::address(&address).map_err(js_error)?;
+        let accepted = self.client.lock().await.accept_new_key(&address).await;
+        self.save().await?;
+        accepted.map_err(js_error)
+    }
+
+    /// The contacts whose identity key changed, the change not accepted yet (sorted).
+    #[wasm_bindgen(js_name = identityChanges)]
+    pub async fn identity_changes(&self) -> Result<Vec<String>, JsValue> {
+        self.client
+            .lock()
+            .await
+            .identity_changes()
+            .map_err(js_error)
+    }
+
     /// Whether the message history is backed up under the recovery key; with `on`, turns
     /// it on or off first (and backs up what is new at once).
     #[wasm_bindgen(js_name = historyBackup)]
@@ -641,6 +674,7 @@ impl Engine {
         Ok(on)
     }
 
+    /// Marks `address` verified: the safety number was compared in person.
     #[wasm_bindgen(js_name = markVerified)]
     pub async fn mark_verified(&self, address: String) -> Result<(), JsValue> {
         let address = missive_core::lookup::address(&address).map_err(js_error)?;

@@ -102,6 +102,9 @@ export interface SafetyNumber {
   /** The QR code, as an SVG image. */
   qr_svg: string;
   verified: boolean;
+  /** The contact's identity key changed and the change is not accepted yet: these are the
+   *  digits of the new key, to compare with the contact before `acceptNewKey`. */
+  changed: boolean;
 }
 
 /** What linking a device did. */

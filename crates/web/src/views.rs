@@ -1,5 +1,5 @@
 //! What the page sees: records as plain JavaScript objects (the types of the TypeScript
-//! section in `lib.rs`), and the QR codes the engine draws.
+//! section in `lib.rs`).
 
 use missive_core::account::Outcome;
 use std::collections::BTreeMap;
@@ -9,27 +9,6 @@ use serde::Serialize;
 
 /// How long a link waits for the other device.
 pub(crate) const LINK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// A QR code of `payload` as an SVG image (dark modules on a light square, four modules of
-/// quiet zone), or an empty string if it does not fit a QR code.
-pub(crate) fn qr_svg(payload: &str) -> String {
-    let Ok(code) = qrcode::QrCode::new(payload.as_bytes()) else {
-        return String::new();
-    };
-    let width = code.width();
-    let mut path = String::new();
-    for (i, color) in code.to_colors().iter().enumerate() {
-        if *color == qrcode::Color::Dark {
-            path.push_str(&format!("M{} {}h1v1h-1z", i % width + 4, i / width + 4));
-        }
-    }
-    let size = width + 8;
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {size} {size}\" \
-         shape-rendering=\"crispEdges\"><rect width=\"{size}\" height=\"{size}\" \
-         fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
-    )
-}
 
 #[derive(Serialize)]
 pub(crate) struct LinkedView<'a> {
@@ -54,6 +33,7 @@ pub(crate) struct SafetyNumberView {
     pub(crate) qr: String,
     pub(crate) qr_svg: String,
     pub(crate) verified: bool,
+    pub(crate) changed: bool,
 }
 
 /// A message as the page sees it (the `Message` type above).

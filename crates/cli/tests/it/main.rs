@@ -464,6 +464,10 @@ fn a_changed_identity_key_blocks_sending_until_accepted() {
         &["verify", "alice@example.org"],
         "identity key of alice@example.org changed",
     );
+    // What to compare before accepting: `verify` shows the number the new key gives.
+    let shown = w.run("bob", &["verify", "alice@example.org"]);
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(shown.contains("status: changed, not accepted"), "{shown}");
     // The refusal ended the command, and it is kept with the other alerts.
     let kept = w.ok("bob", &["alerts"]);
     assert!(
@@ -483,6 +487,7 @@ fn a_changed_identity_key_blocks_sending_until_accepted() {
     w.ok("bob", &["trust", "alice@example.org", "--accept-new-key"]);
     let (new_number, status) = safety_number(&w, "bob", "alice", &[]);
     assert_ne!(new_number, number);
+    assert!(shown.contains(&new_number), "{shown} / {new_number}");
     assert_eq!(status, "status: not verified");
     // Trusting the server's key does not let the server in: alice's real device is certified
     // by her real key, which bob no longer trusts, so nothing is sent to it.
