@@ -17,6 +17,7 @@ mod files;
 mod groups;
 mod kt;
 mod search;
+mod sframe;
 mod soak;
 
 use anyhow::{bail, Context};
@@ -86,6 +87,10 @@ struct Args {
     /// Instead: search in a device's store of this many messages (in this process).
     #[arg(long)]
     search: Option<usize>,
+    /// Instead: what call media encryption (SFrame) costs per frame, over this many frames
+    /// (in this process).
+    #[arg(long)]
+    sframe: Option<usize>,
 }
 
 /// A server process this bench started.
@@ -321,6 +326,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(devices) = args.group {
         return groups::run(devices);
+    }
+    if let Some(frames) = args.sframe {
+        return sframe::run(frames);
     }
     if let Some(messages) = args.search {
         return search::run(messages);

@@ -36,6 +36,7 @@ const PADDING: usize = 64;
 /// with `missive-bench --group N`; see ARCHITECTURE.md).
 pub const PATH_ON_EVERY_COMMIT_UP_TO: usize = 100;
 
+pub mod calls;
 mod changes;
 mod device_lists;
 mod events;

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod call;
 pub mod conformance;
 pub mod error;
 pub mod file;

@@ -2,6 +2,7 @@
 
 mod api;
 mod big_file;
+mod calls;
 mod client_crashes;
 mod device_lists;
 mod devices;
