@@ -3,9 +3,6 @@
 // real server and the `missive` command.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   startServer,
   launchBrowser,
@@ -18,6 +15,7 @@ import {
   newConversation,
   say,
   article,
+  terminalUser,
 } from "./harness.mjs";
 
 let server;
@@ -33,11 +31,7 @@ after(async () => {
   await server?.stop();
 });
 
-function terminal(name) {
-  const home = join(mkdtempSync(join(tmpdir(), `missive-${name}-`)), "home");
-  cli(home, "register", "--server", server.url, `${name}@app.test`);
-  return home;
-}
+const terminal = (name) => terminalUser(server, `${name}@app.test`);
 
 test("a conversation started in the app with someone on the command line", async () => {
   const bob = terminal("bob");

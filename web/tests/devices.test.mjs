@@ -20,6 +20,8 @@ import {
   registerInApp,
   newConversation,
   say,
+  terminalUser,
+  freshHome,
 } from "./harness.mjs";
 
 const DOMAIN = "devices.test";
@@ -36,15 +38,7 @@ after(async () => {
   await server?.stop();
 });
 
-function freshHome(name) {
-  return join(mkdtempSync(join(tmpdir(), `missive-${name}-`)), "home");
-}
-
-function terminal(name) {
-  const home = freshHome(name);
-  cli(home, "register", "--server", server.url, `${name}@${DOMAIN}`);
-  return home;
-}
+const terminal = (name) => terminalUser(server, `${name}@${DOMAIN}`);
 
 /** Starts `missive --home HOME ARGS...` without waiting: its stdout lines as they come, and
  *  its exit. */

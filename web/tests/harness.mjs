@@ -63,6 +63,19 @@ export function cli(home, ...args) {
   return execFileSync(cliBin, ["--home", home, ...args], { encoding: "utf8" });
 }
 
+/** A new, empty home for the `missive` command. */
+export function freshHome(name) {
+  return join(mkdtempSync(join(tmpdir(), `missive-${name}-`)), "home");
+}
+
+/** `address` registered on `server` with the `missive` command (open registration); returns
+ *  its home. */
+export function terminalUser(server, address) {
+  const home = freshHome(address.split("@")[0]);
+  cli(home, "register", "--server", server.url, address);
+  return home;
+}
+
 /** `missive sync --json` of a terminal account: what it printed, as objects. */
 export function synced(home) {
   return cli(home, "sync", "--json")

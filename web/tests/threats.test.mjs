@@ -4,9 +4,6 @@
 // server, real `missive` command, headless Chromium.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   startServer,
   launchBrowser,
@@ -19,6 +16,7 @@ import {
   newConversation,
   say,
   article,
+  terminalUser,
 } from "./harness.mjs";
 
 const DOMAIN = "threats.test";
@@ -35,11 +33,7 @@ after(async () => {
   await server?.stop();
 });
 
-function terminal(name) {
-  const home = join(mkdtempSync(join(tmpdir(), `missive-${name}-`)), "home");
-  cli(home, "register", "--server", server.url, `${name}@${DOMAIN}`);
-  return home;
-}
+const terminal = (name) => terminalUser(server, `${name}@${DOMAIN}`);
 
 function sent(page, text) {
   return article(page, text).filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
