@@ -1,6 +1,6 @@
 // The app's side of the engine Worker: calls as promises, pushed news as callbacks. One tab
 // owns the account at a time (Web Locks): the browser's storage has one writer.
-import { isAlert } from "./alerts";
+import { isAlert, plainAlert } from "./alerts";
 import type { Call, EngineError, Outcome, Reply, Request } from "./protocol";
 
 export class EngineClient {
@@ -63,8 +63,12 @@ export class EngineClient {
   }
 }
 
+/** What went wrong, for the user: a security refusal in plain words (its technical detail is
+ *  in the alerts list), anything else as the engine says it. */
 export function errorText(e: unknown): string {
-  return (e as EngineError).message ?? String(e);
+  const { code, message } = e as Partial<EngineError>;
+  if (code && message && isAlert(code)) return plainAlert(code, message);
+  return message ?? String(e);
 }
 
 /** Runs `owner` while this tab holds the account's lock; `elsewhere` is called when another
