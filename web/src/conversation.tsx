@@ -65,8 +65,8 @@ export function ConversationView(props: {
   const [text, setText] = useState("");
   /** Whose safety number is on screen. */
   const [numberOf, setNumberOf] = useState<string>();
-  /** Members whose identity key changed, the change not accepted: nothing goes to them. */
-  const [changed, setChanged] = useState<string[]>([]);
+  /** Contacts whose identity key changed, the change not accepted: nothing goes to them. */
+  const [changes, setChanges] = useState<string[]>([]);
   const [showMembers, setShowMembers] = useState(false);
   const [members, setMembers] = useState<string[]>([]);
   /** The message the composer answers, or the one of ours it edits. */
@@ -106,11 +106,10 @@ export function ConversationView(props: {
     watch.observe(button);
     return () => watch.disconnect();
   }, [props.earlier, props.messages]);
+  /** The members of this conversation among them. */
+  const changed = changes.filter((address) => members.includes(address));
   const checkIdentities = () =>
-    Promise.all([
-      engine.call<string[]>({ method: "identityChanges" }),
-      engine.call<string[]>({ method: "members", conversation: conversation.id }),
-    ]).then(([changes, members]) => setChanged(changes.filter((a) => members.includes(a))), () => {});
+    engine.call<string[]>({ method: "identityChanges" }).then(setChanges, () => {});
   // A send refused for a changed key ends as a failed message: look again when one does.
   const failures = props.pending.filter((p) => p.failed).length;
   useEffect(() => {

@@ -631,7 +631,7 @@ async fn account_command(
             let (number, verified) = match client.safety_number(&address).await {
                 Err(CoreError::Refused(alert)) if alert.code == AlertCode::IdentityChanged => {
                     // The number to compare before accepting: the one the new key gives.
-                    if let Some(new) = client.changed_safety_number(&address).await? {
+                    if let Some(new) = client.account.pending_safety_number(&address)? {
                         out!("the identity key of {address} changed; the new safety number:")?;
                         out!("{}", new.display())?;
                         out!("qr: {}", new.qr_payload())?;

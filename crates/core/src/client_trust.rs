@@ -45,32 +45,6 @@ impl Client {
         }
     }
 
-    /// When the server announces another identity key for `address` than the one trusted
-    /// (a change not accepted yet: sending to them is refused), the safety number that key
-    /// gives, for the user to compare with the contact before accepting it; `None` when
-    /// nothing changed. Looks the user up first, so a change is noticed (and kept among the
-    /// alerts) here too.
-    pub async fn changed_safety_number(
-        &mut self,
-        address: &str,
-    ) -> Result<Option<crate::identity::SafetyNumber>, CoreError> {
-        match self.fetch_user(address).await {
-            Ok(_) => return Ok(None),
-            Err(CoreError::Refused(a)) if a.code == AlertCode::IdentityChanged => {}
-            Err(e) => return Err(e),
-        }
-        let Some(pending) = self.account.contact(address)?.and_then(|c| c.pending_key) else {
-            return Ok(None);
-        };
-        Ok(Some(crate::identity::SafetyNumber::derive(
-            (
-                self.account.address(),
-                self.account.identity_key().as_slice(),
-            ),
-            (address, pending.as_slice()),
-        )))
-    }
-
     /// The contacts whose identity key changed and was not accepted yet (sorted): nothing is
     /// sent to them until it is.
     pub fn identity_changes(&self) -> Result<Vec<String>, CoreError> {

@@ -610,9 +610,10 @@ impl Engine {
         let (number, verified, changed) = match client.safety_number(&address).await {
             Ok((number, verified)) => (number, verified, false),
             Err(CoreError::Refused(alert)) if alert.code == AlertCode::IdentityChanged => {
+                // The lookup just made recorded the new key as pending.
                 match client
-                    .changed_safety_number(&address)
-                    .await
+                    .account
+                    .pending_safety_number(&address)
                     .map_err(js_error)?
                 {
                     Some(number) => (number, false, true),

@@ -112,6 +112,23 @@ impl Account {
         self.write_contact(c)
     }
 
+    /// While the identity key the server announces for `address` is pending (changed, not
+    /// accepted), the safety number it gives: what to compare with the contact before
+    /// accepting it. `None` when nothing is pending.
+    pub fn pending_safety_number(
+        &self,
+        address: &str,
+    ) -> Result<Option<identity::SafetyNumber>, CoreError> {
+        let Some(pending) = self.contact(address)?.and_then(|c| c.pending_key) else {
+            return Ok(None);
+        };
+        let own = self.identity.public();
+        Ok(Some(identity::SafetyNumber::derive(
+            (self.address(), own.as_slice()),
+            (address, pending.as_slice()),
+        )))
+    }
+
     /// The safety number with `address` and whether the user marked it verified.
     pub fn safety_number(
         &self,
