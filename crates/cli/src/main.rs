@@ -21,9 +21,12 @@ macro_rules! out {
     }};
 }
 
+mod audio;
+mod call;
 mod changes;
 mod chat;
 mod home;
+mod media;
 mod show;
 
 use show::{human_size, print_message, progress_bar, report, show_qr};
@@ -236,6 +239,24 @@ enum AccountCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Voice calls in a conversation, end-to-end encrypted (the server relays media it cannot
+    /// read).
+    #[command(subcommand)]
+    Call(CallCommand),
+    /// The calls going on in your conversations.
+    Calls {
+        /// One JSON object per call.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallCommand {
+    /// Start a call in the conversation; ends after --duration or when everyone else left.
+    Start(call::CallArgs),
+    /// Join the call going on in the conversation.
+    Join(call::CallArgs),
 }
 
 #[derive(Subcommand)]
@@ -535,6 +556,15 @@ async fn account_command(
         }
         AccountCommand::Chat { conversation, json } => {
             alerts += chat::chat(client, conversation, json).await?;
+        }
+        AccountCommand::Call(CallCommand::Start(args)) => {
+            alerts += call::call(client, args, true).await?;
+        }
+        AccountCommand::Call(CallCommand::Join(args)) => {
+            alerts += call::call(client, args, false).await?;
+        }
+        AccountCommand::Calls { json } => {
+            alerts += call::calls(client, json).await?;
         }
         AccountCommand::HistoryBackup { state } => {
             if let Some(state) = state {

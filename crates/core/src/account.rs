@@ -220,7 +220,7 @@ pub fn conversation_id(group_id: &[u8]) -> String {
     hex(group_id)
 }
 
-fn group_id_of(conversation: &str) -> Result<GroupId, CoreError> {
+pub(crate) fn group_id_of(conversation: &str) -> Result<GroupId, CoreError> {
     ::hex::decode(conversation)
         .ok()
         .filter(|b| !b.is_empty())

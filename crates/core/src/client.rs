@@ -11,6 +11,8 @@ use crate::account::{Account, Outcome, KEY_PACKAGE_LOW, KEY_PACKAGE_STOCK};
 use crate::error::CoreError;
 use crate::store::{AccountStore, ConversationRecord, MessageRecord};
 
+#[path = "client_calls.rs"]
+mod calls;
 #[path = "client_changes.rs"]
 mod changes;
 #[path = "client_link.rs"]
@@ -26,6 +28,7 @@ mod transfer_disk;
 mod transport;
 #[path = "client_trust.rs"]
 mod trust;
+pub use calls::OngoingCall;
 pub use changes::{parse_timer, timer_name, TIMERS};
 pub use link::{Joined, Linked};
 pub use recovery::Recovered;

@@ -586,3 +586,45 @@ impl Label {
                 .is_some_and(|(_, domain)| self.domains.iter().any(|d| d == domain))
     }
 }
+
+/// `POST /v1/groups/{group}/call`: join the conversation's call (starting it if there is none)
+/// with a WebRTC offer. Media goes to the server's media relay, sealed with SFrame under keys
+/// only the group's members can derive (`call_id` is their context, not a secret).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CallJoinRequest {
+    /// 16 bytes naming the call, chosen by whoever starts it.
+    pub call_id: B64,
+    /// The SDP offer of this device's connection.
+    pub offer: String,
+}
+
+/// The relay's answer to a [`CallJoinRequest`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallJoinResponse {
+    /// This connection in the call (leave with it).
+    pub participant: u64,
+    /// The SDP answer, with the relay's candidates.
+    pub answer: String,
+}
+
+/// `GET /v1/calls`: the calls going on in this device's conversations.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallsResponse {
+    pub calls: Vec<CallInfo>,
+}
+
+/// One call going on in a conversation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallInfo {
+    pub group: B64,
+    pub call_id: B64,
+    /// Milliseconds since the epoch when its first participant joined.
+    pub started_ms: u64,
+    /// The devices connected to it, by device id.
+    pub devices: Vec<String>,
+}

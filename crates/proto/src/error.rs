@@ -69,6 +69,10 @@ pub enum ErrorCode {
     /// The account has a recovery key already, and this is not it: a device that does not
     /// hold it cannot replace the backup.
     RecoveryKeyExists,
+    /// The conversation has a call going on under another call id: join that one.
+    CallInProgress,
+    /// This device is in no call of the conversation.
+    NotInCall,
     /// The server failed; the request may be retried.
     Internal,
     /// A code added after this version (never sent by this server): the client keeps the
@@ -110,6 +114,8 @@ impl ErrorCode {
             ErrorCode::DeviceListed => "device_listed",
             ErrorCode::RecoveryRefused => "recovery_refused",
             ErrorCode::RecoveryKeyExists => "recovery_key_exists",
+            ErrorCode::CallInProgress => "call_in_progress",
+            ErrorCode::NotInCall => "not_in_call",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }

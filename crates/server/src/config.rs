@@ -69,6 +69,18 @@ pub struct Config {
     /// seconds, `no_forward`, `downloads` = "allowed" | "in_app" | "off", `domains`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<missive_proto::api::Label>,
+    /// The UDP address the call media relay listens on (`0.0.0.0:3479` to take calls from
+    /// other machines; the default, a free port on loopback, serves this machine only).
+    #[serde(default = "default_media_listen")]
+    pub media_listen: String,
+    /// The address clients send call media to, when `media_listen` binds every address or sits
+    /// behind NAT (the port stays `media_listen`'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_public_address: Option<std::net::IpAddr>,
+}
+
+fn default_media_listen() -> String {
+    "127.0.0.1:0".into()
 }
 
 fn default_invite_ttl_hours() -> u64 {
@@ -153,6 +165,8 @@ impl Config {
             web_dir: None,
             max_retention_days: None,
             labels: Vec::new(),
+            media_listen: default_media_listen(),
+            media_public_address: None,
         }
     }
 

@@ -368,6 +368,7 @@ pub async fn revoke_device(
         .revoke_device(&device.address, &device_id, now_secs())
         .await?;
     state.hub().disconnect(&device_id);
+    state.sfu().remove_device(&device_id);
     tracing::info!(device = %device_id, "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }

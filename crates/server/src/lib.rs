@@ -21,6 +21,8 @@ pub mod ratelimit;
 pub mod recovery_routes;
 pub mod routes;
 pub mod running;
+pub mod sfu;
+pub mod call_routes;
 pub mod sqlite;
 pub mod store;
 pub mod test_postgres;
@@ -57,6 +59,7 @@ struct Inner {
     group_locks: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
     links: links::Links,
     transparency: transparency::Transparency,
+    sfu: sfu::Sfu,
 }
 
 impl AppState {
@@ -65,11 +68,13 @@ impl AppState {
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
         transparency: transparency::Transparency,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
+        let sfu = sfu::Sfu::start(&config.media_listen, config.media_public_address)?;
+        tracing::info!(addr = %sfu.addr(), "call media relay");
         let hub = Arc::new(push::Hub::default());
         store.set_event_sink(hub.clone());
         let limits = ratelimit::Limits::new(&config);
-        AppState {
+        Ok(AppState {
             inner: Arc::new(Inner {
                 config,
                 store,
@@ -81,8 +86,14 @@ impl AppState {
                 group_locks: Mutex::new(HashMap::new()),
                 links: links::Links::default(),
                 transparency,
+                sfu,
             }),
-        }
+        })
+    }
+
+    /// The call media relay.
+    pub fn sfu(&self) -> &sfu::Sfu {
+        &self.inner.sfu
     }
 
     pub fn config(&self) -> &Config {

@@ -74,7 +74,7 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
 }
 
 /// A group id in the path, as base64url.
-struct GroupPath(Vec<u8>);
+pub(crate) struct GroupPath(pub(crate) Vec<u8>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for GroupPath {
     type Rejection = AppError;
@@ -135,6 +135,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::recovery_routes::recover_device).layer(small))
         .routes(routes!(crate::recovery_routes::put_history).layer(DefaultBodyLimit::max(MLS_BODY)))
         .routes(routes!(crate::recovery_routes::read_history).layer(small))
+        .routes(
+            routes!(crate::call_routes::join_call, crate::call_routes::leave_call)
+                .layer(DefaultBodyLimit::max(crate::call_routes::CALL_BODY)),
+        )
+        .routes(routes!(crate::call_routes::list_calls))
         .routes(routes!(crate::links::create_link).layer(small))
         .routes(routes!(crate::links::put_offer).layer(small))
         .routes(routes!(crate::links::link_status))
@@ -476,7 +481,7 @@ async fn post_commit(
     let accepted = state
         .store()
         .commit(CommitWrite {
-            group_id,
+            group_id: group_id.clone(),
             expected_epoch: record.epoch,
             new_epoch: effect.new_epoch,
             state: group.to_bytes()?,
@@ -485,10 +490,13 @@ async fn post_commit(
             commit: req.commit.0,
             welcome,
             joined: effect.external.then(|| device.device_id.clone()),
-            removed: effect.removed,
+            removed: effect.removed.clone(),
             now_ms: now_ms(),
         })
         .await?;
+    // A device removed from the group leaves its call at once: it could not read the media
+    // sealed under the new epoch, and it should not receive it either.
+    state.sfu().remove(&group_id, &effect.removed);
     Ok(Json(CommitResponse {
         epoch: effect.new_epoch,
         seq: accepted.seq,

@@ -17,6 +17,7 @@ pub struct RunningServer {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
     config: Config,
+    state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -75,8 +76,17 @@ impl RunningServer {
                                 return;
                             }
                         };
-                    let _ = ready_tx.send(Ok((store.clone(), blobs.clone())));
-                    let state = AppState::new(config, store, blobs, transparency);
+                    let state =
+                        match AppState::new(config, store.clone(), blobs.clone(), transparency) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(crate::store::StoreError::Backend(
+                                    format!("call media relay: {e}"),
+                                )));
+                                return;
+                            }
+                        };
+                    let _ = ready_tx.send(Ok((store, blobs, state.clone())));
                     let shutdown = async move {
                         let _ = rx.await;
                     };
@@ -86,7 +96,7 @@ impl RunningServer {
                 });
                 // Dropping the runtime here ends the WebSocket tasks still running.
             })?;
-        let (store, blobs) = ready_rx
+        let (store, blobs, state) = ready_rx
             .recv()
             .map_err(|_| anyhow::anyhow!("the server thread ended before starting"))??;
         Ok(RunningServer {
@@ -94,6 +104,7 @@ impl RunningServer {
             store,
             blobs,
             config: server_config,
+            state,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -101,6 +112,11 @@ impl RunningServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The call media relay (tests look at what it forwards).
+    pub fn sfu(&self) -> &crate::sfu::Sfu {
+        self.state.sfu()
     }
 
     /// `http://ADDR`.

@@ -1,6 +1,7 @@
 //! Acceptance tests of the `missive` binary against a real server on port 0, as a user would
 //! script it.
 
+mod calls;
 mod compat;
 mod conversation;
 mod files;

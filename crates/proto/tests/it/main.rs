@@ -120,6 +120,8 @@ fn errors() {
         ErrorCode::DeviceListed,
         ErrorCode::RecoveryRefused,
         ErrorCode::RecoveryKeyExists,
+        ErrorCode::CallInProgress,
+        ErrorCode::NotInCall,
         ErrorCode::Internal,
         ErrorCode::Unknown,
     ] {

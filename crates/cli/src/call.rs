@@ -1,0 +1,299 @@
+//! `missive call start|join CONV` and `missive calls`: a call in a conversation from the
+//! terminal, for scripts, bots and tests. The media runs on its own thread (`media.rs`); this
+//! side joins through the server, follows the group (a new epoch is a new key: a member added
+//! or removed), rejoins after a lost connection, and ends the call after `--duration` or when
+//! everyone else has left.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use missive_core::call::CallKeys;
+use missive_core::client::{Client, OngoingCall, Transport};
+use missive_core::proto::ErrorCode;
+
+use crate::audio::Source;
+use crate::media::{self, Command, Offer, Participant, Report};
+use crate::show::report;
+
+/// How often the command looks at the group and at who is in the call.
+const FOLLOW: Duration = Duration::from_secs(1);
+
+#[derive(clap::Args)]
+pub struct CallArgs {
+    /// The conversation's id, or its first 8 characters or more.
+    pub conversation: String,
+    /// A WAV file sent in real time as the microphone (silence without it).
+    #[arg(long)]
+    pub play: Option<PathBuf>,
+    /// Write what this participant hears, mixed, as a 48 kHz 16-bit WAV file.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Leave after this many seconds (otherwise when everyone else has left, or on Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+/// Runs a call in the conversation: a new one (`start`), or the one going on. Returns the
+/// number of alerts.
+pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::Result<usize> {
+    let mut alerts = report(&client.sync().await?);
+    let conversation = crate::conversation_id(client, &args.conversation)?;
+    let transport = client.transport();
+    let going_on = ongoing(&transport, &conversation).await?;
+    let call_id = match (start, going_on) {
+        (true, Some(_)) => bail!(
+            "a call is going on in this conversation: join it with `missive call join {}`",
+            &conversation[..8]
+        ),
+        (true, None) => {
+            let mut id = vec![0u8; 16];
+            getrandom(&mut id)?;
+            id
+        }
+        (false, Some(call)) => call.call_id,
+        (false, None) => bail!(
+            "no call is going on in this conversation: start one with `missive call start {}`",
+            &conversation[..8]
+        ),
+    };
+    let source = args.play.as_deref().map(Source::open).transpose()?;
+    let keys = client.call_keys(&conversation, &call_id)?;
+    let mut epoch = keys.epoch();
+    let names = member_names(client, &conversation, &call_id)?;
+
+    let server = server_addr(client.account.server()).await?;
+    let local = media::local_ip_towards(server)?;
+    let connection = connect(&transport, &conversation, &call_id, local).await?;
+    eprintln!(
+        "{} call in {} (Ctrl-C leaves)",
+        if start { "started a" } else { "joined the" },
+        &conversation[..8]
+    );
+
+    let (command_tx, command_rx) = std::sync::mpsc::channel();
+    let (report_tx, report_rx) = std::sync::mpsc::channel();
+    let participant = Participant {
+        connection,
+        keys,
+        source,
+    };
+    let media = std::thread::Builder::new()
+        .name("missive-call-media".into())
+        .spawn(move || participant.run(command_rx, report_tx))?;
+
+    let own = client.account.device_id().to_owned();
+    let begun = Instant::now();
+    let deadline = args
+        .duration
+        .map(|s| begun + Duration::from_secs_f64(s.max(0.0)));
+    let mut others: HashSet<String> = HashSet::new();
+    let mut had_company = false;
+    let mut ended_by = "time";
+    let mut ticker = tokio::time::interval(FOLLOW);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = tokio::signal::ctrl_c() => { ended_by = "you"; break; }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        while let Ok(r) = report_rx.try_recv() {
+            match r {
+                Report::Connected => {}
+                Report::Lost => {
+                    eprintln!("connection to the call lost; joining again");
+                    match connect(&transport, &conversation, &call_id, local).await {
+                        Ok(c) => {
+                            let _ = command_tx.send(Command::Replace(c));
+                        }
+                        Err(e) => eprintln!("could not join again yet: {e:#}"),
+                    }
+                }
+            }
+        }
+        // The group: a new epoch is a new key; no longer a member, the call is over for us.
+        match client.sync().await {
+            Ok(outcomes) => alerts += report(&outcomes),
+            Err(e) => eprintln!("cannot reach the server: {e}"),
+        }
+        match client.account.call_epoch(&conversation, &call_id, CallKeys::secret_len()) {
+            Ok(now) if now.epoch != epoch => {
+                epoch = now.epoch;
+                let _ = command_tx.send(Command::Rekey(now));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                ended_by = "removal";
+                eprintln!("you are no longer a member of this conversation");
+                break;
+            }
+        }
+        // Who is in the call.
+        let Ok(current) = ongoing(&transport, &conversation).await else {
+            continue;
+        };
+        let now_in: HashSet<String> = current
+            .filter(|c| c.call_id == call_id)
+            .map(|c| c.devices.into_iter().filter(|d| *d != own).collect())
+            .unwrap_or_default();
+        for joined in now_in.difference(&others) {
+            eprintln!("{} joined", name(&names, joined));
+        }
+        for left in others.difference(&now_in) {
+            eprintln!("{} left", name(&names, left));
+        }
+        had_company |= !now_in.is_empty();
+        others = now_in;
+        if had_company && others.is_empty() && deadline.is_none() {
+            ended_by = "everyone else leaving";
+            break;
+        }
+    }
+
+    let _ = command_tx.send(Command::Stop);
+    let summary = media
+        .join()
+        .map_err(|_| anyhow::anyhow!("the call's media thread failed"))??;
+    match transport.leave_call(&conversation).await {
+        Err(e) if e.server_code() != Some(ErrorCode::NotInCall) => {
+            eprintln!("leaving the call: {e}")
+        }
+        _ => {}
+    }
+    if let Some(path) = &args.record {
+        summary.recorder.write(path, Instant::now())?;
+    }
+    let mut heard: Vec<String> = summary
+        .heard
+        .iter()
+        .map(|(device, frames)| format!("{} ({frames} frames)", name(&names, device)))
+        .collect();
+    heard.sort();
+    eprintln!(
+        "call ended by {ended_by} after {:.1} s; sent {} frames; heard {}{}",
+        begun.elapsed().as_secs_f64(),
+        summary.sent,
+        if heard.is_empty() {
+            "nobody".to_owned()
+        } else {
+            heard.join(", ")
+        },
+        if summary.refused > 0 {
+            format!("; refused {} frames not sealed by a member", summary.refused)
+        } else {
+            String::new()
+        }
+    );
+    Ok(alerts)
+}
+
+/// `missive calls`: the calls going on in my conversations.
+pub async fn calls(client: &mut Client, json: bool) -> anyhow::Result<usize> {
+    let alerts = report(&client.sync().await?);
+    let calls = client.transport().calls().await?;
+    for c in &calls {
+        if json {
+            out!(
+                "{}",
+                serde_json::json!({
+                    "conversation": c.conversation,
+                    "call_id": hex(&c.call_id),
+                    "started_ms": c.started_ms,
+                    "devices": c.devices,
+                })
+            )?;
+        } else {
+            out!(
+                "{}  {} device(s) connected",
+                c.conversation,
+                c.devices.len()
+            )?;
+        }
+    }
+    if calls.is_empty() && !json {
+        eprintln!("no call is going on in your conversations");
+    }
+    Ok(alerts)
+}
+
+async fn ongoing(
+    transport: &Transport,
+    conversation: &str,
+) -> anyhow::Result<Option<OngoingCall>> {
+    Ok(transport
+        .calls()
+        .await?
+        .into_iter()
+        .find(|c| c.conversation == conversation))
+}
+
+/// Offers a new connection to the relay and accepts its answer.
+async fn connect(
+    transport: &Transport,
+    conversation: &str,
+    call_id: &[u8],
+    local: std::net::IpAddr,
+) -> anyhow::Result<media::Connection> {
+    let offer = Offer::new(local)?;
+    let answer = transport
+        .join_call(conversation, call_id, offer.sdp.clone())
+        .await?;
+    offer.accept(&answer.answer)
+}
+
+/// Device id to the address of its owner, for what the command prints.
+fn member_names(
+    client: &mut Client,
+    conversation: &str,
+    call_id: &[u8],
+) -> anyhow::Result<HashMap<String, String>> {
+    let epoch = client
+        .account
+        .call_epoch(conversation, call_id, CallKeys::secret_len())?;
+    Ok(epoch
+        .members
+        .into_iter()
+        .map(|(_, owner)| (owner.device_id, owner.address))
+        .collect())
+}
+
+fn name<'a>(names: &'a HashMap<String, String>, device: &'a str) -> &'a str {
+    names.get(device).map(String::as_str).unwrap_or(device)
+}
+
+/// The server's address, from its URL.
+async fn server_addr(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let with_port = if rest.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        rest.to_owned()
+    } else if url.starts_with("https://") {
+        format!("{rest}:443")
+    } else {
+        format!("{rest}:80")
+    };
+    let found = tokio::net::lookup_host(&with_port)
+        .await
+        .with_context(|| format!("cannot resolve {with_port}"))?
+        .next();
+    found.with_context(|| format!("{with_port} has no address"))
+}
+
+fn getrandom(buf: &mut [u8]) -> anyhow::Result<()> {
+    use rand::RngCore;
+    rand::rngs::OsRng
+        .try_fill_bytes(buf)
+        .map_err(|e| anyhow::anyhow!("no randomness: {e}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,481 @@
+//! The media relay (a selective forwarding unit): every call's audio goes through one UDP socket
+//! and one thread, where each connected device is a str0m WebRTC peer (ICE-lite, DTLS-SRTP).
+//!
+//! The relay never holds a media key. What a device sends is an SFrame ciphertext (RFC 9605)
+//! keyed from the conversation's MLS group; the relay takes it off SRTP and forwards it, as it
+//! is, to the other devices of the same call. Each device offers one track it sends and a few
+//! tracks it receives ("slots"); the relay puts a speaker in a free slot of each listener, and
+//! the listener learns who is speaking from the SFrame key id, not from the slot: so no SDP
+//! renegotiation when someone joins or leaves.
+//!
+//! Who may be in a call is decided before a peer reaches this thread (the route checks the
+//! device is a member of the group); [`Sfu::remove`] ends a device's connection when a commit
+//! removes it or its owner revokes it.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::media::{Direction, MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+/// A speaker who sent nothing for this long gives up its slot to another.
+const SLOT_IDLE: Duration = Duration::from_secs(1);
+/// The longest the relay waits for a packet before looking at its commands and timers.
+const TICK: Duration = Duration::from_millis(10);
+/// The most tracks one device may receive on (speakers heard at once).
+pub const MAX_SLOTS: usize = 16;
+
+/// Why a join was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("the conversation has another call going on")]
+    OtherCall,
+    #[error("the offer is not usable: {0}")]
+    BadOffer(String),
+}
+
+/// A call in one conversation, as the routes see it.
+#[derive(Clone, Debug)]
+pub struct Room {
+    pub call_id: Vec<u8>,
+    pub started_ms: u64,
+    /// Participant id and device id of everyone connected.
+    pub participants: Vec<(u64, String)>,
+}
+
+/// Counters of the relay's work (benchmarks read them).
+#[derive(Default, Debug)]
+pub struct SfuStats {
+    pub packets_in: AtomicU64,
+    pub packets_forwarded: AtomicU64,
+}
+
+enum Command {
+    Join(Box<Peer>),
+    Leave(u64),
+    Stop,
+}
+
+/// The relay: its socket's address, the calls going on, and the thread forwarding their media.
+pub struct Sfu {
+    addr: SocketAddr,
+    commands: Mutex<Sender<Command>>,
+    rooms: Arc<Mutex<HashMap<Vec<u8>, Room>>>,
+    next_id: AtomicU64,
+    stats: Arc<SfuStats>,
+    provider: Arc<str0m::crypto::CryptoProvider>,
+    /// Every payload forwarded, when a test asks for them ([`Sfu::tap`]).
+    tap: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
+}
+
+impl Sfu {
+    /// Binds `listen` (UDP) and starts the relay's thread. Devices are told to send to
+    /// `public` (the address they reach the relay at), or to the bound address.
+    pub fn start(listen: &str, public: Option<std::net::IpAddr>) -> std::io::Result<Sfu> {
+        let socket = UdpSocket::bind(listen)?;
+        let local = socket.local_addr()?;
+        let addr = match public {
+            Some(ip) => SocketAddr::new(ip, local.port()),
+            None => local,
+        };
+        if addr.ip().is_unspecified() {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidInput,
+                "media_listen binds every address: set media_public_address to the one clients reach",
+            ));
+        }
+        let (tx, rx) = mpsc::channel();
+        let rooms = Arc::new(Mutex::new(HashMap::new()));
+        let stats = Arc::new(SfuStats::default());
+        let tap = Arc::new(Mutex::new(None));
+        let relay = Relay {
+            socket,
+            local,
+            peers: Vec::new(),
+            rooms: rooms.clone(),
+            stats: stats.clone(),
+            tap: tap.clone(),
+        };
+        std::thread::Builder::new()
+            .name("missive-sfu".into())
+            .spawn(move || relay.run(rx))?;
+        Ok(Sfu {
+            addr,
+            commands: Mutex::new(tx),
+            rooms,
+            next_id: AtomicU64::new(1),
+            stats,
+            provider: Arc::new(str0m::crypto::from_feature_flags()),
+            tap,
+        })
+    }
+
+    /// The address devices send media to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn stats(&self) -> &SfuStats {
+        &self.stats
+    }
+
+    /// Starts keeping every forwarded payload (what the relay could read), for tests.
+    pub fn tap(&self) {
+        *lock(&self.tap) = Some(Vec::new());
+    }
+
+    /// The payloads kept since [`Sfu::tap`].
+    pub fn tapped(&self) -> Vec<Vec<u8>> {
+        lock(&self.tap).clone().unwrap_or_default()
+    }
+
+    /// The calls going on, by group.
+    pub fn rooms(&self) -> HashMap<Vec<u8>, Room> {
+        lock(&self.rooms).clone()
+    }
+
+    /// Connects `device` to the call `call_id` of `group` (starting it if the group has none)
+    /// with its SDP `offer`; the answer is returned. A device already in the call (reconnecting
+    /// after its network changed) replaces its previous connection.
+    pub fn join(
+        &self,
+        group: &[u8],
+        call_id: &[u8],
+        device: &str,
+        offer: &str,
+        now_ms: u64,
+    ) -> Result<(u64, String), JoinError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| JoinError::BadOffer(e.to_string()))?;
+        let mut rtc = Rtc::builder()
+            .set_crypto_provider(self.provider.clone())
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(Instant::now());
+        let candidate = Candidate::host(self.addr, "udp")
+            .map_err(|e| JoinError::BadOffer(format!("relay address: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| JoinError::BadOffer(e.to_string()))?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let replaced = {
+            let mut rooms = lock(&self.rooms);
+            let room = rooms.entry(group.to_vec()).or_insert_with(|| Room {
+                call_id: call_id.to_vec(),
+                started_ms: now_ms,
+                participants: Vec::new(),
+            });
+            if room.call_id != call_id {
+                return Err(JoinError::OtherCall);
+            }
+            let replaced: Vec<u64> = room
+                .participants
+                .iter()
+                .filter(|(_, d)| d == device)
+                .map(|(p, _)| *p)
+                .collect();
+            room.participants.retain(|(_, d)| d != device);
+            room.participants.push((id, device.to_owned()));
+            replaced
+        };
+        for old in replaced {
+            self.send(Command::Leave(old));
+        }
+        self.send(Command::Join(Box::new(Peer {
+            id,
+            group: group.to_vec(),
+            rtc,
+            incoming: None,
+            slots: Vec::new(),
+        })));
+        Ok((id, answer.to_sdp_string()))
+    }
+
+    /// Ends `device`'s connection to the call of `group`; whether it had one.
+    pub fn leave(&self, group: &[u8], device: &str) -> bool {
+        let ids = self.take(|g, d| g == group && d == device);
+        for id in &ids {
+            self.send(Command::Leave(*id));
+        }
+        !ids.is_empty()
+    }
+
+    /// Ends the connections of `devices` to the call of `group` (they were removed from it).
+    pub fn remove(&self, group: &[u8], devices: &[String]) {
+        for id in self.take(|g, d| g == group && devices.iter().any(|x| x == d)) {
+            self.send(Command::Leave(id));
+        }
+    }
+
+    /// Ends every connection of `device` (revoked).
+    pub fn remove_device(&self, device: &str) {
+        for id in self.take(|_, d| d == device) {
+            self.send(Command::Leave(id));
+        }
+    }
+
+    fn take(&self, matches: impl Fn(&[u8], &str) -> bool) -> Vec<u64> {
+        let mut rooms = lock(&self.rooms);
+        let mut taken = Vec::new();
+        for (group, room) in rooms.iter_mut() {
+            room.participants.retain(|(id, device)| {
+                let hit = matches(group, device);
+                if hit {
+                    taken.push(*id);
+                }
+                !hit
+            });
+        }
+        rooms.retain(|_, room| !room.participants.is_empty());
+        taken
+    }
+
+    fn send(&self, command: Command) {
+        // The thread ends only on Stop (or a panic, which the next join would not survive
+        // either): a lost command means there is no relay left to obey it.
+        let _ = lock(&self.commands).send(command);
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        self.send(Command::Stop);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One device's connection.
+struct Peer {
+    id: u64,
+    group: Vec<u8>,
+    rtc: Rtc,
+    /// The track it sends on.
+    incoming: Option<Mid>,
+    /// The tracks it receives on, and who speaks on each.
+    slots: Vec<Slot>,
+}
+
+struct Slot {
+    mid: Mid,
+    speaker: Option<(u64, Instant)>,
+}
+
+impl Peer {
+    /// The slot for `speaker`: the one it has, a free one, or the longest idle if that is
+    /// idle enough.
+    fn slot_for(&mut self, speaker: u64, now: Instant) -> Option<Mid> {
+        let slot = match self
+            .slots
+            .iter()
+            .position(|s| s.speaker.is_some_and(|(p, _)| p == speaker))
+        {
+            Some(i) => i,
+            None => {
+                let free = self.slots.iter().position(|s| {
+                    s.speaker
+                        .is_none_or(|(_, last)| now.duration_since(last) > SLOT_IDLE)
+                })?;
+                free
+            }
+        };
+        self.slots[slot].speaker = Some((speaker, now));
+        Some(self.slots[slot].mid)
+    }
+}
+
+/// The relay thread's state.
+struct Relay {
+    socket: UdpSocket,
+    local: SocketAddr,
+    peers: Vec<Peer>,
+    rooms: Arc<Mutex<HashMap<Vec<u8>, Room>>>,
+    stats: Arc<SfuStats>,
+    tap: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
+}
+
+impl Relay {
+    fn run(mut self, commands: Receiver<Command>) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            loop {
+                match commands.try_recv() {
+                    Ok(Command::Join(peer)) => self.peers.push(*peer),
+                    Ok(Command::Leave(id)) => {
+                        if let Some(peer) = self.peers.iter_mut().find(|p| p.id == id) {
+                            peer.rtc.disconnect();
+                        }
+                    }
+                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            self.drop_dead();
+
+            let mut next = Instant::now() + TICK;
+            let mut media = Vec::new();
+            for peer in &mut self.peers {
+                next = next.min(poll(peer, &self.socket, &mut media));
+            }
+            for (origin, data) in media {
+                self.forward(origin, &data);
+            }
+
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(1), TICK);
+            let _ = self.socket.set_read_timeout(Some(wait));
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) => self.receive(&buf[..n], source),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => {
+                    // An ICMP error reported on the socket (a peer gone): nothing to do here,
+                    // its connection times out.
+                    tracing::debug!(error = %e, "media socket");
+                }
+            }
+            let now = Instant::now();
+            for peer in &mut self.peers {
+                if peer.rtc.is_alive() {
+                    if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(error = %e, "call peer failed");
+                        peer.rtc.disconnect();
+                    }
+                }
+            }
+        }
+    }
+
+    fn receive(&mut self, bytes: &[u8], source: SocketAddr) {
+        let Ok(contents) = bytes.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        if let Some(peer) = self.peers.iter_mut().find(|p| p.rtc.accepts(&input)) {
+            if let Err(e) = peer.rtc.handle_input(input) {
+                tracing::debug!(error = %e, "call peer failed");
+                peer.rtc.disconnect();
+            }
+        }
+    }
+
+    /// Forgets connections that ended, and their place in the calls.
+    fn drop_dead(&mut self) {
+        let dead: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|p| !p.rtc.is_alive())
+            .map(|p| p.id)
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        self.peers.retain(|p| p.rtc.is_alive());
+        let mut rooms = lock(&self.rooms);
+        for room in rooms.values_mut() {
+            room.participants.retain(|(id, _)| !dead.contains(id));
+        }
+        rooms.retain(|_, room| !room.participants.is_empty());
+    }
+
+    /// Sends what `origin` said to everyone else in its call.
+    fn forward(&mut self, origin: u64, data: &MediaData) {
+        self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        let Some(group) = self
+            .peers
+            .iter()
+            .find(|p| p.id == origin)
+            .map(|p| p.group.clone())
+        else {
+            return;
+        };
+        if let Some(tap) = lock(&self.tap).as_mut() {
+            tap.push(data.data.to_vec());
+        }
+        let now = Instant::now();
+        for peer in &mut self.peers {
+            if peer.id == origin || peer.group != group || !peer.rtc.is_alive() {
+                continue;
+            }
+            let Some(mid) = peer.slot_for(origin, now) else {
+                continue;
+            };
+            let Some(writer) = peer.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                continue;
+            };
+            if writer
+                .write(pt, data.network_time, data.time, data.data.clone())
+                .is_ok()
+            {
+                self.stats.packets_forwarded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Drives one peer until it waits for time to pass: sends what it has to send, keeps the media
+/// it received (with its origin) for forwarding, and notes its tracks.
+fn poll(peer: &mut Peer, socket: &UdpSocket, media: &mut Vec<(u64, MediaData)>) -> Instant {
+    loop {
+        if !peer.rtc.is_alive() {
+            return Instant::now() + TICK;
+        }
+        match peer.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => return t,
+            Ok(Output::Transmit(t)) => {
+                let _ = socket.send_to(&t.contents, t.destination);
+            }
+            Ok(Output::Event(event)) => match event {
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                    peer.rtc.disconnect();
+                }
+                Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
+                    if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv)
+                        && peer.incoming.is_none()
+                    {
+                        peer.incoming = Some(added.mid);
+                    }
+                    if matches!(added.direction, Direction::SendOnly | Direction::SendRecv)
+                        && peer.slots.len() < MAX_SLOTS
+                    {
+                        peer.slots.push(Slot {
+                            mid: added.mid,
+                            speaker: None,
+                        });
+                    }
+                }
+                Event::MediaData(data) if Some(data.mid) == peer.incoming => {
+                    media.push((peer.id, data));
+                }
+                _ => {}
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "call peer failed");
+                peer.rtc.disconnect();
+            }
+        }
+    }
+}
