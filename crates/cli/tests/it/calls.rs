@@ -50,15 +50,25 @@ fn power_at(samples: &[f64], hz: f64) -> f64 {
     s1 * s1 + s2 * s2 - coeff * s1 * s2
 }
 
-/// The strongest frequency of `samples` between 100 Hz and 2 kHz (10 Hz steps), and the share
-/// of the signal's energy it holds.
-fn dominant(samples: &[f64]) -> (f64, f64) {
-    let energy: f64 = samples.iter().map(|x| x * x).sum::<f64>() * samples.len() as f64 / 2.0;
-    let (hz, power) = (10..=200)
-        .map(|i| f64::from(i) * 10.0)
-        .map(|hz| (hz, power_at(samples, hz)))
-        .fold((0.0, 0.0), |best, x| if x.1 > best.1 { x } else { best });
-    (hz, if energy > 0.0 { power / energy } else { 0.0 })
+/// The share of each of `tones` in the sound of `samples`, averaged over its 100 ms windows
+/// that are not silent (a window's share: the tone's power over the window's energy, 1 for a
+/// pure tone); and how many such windows there are.
+fn shares(samples: &[f64], tones: &[f64]) -> (Vec<f64>, usize) {
+    let mut sums = vec![0.0; tones.len()];
+    let mut windows = 0;
+    for window in samples.chunks_exact(RATE as usize / 10) {
+        let energy = window.iter().map(|x| x * x).sum::<f64>() * window.len() as f64 / 2.0;
+        let rms = (window.iter().map(|x| x * x).sum::<f64>() / window.len() as f64).sqrt();
+        if rms < 300.0 {
+            continue;
+        }
+        windows += 1;
+        for (sum, hz) in sums.iter_mut().zip(tones) {
+            *sum += power_at(window, *hz) / energy;
+        }
+    }
+    let n = windows.max(1) as f64;
+    (sums.into_iter().map(|s| s / n).collect(), windows)
 }
 
 /// Waits for a spawned command to end; fails the test with its output if it did not succeed.
@@ -118,17 +128,20 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
         .expect("bob joins");
     let bob_said = finish(bob, "bob's call");
     let alice_said = finish(alice, "alice's call");
+    eprintln!("alice: {alice_said}\nbob: {bob_said}");
     assert!(bob_said.contains("heard alice@example.org"), "{bob_said}");
     assert!(alice_said.contains("bob@example.org joined"), "{alice_said}");
     assert!(alice_said.contains("bob@example.org left"), "{alice_said}");
 
-    // Each hears the other's tone.
-    let (hz, share) = dominant(&samples(&dir.join("bob-heard.wav")));
-    assert_eq!(hz, 440.0, "bob hears alice's tone ({share:.2} of the energy)");
-    assert!(share > 0.5, "bob's recording is mostly the tone: {share:.2}");
-    let (hz, share) = dominant(&samples(&dir.join("alice-heard.wav")));
-    assert_eq!(hz, 880.0, "alice hears bob's tone ({share:.2} of the energy)");
-    assert!(share > 0.5, "alice's recording is mostly the tone: {share:.2}");
+    // Each hears the other's tone, and only that.
+    let (heard, windows) = shares(&samples(&dir.join("bob-heard.wav")), &[440.0, 880.0]);
+    eprintln!("bob hears 440 Hz {:.3}, 880 Hz {:.3} over {windows} windows", heard[0], heard[1]);
+    assert!(windows >= 40, "bob heard {windows} windows of sound");
+    assert!(heard[0] > 0.8 && heard[1] < 0.05, "bob hears {heard:?}");
+    let (heard, windows) = shares(&samples(&dir.join("alice-heard.wav")), &[440.0, 880.0]);
+    eprintln!("alice hears 440 Hz {:.3}, 880 Hz {:.3} over {windows} windows", heard[0], heard[1]);
+    assert!(windows >= 40, "alice heard {windows} windows of sound");
+    assert!(heard[1] > 0.8 && heard[0] < 0.05, "alice hears {heard:?}");
 
     // What the relay forwarded, decoded as Opus without the SFrame keys, is no tone.
     let tapped = w.server().sfu().tapped();
@@ -141,9 +154,101 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
             decoded.extend(pcm[..n].iter().map(|s| f64::from(*s)));
         }
     }
-    for hz in [440.0, 880.0] {
-        let energy: f64 = decoded.iter().map(|x| x * x).sum::<f64>() * decoded.len() as f64 / 2.0;
-        let share = if energy > 0.0 { power_at(&decoded, hz) / energy } else { 0.0 };
-        assert!(share < 0.05, "the relay's frames carry the {hz} Hz tone: {share:.2}");
+    let (carried, _) = shares(&decoded, &[440.0, 880.0]);
+    eprintln!("the relay's frames decoded as Opus without the keys: {carried:?}");
+    assert!(carried.iter().all(|s| *s < 0.05), "the relay's frames carry a tone: {carried:?}");
+}
+
+fn spawn_call(w: &World, who: &str, args: &[&str]) -> Child {
+    w.command(who, args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("call runs")
+}
+
+#[test]
+fn a_group_call_of_three_and_a_member_removed_during_it() {
+    let w = World::new();
+    for who in ["alice", "bob", "carol", "dave"] {
+        w.register(who);
     }
+    let conv = w.group(
+        "dave",
+        "Crisis cell",
+        &["alice@example.org", "bob@example.org", "carol@example.org"],
+    );
+    for who in ["alice", "bob", "carol"] {
+        w.ok(who, &["sync"]);
+    }
+    let dir = w.dir.path();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    for (who, hz) in [("alice", 440.0), ("bob", 880.0), ("carol", 660.0)] {
+        tone(&dir.join(format!("{who}.wav")), hz, 14.0);
+    }
+    let join = |who: &str, verb: &str, seconds: &str| {
+        let mut args = vec!["call", verb, &conv];
+        let play = path(&format!("{who}.wav"));
+        let record = path(&format!("{who}-heard.wav"));
+        args.extend(["--play", &play, "--record", &record]);
+        if !seconds.is_empty() {
+            args.extend(["--duration", seconds]);
+        }
+        spawn_call(&w, who, &args)
+    };
+    let alice = join("alice", "start", "12");
+    wait_for_call(&w, "bob", &conv);
+    let bob = join("bob", "join", "10");
+    // Carol stays until she is made to leave.
+    let carol = join("carol", "join", "");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while wait_for_call(&w, "dave", &conv)["devices"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 3
+    {
+        assert!(Instant::now() < deadline, "three in the call");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Three talk for three seconds; then dave (not in the call) removes carol from the group.
+    std::thread::sleep(Duration::from_secs(3));
+    w.ok("dave", &["group", "remove", &conv, "carol@example.org"]);
+    let removed_at = Instant::now();
+    let carol_said = finish(carol, "carol's call");
+    assert!(carol_said.contains("no longer a member"), "{carol_said}");
+    let carol_devices = w.server().sfu().rooms();
+    let bob_said = finish(bob, "bob's call");
+    let alice_said = finish(alice, "alice's call");
+    eprintln!("alice: {alice_said}\nbob: {bob_said}\ncarol: {carol_said}");
+    // The relay let carol go at the removal: two devices were left in the call.
+    assert!(carol_devices
+        .values()
+        .all(|room| room.participants.len() == 2));
+    assert!(removed_at.elapsed() > Duration::from_secs(3), "the others talked on");
+
+    // Each heard both others while the three were together (a second or more of each tone
+    // leading), and never their own tone.
+    let tones = [440.0, 880.0, 660.0];
+    for (i, who) in ["alice", "bob", "carol"].iter().enumerate() {
+        let heard = samples(&dir.join(format!("{who}-heard.wav")));
+        let (share, windows) = shares(&heard, &tones);
+        eprintln!("{who} hears {share:.3?} over {windows} windows");
+        assert!(share[i] < 0.05, "{who} hears their own tone: {share:?}");
+        for (j, hz) in tones.iter().enumerate() {
+            if j == i {
+                continue;
+            }
+            let leading = heard
+                .chunks_exact(RATE as usize / 10)
+                .filter(|w| shares(w, &[*hz]).0[0] > 0.25)
+                .count();
+            assert!(leading >= 10, "{who} heard {hz} Hz in {leading} windows");
+        }
+    }
+    // After the removal, alice and bob still hear each other (under the new epoch's keys),
+    // and carol's tone is gone: the last two seconds of bob's recording.
+    let bob_heard = samples(&dir.join("bob-heard.wav"));
+    let tail = &bob_heard[bob_heard.len().saturating_sub(2 * RATE as usize)..];
+    let (share, windows) = shares(tail, &tones);
+    eprintln!("bob hears at the end {share:.3?} over {windows} windows");
+    assert!(windows >= 15 && share[0] > 0.8 && share[2] < 0.05, "{share:?}");
 }
