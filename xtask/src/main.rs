@@ -41,6 +41,11 @@ const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
+    // The CLI's calls encode and decode with the system's libopus: every task builds the CLI
+    // but the browser engine's.
+    if !matches!(task.as_str(), "wasm" | "deny" | "") {
+        ensure_libopus()?;
+    }
     match task.as_str() {
         "ci" => {
             let mut timer = Phases::default();
@@ -423,6 +428,23 @@ fn build_release_server() -> anyhow::Result<()> {
             "missive-cli",
         ],
     )
+}
+
+/// Debian's libopus-dev (the Opus codec the CLI's calls link), installed unless pkg-config
+/// finds Opus already.
+fn ensure_libopus() -> anyhow::Result<()> {
+    let found = Command::new("pkg-config")
+        .args(["--exists", "opus"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Ok(());
+    }
+    apt_install("libopus-dev")?;
+    if !std::path::Path::new("/usr/bin/pkg-config").exists() {
+        apt_install("pkg-config")?;
+    }
+    Ok(())
 }
 
 /// Debian's Chromium, installed unless present (or named by `CHROMIUM`).

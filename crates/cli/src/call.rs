@@ -107,7 +107,7 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
                     eprintln!("connection to the call lost; joining again");
                     match connect(&transport, &conversation, &call_id, local).await {
                         Ok(c) => {
-                            let _ = command_tx.send(Command::Replace(c));
+                            let _ = command_tx.send(Command::Replace(Box::new(c)));
                         }
                         Err(e) => eprintln!("could not join again yet: {e:#}"),
                     }
@@ -119,7 +119,10 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
             Ok(outcomes) => alerts += report(&outcomes),
             Err(e) => eprintln!("cannot reach the server: {e}"),
         }
-        match client.account.call_epoch(&conversation, &call_id, CallKeys::secret_len()) {
+        match client
+            .account
+            .call_epoch(&conversation, &call_id, CallKeys::secret_len())
+        {
             Ok(now) if now.epoch != epoch => {
                 epoch = now.epoch;
                 let _ = command_tx.send(Command::Rekey(now));
@@ -182,7 +185,10 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
             heard.join(", ")
         },
         if summary.refused > 0 {
-            format!("; refused {} frames not sealed by a member", summary.refused)
+            format!(
+                "; refused {} frames not sealed by a member",
+                summary.refused
+            )
         } else {
             String::new()
         }
@@ -219,10 +225,7 @@ pub async fn calls(client: &mut Client, json: bool) -> anyhow::Result<usize> {
     Ok(alerts)
 }
 
-async fn ongoing(
-    transport: &Transport,
-    conversation: &str,
-) -> anyhow::Result<Option<OngoingCall>> {
+async fn ongoing(transport: &Transport, conversation: &str) -> anyhow::Result<Option<OngoingCall>> {
     Ok(transport
         .calls()
         .await?
@@ -273,7 +276,10 @@ async fn server_addr(url: &str) -> anyhow::Result<std::net::SocketAddr> {
         .split('/')
         .next()
         .unwrap_or_default();
-    let with_port = if rest.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if rest
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         rest.to_owned()
     } else if url.starts_with("https://") {
         format!("{rest}:443")

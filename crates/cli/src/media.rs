@@ -86,7 +86,7 @@ pub enum Command {
     /// The group moved to a new epoch: seal under it, read the previous one a while longer.
     Rekey(CallEpoch),
     /// A new connection replaces the one lost.
-    Replace(Connection),
+    Replace(Box<Connection>),
     Stop,
 }
 
@@ -140,7 +140,7 @@ impl Participant {
             match commands.try_recv() {
                 Ok(Command::Rekey(epoch)) => self.keys.rekey(epoch, Instant::now())?,
                 Ok(Command::Replace(connection)) => {
-                    self.connection = connection;
+                    self.connection = *connection;
                     connected = false;
                 }
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => break,
@@ -176,7 +176,9 @@ impl Participant {
                                         }
                                         std::collections::hash_map::Entry::Vacant(e) => e.insert(
                                             opus::Decoder::new(RATE, opus::Channels::Mono)
-                                                .map_err(|e| anyhow::anyhow!("Opus decoder: {e}"))?,
+                                                .map_err(|e| {
+                                                    anyhow::anyhow!("Opus decoder: {e}")
+                                                })?,
                                         ),
                                     };
                                     if let Ok(n) = decoder.decode(&opened.payload, &mut pcm, false)
@@ -258,7 +260,10 @@ impl Participant {
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(_) => {}
             }
-            let _ = self.connection.rtc.handle_input(Input::Timeout(Instant::now()));
+            let _ = self
+                .connection
+                .rtc
+                .handle_input(Input::Timeout(Instant::now()));
         }
         Ok(summary)
     }

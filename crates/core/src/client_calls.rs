@@ -52,12 +52,19 @@ impl Transport {
         Ok(answer
             .calls
             .into_iter()
-            .map(|CallInfo { group, call_id, started_ms, devices }| OngoingCall {
-                conversation: conversation_id(&group.0),
-                call_id: call_id.0,
-                started_ms,
-                devices,
-            })
+            .map(
+                |CallInfo {
+                     group,
+                     call_id,
+                     started_ms,
+                     devices,
+                 }| OngoingCall {
+                    conversation: conversation_id(&group.0),
+                    call_id: call_id.0,
+                    started_ms,
+                    devices,
+                },
+            )
             .collect())
     }
 }

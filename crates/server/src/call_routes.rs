@@ -60,9 +60,10 @@ pub(crate) async fn join_call(
             ErrorCode::CallInProgress,
             "the conversation has another call going on: join it",
         )),
-        Err(e @ JoinError::BadOffer(_)) => {
-            Err(AppError::bad_request(ErrorCode::MalformedRequest, e.to_string()))
-        }
+        Err(e @ JoinError::BadOffer(_)) => Err(AppError::bad_request(
+            ErrorCode::MalformedRequest,
+            e.to_string(),
+        )),
     }
 }
 
@@ -91,7 +92,10 @@ pub(crate) async fn leave_call(
 #[utoipa::path(get, path = "/v1/calls",
     responses((status = 200, body = CallsResponse), (status = "4XX", body = ErrorBody)),
     security(("token" = [])))]
-pub(crate) async fn list_calls(State(state): State<AppState>, device: Device) -> ApiResult<CallsResponse> {
+pub(crate) async fn list_calls(
+    State(state): State<AppState>,
+    device: Device,
+) -> ApiResult<CallsResponse> {
     let mut calls = Vec::new();
     for (group, room) in state.sfu().rooms() {
         let members = state.store().group_members(&group).await?;

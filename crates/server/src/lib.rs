@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod blob_routes;
 pub mod blobs;
+pub mod call_routes;
 pub mod config;
 #[cfg(test)]
 pub mod conformance;
@@ -22,7 +23,6 @@ pub mod recovery_routes;
 pub mod routes;
 pub mod running;
 pub mod sfu;
-pub mod call_routes;
 pub mod sqlite;
 pub mod store;
 pub mod test_postgres;

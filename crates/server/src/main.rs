@@ -135,9 +135,10 @@ fn run() -> anyhow::Result<()> {
                         .with_context(|| {
                             format!("opening the transparency log key in {}", data.display())
                         })?;
-                let state = AppState::new(config, store, blobs, transparency).with_context(
-                    || "starting the call media relay (media_listen in missive.toml)",
-                )?;
+                let state =
+                    AppState::new(config, store, blobs, transparency).with_context(|| {
+                        "starting the call media relay (media_listen in missive.toml)"
+                    })?;
                 missive_server::serve(listener, state, shutdown_signal()).await?;
                 anyhow::Ok(())
             })?;

@@ -136,8 +136,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::recovery_routes::put_history).layer(DefaultBodyLimit::max(MLS_BODY)))
         .routes(routes!(crate::recovery_routes::read_history).layer(small))
         .routes(
-            routes!(crate::call_routes::join_call, crate::call_routes::leave_call)
-                .layer(DefaultBodyLimit::max(crate::call_routes::CALL_BODY)),
+            routes!(
+                crate::call_routes::join_call,
+                crate::call_routes::leave_call
+            )
+            .layer(DefaultBodyLimit::max(crate::call_routes::CALL_BODY)),
         )
         .routes(routes!(crate::call_routes::list_calls))
         .routes(routes!(crate::links::create_link).layer(small))

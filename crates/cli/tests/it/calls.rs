@@ -111,7 +111,17 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
     let alice = w
         .command(
             "alice",
-            &["call", "start", &conv, "--play", &path("a440.wav"), "--record", &path("alice-heard.wav"), "--duration", "9"],
+            &[
+                "call",
+                "start",
+                &conv,
+                "--play",
+                &path("a440.wav"),
+                "--record",
+                &path("alice-heard.wav"),
+                "--duration",
+                "9",
+            ],
         )
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -121,7 +131,17 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
     let bob = w
         .command(
             "bob",
-            &["call", "join", &conv, "--play", &path("b880.wav"), "--record", &path("bob-heard.wav"), "--duration", "5"],
+            &[
+                "call",
+                "join",
+                &conv,
+                "--play",
+                &path("b880.wav"),
+                "--record",
+                &path("bob-heard.wav"),
+                "--duration",
+                "5",
+            ],
         )
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -130,22 +150,35 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
     let alice_said = finish(alice, "alice's call");
     eprintln!("alice: {alice_said}\nbob: {bob_said}");
     assert!(bob_said.contains("heard alice@example.org"), "{bob_said}");
-    assert!(alice_said.contains("bob@example.org joined"), "{alice_said}");
+    assert!(
+        alice_said.contains("bob@example.org joined"),
+        "{alice_said}"
+    );
     assert!(alice_said.contains("bob@example.org left"), "{alice_said}");
 
     // Each hears the other's tone, and only that.
     let (heard, windows) = shares(&samples(&dir.join("bob-heard.wav")), &[440.0, 880.0]);
-    eprintln!("bob hears 440 Hz {:.3}, 880 Hz {:.3} over {windows} windows", heard[0], heard[1]);
+    eprintln!(
+        "bob hears 440 Hz {:.3}, 880 Hz {:.3} over {windows} windows",
+        heard[0], heard[1]
+    );
     assert!(windows >= 40, "bob heard {windows} windows of sound");
     assert!(heard[0] > 0.8 && heard[1] < 0.05, "bob hears {heard:?}");
     let (heard, windows) = shares(&samples(&dir.join("alice-heard.wav")), &[440.0, 880.0]);
-    eprintln!("alice hears 440 Hz {:.3}, 880 Hz {:.3} over {windows} windows", heard[0], heard[1]);
+    eprintln!(
+        "alice hears 440 Hz {:.3}, 880 Hz {:.3} over {windows} windows",
+        heard[0], heard[1]
+    );
     assert!(windows >= 40, "alice heard {windows} windows of sound");
     assert!(heard[1] > 0.8 && heard[0] < 0.05, "alice hears {heard:?}");
 
     // What the relay forwarded, decoded as Opus without the SFrame keys, is no tone.
     let tapped = w.server().sfu().tapped();
-    assert!(tapped.len() > 100, "the relay forwarded {} frames", tapped.len());
+    assert!(
+        tapped.len() > 100,
+        "the relay forwarded {} frames",
+        tapped.len()
+    );
     let mut decoder = opus::Decoder::new(RATE, opus::Channels::Mono).expect("decoder");
     let mut decoded = Vec::new();
     let mut pcm = vec![0i16; 5760];
@@ -156,7 +189,10 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
     }
     let (carried, _) = shares(&decoded, &[440.0, 880.0]);
     eprintln!("the relay's frames decoded as Opus without the keys: {carried:?}");
-    assert!(carried.iter().all(|s| *s < 0.05), "the relay's frames carry a tone: {carried:?}");
+    assert!(
+        carried.iter().all(|s| *s < 0.05),
+        "the relay's frames carry a tone: {carried:?}"
+    );
 }
 
 fn spawn_call(w: &World, who: &str, args: &[&str]) -> Child {
@@ -223,7 +259,10 @@ fn a_group_call_of_three_and_a_member_removed_during_it() {
     assert!(carol_devices
         .values()
         .all(|room| room.participants.len() == 2));
-    assert!(removed_at.elapsed() > Duration::from_secs(3), "the others talked on");
+    assert!(
+        removed_at.elapsed() > Duration::from_secs(3),
+        "the others talked on"
+    );
 
     // Each heard both others while the three were together (a second or more of each tone
     // leading), and never their own tone.
@@ -250,5 +289,8 @@ fn a_group_call_of_three_and_a_member_removed_during_it() {
     let tail = &bob_heard[bob_heard.len().saturating_sub(2 * RATE as usize)..];
     let (share, windows) = shares(tail, &tones);
     eprintln!("bob hears at the end {share:.3?} over {windows} windows");
-    assert!(windows >= 15 && share[0] > 0.8 && share[2] < 0.05, "{share:?}");
+    assert!(
+        windows >= 15 && share[0] > 0.8 && share[2] < 0.05,
+        "{share:?}"
+    );
 }

@@ -106,3 +106,117 @@ async fn call_keys_come_from_the_group_and_change_with_its_members() {
         AlertCode::RejectedMessage,
     );
 }
+
+/// A real WebRTC offer (one track sent, two received), as a participant makes it.
+fn offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder()
+        .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(Instant::now());
+    let candidate =
+        str0m::Candidate::host("127.0.0.1:40000".parse().expect("addr"), "udp").expect("candidate");
+    rtc.add_local_candidate(candidate);
+    let mut changes = rtc.sdp_api();
+    changes.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    changes.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    changes.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    changes.apply().expect("offer").0.to_sdp_string()
+}
+
+fn code(e: missive_core::CoreError) -> Option<missive_proto::ErrorCode> {
+    e.server_code()
+}
+
+#[tokio::test]
+async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
+    use missive_proto::ErrorCode;
+    let h = Harness::new();
+    let (mut alice, bob, carol, conv) = h.trio("call").await;
+    let dave = h.user("dave").await;
+    let call = [7u8; 16];
+
+    // Someone who is not a member is refused, however good the offer.
+    let refused = dave
+        .transport()
+        .join_call(&conv, &call, offer())
+        .await
+        .expect_err("dave is no member");
+    assert_eq!(code(refused), Some(ErrorCode::Forbidden));
+    // Members' malformed requests: a clear error, nothing started.
+    let e = bob
+        .transport()
+        .join_call(&conv, &call, "v=0 not an offer".into())
+        .await
+        .expect_err("not SDP");
+    assert_eq!(code(e), Some(ErrorCode::MalformedRequest));
+    let e = bob
+        .transport()
+        .join_call(&conv, &[1, 2, 3], offer())
+        .await
+        .expect_err("short id");
+    assert_eq!(code(e), Some(ErrorCode::MalformedRequest));
+    assert!(bob.transport().calls().await.expect("calls").is_empty());
+
+    // Alice starts the call; the members see it, dave does not.
+    let answer = alice
+        .transport()
+        .join_call(&conv, &call, offer())
+        .await
+        .expect("alice joins");
+    assert!(answer.answer.contains("a=candidate"), "the relay's address");
+    let listed = bob.transport().calls().await.expect("calls");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].conversation, conv);
+    assert_eq!(listed[0].call_id, call);
+    assert_eq!(
+        listed[0].devices,
+        vec![alice.account.device_id().to_owned()]
+    );
+    assert!(dave.transport().calls().await.expect("calls").is_empty());
+    // Another call id while this call goes on: join this one instead.
+    let e = bob
+        .transport()
+        .join_call(&conv, &[8u8; 16], offer())
+        .await
+        .expect_err("another call");
+    assert_eq!(code(e), Some(ErrorCode::CallInProgress));
+
+    // Carol joins, then is removed from the group: the relay lets her go at once.
+    carol
+        .transport()
+        .join_call(&conv, &call, offer())
+        .await
+        .expect("carol joins");
+    let devices = |h: &Harness| -> Vec<String> {
+        h.server
+            .sfu()
+            .rooms()
+            .values()
+            .flat_map(|r| r.participants.iter().map(|(_, d)| d.clone()))
+            .collect()
+    };
+    assert!(devices(&h).contains(&carol.account.device_id().to_owned()));
+    alice
+        .remove_members(&conv, &[address("carol")])
+        .await
+        .expect("remove");
+    assert_eq!(devices(&h), vec![alice.account.device_id().to_owned()]);
+    let e = carol
+        .transport()
+        .join_call(&conv, &call, offer())
+        .await
+        .expect_err("no longer a member");
+    assert_eq!(code(e), Some(ErrorCode::Forbidden));
+
+    // Leaving: once; the last one out ends the call.
+    alice.transport().leave_call(&conv).await.expect("leave");
+    let e = alice
+        .transport()
+        .leave_call(&conv)
+        .await
+        .expect_err("left already");
+    assert_eq!(code(e), Some(ErrorCode::NotInCall));
+    assert!(bob.transport().calls().await.expect("calls").is_empty());
+}
