@@ -47,11 +47,8 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
             "a call is going on in this conversation: join it with `missive call join {}`",
             &conversation[..8]
         ),
-        (true, None) => {
-            let mut id = vec![0u8; 16];
-            getrandom(&mut id)?;
-            id
-        }
+        // A call id names the call (the relay's key and the exporter's context), no secret.
+        (true, None) => rand::random::<[u8; 16]>().to_vec(),
         (false, Some(call)) => call.call_id,
         (false, None) => bail!(
             "no call is going on in this conversation: start one with `missive call start {}`",
@@ -59,9 +56,16 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
         ),
     };
     let source = args.play.as_deref().map(Source::open).transpose()?;
-    let keys = client.call_keys(&conversation, &call_id)?;
-    let mut epoch = keys.epoch();
-    let names = member_names(client, &conversation, &call_id)?;
+    let first = client
+        .account
+        .call_epoch(&conversation, &call_id, CallKeys::secret_len())?;
+    let names: HashMap<String, String> = first
+        .members
+        .iter()
+        .map(|(_, owner)| (owner.device_id.clone(), owner.address.clone()))
+        .collect();
+    let mut epoch = first.epoch;
+    let keys = CallKeys::new(first)?;
 
     let server = server_addr(client.account.server()).await?;
     let local = media::local_ip_towards(server)?;
@@ -206,7 +210,7 @@ pub async fn calls(client: &mut Client, json: bool) -> anyhow::Result<usize> {
                 "{}",
                 serde_json::json!({
                     "conversation": c.conversation,
-                    "call_id": hex(&c.call_id),
+                    "call_id": missive_core::hex(&c.call_id),
                     "started_ms": c.started_ms,
                     "devices": c.devices,
                 })
@@ -247,22 +251,6 @@ async fn connect(
     offer.accept(&answer.answer)
 }
 
-/// Device id to the address of its owner, for what the command prints.
-fn member_names(
-    client: &mut Client,
-    conversation: &str,
-    call_id: &[u8],
-) -> anyhow::Result<HashMap<String, String>> {
-    let epoch = client
-        .account
-        .call_epoch(conversation, call_id, CallKeys::secret_len())?;
-    Ok(epoch
-        .members
-        .into_iter()
-        .map(|(_, owner)| (owner.device_id, owner.address))
-        .collect())
-}
-
 fn name<'a>(names: &'a HashMap<String, String>, device: &'a str) -> &'a str {
     names.get(device).map(String::as_str).unwrap_or(device)
 }
@@ -291,15 +279,4 @@ async fn server_addr(url: &str) -> anyhow::Result<std::net::SocketAddr> {
         .with_context(|| format!("cannot resolve {with_port}"))?
         .next();
     found.with_context(|| format!("{with_port} has no address"))
-}
-
-fn getrandom(buf: &mut [u8]) -> anyhow::Result<()> {
-    use rand::RngCore;
-    rand::rngs::OsRng
-        .try_fill_bytes(buf)
-        .map_err(|e| anyhow::anyhow!("no randomness: {e}"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,7 +4,6 @@
 //! (a frame every 20 ms), while the command's async side follows the conversation.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
@@ -37,6 +36,7 @@ pub struct Offer {
 pub struct Connection {
     rtc: Rtc,
     socket: UdpSocket,
+    local: SocketAddr,
     send: Mid,
 }
 
@@ -50,8 +50,9 @@ impl Offer {
             .clear_codecs()
             .enable_opus(true, false)
             .build(Instant::now());
-        let candidate = Candidate::host(socket.local_addr()?, "udp")
-            .map_err(|e| anyhow::anyhow!("local candidate: {e}"))?;
+        let local = socket.local_addr()?;
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| anyhow::anyhow!("local candidate: {e}"))?;
         rtc.add_local_candidate(candidate);
         let mut changes = rtc.sdp_api();
         let send = changes.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -63,7 +64,12 @@ impl Offer {
             .ok_or_else(|| anyhow::anyhow!("nothing to offer"))?;
         Ok(Offer {
             sdp: offer.to_sdp_string(),
-            connection: Connection { rtc, socket, send },
+            connection: Connection {
+                rtc,
+                socket,
+                local,
+                send,
+            },
             pending,
         })
     }
@@ -241,24 +247,20 @@ impl Participant {
                 .clamp(Duration::from_millis(1), Duration::from_millis(20));
             let socket = &self.connection.socket;
             let _ = socket.set_read_timeout(Some(wait));
-            match socket.recv_from(&mut buf) {
-                Ok((n, source)) => {
-                    let local = socket.local_addr()?;
-                    if let Ok(contents) = buf[..n].try_into() {
-                        let input = Input::Receive(
-                            Instant::now(),
-                            Receive {
-                                proto: Protocol::Udp,
-                                source,
-                                destination: local,
-                                contents,
-                            },
-                        );
-                        let _ = self.connection.rtc.handle_input(input);
-                    }
+            // Nothing in time (or an ICMP error for a packet sent): the timers go on.
+            if let Ok((n, source)) = socket.recv_from(&mut buf) {
+                if let Ok(contents) = buf[..n].try_into() {
+                    let input = Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination: self.connection.local,
+                            contents,
+                        },
+                    );
+                    let _ = self.connection.rtc.handle_input(input);
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(_) => {}
             }
             let _ = self
                 .connection

@@ -1,13 +1,12 @@
 //! Calls, the signalling side: join a conversation's call with a WebRTC offer, leave it, list
-//! the calls going on, and the media keys of a call (derived from the group, see
-//! [`crate::call`]). The media itself is the caller's (the CLI's participant, the browser).
+//! the calls going on. The media keys come from the group (`Account::call_epoch`,
+//! [`crate::call`]); the media itself is the caller's (the CLI's participant, the browser).
 
 use missive_proto::api::{CallInfo, CallJoinRequest, CallJoinResponse, CallsResponse};
 use missive_proto::B64;
 
-use super::{Client, Transport};
+use super::Transport;
 use crate::account::{conversation_id, group_id_of};
-use crate::call::CallKeys;
 use crate::error::CoreError;
 
 /// A call going on in one of our conversations.
@@ -66,15 +65,5 @@ impl Transport {
                 },
             )
             .collect())
-    }
-}
-
-impl Client {
-    /// The media keys of `conversation`'s call `call_id` at the group's current epoch.
-    pub fn call_keys(&mut self, conversation: &str, call_id: &[u8]) -> Result<CallKeys, CoreError> {
-        CallKeys::new(
-            self.account
-                .call_epoch(conversation, call_id, CallKeys::secret_len())?,
-        )
     }
 }

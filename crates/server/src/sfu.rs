@@ -203,25 +203,26 @@ impl Sfu {
 
     /// Ends `device`'s connection to the call of `group`; whether it had one.
     pub fn leave(&self, group: &[u8], device: &str) -> bool {
-        let ids = self.take(|g, d| g == group && d == device);
-        for id in &ids {
-            self.send(Command::Leave(*id));
-        }
-        !ids.is_empty()
+        self.disconnect(|g, d| g == group && d == device) > 0
     }
 
     /// Ends the connections of `devices` to the call of `group` (they were removed from it).
     pub fn remove(&self, group: &[u8], devices: &[String]) {
-        for id in self.take(|g, d| g == group && devices.iter().any(|x| x == d)) {
-            self.send(Command::Leave(id));
-        }
+        self.disconnect(|g, d| g == group && devices.iter().any(|x| x == d));
     }
 
     /// Ends every connection of `device` (revoked).
     pub fn remove_device(&self, device: &str) {
-        for id in self.take(|_, d| d == device) {
-            self.send(Command::Leave(id));
+        self.disconnect(|_, d| d == device);
+    }
+
+    /// Ends the connections `matches` picks (by group and device); how many.
+    fn disconnect(&self, matches: impl Fn(&[u8], &str) -> bool) -> usize {
+        let taken = self.take(matches);
+        for id in &taken {
+            self.send(Command::Leave(*id));
         }
+        taken.len()
     }
 
     fn take(&self, matches: impl Fn(&[u8], &str) -> bool) -> Vec<u64> {
@@ -283,13 +284,10 @@ impl Peer {
             .position(|s| s.speaker.is_some_and(|(p, _)| p == speaker))
         {
             Some(i) => i,
-            None => {
-                let free = self.slots.iter().position(|s| {
-                    s.speaker
-                        .is_none_or(|(_, last)| now.duration_since(last) > SLOT_IDLE)
-                })?;
-                free
-            }
+            None => self.slots.iter().position(|s| {
+                s.speaker
+                    .is_none_or(|(_, last)| now.duration_since(last) > SLOT_IDLE)
+            })?,
         };
         self.slots[slot].speaker = Some((speaker, now));
         Some(self.slots[slot].mid)

@@ -103,49 +103,14 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
     let conv = w.group("alice", "Cabinet", &["bob@example.org"]);
     w.ok("bob", &["sync"]);
     let dir = w.dir.path();
-    tone(&dir.join("a440.wav"), 440.0, 12.0);
-    tone(&dir.join("b880.wav"), 880.0, 12.0);
+    tone(&dir.join("alice.wav"), 440.0, 12.0);
+    tone(&dir.join("bob.wav"), 880.0, 12.0);
     w.server().sfu().tap();
 
-    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
-    let alice = w
-        .command(
-            "alice",
-            &[
-                "call",
-                "start",
-                &conv,
-                "--play",
-                &path("a440.wav"),
-                "--record",
-                &path("alice-heard.wav"),
-                "--duration",
-                "9",
-            ],
-        )
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("alice calls");
+    let alice = call(&w, "alice", "start", &conv, Some("9"));
     let listed = wait_for_call(&w, "bob", &conv);
     assert_eq!(listed["devices"].as_array().map(Vec::len), Some(1));
-    let bob = w
-        .command(
-            "bob",
-            &[
-                "call",
-                "join",
-                &conv,
-                "--play",
-                &path("b880.wav"),
-                "--record",
-                &path("bob-heard.wav"),
-                "--duration",
-                "5",
-            ],
-        )
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("bob joins");
+    let bob = call(&w, "bob", "join", &conv, Some("5"));
     let bob_said = finish(bob, "bob's call");
     let alice_said = finish(alice, "alice's call");
     eprintln!("alice: {alice_said}\nbob: {bob_said}");
@@ -195,8 +160,16 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
     );
 }
 
-fn spawn_call(w: &World, who: &str, args: &[&str]) -> Child {
-    w.command(who, args)
+/// Spawns `missive call VERB CONV` as `who`, playing `WHO.wav` and recording `WHO-heard.wav`
+/// in the world's directory, for `seconds` if given.
+fn call(w: &World, who: &str, verb: &str, conv: &str, seconds: Option<&str>) -> Child {
+    let file = |name: String| w.dir.path().join(name).to_string_lossy().into_owned();
+    let (play, record) = (file(format!("{who}.wav")), file(format!("{who}-heard.wav")));
+    let mut args = vec!["call", verb, conv, "--play", &play, "--record", &record];
+    if let Some(seconds) = seconds {
+        args.extend(["--duration", seconds]);
+    }
+    w.command(who, &args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("call runs")
@@ -217,25 +190,14 @@ fn a_group_call_of_three_and_a_member_removed_during_it() {
         w.ok(who, &["sync"]);
     }
     let dir = w.dir.path();
-    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
     for (who, hz) in [("alice", 440.0), ("bob", 880.0), ("carol", 660.0)] {
         tone(&dir.join(format!("{who}.wav")), hz, 14.0);
     }
-    let join = |who: &str, verb: &str, seconds: &str| {
-        let mut args = vec!["call", verb, &conv];
-        let play = path(&format!("{who}.wav"));
-        let record = path(&format!("{who}-heard.wav"));
-        args.extend(["--play", &play, "--record", &record]);
-        if !seconds.is_empty() {
-            args.extend(["--duration", seconds]);
-        }
-        spawn_call(&w, who, &args)
-    };
-    let alice = join("alice", "start", "12");
+    let alice = call(&w, "alice", "start", &conv, Some("12"));
     wait_for_call(&w, "bob", &conv);
-    let bob = join("bob", "join", "10");
+    let bob = call(&w, "bob", "join", &conv, Some("10"));
     // Carol stays until she is made to leave.
-    let carol = join("carol", "join", "");
+    let carol = call(&w, "carol", "join", &conv, None);
     let deadline = Instant::now() + Duration::from_secs(20);
     while wait_for_call(&w, "dave", &conv)["devices"]
         .as_array()
