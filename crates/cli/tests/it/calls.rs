@@ -2,6 +2,7 @@
 //! the server's media relay, each playing a tone and recording what it hears; each hears the
 //! other's tone, and what the relay forwarded does not hold it.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -255,4 +256,146 @@ fn a_group_call_of_three_and_a_member_removed_during_it() {
         windows >= 15 && share[0] > 0.8 && share[2] < 0.05,
         "{share:?}"
     );
+}
+
+/// A host of its own for a test: a network namespace joined to this one by a veth pair, with
+/// `host` on this side and `guest` inside; its link can be cut.
+struct Netns {
+    name: String,
+    host: Ipv4Addr,
+}
+
+fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .expect("ip (iproute2) runs");
+    assert!(status.success(), "ip {args:?} failed");
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let id = std::process::id() % 250;
+        let name = format!("mcall{}", std::process::id());
+        let (host_if, guest_if) = (format!("mch{id}"), format!("mcg{id}"));
+        let host = Ipv4Addr::new(10, 231, id as u8, 1);
+        let guest = format!("10.231.{id}.2/24");
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name, host };
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &guest_if,
+        ]);
+        ip(&["link", "set", &guest_if, "netns", &ns.name]);
+        ip(&["addr", "add", &format!("{host}/24"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        ns.inside(&["ip", "addr", "add", &guest, "dev", &guest_if]);
+        ns.inside(&["ip", "link", "set", &guest_if, "up"]);
+        ns.inside(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn inside(&self, args: &[&str]) {
+        let mut all = vec!["netns", "exec", &self.name];
+        all.extend(args);
+        ip(&all);
+    }
+
+    /// `command`, run inside.
+    fn run(&self, command: &std::process::Command) -> std::process::Command {
+        let mut inside = std::process::Command::new("ip");
+        inside
+            .args(["netns", "exec", &self.name])
+            .arg(command.get_program())
+            .args(command.get_args());
+        inside
+    }
+
+    /// Takes the link down (`false`) or up again.
+    fn link(&self, up: bool) {
+        let guest_if = format!("mcg{}", std::process::id() % 250);
+        self.inside(&[
+            "ip",
+            "link",
+            "set",
+            &guest_if,
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the veth pair, and so the pair.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn a_call_survives_a_five_second_network_cut() {
+    let ns = Netns::new();
+    let w = World::listening(ns.host, |_| {});
+    w.register("alice");
+    w.register("bob");
+    let conv = w.group("alice", "Standby", &["bob@example.org"]);
+    w.ok("bob", &["sync"]);
+    let dir = w.dir.path();
+    tone(&dir.join("alice.wav"), 440.0, 20.0);
+    tone(&dir.join("bob.wav"), 880.0, 20.0);
+
+    let alice = call(&w, "alice", "start", &conv, Some("17"));
+    wait_for_call(&w, "bob", &conv);
+    // Bob is on the other host.
+    let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let bob = ns
+        .run(&w.command(
+            "bob",
+            &[
+                "call",
+                "join",
+                &conv,
+                "--play",
+                &file("bob.wav"),
+                "--record",
+                &file("bob-heard.wav"),
+                "--duration",
+                "15",
+            ],
+        ))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bob joins");
+    std::thread::sleep(Duration::from_secs(4));
+    ns.link(false);
+    std::thread::sleep(Duration::from_secs(5));
+    ns.link(true);
+    let bob_said = finish(bob, "bob's call");
+    let alice_said = finish(alice, "alice's call");
+    eprintln!("alice: {alice_said}\nbob: {bob_said}");
+
+    // Each heard the other before the cut, nothing during it, and the other again after it
+    // (the recordings' last three seconds).
+    for (who, hz) in [("bob", 440.0), ("alice", 880.0)] {
+        let heard = samples(&dir.join(format!("{who}-heard.wav")));
+        let windows: Vec<bool> = heard
+            .chunks_exact(RATE as usize / 10)
+            .map(|w| shares(w, &[hz]).0[0] > 0.5)
+            .collect();
+        let first = windows.iter().position(|t| *t).expect("heard at all");
+        let last = windows.iter().rposition(|t| *t).expect("heard at all");
+        let gap = windows[first..last]
+            .split(|t| *t)
+            .map(<[bool]>::len)
+            .max()
+            .unwrap_or(0);
+        eprintln!("{who}: tone from window {first} to {last}, longest gap {gap} windows");
+        assert!(gap >= 30, "{who}'s recording shows no cut ({gap} windows)");
+        let tail = &heard[heard.len().saturating_sub(3 * RATE as usize)..];
+        let (share, windows) = shares(tail, &[hz]);
+        assert!(
+            windows >= 15 && share[0] > 0.8,
+            "{who} hears {hz} Hz again after the cut: {share:?} over {windows} windows"
+        );
+    }
 }

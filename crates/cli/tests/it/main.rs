@@ -9,6 +9,7 @@ mod linking;
 mod newcomer;
 mod recovery;
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -29,12 +30,18 @@ impl World {
 
     /// A world whose server runs with the default configuration changed by `change`.
     fn with_config(change: impl FnOnce(&mut Config)) -> Self {
+        Self::listening(Ipv4Addr::LOCALHOST, change)
+    }
+
+    /// A world whose server (API and call media) listens on `ip`, configured by `change`.
+    fn listening(ip: Ipv4Addr, change: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::init(&dir.path().join("server"), "example.org").expect("init");
+        config.media_listen = format!("{ip}:0");
         change(&mut config);
         config.save(&dir.path().join("server")).expect("save");
-        let server =
-            RunningServer::start(&dir.path().join("server"), "127.0.0.1:0", 2).expect("server");
+        let server = RunningServer::start(&dir.path().join("server"), &format!("{ip}:0"), 2)
+            .expect("server");
         World {
             dir,
             server: Some(server),
