@@ -113,6 +113,20 @@ export function MessageItem(props: {
         </article>
       );
     }
+    if (n.kind === "call") {
+      const text =
+        n.ended === null
+          ? t("{sender} started a call", { sender: m.sender })
+          : n.answered.includes(me.address)
+            ? t("Call ended after {length}", { length: callLength(n.ended) })
+            : t("Missed call ({length})", { length: callLength(n.ended) });
+      const missed = n.ended !== null && !n.answered.includes(me.address);
+      return (
+        <article class={missed ? "notice-line missed-call" : "notice-line"} aria-label={text}>
+          <p>{text}</p>
+        </article>
+      );
+    }
     const text =
       n.kind === "label"
         ? n.name
@@ -272,4 +286,11 @@ export function LabelPicker(props: {
       ))}
     </select>
   );
+}
+
+/** A call's length as people say it: "45 s", "3 min 5 s", "1 h 2 min". */
+function callLength(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
 }

@@ -1,6 +1,6 @@
 // Conversations as people expect them, in the web app with someone on the command line:
 // replies, edits, reactions, read receipts, deletion for everyone and disappearing messages,
-// each seen on the other side.
+// each seen on the other side; a call started on the command line, in the app's history.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
@@ -18,6 +18,7 @@ import {
   newConversation,
   say,
   article,
+  terminalUser,
 } from "./harness.mjs";
 
 let server;
@@ -244,4 +245,24 @@ test("two people in the app: one sees the other typing, and can turn read receip
   assert.equal(await sent.getByText("Read by 1 of 1").count(), 0);
   assert.deepEqual(dave.errors, []);
   assert.deepEqual(erin.errors, []);
+});
+
+test("a call started on the command line rings in the app, and shows as missed when nobody answered", async () => {
+  const tom = terminalUser(server, "tom@talk.test");
+  const bea = await openWebApp(browser, server.url, { bypassCSP: true });
+  await registerInApp(bea.page, "bea@talk.test");
+  await (await newConversation(bea.page, "tom@talk.test")).waitFor({ state: "detached" });
+  await say(bea.page, "call me");
+  await article(bea.page, "call me").filter({ hasText: "Sending…" }).waitFor({ state: "detached" });
+  const conversation = JSON.parse(cli(tom, "conversations", "--json").trim().split("\n")[0]).id;
+  // Tom calls for two seconds; nobody joins. The app shows the ring (the encrypted call
+  // message), then the call as missed, with its length.
+  cli(tom, "call", "start", conversation, "--duration", "2");
+  await article(bea.page, "tom@talk.test started a call").waitFor();
+  const missed = article(bea.page, /Missed call \(\d s\)/);
+  await missed.waitFor();
+  assert.match(await missed.getAttribute("class"), /missed-call/);
+  assert.deepEqual(await accessibilityViolations(bea.page), []);
+  await screenshot(bea.page, "missed-call");
+  assert.deepEqual(bea.errors, []);
 });

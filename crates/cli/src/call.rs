@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use missive_core::call::CallKeys;
 use missive_core::client::{Client, OngoingCall, Transport};
+use missive_core::proto::app::AppBody;
 use missive_core::proto::ErrorCode;
 
 use crate::audio::Source;
@@ -70,6 +71,18 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
     let server = server_addr(client.account.server()).await?;
     let local = media::local_ip_towards(server)?;
     let connection = connect(&transport, &conversation, &call_id, local).await?;
+    let own_address = client.account.address().to_owned();
+    let started_ms = ongoing(&transport, &conversation)
+        .await?
+        .map_or_else(missive_core::now_ms, |c| c.started_ms);
+    if start {
+        // The ring: an encrypted message, so the server learns no more than the call it
+        // relays; every member's devices show it.
+        client
+            .send_body(&conversation, call_message(&call_id, None, Vec::new()))
+            .await?;
+    }
+    let mut answered: HashSet<String> = HashSet::from([own_address]);
     eprintln!(
         "{} call in {} (Ctrl-C leaves)",
         if start { "started a" } else { "joined the" },
@@ -139,8 +152,12 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
             }
         }
         // Who is in the call.
-        let Ok(current) = ongoing(&transport, &conversation).await else {
-            continue;
+        let current = match ongoing(&transport, &conversation).await {
+            Ok(current) => current,
+            Err(e) => {
+                eprintln!("cannot see who is in the call: {e:#}");
+                continue;
+            }
         };
         let now_in: HashSet<String> = current
             .filter(|c| c.call_id == call_id)
@@ -148,6 +165,7 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
             .unwrap_or_default();
         for joined in now_in.difference(&others) {
             eprintln!("{} joined", name(&names, joined));
+            answered.insert(name(&names, joined).to_owned());
         }
         for left in others.difference(&now_in) {
             eprintln!("{} left", name(&names, left));
@@ -169,6 +187,21 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
             eprintln!("leaving the call: {e}")
         }
         _ => {}
+    }
+    // The last one out says the call ended, and who was in it.
+    if matches!(ongoing(&transport, &conversation).await, Ok(None)) {
+        let seconds = missive_core::now_ms().saturating_sub(started_ms) / 1000;
+        let mut answered: Vec<String> = answered.into_iter().collect();
+        answered.sort();
+        if let Err(e) = client
+            .send_body(
+                &conversation,
+                call_message(&call_id, Some(seconds), answered),
+            )
+            .await
+        {
+            eprintln!("could not tell the conversation the call ended: {e}");
+        }
     }
     if let Some(path) = &args.record {
         summary.recorder.write(path, Instant::now())?;
@@ -279,4 +312,12 @@ async fn server_addr(url: &str) -> anyhow::Result<std::net::SocketAddr> {
         .with_context(|| format!("cannot resolve {with_port}"))?
         .next();
     found.with_context(|| format!("{with_port} has no address"))
+}
+
+fn call_message(call_id: &[u8], ended: Option<u64>, answered: Vec<String>) -> AppBody {
+    AppBody::Call {
+        call_id: missive_core::hex(call_id),
+        ended,
+        answered,
+    }
 }

@@ -65,6 +65,20 @@ pub fn message_json(m: &MessageRecord, receipted: Option<&Receipted<'_>>) -> ser
             value["reason"] = json!(reason);
             return value;
         }
+        Some(Notice::Call {
+            call_id,
+            ended,
+            answered,
+        }) => {
+            value["event"] = json!("call");
+            value["call_id"] = json!(call_id);
+            value["state"] = json!(if ended.is_some() { "ended" } else { "started" });
+            if let Some(seconds) = ended {
+                value["seconds"] = json!(seconds);
+                value["answered"] = json!(answered);
+            }
+            return value;
+        }
         None => {}
     }
     if m.forwarded {
@@ -147,6 +161,23 @@ pub fn print_message(
             "[{short}] {} set disappearing messages to {}",
             m.sender,
             timer_name(*seconds)
+        ),
+        (_, Some(Notice::Call { ended: None, .. })) => format!(
+            "[{short}] {} started a call — missive call join {}",
+            m.sender,
+            &m.conversation[..m.conversation.len().min(8)]
+        ),
+        (
+            _,
+            Some(Notice::Call {
+                ended: Some(seconds),
+                answered,
+                ..
+            }),
+        ) => format!(
+            "[{short}] call ended after {}; in it: {}",
+            call_length(*seconds),
+            answered.join(", ")
         ),
         _ if m.deleted => format!("[{short}] {}: (deleted)", m.sender),
         (Some(f), _) => format!(
@@ -355,4 +386,13 @@ pub fn report(outcomes: &[Outcome]) -> usize {
         }
     }
     n
+}
+
+/// A call's length as people say it: `45 s`, `3 min 5 s`, `1 h 2 min`.
+fn call_length(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
+        s => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
 }

@@ -134,6 +134,13 @@ pub enum Notice {
     /// refused it: the alert's code and detail). It stands where the message would be, so
     /// that nothing is a silent gap.
     Unreadable { code: String, reason: String },
+    /// A call: started (`ended` none), or ended after `ended` seconds with who took part
+    /// (`answered`, addresses; a member not among them missed it).
+    Call {
+        call_id: String,
+        ended: Option<u64>,
+        answered: Vec<String>,
+    },
 }
 
 impl MessageRecord {

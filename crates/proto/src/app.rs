@@ -89,6 +89,14 @@ pub enum AppBody {
     Label { label: Option<crate::api::Label> },
     /// The sender is typing (shown for a few seconds, never stored).
     Typing,
+    /// A call in the conversation: started by the sender (`ended` none: the members' devices
+    /// ring), or ended, after `ended` seconds, sent by the last to leave with who took part
+    /// (`answered`, addresses). `call_id` is the call's id in hex.
+    Call {
+        call_id: String,
+        ended: Option<u64>,
+        answered: Vec<String>,
+    },
     /// A kind added after this version: its `type`, and the whole body.
     Unknown {
         kind: String,
@@ -143,6 +151,13 @@ enum Known {
         label: Option<crate::api::Label>,
     },
     Typing,
+    Call {
+        call_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ended: Option<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        answered: Vec<String>,
+    },
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -180,6 +195,15 @@ impl From<Known> for AppBody {
             Known::Timer { seconds } => AppBody::Timer { seconds },
             Known::Label { label } => AppBody::Label { label },
             Known::Typing => AppBody::Typing,
+            Known::Call {
+                call_id,
+                ended,
+                answered,
+            } => AppBody::Call {
+                call_id,
+                ended,
+                answered,
+            },
         }
     }
 }
@@ -198,6 +222,7 @@ impl AppBody {
             AppBody::Timer { .. } => "timer",
             AppBody::Label { .. } => "label",
             AppBody::Typing => "typing",
+            AppBody::Call { .. } => "call",
             AppBody::Unknown { kind, .. } => kind,
         }
     }
@@ -247,6 +272,15 @@ impl Serialize for AppBody {
                 label: label.clone(),
             },
             AppBody::Typing => Known::Typing,
+            AppBody::Call {
+                call_id,
+                ended,
+                answered,
+            } => Known::Call {
+                call_id: call_id.clone(),
+                ended: *ended,
+                answered: answered.clone(),
+            },
             AppBody::Unknown { body, .. } => return body.serialize(serializer),
         };
         known.serialize(serializer)
@@ -265,7 +299,7 @@ impl<'de> Deserialize<'de> for AppBody {
         match kind.as_str() {
             // A known kind must be well formed: a malformed one is refused, not shown.
             "text" | "file" | "meta" | "edit" | "delete" | "react" | "receipt" | "timer"
-            | "label" | "typing" => Known::deserialize(body)
+            | "label" | "typing" | "call" => Known::deserialize(body)
                 .map(AppBody::from)
                 .map_err(D::Error::custom),
             _ => Ok(AppBody::Unknown { kind, body }),

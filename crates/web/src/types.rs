@@ -31,12 +31,14 @@ export interface Message {
   /** When the conversation's timer erases it (ms since the Unix epoch). */
   expires_at?: number;
   /** No text but a notice: a change of the conversation's settings (the timer set, in
-   *  seconds, or off; the label put on, by name, or taken off), or a message this device
-   *  could not read (the security alert's code, and why in words). */
+   *  seconds, or off; the label put on, by name, or taken off), a message this device
+   *  could not read (the security alert's code, and why in words), or a call (started, or
+   *  ended after `ended` seconds with the addresses of those in it). */
   notice?:
     | { kind: "disappear"; seconds: number | null }
     | { kind: "label"; name: string | null }
-    | { kind: "unreadable"; code: string; reason: string };
+    | { kind: "unreadable"; code: string; reason: string }
+    | { kind: "call"; call_id: string; ended: number | null; answered: string[] };
   /** Forwarded by its sender from another conversation. */
   forwarded?: boolean;
 }

@@ -80,6 +80,29 @@ fn finish(child: Child, what: &str) -> String {
     stderr
 }
 
+/// The first call event in `state` that `args` (as `who`, one JSON object per line) shows,
+/// waiting for it to arrive.
+fn wait_for_event(w: &World, who: &str, args: &[&str], state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    loop {
+        let shown = w.ok(who, args);
+        seen.push_str(&shown);
+        let found = shown
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .find(|m| m["event"] == "call" && m["state"] == state);
+        if let Some(event) = found {
+            return event;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no call {state} shown to {who}: {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn wait_for_call(w: &World, who: &str, conversation: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -111,6 +134,10 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
     let alice = call(&w, "alice", "start", &conv, Some("9"));
     let listed = wait_for_call(&w, "bob", &conv);
     assert_eq!(listed["devices"].as_array().map(Vec::len), Some(1));
+    // Bob's devices ring: the encrypted call message reached him.
+    let ring = wait_for_event(&w, "bob", &["sync", "--json"], "started");
+    assert_eq!(ring["sender"], "alice@example.org");
+    assert_eq!(ring["call_id"], listed["call_id"]);
     let bob = call(&w, "bob", "join", &conv, Some("5"));
     let bob_said = finish(bob, "bob's call");
     let alice_said = finish(alice, "alice's call");
@@ -121,6 +148,20 @@ fn two_members_hear_each_other_and_the_relay_hears_nothing() {
         "{alice_said}"
     );
     assert!(alice_said.contains("bob@example.org left"), "{alice_said}");
+
+    // The last one out (alice) told the conversation the call ended, and who was in it.
+    let ended = wait_for_event(&w, "bob", &["sync", "--json"], "ended");
+    assert_eq!(ended["sender"], "alice@example.org");
+    assert_eq!(
+        ended["answered"],
+        serde_json::json!(["alice@example.org", "bob@example.org"])
+    );
+    assert!(
+        ended["seconds"]
+            .as_u64()
+            .is_some_and(|s| (8..=11).contains(&s)),
+        "{ended}"
+    );
 
     // Each hears the other's tone, and only that.
     let (heard, windows) = shares(&samples(&dir.join("bob-heard.wav")), &[440.0, 880.0]);
@@ -226,6 +267,20 @@ fn a_group_call_of_three_and_a_member_removed_during_it() {
         removed_at.elapsed() > Duration::from_secs(3),
         "the others talked on"
     );
+
+    // Dave, who stayed out of it, has it in his history as a call he missed.
+    let ended = wait_for_event(&w, "dave", &["sync", "--json"], "ended");
+    let answered: Vec<&str> = ended["answered"]
+        .as_array()
+        .expect("answered")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        answered.contains(&"alice@example.org") && answered.contains(&"bob@example.org"),
+        "{ended}"
+    );
+    assert!(!answered.contains(&"dave@example.org"), "{ended}");
 
     // Each heard both others while the three were together (a second or more of each tone
     // leading), and never their own tone.

@@ -59,6 +59,18 @@ impl Account {
                     .apply_setting(cx, message, Notice::Label { name }, |c| c.label = label)
                     .map(Some);
             }
+            AppBody::Call {
+                call_id,
+                ended,
+                answered,
+            } => {
+                let notice = Notice::Call {
+                    call_id: call_id.clone(),
+                    ended: *ended,
+                    answered: answered.clone(),
+                };
+                return self.apply_notice(cx, message, notice).map(Some);
+            }
             _ => return Ok(None),
         };
         self.pending.push(Op::Applied {
@@ -181,6 +193,16 @@ impl Account {
         change(&mut record);
         self.pending.push(Op::Conversation(record));
         // Shown in the history as a notice, so that every member sees who set what.
+        self.apply_notice(cx, message, notice)
+    }
+
+    /// Keeps `message` in the history as `notice` (an event shown in its place).
+    fn apply_notice(
+        &mut self,
+        cx: &ChangeContext<'_>,
+        message: &AppMessage,
+        notice: Notice,
+    ) -> Result<Vec<Outcome>, CoreError> {
         let notice = MessageRecord {
             id: message.id.clone(),
             conversation: cx.conversation.to_owned(),
