@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::process_usage;
 
-fn cli_bin() -> anyhow::Result<PathBuf> {
+pub(crate) fn cli_bin() -> anyhow::Result<PathBuf> {
     let bin = std::env::current_exe()?
         .parent()
         .context("binary directory")?
@@ -32,7 +32,7 @@ fn cli_bin() -> anyhow::Result<PathBuf> {
 }
 
 /// Runs the CLI to completion, sampling its peak RSS; returns stdout, seconds and peak bytes.
-fn run_cli(home: &Path, args: &[&str]) -> anyhow::Result<(String, f64, u64)> {
+pub(crate) fn run_cli(home: &Path, args: &[&str]) -> anyhow::Result<(String, f64, u64)> {
     let start = Instant::now();
     let mut child = Command::new(cli_bin()?)
         .arg("--home")

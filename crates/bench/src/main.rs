@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod call;
 mod connections;
 mod files;
 mod groups;
@@ -91,6 +92,13 @@ struct Args {
     /// (in this process).
     #[arg(long)]
     sframe: Option<usize>,
+    /// Instead: a voice call of this many `missive call` processes (three speaking) through
+    /// the server's media relay: its CPU per packet, delivery, mouth-to-ear latency.
+    #[arg(long)]
+    call: Option<usize>,
+    /// Seconds the --call lasts.
+    #[arg(long, default_value_t = 10)]
+    call_seconds: u64,
 }
 
 /// A server process this bench started.
@@ -365,6 +373,17 @@ async fn main() -> anyhow::Result<()> {
     if let Some(mib) = args.files {
         let pid = server.as_ref().map(|s| s.child.id());
         return files::files(&url, &run, &args.domain, mib, args.runs.max(1), pid).await;
+    }
+    if let Some(participants) = args.call {
+        let pid = server.as_ref().map(|s| s.child.id());
+        return call::run(
+            &url,
+            &run,
+            &args.domain,
+            participants,
+            args.call_seconds,
+            pid,
+        );
     }
     if let Some(rounds) = args.soak {
         return soak::soak(&url, &run, &args.domain, rounds, args.seed).await;

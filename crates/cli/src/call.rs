@@ -34,6 +34,10 @@ pub struct CallArgs {
     /// Leave after this many seconds (otherwise when everyone else has left, or on Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
+    /// At the end, print what happened as one JSON object (frames sent, heard per person,
+    /// refused, and the wall clock at which the media began).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs a call in the conversation: a new one (`start`), or the one going on. Returns the
@@ -212,6 +216,24 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
         .map(|(device, frames)| format!("{} ({frames} frames)", name(&names, device)))
         .collect();
     heard.sort();
+    if args.json {
+        let by_person: serde_json::Map<String, serde_json::Value> = summary
+            .heard
+            .iter()
+            .map(|(device, frames)| (name(&names, device).to_owned(), (*frames).into()))
+            .collect();
+        out!(
+            "{}",
+            serde_json::json!({
+                "ended_by": ended_by,
+                "seconds": begun.elapsed().as_secs_f64(),
+                "sent": summary.sent,
+                "heard": by_person,
+                "refused": summary.refused,
+                "media_started_ms": summary.started_ms,
+            })
+        )?;
+    }
     eprintln!(
         "call ended by {ended_by} after {:.1} s; sent {} frames; heard {}{}",
         begun.elapsed().as_secs_f64(),

@@ -112,6 +112,9 @@ pub struct Summary {
     pub heard: HashMap<String, u64>,
     /// Frames refused (not sealed by a member under a key of this call).
     pub refused: u64,
+    /// The wall clock (ms since the Unix epoch) when the media began: the first frame of the
+    /// `--play` file was due then, and the recording's first sample stands for that moment.
+    pub started_ms: u64,
 }
 
 /// The participant's state on its thread.
@@ -131,15 +134,17 @@ impl Participant {
         let mut encoder = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Voip)
             .map_err(|e| anyhow::anyhow!("Opus encoder: {e}"))?;
         let mut decoders: HashMap<String, opus::Decoder> = HashMap::new();
+        let start = Instant::now();
         let mut summary = Summary {
-            recorder: Recorder::new(Instant::now()),
+            recorder: Recorder::new(start),
             sent: 0,
             heard: HashMap::new(),
             refused: 0,
+            started_ms: missive_core::now_ms(),
         };
         let mut connected = false;
         let mut rtp_time: u64 = 0;
-        let mut next_frame = Instant::now();
+        let mut next_frame = start;
         let mut buf = vec![0u8; 2048];
         let mut pcm = vec![0i16; FRAME * 6];
         loop {
