@@ -158,6 +158,37 @@ impl Participant {
                 Err(TryRecvError::Empty) => {}
             }
 
+            // One frame every 20 ms (sent by the poll just below, not after the wait), from the file while it lasts (nothing sent once it is
+            // played: silence costs no packets).
+            let now = Instant::now();
+            if now >= next_frame {
+                next_frame += Duration::from_millis(20);
+                if next_frame < now {
+                    next_frame = now + Duration::from_millis(20);
+                }
+                let frame = self.source.as_mut().and_then(Source::next_frame);
+                if let (Some(frame), true) = (frame, connected) {
+                    let mut opus_frame = [0u8; MAX_OPUS];
+                    let n = encoder
+                        .encode(&frame, &mut opus_frame)
+                        .map_err(|e| anyhow::anyhow!("Opus encoding: {e}"))?;
+                    let sealed = self.keys.seal(&opus_frame[..n])?;
+                    if let Some(writer) = self.connection.rtc.writer(self.connection.send) {
+                        let pt = writer
+                            .payload_params()
+                            .find(|p| p.spec().codec == Codec::Opus)
+                            .map(|p| p.pt());
+                        if let Some(pt) = pt {
+                            let time = MediaTime::new(rtp_time, Frequency::FORTY_EIGHT_KHZ);
+                            if writer.write(pt, now, time, sealed).is_ok() {
+                                summary.sent += 1;
+                            }
+                        }
+                    }
+                }
+                rtp_time += FRAME as u64;
+            }
+
             // What the connection has to say and send.
             let timeout = loop {
                 match self.connection.rtc.poll_output() {
@@ -213,37 +244,6 @@ impl Participant {
                     }
                 }
             };
-
-            // One frame every 20 ms, from the file while it lasts (nothing sent once it is
-            // played: silence costs no packets).
-            let now = Instant::now();
-            if now >= next_frame {
-                next_frame += Duration::from_millis(20);
-                if next_frame < now {
-                    next_frame = now + Duration::from_millis(20);
-                }
-                let frame = self.source.as_mut().and_then(Source::next_frame);
-                if let (Some(frame), true) = (frame, connected) {
-                    let mut opus_frame = [0u8; MAX_OPUS];
-                    let n = encoder
-                        .encode(&frame, &mut opus_frame)
-                        .map_err(|e| anyhow::anyhow!("Opus encoding: {e}"))?;
-                    let sealed = self.keys.seal(&opus_frame[..n])?;
-                    if let Some(writer) = self.connection.rtc.writer(self.connection.send) {
-                        let pt = writer
-                            .payload_params()
-                            .find(|p| p.spec().codec == Codec::Opus)
-                            .map(|p| p.pt());
-                        if let Some(pt) = pt {
-                            let time = MediaTime::new(rtp_time, Frequency::FORTY_EIGHT_KHZ);
-                            if writer.write(pt, now, time, sealed).is_ok() {
-                                summary.sent += 1;
-                            }
-                        }
-                    }
-                }
-                rtp_time += FRAME as u64;
-            }
 
             // Wait for a packet until the next frame or timer.
             let wake = timeout.min(next_frame);

@@ -322,13 +322,21 @@ impl Relay {
             }
             self.drop_dead();
 
-            let mut next = Instant::now() + TICK;
-            let mut media = Vec::new();
-            for peer in &mut self.peers {
-                next = next.min(poll(peer, &self.socket, &mut media));
-            }
-            for (origin, data) in media {
-                self.forward(origin, &data);
+            // Poll until nothing is left to forward: what a forward wrote is sent by the next
+            // poll, now rather than after the wait below.
+            let mut next;
+            loop {
+                next = Instant::now() + TICK;
+                let mut media = Vec::new();
+                for peer in &mut self.peers {
+                    next = next.min(poll(peer, &self.socket, &mut media));
+                }
+                if media.is_empty() {
+                    break;
+                }
+                for (origin, data) in media {
+                    self.forward(origin, &data);
+                }
             }
 
             let wait = next
