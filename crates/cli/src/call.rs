@@ -94,7 +94,7 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
     );
 
     let (command_tx, command_rx) = std::sync::mpsc::channel();
-    let (report_tx, report_rx) = std::sync::mpsc::channel();
+    let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel();
     let participant = Participant {
         connection,
         keys,
@@ -114,46 +114,45 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
     let mut ended_by = "time";
     let mut ticker = tokio::time::interval(FOLLOW);
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
+        let report = tokio::select! {
+            _ = ticker.tick() => None,
+            r = report_rx.recv() => r,
             _ = tokio::signal::ctrl_c() => { ended_by = "you"; break; }
-        }
+        };
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        while let Ok(r) = report_rx.try_recv() {
-            match r {
-                Report::Connected => {}
-                Report::Lost => {
-                    eprintln!("connection to the call lost; joining again");
-                    match connect(&transport, &conversation, &call_id, local).await {
-                        Ok(c) => {
-                            let _ = command_tx.send(Command::Replace(Box::new(c)));
-                        }
-                        Err(e) => eprintln!("could not join again yet: {e:#}"),
+        match report {
+            Some(Report::Connected) => continue,
+            Some(Report::Lost) => {
+                eprintln!("connection to the call lost; joining again");
+                match connect(&transport, &conversation, &call_id, local).await {
+                    Ok(c) => {
+                        let _ = command_tx.send(Command::Replace(Box::new(c)));
                     }
+                    Err(e) => eprintln!("could not join again yet: {e:#}"),
                 }
+                continue;
             }
+            // A member is at a newer epoch: catch up now, not at the next tick.
+            Some(Report::EpochAhead) | None => {}
         }
-        // The group: a new epoch is a new key; no longer a member, the call is over for us.
-        match client.sync().await {
-            Ok(outcomes) => alerts += report(&outcomes),
-            Err(e) => eprintln!("cannot reach the server: {e}"),
-        }
-        match client
-            .account
-            .call_epoch(&conversation, &call_id, CallKeys::secret_len())
+        if !follow_group(
+            client,
+            &conversation,
+            &call_id,
+            &mut epoch,
+            &command_tx,
+            &mut alerts,
+        )
+        .await
         {
-            Ok(now) if now.epoch != epoch => {
-                epoch = now.epoch;
-                let _ = command_tx.send(Command::Rekey(now));
-            }
-            Ok(_) => {}
-            Err(_) => {
-                ended_by = "removal";
-                eprintln!("you are no longer a member of this conversation");
-                break;
-            }
+            ended_by = "removal";
+            eprintln!("you are no longer a member of this conversation");
+            break;
+        }
+        if report.is_some() {
+            continue;
         }
         // Who is in the call.
         let current = match ongoing(&transport, &conversation).await {
@@ -192,8 +191,9 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
         }
         _ => {}
     }
-    // The last one out says the call ended, and who was in it.
-    if matches!(ongoing(&transport, &conversation).await, Ok(None)) {
+    // The last one out says the call ended, and who was in it (a member removed has no say,
+    // and sees no call of the conversation any more).
+    if ended_by != "removal" && matches!(ongoing(&transport, &conversation).await, Ok(None)) {
         let seconds = missive_core::now_ms().saturating_sub(started_ms) / 1000;
         let mut answered: Vec<String> = answered.into_iter().collect();
         answered.sort();
@@ -253,6 +253,35 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
         }
     );
     Ok(alerts)
+}
+
+/// Brings the group up to date; a new epoch rekeys the media. `false` once this device is no
+/// longer a member (the call is over for it).
+async fn follow_group(
+    client: &mut Client,
+    conversation: &str,
+    call_id: &[u8],
+    epoch: &mut u64,
+    media: &std::sync::mpsc::Sender<Command>,
+    alerts: &mut usize,
+) -> bool {
+    match client.sync().await {
+        Ok(outcomes) => *alerts += report(&outcomes),
+        Err(e) => eprintln!("cannot reach the server: {e}"),
+    }
+    match client
+        .account
+        .call_epoch(conversation, call_id, CallKeys::secret_len())
+    {
+        Ok(now) => {
+            if now.epoch != *epoch {
+                *epoch = now.epoch;
+                let _ = media.send(Command::Rekey(now));
+            }
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// `missive calls`: the calls going on in my conversations.

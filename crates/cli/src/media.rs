@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,7 +102,14 @@ pub enum Report {
     Connected,
     /// The connection was lost (no answer from the relay): the command joins again.
     Lost,
+    /// A member sealed frames under an epoch this device has not reached yet: the command
+    /// brings the group up to date now (the frames wait, and are heard after the rekey).
+    EpochAhead,
 }
+
+/// How long frames of an epoch not reached yet are kept, and how many.
+const AHEAD_KEPT: Duration = Duration::from_secs(2);
+const AHEAD_MAX: usize = 200;
 
 /// What the participant did, once stopped.
 pub struct Summary {
@@ -129,11 +136,10 @@ impl Participant {
     pub fn run(
         mut self,
         commands: Receiver<Command>,
-        reports: Sender<Report>,
+        reports: tokio::sync::mpsc::UnboundedSender<Report>,
     ) -> anyhow::Result<Summary> {
         let mut encoder = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Voip)
             .map_err(|e| anyhow::anyhow!("Opus encoder: {e}"))?;
-        let mut decoders: HashMap<String, opus::Decoder> = HashMap::new();
         let start = Instant::now();
         let mut summary = Summary {
             recorder: Recorder::new(start),
@@ -146,10 +152,19 @@ impl Participant {
         let mut rtp_time: u64 = 0;
         let mut next_frame = start;
         let mut buf = vec![0u8; 2048];
-        let mut pcm = vec![0i16; FRAME * 6];
+        let mut ears = Ears::default();
+        let mut ahead: Vec<(Vec<u8>, Instant)> = Vec::new();
         loop {
             match commands.try_recv() {
-                Ok(Command::Rekey(epoch)) => self.keys.rekey(epoch, Instant::now())?,
+                Ok(Command::Rekey(epoch)) => {
+                    self.keys.rekey(epoch, Instant::now())?;
+                    // The frames that came ahead of this epoch, heard now at their arrival.
+                    for (frame, arrived) in std::mem::take(&mut ahead) {
+                        if arrived.elapsed() < AHEAD_KEPT {
+                            ears.hear(&mut self.keys, &frame, arrived, &mut summary)?;
+                        }
+                    }
+                }
                 Ok(Command::Replace(connection)) => {
                     self.connection = *connection;
                     connected = false;
@@ -209,27 +224,15 @@ impl Participant {
                         }
                         Event::MediaData(data) if data.mid != self.connection.send => {
                             let now = Instant::now();
-                            match self.keys.open(&data.data, now) {
-                                Ok(opened) => {
-                                    let device = opened.sender.device_id;
-                                    let decoder = match decoders.entry(device.clone()) {
-                                        std::collections::hash_map::Entry::Occupied(e) => {
-                                            e.into_mut()
-                                        }
-                                        std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                                            opus::Decoder::new(RATE, opus::Channels::Mono)
-                                                .map_err(|e| {
-                                                    anyhow::anyhow!("Opus decoder: {e}")
-                                                })?,
-                                        ),
-                                    };
-                                    if let Ok(n) = decoder.decode(&opened.payload, &mut pcm, false)
-                                    {
-                                        summary.recorder.add(&device, &pcm[..n], now);
-                                        *summary.heard.entry(device).or_default() += 1;
-                                    }
+                            if self.keys.is_ahead(&data.data) {
+                                if ahead.is_empty() {
+                                    let _ = reports.send(Report::EpochAhead);
                                 }
-                                Err(_) => summary.refused += 1,
+                                if ahead.len() < AHEAD_MAX {
+                                    ahead.push((data.data.to_vec(), now));
+                                }
+                            } else {
+                                ears.hear(&mut self.keys, &data.data, now, &mut summary)?;
                             }
                         }
                         _ => {}
@@ -287,4 +290,41 @@ pub fn local_ip_towards(server: SocketAddr) -> anyhow::Result<IpAddr> {
         .connect(server)
         .with_context(|| format!("no route to {server}"))?;
     Ok(probe.local_addr()?.ip())
+}
+
+/// What this participant hears with: a decoder per speaking device.
+#[derive(Default)]
+struct Ears {
+    decoders: HashMap<String, opus::Decoder>,
+    pcm: Vec<i16>,
+}
+
+impl Ears {
+    /// Opens, checks and decodes one frame received at `at`, into the recording.
+    fn hear(
+        &mut self,
+        keys: &mut CallKeys,
+        frame: &[u8],
+        at: Instant,
+        summary: &mut Summary,
+    ) -> anyhow::Result<()> {
+        let Ok(opened) = keys.open(frame, at) else {
+            summary.refused += 1;
+            return Ok(());
+        };
+        let device = opened.sender.device_id;
+        let decoder = match self.decoders.entry(device.clone()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                opus::Decoder::new(RATE, opus::Channels::Mono)
+                    .map_err(|e| anyhow::anyhow!("Opus decoder: {e}"))?,
+            ),
+        };
+        self.pcm.resize(FRAME * 6, 0);
+        if let Ok(n) = decoder.decode(&opened.payload, &mut self.pcm, false) {
+            summary.recorder.add(&device, &self.pcm[..n], at);
+            *summary.heard.entry(device).or_default() += 1;
+        }
+        Ok(())
+    }
 }

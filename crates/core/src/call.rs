@@ -216,6 +216,18 @@ impl CallKeys {
         })
     }
 
+    /// Whether `frame` is sealed under an epoch a little after ours: a member rekeyed before
+    /// this device learnt of the commit. The caller keeps such a frame, brings the group up to
+    /// date, rekeys and opens it then, rather than losing it.
+    pub fn is_ahead(&self, frame: &[u8]) -> bool {
+        let Ok(view) = EncryptedFrameView::try_new(&frame) else {
+            return false;
+        };
+        let low = MlsKeyId::from_key_id(view.header().key_id(), bits()).epoch_lsb();
+        let mask = (1u64 << EPOCH_BITS) - 1;
+        (1..=3).any(|ahead| (self.current.epoch + ahead) & mask == low)
+    }
+
     /// Our own leaf index, as the key ids of our frames carry it.
     pub fn own_index(&self) -> u32 {
         self.own_index

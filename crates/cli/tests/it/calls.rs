@@ -255,6 +255,7 @@ fn a_group_call_of_three_and_a_member_removed_during_it() {
     let removed_at = Instant::now();
     let carol_said = finish(carol, "carol's call");
     assert!(carol_said.contains("no longer a member"), "{carol_said}");
+    assert!(!carol_said.contains("could not"), "{carol_said}");
     let carol_devices = w.server().sfu().rooms();
     let bob_said = finish(bob, "bob's call");
     let alice_said = finish(alice, "alice's call");
@@ -267,6 +268,11 @@ fn a_group_call_of_three_and_a_member_removed_during_it() {
         removed_at.elapsed() > Duration::from_secs(3),
         "the others talked on"
     );
+    // Frames alice sealed under the new epoch before bob learnt of it waited for his rekey:
+    // none refused, none lost.
+    for said in [&alice_said, &bob_said] {
+        assert!(!said.contains("refused"), "{said}");
+    }
 
     // Dave, who stayed out of it, has it in his history as a call he missed.
     let ended = wait_for_event(&w, "dave", &["sync", "--json"], "ended");

@@ -73,6 +73,11 @@ async fn call_keys_come_from_the_group_and_change_with_its_members() {
         removed_at,
     )
     .expect("rekey");
+    // Before bob learns of the commit, alice's new frames are ahead of him (he keeps them for
+    // after his rekey); frames of his own epoch are not.
+    let early = a.seal(b"sealed before bob rekeyed").expect("seal");
+    assert!(b.is_ahead(&early));
+    assert!(!b.is_ahead(&before_removal));
     b.rekey(
         bob.account
             .call_epoch(&conv, CALL, CallKeys::secret_len())
@@ -81,6 +86,12 @@ async fn call_keys_come_from_the_group_and_change_with_its_members() {
     )
     .expect("rekey");
     assert_eq!(a.epoch(), b.epoch());
+    assert_eq!(
+        b.open(&early, removed_at)
+            .expect("heard after the rekey")
+            .payload,
+        b"sealed before bob rekeyed"
+    );
     let after = a.seal(b"after the removal").expect("seal");
     assert_eq!(
         b.open(&after, removed_at).expect("open").payload,
