@@ -2,6 +2,7 @@
 // (client.ts); these components only ask and show.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { EngineClient, errorText, ownAccount } from "./client";
+import { CallPanel, IncomingCall, useCalls } from "./callview";
 import { ConversationView, title, type Pending } from "./conversation";
 import { DevicesDialog } from "./devices";
 import { LabelTag } from "./messages";
@@ -343,6 +344,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
   const [showDevices, setShowDevices] = useState(false);
   const currentRef = useRef<string | undefined>(undefined);
   currentRef.current = current;
+  const calls = useCalls(engine, me, (detail) => setAlerts((a) => [...a, { code: "", detail }]));
   /** How many of the open conversation's newest messages are shown, and whether it has more. */
   const shown = useRef(PAGE);
   const [earlier, setEarlier] = useState(false);
@@ -368,6 +370,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
         if (o.type === "message") {
           const m = o.message;
           notify(m, me, m.conversation === currentRef.current);
+          calls.onMessage(m);
           // On screen at once; the refresh below brings the rest (receipts, changes).
           if (m.conversation === currentRef.current) {
             setMessages((ms) => (ms.some((x) => x.id === m.id) ? ms : [...ms, m]));
@@ -390,6 +393,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
     engine.onConnection = setOnline;
     engine.onRefusal = (code, detail) => setAlerts((a) => [...a, { code, detail }]);
     refresh();
+    calls.refreshOngoing();
     engine.call<Policy>({ method: "policy" }).then((p) => setLabels(p.labels), () => {});
   }, [engine]);
 
@@ -441,6 +445,10 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
     title(c).toLowerCase().includes(filter.trim().toLowerCase()),
   );
   const open = conversations.find((c) => c.id === current);
+  const nameOf = (id: string) => {
+    const c = conversations.find((x) => x.id === id);
+    return c ? title(c) : id.slice(0, 8);
+  };
 
   return (
     <div class={`home ${current ? "reading" : ""}`}>
@@ -465,6 +473,26 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
               </div>
             ))}
           </section>
+        )}
+        {calls.call && (
+          <CallPanel
+            call={calls.call}
+            title={nameOf(calls.call.conversation)}
+            onMute={calls.setMuted}
+            onHangUp={calls.hangUp}
+          />
+        )}
+        {calls.ringing && !calls.call && (
+          <IncomingCall
+            ringing={calls.ringing}
+            title={nameOf(calls.ringing.conversation)}
+            onAccept={() => {
+              const { conversation } = calls.ringing!;
+              setCurrent(conversation);
+              calls.start(conversation);
+            }}
+            onDecline={calls.decline}
+          />
         )}
       </div>
       <nav aria-label={t("Conversations")}>
@@ -550,6 +578,11 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             onChanged={refresh}
             onError={(e) => setAlerts((a) => [...a, { code: "", detail: e }])}
             onBack={() => setCurrent(undefined)}
+            call={{
+              goingOn: calls.ongoing.some((c) => c.conversation === open.id),
+              busy: !!calls.call,
+              start: () => calls.start(open.id),
+            }}
           />
         ) : (
           <p class="empty">{t("Choose a conversation, or start a new one.")}</p>

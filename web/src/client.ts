@@ -58,6 +58,12 @@ export class EngineClient {
     });
   }
 
+  /** A call's frame transform that runs in the engine's Worker, beside the keys (see
+   *  worker.ts): `send` seals our frames, `receive` opens a slot's. */
+  transform(options: { side: "send" } | { side: "receive"; slot: number }): RTCRtpScriptTransform {
+    return new RTCRtpScriptTransform(this.worker, options);
+  }
+
   stop() {
     this.worker.terminate();
   }

@@ -61,6 +61,8 @@ export function ConversationView(props: {
   /** Something changed that the engine already stored: show it again. */
   onChanged(): void;
   onError(message: string): void;
+  /** Whether a call is going on in it, and whether this device is in a call (any). */
+  call: { goingOn: boolean; busy: boolean; start(): void };
 }) {
   const [text, setText] = useState("");
   /** Whose safety number is on screen. */
@@ -231,6 +233,9 @@ export function ConversationView(props: {
         {conversation.label && <LabelTag label={conversation.label} />}
         {!conversation.left && (
           <>
+            <button class="call-button" disabled={props.call.busy} onClick={props.call.start}>
+              {props.call.busy ? t("In a call") : props.call.goingOn ? t("Join the call") : t("Call")}
+            </button>
             <LabelPicker
               conversation={conversation}
               labels={props.labels}

@@ -1,6 +1,9 @@
 // The messages between the app (main thread) and the engine's Worker.
 import type {
+  CallStatus,
   Conversation,
+  JoinedCall,
+  OngoingCall,
   Device,
   Label,
   Linked,
@@ -11,6 +14,7 @@ import type {
   StoredAlert,
 } from "missive-engine";
 
+export type { CallStatus, JoinedCall, OngoingCall };
 export type { Conversation, Device, Label, Linked, Message, Outcome, Policy, SafetyNumber, StoredAlert };
 
 /** What the app asks of the engine; each answer carries the request's id. */
@@ -53,7 +57,21 @@ export type Call =
   | { method: "typing"; conversation: string }
   | { method: "createConversation"; name?: string; members: string[] }
   | { method: "dm"; peer: string; text: string }
-  | { method: "sync" };
+  | { method: "sync" }
+  | { method: "calls" }
+  | { method: "joinCall"; conversation: string; offer: string }
+  | { method: "callStatus" }
+  | { method: "hangUp" }
+  | { method: "callFrames" };
+
+/** What the call's frame transforms did (in the engine's Worker): frames sent, refused, heard
+ *  per address, and which device each receiving slot carries now. */
+export type CallFrames = {
+  sent: number;
+  refused: number;
+  heard: Record<string, number>;
+  slots: Record<number, string>;
+};
 
 // The call is a field of its own: a call's fields never clash with the request's id.
 export type Request = { id: number; call: Call };

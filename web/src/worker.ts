@@ -2,7 +2,7 @@
 // never block the page. It answers the app's calls (protocol.ts) one at a time, as the engine
 // runs its flows, and listens on the push channel once an account is open.
 import init, { Engine, scanQr } from "missive-engine";
-import type { Call, Outcome, Reply, Request } from "./protocol";
+import type { Call, CallFrames, EngineError, Outcome, Reply, Request } from "./protocol";
 import { openStorage } from "./storage";
 
 let engine: Engine | undefined;
@@ -112,8 +112,73 @@ async function answer(call: Call, id: number): Promise<unknown> {
       return engine.addMembers(call.conversation, call.users);
     case "removeMembers":
       return engine.removeMembers(call.conversation, call.users);
+    case "calls":
+      return engine.calls();
+    case "joinCall":
+      frames = newFrames();
+      return engine.joinCall(call.conversation, call.offer);
+    case "callStatus":
+      return engine.callStatus();
+    case "hangUp":
+      return engine.hangUp();
+    case "callFrames":
+      return frames;
   }
 }
+
+// Calls: the page's encoded-frame transforms (RTCRtpScriptTransform) run here, beside the
+// engine that holds the keys. Our frames are sealed on their way out; the members' opened
+// on their way in, each noted with its sender (who is heard, in which receiving slot). A
+// frame that does not open is dropped, never played.
+type TransformSide = { side: "send" } | { side: "receive"; slot: number };
+/** A transform's end in the Worker (`RTCRtpScriptTransformer`, of the webworker library). */
+type FrameTransformer = {
+  readable: ReadableStream<RTCEncodedAudioFrame>;
+  writable: WritableStream<RTCEncodedAudioFrame>;
+  options: TransformSide;
+};
+
+function newFrames(): CallFrames {
+  return { sent: 0, refused: 0, heard: {}, slots: {} };
+}
+let frames = newFrames();
+let catchingUp = false;
+
+/** A member sealed a frame under an epoch we have not reached: sync now, not later. */
+function catchUp(e: Engine) {
+  if (catchingUp) return;
+  catchingUp = true;
+  e.sync()
+    .then((outcomes) => outcomes.length && post({ event: "outcomes", outcomes }))
+    .catch(() => {})
+    .finally(() => (catchingUp = false));
+}
+
+type Transforms = { onrtctransform: (e: { transformer: FrameTransformer }) => void };
+(self as unknown as Transforms).onrtctransform = ({ transformer }) => {
+  const options = transformer.options;
+  const seal = new TransformStream<RTCEncodedAudioFrame, RTCEncodedAudioFrame>({
+    transform(frame, out) {
+      if (!engine) return;
+      try {
+        if (options.side === "send") {
+          frame.data = engine.sealFrame(new Uint8Array(frame.data)).buffer as ArrayBuffer;
+          frames.sent++;
+        } else {
+          const opened = engine.openFrame(new Uint8Array(frame.data));
+          frame.data = opened.payload.buffer as ArrayBuffer;
+          frames.heard[opened.address] = (frames.heard[opened.address] ?? 0) + 1;
+          frames.slots[options.slot] = opened.device;
+        }
+        out.enqueue(frame);
+      } catch (e) {
+        if ((e as EngineError).code === "call_epoch_ahead") catchUp(engine);
+        else if (options.side === "receive") frames.refused++;
+      }
+    },
+  });
+  transformer.readable.pipeThrough(seal).pipeTo(transformer.writable).catch(() => {});
+};
 
 /** Listens for as long as the Worker lives, reconnecting with a growing pause. */
 async function listen(e: Engine) {

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use missive_core::call::CallKeys;
-use missive_core::client::{Client, OngoingCall, Transport};
-use missive_core::proto::app::AppBody;
+use missive_core::client::{call_message, new_call_id, Client, Transport};
 use missive_core::proto::ErrorCode;
 
 use crate::audio::Source;
@@ -46,14 +45,14 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
     let mut alerts = report(&client.sync().await?);
     let conversation = crate::conversation_id(client, &args.conversation)?;
     let transport = client.transport();
-    let going_on = ongoing(&transport, &conversation).await?;
+    let going_on = transport.ongoing_call(&conversation).await?;
     let call_id = match (start, going_on) {
         (true, Some(_)) => bail!(
             "a call is going on in this conversation: join it with `missive call join {}`",
             &conversation[..8]
         ),
         // A call id names the call (the relay's key and the exporter's context), no secret.
-        (true, None) => rand::random::<[u8; 16]>().to_vec(),
+        (true, None) => new_call_id(),
         (false, Some(call)) => call.call_id,
         (false, None) => bail!(
             "no call is going on in this conversation: start one with `missive call start {}`",
@@ -76,7 +75,8 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
     let local = media::local_ip_towards(server)?;
     let connection = connect(&transport, &conversation, &call_id, local).await?;
     let own_address = client.account.address().to_owned();
-    let started_ms = ongoing(&transport, &conversation)
+    let started_ms = transport
+        .ongoing_call(&conversation)
         .await?
         .map_or_else(missive_core::now_ms, |c| c.started_ms);
     if start {
@@ -155,7 +155,7 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
             continue;
         }
         // Who is in the call.
-        let current = match ongoing(&transport, &conversation).await {
+        let current = match transport.ongoing_call(&conversation).await {
             Ok(current) => current,
             Err(e) => {
                 eprintln!("cannot see who is in the call: {e:#}");
@@ -185,27 +185,25 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
     let summary = media
         .join()
         .map_err(|_| anyhow::anyhow!("the call's media thread failed"))??;
-    match transport.leave_call(&conversation).await {
-        Err(e) if e.server_code() != Some(ErrorCode::NotInCall) => {
-            eprintln!("leaving the call: {e}")
+    // The last one out says the call ended, and who was in it; a member removed has no say
+    // (and sees no call of the conversation any more), it only leaves the relay.
+    let left = if ended_by == "removal" {
+        match transport.leave_call(&conversation).await {
+            Err(e) if e.server_code() != Some(ErrorCode::NotInCall) => Err(e),
+            _ => Ok(false),
         }
-        _ => {}
-    }
-    // The last one out says the call ended, and who was in it (a member removed has no say,
-    // and sees no call of the conversation any more).
-    if ended_by != "removal" && matches!(ongoing(&transport, &conversation).await, Ok(None)) {
-        let seconds = missive_core::now_ms().saturating_sub(started_ms) / 1000;
-        let mut answered: Vec<String> = answered.into_iter().collect();
-        answered.sort();
-        if let Err(e) = client
-            .send_body(
+    } else {
+        client
+            .hang_up(
                 &conversation,
-                call_message(&call_id, Some(seconds), answered),
+                &call_id,
+                started_ms,
+                answered.into_iter().collect(),
             )
             .await
-        {
-            eprintln!("could not tell the conversation the call ended: {e}");
-        }
+    };
+    if let Err(e) = left {
+        eprintln!("leaving the call: {e}");
     }
     if let Some(path) = &args.record {
         summary.recorder.write(path, Instant::now())?;
@@ -313,14 +311,6 @@ pub async fn calls(client: &mut Client, json: bool) -> anyhow::Result<usize> {
     Ok(alerts)
 }
 
-async fn ongoing(transport: &Transport, conversation: &str) -> anyhow::Result<Option<OngoingCall>> {
-    Ok(transport
-        .calls()
-        .await?
-        .into_iter()
-        .find(|c| c.conversation == conversation))
-}
-
 /// Offers a new connection to the relay and accepts its answer.
 async fn connect(
     transport: &Transport,
@@ -363,12 +353,4 @@ async fn server_addr(url: &str) -> anyhow::Result<std::net::SocketAddr> {
         .with_context(|| format!("cannot resolve {with_port}"))?
         .next();
     found.with_context(|| format!("{with_port} has no address"))
-}
-
-fn call_message(call_id: &[u8], ended: Option<u64>, answered: Vec<String>) -> AppBody {
-    AppBody::Call {
-        call_id: missive_core::hex(call_id),
-        ended,
-        answered,
-    }
 }

@@ -28,7 +28,7 @@ mod transfer_disk;
 mod transport;
 #[path = "client_trust.rs"]
 mod trust;
-pub use calls::OngoingCall;
+pub use calls::{call_message, new_call_id, JoinedCall, OngoingCall};
 pub use changes::{parse_timer, timer_name, TIMERS};
 pub use link::{Joined, Linked};
 pub use recovery::Recovered;

@@ -3,11 +3,39 @@
 //! [`crate::call`]); the media itself is the caller's (the CLI's participant, the browser).
 
 use missive_proto::api::{CallInfo, CallJoinRequest, CallJoinResponse, CallsResponse};
-use missive_proto::B64;
+use missive_proto::app::AppBody;
+use missive_proto::{ErrorCode, B64};
 
-use super::Transport;
+use super::{Client, Transport};
 use crate::account::{conversation_id, group_id_of};
 use crate::error::CoreError;
+
+/// A call this device is in: which one, since when (the server's clock), and the relay's
+/// answer to our offer.
+#[derive(Clone, Debug)]
+pub struct JoinedCall {
+    pub call_id: Vec<u8>,
+    pub started_ms: u64,
+    pub answer: String,
+    /// We started it (and rang the members).
+    pub started: bool,
+}
+
+/// A new call's id: random, it names the call (the relay's key, the key exporter's context)
+/// and is no secret.
+pub fn new_call_id() -> Vec<u8> {
+    rand::random::<[u8; 16]>().to_vec()
+}
+
+/// The encrypted call message: the ring (`ended: None`), or the end, with the call's length
+/// in seconds and the addresses of those who were in it.
+pub fn call_message(call_id: &[u8], ended: Option<u64>, answered: Vec<String>) -> AppBody {
+    AppBody::Call {
+        call_id: crate::hex(call_id),
+        ended,
+        answered,
+    }
+}
 
 /// A call going on in one of our conversations.
 #[derive(Clone, Debug)]
@@ -45,6 +73,15 @@ impl Transport {
         self.delete(&call_path(conversation)?).await
     }
 
+    /// The call going on in `conversation`, if any.
+    pub async fn ongoing_call(&self, conversation: &str) -> Result<Option<OngoingCall>, CoreError> {
+        Ok(self
+            .calls()
+            .await?
+            .into_iter()
+            .find(|c| c.conversation == conversation))
+    }
+
     /// The calls going on in our conversations, oldest first.
     pub async fn calls(&self) -> Result<Vec<OngoingCall>, CoreError> {
         let answer: CallsResponse = self.get("/v1/calls").await?;
@@ -65,5 +102,78 @@ impl Transport {
                 },
             )
             .collect())
+    }
+}
+
+impl Client {
+    /// Joins `conversation`'s call with an SDP offer, or starts one and rings the members
+    /// (an encrypted call message: the server learns no more than the call it relays). Two
+    /// members starting at once end in the same call: the later one joins the earlier's.
+    pub async fn enter_call(
+        &mut self,
+        conversation: &str,
+        offer: String,
+    ) -> Result<JoinedCall, CoreError> {
+        let transport = self.transport();
+        let mut going_on = transport.ongoing_call(conversation).await?;
+        for _ in 0..2 {
+            let (call_id, started) = match &going_on {
+                Some(call) => (call.call_id.clone(), false),
+                None => (new_call_id(), true),
+            };
+            let answer = match transport
+                .join_call(conversation, &call_id, offer.clone())
+                .await
+            {
+                Ok(answer) => answer,
+                Err(e) if started && e.server_code() == Some(ErrorCode::CallInProgress) => {
+                    going_on = transport.ongoing_call(conversation).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let started_ms = match transport.ongoing_call(conversation).await? {
+                Some(call) if call.call_id == call_id => call.started_ms,
+                _ => crate::now_ms(),
+            };
+            if started {
+                self.send_body(conversation, call_message(&call_id, None, Vec::new()))
+                    .await?;
+            }
+            return Ok(JoinedCall {
+                call_id,
+                started_ms,
+                answer: answer.answer,
+                started,
+            });
+        }
+        Err(CoreError::Usage(
+            "the conversation's call changed while joining it: try again".into(),
+        ))
+    }
+
+    /// Leaves `conversation`'s call; the last one out tells the members it ended, with its
+    /// length and who was in it (`answered`, addresses). Returns whether the call ended.
+    pub async fn hang_up(
+        &mut self,
+        conversation: &str,
+        call_id: &[u8],
+        started_ms: u64,
+        mut answered: Vec<String>,
+    ) -> Result<bool, CoreError> {
+        let transport = self.transport();
+        match transport.leave_call(conversation).await {
+            Err(e) if e.server_code() != Some(ErrorCode::NotInCall) => return Err(e),
+            _ => {}
+        }
+        if transport.ongoing_call(conversation).await?.is_some() {
+            return Ok(false);
+        }
+        let seconds = crate::now_ms().saturating_sub(started_ms) / 1000;
+        answered.sort();
+        answered.dedup();
+        self.send_body(conversation, call_message(call_id, Some(seconds), answered))
+            .await?;
+        Ok(true)
     }
 }

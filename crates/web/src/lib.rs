@@ -16,34 +16,28 @@
 //! `cargo xtask wasm` lints it for wasm32.
 #![cfg(target_arch = "wasm32")]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use futures_util::lock::Mutex;
-use missive_core::account::{Account, Outcome};
+use missive_core::account::Account;
 use missive_core::client::Client;
 use missive_core::{AlertCode, CoreError};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 #[cfg(feature = "bench")]
 mod bench;
+mod bridge;
+mod calls;
 mod files;
 mod qr;
 mod storage;
 mod types;
 mod views;
+use bridge::*;
 use qr::qr_svg;
 use storage::{restore, EngineStorage, Persister};
 use views::*;
-
-/// A thrown JavaScript value as text.
-fn describe(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| "unknown error".into())
-}
 
 /// One account on this device, connected to its server.
 #[wasm_bindgen]
@@ -56,6 +50,8 @@ pub struct Engine {
     stopping: Rc<Cell<bool>>,
     /// Set by [`Engine::cancel_link`]: a link still waiting for the new device gives up.
     cancel_link: Rc<Cell<bool>>,
+    /// The call this device is in, with its media keys (`calls.rs`).
+    call: Rc<RefCell<Option<calls::ActiveCall>>>,
 }
 
 #[wasm_bindgen]
@@ -181,6 +177,7 @@ impl Engine {
             persister,
             stopping: Rc::new(Cell::new(false)),
             cancel_link: Rc::new(Cell::new(false)),
+            call: Rc::new(RefCell::new(None)),
         }
     }
 
@@ -205,7 +202,12 @@ impl Engine {
     /// Fetches and applies what the server holds for this device; returns what happened.
     #[wasm_bindgen(unchecked_return_type = "Outcome[]")]
     pub async fn sync(&self) -> Result<JsValue, JsValue> {
-        let outcomes = self.client.lock().await.sync().await.map_err(js_error)?;
+        let outcomes = {
+            let mut client = self.client.lock().await;
+            let outcomes = client.sync().await.map_err(js_error)?;
+            self.follow_call(&mut client);
+            outcomes
+        };
         self.save().await?;
         to_js(&outcomes.iter().map(OutcomeView::from).collect::<Vec<_>>())
     }
@@ -509,6 +511,8 @@ impl Engine {
             };
             let mut client = self.client.lock().await;
             let outcomes = client.process_events(&events).await.map_err(js_error)?;
+            // A commit is a new epoch: the call's media keys follow at once.
+            self.follow_call(&mut client);
             // Shown at once: the receipts (a request, with the save it waits for) come after.
             // Nothing is lost if the page closes first: the server keeps the events until this
             // device acknowledges them, which it does only after saving them.
@@ -752,49 +756,4 @@ impl Engine {
     pub fn stop(&self) {
         self.stopping.set(true);
     }
-}
-
-/// Sends the delivery receipts due (one per conversation that received messages, per batch);
-/// a server out of reach leaves them for the next batch.
-async fn send_receipts(client: &mut Client) -> Result<(), JsValue> {
-    match client.send_receipts().await {
-        Ok(_) | Err(CoreError::Network(_)) => Ok(()),
-        Err(e) => Err(js_error(e)),
-    }
-}
-
-fn deliver(on_outcomes: &js_sys::Function, outcomes: &[Outcome]) -> Result<(), JsValue> {
-    if outcomes.is_empty() {
-        return Ok(());
-    }
-    let value = to_js(&outcomes.iter().map(OutcomeView::from).collect::<Vec<_>>())?;
-    on_outcomes.call1(&JsValue::NULL, &value)?;
-    Ok(())
-}
-
-/// A [`CoreError`] as a JavaScript `Error` with a stable `code` property.
-fn js_error(e: CoreError) -> JsValue {
-    let code = match &e {
-        CoreError::Refused(alert) => alert.code.as_str(),
-        CoreError::Server { code, .. } => code.as_str(),
-        CoreError::Network(_) => "network",
-        CoreError::Storage(_) => "storage",
-        CoreError::Mls(_) => "mls",
-        CoreError::Usage(_) => "usage",
-        CoreError::File(_) => "file",
-        CoreError::Io(_) => "io",
-        CoreError::UnknownUser(_) => "unknown_user",
-        CoreError::NeedContacts(_) => "need_contacts",
-    };
-    let error = js_sys::Error::new(&e.to_string());
-    // Setting a property on a fresh Error cannot fail.
-    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
-    error.into()
-}
-
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    // Plain objects (not Maps), and u64 as numbers: milliseconds and sequence numbers stay far
-    // below 2^53.
-    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-    value.serialize(&serializer).map_err(JsValue::from)
 }

@@ -1,0 +1,117 @@
+// A call's media in the page: one RTCPeerConnection to the server's relay, with our
+// microphone on one sending track and a few receiving "slots" the relay puts the speakers in
+// (as the command line's participant does: a join or a leave never needs a new offer). Every
+// frame passes through the engine's Worker: sealed with SFrame going out, opened coming in, so
+// the relay forwards only what it cannot read.
+import type { EngineClient } from "./client";
+
+/** Receiving slots: how many members can be heard at the same moment. */
+export const SLOTS = 4;
+/** How long the offer waits for the browser's own addresses (the relay needs none of them: it
+ *  answers the checks our side sends, but an offer with them is the usual one). */
+const GATHERING_MS = 1500;
+
+type Slot = { transceiver: RTCRtpTransceiver; audio: HTMLAudioElement };
+
+export class CallMedia {
+  private constructor(
+    private pc: RTCPeerConnection,
+    private mic: MediaStream,
+    private slots: Slot[],
+    /** The SDP offer to send to the relay. */
+    readonly offer: string,
+  ) {}
+
+  /** Opens the microphone and makes the offer. */
+  static async open(engine: EngineClient): Promise<CallMedia> {
+    const mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    try {
+      const [track] = mic.getAudioTracks();
+      const sending = pc.addTransceiver(track, { direction: "sendonly", streams: [mic] });
+      sending.sender.transform = engine.transform({ side: "send" });
+      const slots: Slot[] = [];
+      for (let slot = 0; slot < SLOTS; slot++) {
+        const transceiver = pc.addTransceiver("audio", { direction: "recvonly" });
+        transceiver.receiver.transform = engine.transform({ side: "receive", slot });
+        const audio = new Audio();
+        audio.autoplay = true;
+        audio.srcObject = new MediaStream([transceiver.receiver.track]);
+        slots.push({ transceiver, audio });
+      }
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      return new CallMedia(pc, mic, slots, pc.localDescription!.sdp);
+    } catch (e) {
+      pc.close();
+      for (const t of mic.getTracks()) t.stop();
+      throw e;
+    }
+  }
+
+  /** Takes the relay's answer: the media starts. */
+  async accept(answer: string) {
+    await this.pc.setRemoteDescription({ type: "answer", sdp: answer });
+    for (const { audio } of this.slots) audio.play().catch(() => {});
+  }
+
+  /** Whether the relay is reachable (ICE and DTLS done). */
+  get connected(): boolean {
+    return this.pc.connectionState === "connected";
+  }
+
+  set muted(on: boolean) {
+    for (const t of this.mic.getAudioTracks()) t.enabled = !on;
+  }
+
+  /** Plays the call on the audio output `deviceId` (one of `speakers()`). */
+  async setSpeaker(deviceId: string) {
+    for (const { audio } of this.slots) {
+      const sink = audio as HTMLAudioElement & { setSinkId?(id: string): Promise<void> };
+      await sink.setSinkId?.(deviceId);
+    }
+  }
+
+  /** Each slot's sound level now (0 to 1), and the energy heard since the call began. */
+  async levels(): Promise<{ levels: number[]; energy: number }> {
+    let energy = 0;
+    const levels = await Promise.all(
+      this.slots.map(async ({ transceiver }) => {
+        let level = 0;
+        (await transceiver.receiver.getStats()).forEach((r) => {
+          if (r.type === "inbound-rtp") {
+            level = r.audioLevel ?? 0;
+            energy += r.totalAudioEnergy ?? 0;
+          }
+        });
+        return level;
+      }),
+    );
+    return { levels, energy };
+  }
+
+  close() {
+    for (const t of this.mic.getTracks()) t.stop();
+    for (const { audio } of this.slots) audio.srcObject = null;
+    this.pc.close();
+  }
+}
+
+/** The audio outputs to choose from. */
+export async function speakers(): Promise<MediaDeviceInfo[]> {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  return devices.filter((d) => d.kind === "audiooutput");
+}
+
+function gathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === "complete" && done();
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, GATHERING_MS);
+  });
+}

@@ -1,0 +1,224 @@
+// Calls on screen: the call this device is in (who is in it and who speaks, mute, speaker,
+// hang up), an incoming call (accept, decline), and the state behind them (`useCalls`). The
+// media is call.ts's; joining, ringing, hanging up and the keys are the engine's.
+import { useEffect, useRef, useState } from "preact/hooks";
+import { CallMedia, speakers } from "./call";
+import { EngineClient, errorText } from "./client";
+import { t } from "./i18n";
+import type { CallFrames, CallStatus, Identity, JoinedCall, Message, OngoingCall } from "./protocol";
+
+/** How often the call's state is looked at (who is in it, who speaks). */
+const POLL_MS = 1000;
+/** A call nobody answers ends after this long, as does an incoming call's ringing. */
+const RING_MS = 60_000;
+/** A slot's sound level above which its speaker is shown as speaking (0 to 1). */
+const SPEAKING = 0.01;
+
+export type ActiveCall = {
+  conversation: string;
+  media?: CallMedia;
+  status?: CallStatus;
+  frames?: CallFrames;
+  /** Each receiving slot's sound level, and the energy heard so far. */
+  levels: number[];
+  energy: number;
+  muted: boolean;
+  since: number;
+};
+
+export type Ringing = { conversation: string; sender: string; callId: string };
+
+/** The calls' state for the app: `start` joins a conversation's call (or starts one),
+ *  `onMessage` hears the rings and ends among the messages that arrive. */
+export function useCalls(engine: EngineClient, me: Identity, onError: (text: string) => void) {
+  const [call, setCall] = useState<ActiveCall>();
+  const [ringing, setRinging] = useState<Ringing>();
+  const [ongoing, setOngoing] = useState<OngoingCall[]>([]);
+  const current = useRef<ActiveCall | undefined>(undefined);
+  current.current = call;
+  const company = useRef(false);
+
+  const refreshOngoing = () =>
+    engine.call<OngoingCall[]>({ method: "calls" }).then(setOngoing, () => {});
+
+  const hangUp = async () => {
+    const media = current.current?.media;
+    current.current = undefined;
+    setCall(undefined);
+    media?.close();
+    await engine.call({ method: "hangUp" }).catch(() => {});
+    refreshOngoing();
+  };
+
+  const start = async (conversation: string) => {
+    if (current.current) return;
+    setRinging(undefined);
+    company.current = false;
+    const fresh: ActiveCall = { conversation, levels: [], energy: 0, muted: false, since: Date.now() };
+    current.current = fresh;
+    setCall(fresh);
+    let media: CallMedia | undefined;
+    let joined = false;
+    try {
+      media = await CallMedia.open(engine);
+      const answer = await engine.call<JoinedCall>({ method: "joinCall", conversation, offer: media.offer });
+      joined = true;
+      await media.accept(answer.answer);
+      const withMedia = { ...fresh, media, since: Date.now() };
+      current.current = withMedia;
+      setCall(withMedia);
+      refreshOngoing();
+    } catch (e) {
+      media?.close();
+      current.current = undefined;
+      setCall(undefined);
+      if (joined) engine.call({ method: "hangUp" }).catch(() => {});
+      onError(t("Could not join the call: {error}", { error: errorText(e) }));
+    }
+  };
+
+  // While in a call: who is in it, who speaks; it ends when this device is removed from the
+  // conversation, when everyone else has left, or when nobody answered.
+  const media = call?.media;
+  useEffect(() => {
+    if (!media) return;
+    const timer = setInterval(async () => {
+      try {
+        const [status, frames, heard] = await Promise.all([
+          engine.call<CallStatus | undefined>({ method: "callStatus" }),
+          engine.call<CallFrames>({ method: "callFrames" }),
+          media.levels(),
+        ]);
+        const now = current.current;
+        if (!now || now.media !== media) return;
+        if (!status || status.removed) {
+          onError(t("You are no longer a member of this conversation: the call ended."));
+          return hangUp();
+        }
+        const others = status.participants.length;
+        if (company.current && others === 0) return hangUp();
+        if (!company.current && others === 0 && Date.now() - now.since > RING_MS) return hangUp();
+        company.current ||= others > 0;
+        setCall({ ...now, status, frames, levels: heard.levels, energy: heard.energy });
+      } catch {
+        // The server out of reach for a moment: the media goes on, look again next time.
+      }
+    }, POLL_MS);
+    return () => clearInterval(timer);
+  }, [media]);
+
+  // An incoming call rings for a minute at most.
+  useEffect(() => {
+    if (!ringing) return;
+    const timer = setTimeout(() => setRinging(undefined), RING_MS);
+    return () => clearTimeout(timer);
+  }, [ringing]);
+
+  /** A message arrived: a ring from someone else, or the end of a call. */
+  const onMessage = (m: Message) => {
+    const n = m.notice;
+    if (n?.kind !== "call") return;
+    if (n.ended === null && m.sender !== me.address && !current.current) {
+      setRinging({ conversation: m.conversation, sender: m.sender, callId: n.call_id });
+    } else if (n.ended !== null) {
+      setRinging((r) => (r?.callId === n.call_id ? undefined : r));
+    }
+    refreshOngoing();
+  };
+
+  const setMuted = (muted: boolean) => {
+    const now = current.current;
+    if (!now?.media) return;
+    now.media.muted = muted;
+    setCall({ ...now, muted });
+  };
+
+  return {
+    call,
+    ringing,
+    ongoing,
+    start,
+    hangUp,
+    setMuted,
+    onMessage,
+    refreshOngoing,
+    decline: () => setRinging(undefined),
+  };
+}
+
+function clock(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** The call this device is in. */
+export function CallPanel(props: {
+  call: ActiveCall;
+  title: string;
+  onMute(muted: boolean): void;
+  onHangUp(): void;
+}) {
+  const { call } = props;
+  const [outputs, setOutputs] = useState<MediaDeviceInfo[]>([]);
+  useEffect(() => {
+    speakers().then(setOutputs, () => {});
+  }, [!!call.media]);
+  const speakingDevices = new Set(
+    call.levels.flatMap((level, slot) => (level > SPEAKING && call.frames?.slots[slot] ? [call.frames.slots[slot]] : [])),
+  );
+  const participants = call.status?.participants ?? [];
+  return (
+    <section class="call" aria-label={t("Call in {title}", { title: props.title })}>
+      <p class="call-state" role="status">
+        {!call.media
+          ? t("Connecting…")
+          : participants.length === 0
+            ? t("Calling…")
+            : t("In call · {time}", { time: clock(Date.now() - (call.status?.started_ms ?? call.since)) })}
+      </p>
+      <ul class="participants" aria-label={t("In the call")}>
+        {participants.map((p) => {
+          const speaking = speakingDevices.has(p.device);
+          return (
+            <li key={p.device} class={speaking ? "speaking" : ""}>
+              {p.address || p.device.slice(0, 8)}
+              {speaking && <span class="speaking-mark"> {t("speaking")}</span>}
+            </li>
+          );
+        })}
+      </ul>
+      <div class="call-actions">
+        <button aria-pressed={call.muted} disabled={!call.media} onClick={() => props.onMute(!call.muted)}>
+          {call.muted ? t("Unmute") : t("Mute")}
+        </button>
+        {outputs.length > 1 && (
+          <label>
+            {t("Speaker")}
+            <select onChange={(e) => call.media?.setSpeaker(e.currentTarget.value)}>
+              {outputs.map((o) => (
+                <option key={o.deviceId} value={o.deviceId}>
+                  {o.label || t("Speaker {n}", { n: outputs.indexOf(o) + 1 })}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+        <button class="hang-up" onClick={props.onHangUp}>{t("Hang up")}</button>
+      </div>
+    </section>
+  );
+}
+
+/** Someone calls. */
+export function IncomingCall(props: { ringing: Ringing; title: string; onAccept(): void; onDecline(): void }) {
+  return (
+    <section class="incoming-call" role="alertdialog" aria-label={t("Incoming call")}>
+      <p>{t("{sender} is calling in {title}", { sender: props.ringing.sender, title: props.title })}</p>
+      <div class="call-actions">
+        <button class="accept" onClick={props.onAccept}>{t("Accept")}</button>
+        <button class="hang-up" onClick={props.onDecline}>{t("Decline")}</button>
+      </div>
+    </section>
+  );
+}
