@@ -69,35 +69,49 @@ function power(samples, hz) {
   return s1 * s1 + s2 * s2 - k * s1 * s2;
 }
 
-/** Over 100 ms windows with sound in them: how many there are, and the share of each tone's
- *  power among `tones` (summed over those windows). */
+/** Over 100 ms windows with sound in them: how many there are, how many silent ones lie
+ *  between them, and the share of each tone's power among `tones` (averaged over them). */
 function toneShares(samples, tones) {
   const window = RATE / 10;
   const totals = tones.map(() => 0);
   let loud = 0;
+  let quiet = 0;
+  let quietRun = 0;
   for (let at = 0; at + window <= samples.length; at += window) {
     const part = samples.subarray(at, at + window);
-    if (part.reduce((m, x) => Math.max(m, Math.abs(x)), 0) < 300) continue;
+    if (part.reduce((m, x) => Math.max(m, Math.abs(x)), 0) < 300) {
+      quietRun++;
+      continue;
+    }
+    // Silence between sounds (before the first is the wait for the others).
+    if (loud > 0) quiet += quietRun;
+    quietRun = 0;
     loud++;
     const powers = tones.map((hz) => power(part, hz));
     const sum = powers.reduce((a, b) => a + b, 0) || 1;
     powers.forEach((p, i) => (totals[i] += p / sum));
   }
-  return { loud, shares: totals.map((t) => (loud ? t / loud : 0)) };
+  return { loud, quiet, shares: totals.map((t) => (loud ? t / loud : 0)) };
 }
 
 let server;
 let browser;
+const tone440 = toneWav(join(work, "440.wav"), 440, 60);
+const tone660 = toneWav(join(work, "660.wav"), 660, 20);
+/** Chromium for calls: a fake microphone (a tone file, given apart) it may use unasked. */
+const CALL_SWITCHES = [
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream",
+  // The relay of a test server listens on 127.0.0.1 only.
+  "--allow-loopback-in-peer-connection",
+  "--autoplay-policy=no-user-gesture-required",
+];
 
 before(async () => {
   server = await startServer("call.test");
   browser = await launchBrowser([
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
+    ...CALL_SWITCHES,
     `--use-file-for-fake-audio-capture=${toneWav(join(work, "880.wav"), 880, 20)}`,
-    // The relay of a test server listens on 127.0.0.1 only.
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
   ]);
 });
 
@@ -118,10 +132,11 @@ function watchPeerConnections() {
   window.RTCPeerConnection.prototype = Original.prototype;
 }
 
-/** What the page hears: the energy of its inbound audio, and the loudest frequency of what it
- *  plays, measured with Web Audio over its receiving tracks. */
-async function heardInPage(page) {
-  return page.evaluate(async () => {
+/** What the page hears: the energy of its inbound audio, and, measured with Web Audio over
+ *  its receiving tracks for a second, the level (dB) at each of `tones` and the loudest
+ *  frequency. */
+async function heardInPage(page, tones) {
+  return page.evaluate(async (tones) => {
     const pc = window.__peerConnections.at(-1);
     let energy = 0;
     (await pc.getStats()).forEach((r) => {
@@ -138,14 +153,43 @@ async function heardInPage(page) {
     await new Promise((r) => setTimeout(r, 1000));
     const bins = new Float32Array(analyser.frequencyBinCount);
     analyser.getFloatFrequencyData(bins);
-    let loudest = 0;
+    const hzPerBin = audio.sampleRate / analyser.fftSize;
+    let loudest = 1;
     for (let i = 1; i < bins.length; i++) if (bins[i] > bins[loudest]) loudest = i;
+    // A tone's level: the loudest bin within 10 Hz of it.
+    const levels = tones.map((hz) => {
+      const at = Math.round(hz / hzPerBin);
+      return Math.max(...bins.slice(at - 2, at + 3));
+    });
     await audio.close();
-    return { energy, loudestHz: (loudest * audio.sampleRate) / analyser.fftSize };
-  });
+    return { energy, loudestHz: loudest * hzPerBin, levels };
+  }, tones);
 }
 
-test("a call between the app and the command line: each hears the other's tone, and the relay only forwards sealed frames", async () => {
+/** `missive call ARGS...` of a terminal user, running: its JSON summary and stderr once done. */
+function terminalCall(home, ...args) {
+  const child = spawn(cliBin, ["--home", home, "call", ...args, "--json"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (c) => (out += c));
+  child.stderr.on("data", (c) => (err += c));
+  const done = new Promise((resolve) => child.on("exit", resolve));
+  return {
+    /** Waits for the end; its exit code must be 0. Returns the summary. */
+    async summary() {
+      assert.equal(await done, 0, err);
+      return JSON.parse(out.trim().split("\n").at(-1));
+    },
+    stderr: () => err,
+    kill: () => child.kill(),
+  };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test("a call between the app and the command line: each hears the other's tone, and the relay only forwards sealed frames", async (t) => {
   const tom = terminalUser(server, "tom@call.test");
   const bea = await openWebApp(browser, server.url, { bypassCSP: true, init: watchPeerConnections });
   await registerInApp(bea.page, "bea@call.test");
@@ -154,17 +198,8 @@ test("a call between the app and the command line: each hears the other's tone, 
 
   // Tom calls, playing 440 Hz; he hangs up once everyone else has.
   const tomRecording = join(work, "tom.wav");
-  const tomCall = spawn(
-    cliBin,
-    ["--home", tom, "call", "start", conversation, "--play", toneWav(join(work, "440.wav"), 440, 30),
-      "--record", tomRecording, "--json"],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let tomOut = "";
-  let tomErr = "";
-  tomCall.stdout.on("data", (c) => (tomOut += c));
-  tomCall.stderr.on("data", (c) => (tomErr += c));
-  const tomDone = new Promise((resolve) => tomCall.on("exit", resolve));
+  const tomCall = terminalCall(tom, "start", conversation, "--play", tone440, "--record", tomRecording);
+  let summary;
   try {
     // The app rings; Bea accepts.
     const ringing = bea.page.getByRole("alertdialog", { name: "Incoming call" });
@@ -178,23 +213,24 @@ test("a call between the app and the command line: each hears the other's tone, 
     await panel.locator("li.speaking").filter({ hasText: "tom@call.test" }).waitFor({ timeout: 20_000 });
     await screenshot(bea.page, "call");
     assert.deepEqual(await accessibilityViolations(bea.page), []);
-    await new Promise((r) => setTimeout(r, 4000));
-    const heard = await heardInPage(bea.page);
+    await sleep(4000);
+    const heard = await heardInPage(bea.page, [440, 880]);
+    t.diagnostic(`the app: energy ${heard.energy.toFixed(3)}, loudest ${heard.loudestHz.toFixed(0)} Hz, 440/880 Hz at ${heard.levels.map((l) => l.toFixed(0))} dB`);
     assert.ok(heard.energy > 0.01, `the app heard energy ${heard.energy}`);
     assert.ok(Math.abs(heard.loudestHz - 440) < 15, `the app's loudest frequency is ${heard.loudestHz} Hz`);
+    assert.ok(heard.levels[0] - heard.levels[1] > 30, `440 Hz over 880 Hz in the app: ${heard.levels}`);
 
     // Muted, Bea sends silence: no tone reaches Tom meanwhile (checked in his recording below).
     await panel.getByRole("button", { name: "Mute" }).click();
     await panel.getByRole("button", { name: "Unmute", pressed: true }).waitFor();
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
     await panel.getByRole("button", { name: "Unmute" }).click();
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
 
     // Bea hangs up; Tom, alone, ends the call and says so, with who was in it.
     await panel.getByRole("button", { name: "Hang up" }).click();
     await panel.waitFor({ state: "detached" });
-    const code = await tomDone;
-    assert.equal(code, 0, tomErr);
+    summary = await tomCall.summary();
     await bea.page.getByRole("article", { name: /Call ended after \d+ s/ }).waitFor();
     assert.equal(await bea.page.getByRole("article", { name: /Missed call/ }).count(), 0);
   } finally {
@@ -202,13 +238,96 @@ test("a call between the app and the command line: each hears the other's tone, 
   }
 
   // Tom heard Bea: every frame of hers opened with the call's keys (none refused), and her
-  // tone (880 Hz), never his own, in his recording.
-  const summary = JSON.parse(tomOut.trim().split("\n").at(-1));
-  assert.equal(summary.refused, 0, tomErr);
+  // tone (880 Hz), never his own, in his recording; her two muted seconds are silent there.
+  assert.equal(summary.refused, 0, tomCall.stderr());
   assert.ok(summary.heard["bea@call.test"] > 250, JSON.stringify(summary));
-  const { loud, shares } = toneShares(readWav(tomRecording), [440, 880]);
+  const { loud, quiet, shares } = toneShares(readWav(tomRecording), [440, 880]);
+  t.diagnostic(`Tom heard ${JSON.stringify(summary.heard)}; 440/880 Hz shares ${shares.map((x) => x.toFixed(3))} over ${loud} windows, ${quiet} quiet`);
   assert.ok(loud >= 40, `${loud} windows of sound in Tom's recording`);
+  assert.ok(quiet >= 15, `${quiet} quiet windows (muted) in Tom's recording`);
   assert.ok(shares[1] > 0.9, `Tom heard 880 Hz at ${shares[1]}`);
   assert.ok(shares[0] < 0.05, `Tom heard his own 440 Hz at ${shares[0]}`);
   assert.deepEqual(bea.errors, []);
+});
+
+test("a group call from the app: two browsers and a terminal each hear both others, and a member removed during it is cut off", async (t) => {
+  // Cid's browser plays 660 Hz (its own fake microphone); Bea's plays 880 Hz, Tom 440 Hz.
+  const other = await launchBrowser([...CALL_SWITCHES, `--use-file-for-fake-audio-capture=${tone660}`]);
+  const tom = terminalUser(server, "tom2@call.test");
+  let tomCall;
+  try {
+    const bea = await openWebApp(browser, server.url, { bypassCSP: true, init: watchPeerConnections });
+    const cid = await openWebApp(other, server.url, { phone: true, bypassCSP: true, init: watchPeerConnections });
+    await registerInApp(bea.page, "bea2@call.test");
+    await registerInApp(cid.page, "cid2@call.test");
+    await (await newConversation(bea.page, "cid2@call.test, tom2@call.test", "Crisis")).waitFor({ state: "detached" });
+    const conversation = JSON.parse(cli(tom, "conversations", "--json").trim().split("\n")[0]).id;
+
+    // Bea calls from the conversation; Cid accepts on her phone; Tom joins from the terminal.
+    await bea.page.getByRole("button", { name: "Call", exact: true }).click();
+    const beaPanel = bea.page.getByRole("region", { name: "Call in Crisis" });
+    await beaPanel.getByText("Calling…").waitFor({ timeout: 20_000 });
+    const ringing = cid.page.getByRole("alertdialog", { name: "Incoming call" });
+    await ringing.getByText("bea2@call.test is calling in Crisis").waitFor({ timeout: 30_000 });
+    await ringing.getByRole("button", { name: "Accept" }).click();
+    const cidPanel = cid.page.getByRole("region", { name: "Call in Crisis" });
+    tomCall = terminalCall(tom, "join", conversation, "--play", tone440, "--record", join(work, "tom2.wav"));
+    for (const [panel, others] of [
+      [beaPanel, ["cid2@call.test", "tom2@call.test"]],
+      [cidPanel, ["bea2@call.test", "tom2@call.test"]],
+    ]) {
+      for (const who of others) {
+        await panel.locator("li.speaking").filter({ hasText: who }).waitFor({ timeout: 30_000 });
+      }
+    }
+    await screenshot(cid.page, "group-call-phone");
+    assert.deepEqual(await accessibilityViolations(cid.page), []);
+    await sleep(3000);
+    // Each browser hears both others and not itself: its own tone is 30 dB below theirs.
+    for (const [who, page, own, theirs] of [
+      ["Bea", bea.page, 880, [440, 660]],
+      ["Cid", cid.page, 660, [440, 880]],
+    ]) {
+      const heard = await heardInPage(page, [own, ...theirs]);
+      t.diagnostic(`${who} hears ${own}/${theirs.join("/")} Hz at ${heard.levels.map((l) => l.toFixed(0))} dB`);
+      for (const level of heard.levels.slice(1)) {
+        assert.ok(level - heard.levels[0] > 30, `${who}: ${heard.levels}`);
+      }
+    }
+
+    // Bea removes Cid from the conversation: Cid's call ends at once, the others go on.
+    await bea.page.getByRole("button", { name: "Members" }).click();
+    const members = bea.page.getByRole("dialog", { name: "Members" });
+    bea.page.once("dialog", (confirm) => confirm.accept());
+    await members.getByRole("button", { name: "Remove cid2@call.test" }).click();
+    await members.getByRole("button", { name: "Remove cid2@call.test" }).waitFor({ state: "detached" });
+    await members.getByRole("button", { name: "Close" }).click();
+    await cid.page
+      .getByText("You are no longer a member of this conversation: the call ended.")
+      .waitFor({ timeout: 20_000 });
+    await cidPanel.waitFor({ state: "detached" });
+    await beaPanel.getByRole("listitem").filter({ hasText: "cid2@call.test" }).waitFor({ state: "detached", timeout: 20_000 });
+    await sleep(2000);
+    const after = await heardInPage(bea.page, [880, 440, 660]);
+    t.diagnostic(`after the removal Bea hears 880/440/660 Hz at ${after.levels.map((l) => l.toFixed(0))} dB`);
+    assert.ok(after.levels[1] - after.levels[2] > 30, `Cid is still heard: ${after.levels}`);
+
+    // Bea hangs up; Tom, alone, ends the call: the end names the three who were in it.
+    await beaPanel.getByRole("button", { name: "Hang up" }).click();
+    const summary = await tomCall.summary();
+    t.diagnostic(`Tom heard ${JSON.stringify(summary.heard)}, refused ${summary.refused}`);
+    assert.equal(summary.refused, 0, tomCall.stderr());
+    assert.ok(summary.heard["bea2@call.test"] > 250, JSON.stringify(summary));
+    assert.ok(summary.heard["cid2@call.test"] > 100, JSON.stringify(summary));
+    const { shares } = toneShares(readWav(join(work, "tom2.wav")), [440, 660, 880]);
+    assert.ok(shares[0] < 0.05 && shares[1] > 0.1 && shares[2] > 0.3, `Tom's recording: ${shares}`);
+    const history = cli(tom, "history", conversation, "--json").trim().split("\n").map((l) => JSON.parse(l));
+    const ended = history.filter((m) => m.event === "call" && m.state === "ended");
+    assert.deepEqual(ended.at(-1)?.answered, ["bea2@call.test", "cid2@call.test", "tom2@call.test"]);
+    assert.deepEqual(bea.errors, []);
+    assert.deepEqual(cid.errors, []);
+  } finally {
+    tomCall?.kill();
+    await other.close();
+  }
 });
