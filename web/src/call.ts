@@ -4,6 +4,7 @@
 // frame passes through the engine's Worker: sealed with SFrame going out, opened coming in, so
 // the relay forwards only what it cannot read.
 import type { EngineClient } from "./client";
+import { t } from "./i18n";
 
 /** Receiving slots: how many members can be heard at the same moment. */
 export const SLOTS = 4;
@@ -24,6 +25,10 @@ export class CallMedia {
 
   /** Opens the microphone and makes the offer. */
   static async open(engine: EngineClient): Promise<CallMedia> {
+    // Without it our frames would leave unsealed: no call rather than a call the relay hears.
+    if (typeof RTCRtpScriptTransform === "undefined") {
+      throw new Error(t("This browser cannot encrypt calls end to end: use a recent Firefox, Safari or Chromium."));
+    }
     const mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     try {
