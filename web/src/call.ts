@@ -23,14 +23,15 @@ export class CallMedia {
     readonly offer: string,
   ) {}
 
-  /** Opens the microphone and makes the offer. */
-  static async open(engine: EngineClient): Promise<CallMedia> {
+  /** Opens the microphone and makes the offer; `iceServers` are the TURN servers to reach
+   *  the relay through when the network blocks UDP to it. */
+  static async open(engine: EngineClient, iceServers: RTCIceServer[]): Promise<CallMedia> {
     // Without it our frames would leave unsealed: no call rather than a call the relay hears.
     if (typeof RTCRtpScriptTransform === "undefined") {
       throw new Error(t("This browser cannot encrypt calls end to end: use a recent Firefox, Safari or Chromium."));
     }
     const mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     try {
       const [track] = mic.getAudioTracks();
       const sending = pc.addTransceiver(track, { direction: "sendonly", streams: [mic] });

@@ -60,7 +60,8 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     let media: CallMedia | undefined;
     let joined = false;
     try {
-      media = await CallMedia.open(engine);
+      const iceServers = await engine.call<RTCIceServer[]>({ method: "iceServers" });
+      media = await CallMedia.open(engine, iceServers);
       const answer = await engine.call<JoinedCall>({ method: "joinCall", conversation, offer: media.offer });
       joined = true;
       await media.accept(answer.answer);

@@ -59,6 +59,7 @@ export type Call =
   | { method: "dm"; peer: string; text: string }
   | { method: "sync" }
   | { method: "calls" }
+  | { method: "iceServers" }
   | { method: "joinCall"; conversation: string; offer: string }
   | { method: "callStatus" }
   | { method: "hangUp" }

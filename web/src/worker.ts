@@ -114,6 +114,8 @@ async function answer(call: Call, id: number): Promise<unknown> {
       return engine.removeMembers(call.conversation, call.users);
     case "calls":
       return engine.calls();
+    case "iceServers":
+      return engine.iceServers();
     case "joinCall":
       frames = newFrames();
       return engine.joinCall(call.conversation, call.offer);

@@ -4,6 +4,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createServer, connect } from "node:net";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -189,6 +191,55 @@ function terminalCall(home, ...args) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** A TCP port free on 127.0.0.1 now. */
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port`. */
+async function listening(port) {
+  for (let tries = 0; tries < 100; tries++) {
+    const up = await new Promise((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => resolve(socket.end() && true));
+      socket.on("error", () => resolve(false));
+    });
+    if (up) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listens on port ${port}`);
+}
+
+/** A network that lets no UDP out but through a TURN server: the page's peer connections may
+ *  use relayed candidates only (and the TURN server takes TCP only). */
+function firewalled() {
+  const Original = window.RTCPeerConnection;
+  window.__peerConnections = [];
+  window.RTCPeerConnection = function (config = {}) {
+    const pc = new Original({ ...config, iceTransportPolicy: "relay" });
+    window.__peerConnections.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+}
+
+/** The page's local candidate the media flows through: its type and, relayed, the protocol
+ *  to the TURN server. */
+async function mediaPath(page) {
+  return page.evaluate(async () => {
+    const stats = await window.__peerConnections.at(-1).getStats();
+    const reports = [...stats.values()];
+    const transport = reports.find((r) => r.type === "transport" && r.selectedCandidatePairId);
+    const pair = stats.get(transport?.selectedCandidatePairId);
+    const local = stats.get(pair?.localCandidateId);
+    return { type: local?.candidateType, relayProtocol: local?.relayProtocol };
+  });
+}
+
 test("a call between the app and the command line: each hears the other's tone, and the relay only forwards sealed frames", async (t) => {
   const tom = terminalUser(server, "tom@call.test");
   const bea = await openWebApp(browser, server.url, { bypassCSP: true, init: watchPeerConnections });
@@ -329,5 +380,57 @@ test("a group call from the app: two browsers and a terminal each hear both othe
   } finally {
     tomCall?.kill();
     await other.close();
+  }
+});
+
+test("where no UDP gets out, the app's call goes through the TURN server (coturn) over TCP", async (t) => {
+  const port = await freePort();
+  const secret = randomBytes(16).toString("hex");
+  // Debian's coturn, as the README sets it up, on loopback: TCP from clients only, UDP on to
+  // the relay; credentials from the secret it shares with the server (use-auth-secret).
+  const turn = spawn(
+    "/usr/bin/turnserver",
+    ["-n", "--no-cli", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", `--listening-port=${port}`,
+      "--no-udp", "--no-tls", "--no-dtls", "--use-auth-secret", `--static-auth-secret=${secret}`,
+      "--realm=turn.test", "--allow-loopback-peers", "--log-file=stdout", "--simple-log", "--verbose"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let turnLog = "";
+  turn.stdout.on("data", (c) => (turnLog += c));
+  const behind = await startServer(
+    "turn.test",
+    `turn_urls = ["turn:127.0.0.1:${port}?transport=tcp"]\nturn_secret = "${secret}"\n`,
+  );
+  let tomCall;
+  try {
+    await listening(port);
+    const tom = terminalUser(behind, "tom@turn.test");
+    const bea = await openWebApp(browser, behind.url, { bypassCSP: true, init: firewalled });
+    await registerInApp(bea.page, "bea@turn.test");
+    await (await newConversation(bea.page, "tom@turn.test")).waitFor({ state: "detached" });
+    const conversation = JSON.parse(cli(tom, "conversations", "--json").trim().split("\n")[0]).id;
+    tomCall = terminalCall(tom, "start", conversation, "--play", tone440);
+    const ringing = bea.page.getByRole("alertdialog", { name: "Incoming call" });
+    await ringing.getByRole("button", { name: "Accept" }).click({ timeout: 30_000 });
+    const panel = bea.page.getByRole("region", { name: /^Call in / });
+    await panel.locator("li.speaking").filter({ hasText: "tom@turn.test" }).waitFor({ timeout: 30_000 });
+    const path = await mediaPath(bea.page);
+    const heard = await heardInPage(bea.page, [440, 880]);
+    t.diagnostic(`media through a ${path.type} candidate over ${path.relayProtocol}; the app hears 440/880 Hz at ${heard.levels.map((l) => l.toFixed(0))} dB`);
+    assert.deepEqual(path, { type: "relay", relayProtocol: "tcp" });
+    assert.ok(heard.levels[0] - heard.levels[1] > 30, `${heard.levels}`);
+    await sleep(2000);
+    await panel.getByRole("button", { name: "Hang up" }).click();
+    const summary = await tomCall.summary();
+    assert.equal(summary.refused, 0, tomCall.stderr());
+    assert.ok(summary.heard["bea@turn.test"] > 100, JSON.stringify(summary));
+    // The TURN server allocated the relayed address, for the credentials the server gave.
+    assert.match(turnLog, /ALLOCATE processed, success/);
+    assert.match(turnLog, /username=<\d+:[0-9a-f]+>/);
+    assert.deepEqual(bea.errors, []);
+  } finally {
+    tomCall?.kill();
+    turn.kill();
+    await behind.stop();
   }
 });

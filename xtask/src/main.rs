@@ -336,7 +336,8 @@ fn node(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// The browser tests of `web/tests` (Node's test runner) against the debug server and CLI,
-/// after building the web app and checking its types; installs Debian's chromium if missing.
+/// after building the web app and checking its types; installs Debian's chromium and coturn if
+/// missing.
 /// Screenshots of the app's screens go to `target/web-screenshots`.
 fn browser_test() -> anyhow::Result<()> {
     let root = workspace_root()?;
@@ -357,6 +358,7 @@ fn browser_test() -> anyhow::Result<()> {
         ],
     )?;
     ensure_chromium()?;
+    ensure_coturn()?;
     let web_dir = root.join("web");
     // The app's TypeScript against the engine's generated types.
     node(
@@ -445,6 +447,14 @@ fn ensure_libopus() -> anyhow::Result<()> {
         apt_install("pkg-config")?;
     }
     Ok(())
+}
+
+/// Debian's coturn (the TURN server the call tests relay through), installed unless present.
+fn ensure_coturn() -> anyhow::Result<()> {
+    if std::path::Path::new("/usr/bin/turnserver").exists() {
+        return Ok(());
+    }
+    apt_install("coturn")
 }
 
 /// Debian's Chromium, installed unless present (or named by `CHROMIUM`).

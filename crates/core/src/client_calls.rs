@@ -2,7 +2,9 @@
 //! the calls going on. The media keys come from the group (`Account::call_epoch`,
 //! [`crate::call`]); the media itself is the caller's (the CLI's participant, the browser).
 
-use missive_proto::api::{CallInfo, CallJoinRequest, CallJoinResponse, CallsResponse};
+use missive_proto::api::{
+    CallInfo, CallJoinRequest, CallJoinResponse, CallsResponse, IceServer, IceServersResponse,
+};
 use missive_proto::app::AppBody;
 use missive_proto::{ErrorCode, B64};
 
@@ -71,6 +73,13 @@ impl Transport {
     /// Leaves `conversation`'s call.
     pub async fn leave_call(&self, conversation: &str) -> Result<(), CoreError> {
         self.delete(&call_path(conversation)?).await
+    }
+
+    /// The TURN (and STUN) servers this device may use to reach the relay, with credentials
+    /// of its own; none when the server names none.
+    pub async fn ice_servers(&self) -> Result<Vec<IceServer>, CoreError> {
+        let answer: IceServersResponse = self.get("/v1/calls/ice-servers").await?;
+        Ok(answer.ice_servers)
     }
 
     /// The call going on in `conversation`, if any.

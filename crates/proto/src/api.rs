@@ -617,6 +617,29 @@ pub struct CallsResponse {
     pub calls: Vec<CallInfo>,
 }
 
+/// How a device reaches the call relay from a network that blocks UDP to it: TURN servers
+/// (RFC 8656), each with credentials of this device (the shape of WebRTC's `RTCIceServer`).
+/// Empty when the server names none.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IceServersResponse {
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A STUN or TURN server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    /// TURN only: `EXPIRY:DEVICE` (EXPIRY in seconds since the epoch), as coturn's
+    /// `use-auth-secret` expects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN only: base64 of HMAC-SHA1 of `username` under the shared secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// One call going on in a conversation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -4,7 +4,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use missive_proto::api::{CallInfo, CallJoinRequest, CallJoinResponse, CallsResponse};
+use missive_proto::api::{
+    CallInfo, CallJoinRequest, CallJoinResponse, CallsResponse, IceServer, IceServersResponse,
+};
 use missive_proto::{ErrorBody, ErrorCode, B64};
 
 use crate::auth::Device;
@@ -110,4 +112,89 @@ pub(crate) async fn list_calls(
     }
     calls.sort_by_key(|c| c.started_ms);
     Ok(Json(CallsResponse { calls }))
+}
+
+/// The TURN servers this device may use to reach the relay, with credentials of its own that
+/// expire (coturn's `use-auth-secret` scheme: the username is `EXPIRY:DEVICE`, the password
+/// HMAC-SHA1 of it under the secret shared with the TURN servers, in base64).
+#[utoipa::path(get, path = "/v1/calls/ice-servers",
+    responses((status = 200, body = IceServersResponse), (status = "4XX", body = ErrorBody)),
+    security(("token" = [])))]
+pub(crate) async fn ice_servers(
+    State(state): State<AppState>,
+    device: Device,
+) -> ApiResult<IceServersResponse> {
+    let config = state.config();
+    let expiry = now_ms() / 1000 + config.turn_ttl_hours * 3600;
+    Ok(Json(IceServersResponse {
+        ice_servers: ice_servers_for(
+            &config.turn_urls,
+            config.turn_secret.as_deref(),
+            &device.device_id,
+            expiry,
+        ),
+    }))
+}
+
+/// `urls` as ICE servers for `device`: the TURN ones with credentials valid until `expiry`
+/// (seconds since the epoch), the STUN ones without.
+pub fn ice_servers_for(
+    urls: &[String],
+    secret: Option<&str>,
+    device: &str,
+    expiry: u64,
+) -> Vec<IceServer> {
+    let (turn, stun): (Vec<String>, Vec<String>) =
+        urls.iter().cloned().partition(|u| u.starts_with("turn"));
+    let mut servers = Vec::new();
+    if !stun.is_empty() {
+        servers.push(IceServer {
+            urls: stun,
+            username: None,
+            credential: None,
+        });
+    }
+    if let (false, Some(secret)) = (turn.is_empty(), secret) {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let username = format!("{expiry}:{device}");
+        // HMAC takes a key of any length: this never fails.
+        let Ok(mut mac) = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()) else {
+            return servers;
+        };
+        mac.update(username.as_bytes());
+        let credential =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        servers.push(IceServer {
+            urls: turn,
+            username: Some(username),
+            credential: Some(credential),
+        });
+    }
+    servers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turn_credentials_follow_coturns_shared_secret_scheme() {
+        let urls = [
+            "stun:turn.test:3478".to_owned(),
+            "turns:turn.test:443?transport=tcp".to_owned(),
+        ];
+        let servers = ice_servers_for(&urls, Some("north-wind"), "d3v1ce", 1_765_000_000);
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[0].urls, ["stun:turn.test:3478"]);
+        assert_eq!(servers[0].username, None);
+        assert_eq!(servers[1].urls, ["turns:turn.test:443?transport=tcp"]);
+        assert_eq!(servers[1].username.as_deref(), Some("1765000000:d3v1ce"));
+        // Computed apart: base64(HMAC-SHA1("north-wind", "1765000000:d3v1ce")), Python's hmac.
+        assert_eq!(
+            servers[1].credential.as_deref(),
+            Some("VTgJTiI+4wrPM6toUJfcgwhJHWk=")
+        );
+        assert!(ice_servers_for(&[], Some("north-wind"), "d", 1).is_empty());
+    }
 }

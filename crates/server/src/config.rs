@@ -77,6 +77,20 @@ pub struct Config {
     /// behind NAT (the port stays `media_listen`'s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_public_address: Option<std::net::IpAddr>,
+    /// TURN servers for call clients whose network blocks UDP to the relay (coturn, say:
+    /// `turn:turn.example.org:3478?transport=udp`, `turns:turn.example.org:443?transport=tcp`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turn_urls: Vec<String>,
+    /// The secret shared with the TURN servers (coturn's `static-auth-secret`): each device
+    /// gets its own credentials from it, which expire after `turn_ttl_hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn_secret: Option<String>,
+    #[serde(default = "default_turn_ttl_hours")]
+    pub turn_ttl_hours: u64,
+}
+
+fn default_turn_ttl_hours() -> u64 {
+    12
 }
 
 fn default_media_listen() -> String {
@@ -167,6 +181,9 @@ impl Config {
             labels: Vec::new(),
             media_listen: default_media_listen(),
             media_public_address: None,
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_ttl_hours: default_turn_ttl_hours(),
         }
     }
 
@@ -198,6 +215,23 @@ impl Config {
             if !is_domain(d) {
                 return Err(format!("{d:?} is not a domain name"));
             }
+        }
+        for url in &self.turn_urls {
+            let scheme = url.split_once(':').map(|(s, _)| s);
+            if !matches!(scheme, Some("turn" | "turns" | "stun" | "stuns")) {
+                return Err(format!(
+                    "turn_urls: {url:?} is not a turn:, turns:, stun: or stuns: URL"
+                ));
+            }
+        }
+        let needs_secret = self.turn_urls.iter().any(|u| u.starts_with("turn"));
+        if needs_secret && self.turn_secret.as_deref().is_none_or(str::is_empty) {
+            return Err(
+                "turn_urls name TURN servers: set turn_secret (coturn's static-auth-secret)".into(),
+            );
+        }
+        if self.turn_ttl_hours == 0 {
+            return Err("turn_ttl_hours must be at least 1".into());
         }
         if self.max_retention_days == Some(0) {
             return Err("max_retention_days must be at least 1 (or absent: no limit)".into());

@@ -143,6 +143,7 @@ pub fn router(state: AppState) -> Router {
             .layer(DefaultBodyLimit::max(crate::call_routes::CALL_BODY)),
         )
         .routes(routes!(crate::call_routes::list_calls))
+        .routes(routes!(crate::call_routes::ice_servers))
         .routes(routes!(crate::links::create_link).layer(small))
         .routes(routes!(crate::links::put_offer).layer(small))
         .routes(routes!(crate::links::link_status))

@@ -138,6 +138,15 @@ impl Engine {
         )
     }
 
+    /// The TURN servers (with this device's credentials) to give the page's
+    /// `RTCPeerConnection`, for networks that block UDP to the relay; none if the server names
+    /// none.
+    #[wasm_bindgen(js_name = iceServers, unchecked_return_type = "RTCIceServer[]")]
+    pub async fn ice_servers(&self) -> Result<JsValue, JsValue> {
+        let transport = self.client.lock().await.transport();
+        to_js(&transport.ice_servers().await.map_err(js_error)?)
+    }
+
     /// Joins `conversation`'s call with the page's SDP `offer`, or starts one and rings the
     /// members; the relay's answer comes back. One call at a time.
     #[wasm_bindgen(js_name = joinCall, unchecked_return_type = "JoinedCall")]

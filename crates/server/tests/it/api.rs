@@ -472,6 +472,7 @@ async fn openapi_lists_exactly_the_routes() {
             "/v1/blobs/{id}",
             "/v1/blobs/{id}/status",
             "/v1/calls",
+            "/v1/calls/ice-servers",
             "/v1/device-list",
             "/v1/devices/{device_id}",
             "/v1/events",

@@ -231,3 +231,38 @@ async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
     assert_eq!(code(e), Some(ErrorCode::NotInCall));
     assert!(bob.transport().calls().await.expect("calls").is_empty());
 }
+
+#[tokio::test]
+async fn each_device_gets_turn_credentials_of_its_own_that_expire() {
+    let h = Harness::with_settings(
+        "turn_urls = [\"turn:127.0.0.1:3478?transport=udp\", \"turns:turn.call.test:443?transport=tcp\"]\n\
+         turn_secret = \"north-wind\"\nturn_ttl_hours = 2\n",
+    );
+    let alice = h.user("alice").await;
+    let bob = h.user("bob").await;
+    let now = missive_core::now_ms() / 1000;
+    let mut seen = Vec::new();
+    for client in [&alice, &bob] {
+        let servers = client.transport().ice_servers().await.expect("ice servers");
+        assert_eq!(servers.len(), 1);
+        let turn = &servers[0];
+        assert_eq!(turn.urls.len(), 2);
+        let username = turn.username.clone().expect("username");
+        let (expiry, device) = username.split_once(':').expect("EXPIRY:DEVICE");
+        assert_eq!(device, client.account.device_id());
+        let expiry: u64 = expiry.parse().expect("seconds");
+        assert!(expiry.abs_diff(now + 7200) < 60, "{expiry} vs {now}");
+        seen.push(turn.credential.clone().expect("credential"));
+    }
+    assert_ne!(seen[0], seen[1]);
+
+    // No TURN server named: none handed out.
+    let plain = Harness::new();
+    let carol = plain.user("carol").await;
+    assert!(carol
+        .transport()
+        .ice_servers()
+        .await
+        .expect("ice servers")
+        .is_empty());
+}
