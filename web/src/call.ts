@@ -18,6 +18,7 @@ export class CallMedia {
   private constructor(
     private pc: RTCPeerConnection,
     private mic: MediaStream,
+    private sender: RTCRtpSender,
     private slots: Slot[],
     /** The SDP offer to send to the relay. */
     readonly offer: string,
@@ -47,7 +48,7 @@ export class CallMedia {
       }
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
-      return new CallMedia(pc, mic, slots, pc.localDescription!.sdp);
+      return new CallMedia(pc, mic, sending.sender, slots, pc.localDescription!.sdp);
     } catch (e) {
       pc.close();
       for (const t of mic.getTracks()) t.stop();
@@ -67,7 +68,20 @@ export class CallMedia {
   }
 
   set muted(on: boolean) {
+    this.silent = on;
     for (const t of this.mic.getAudioTracks()) t.enabled = !on;
+  }
+  private silent = false;
+
+  /** Speaks through the microphone `deviceId` (one of `microphones()`) from now on: the
+   *  same sending track, so nothing is negotiated again. */
+  async setMicrophone(deviceId: string) {
+    const mic = await navigator.mediaDevices.getUserMedia({ audio: { deviceId: { exact: deviceId } } });
+    const [track] = mic.getAudioTracks();
+    track.enabled = !this.silent;
+    await this.sender.replaceTrack(track);
+    for (const t of this.mic.getTracks()) t.stop();
+    this.mic = mic;
   }
 
   /** Plays the call on the audio output `deviceId` (one of `speakers()`). */
@@ -107,6 +121,12 @@ export class CallMedia {
 export async function speakers(): Promise<MediaDeviceInfo[]> {
   const devices = await navigator.mediaDevices.enumerateDevices();
   return devices.filter((d) => d.kind === "audiooutput");
+}
+
+/** The microphones to choose from. */
+export async function microphones(): Promise<MediaDeviceInfo[]> {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  return devices.filter((d) => d.kind === "audioinput");
 }
 
 function gathered(pc: RTCPeerConnection): Promise<void> {

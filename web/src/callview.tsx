@@ -2,7 +2,7 @@
 // hang up), an incoming call (accept, decline), and the state behind them (`useCalls`). The
 // media is call.ts's; joining, ringing, hanging up and the keys are the engine's.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { CallMedia, speakers } from "./call";
+import { CallMedia, microphones, speakers } from "./call";
 import { EngineClient, errorText } from "./client";
 import { t } from "./i18n";
 import type { CallFrames, CallStatus, Identity, JoinedCall, Message, OngoingCall } from "./protocol";
@@ -121,6 +121,7 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     if (n?.kind !== "call") return;
     if (n.ended === null && m.sender !== me.address && !current.current) {
       setRinging({ conversation: m.conversation, sender: m.sender, callId: n.call_id });
+      ringNotification(m.sender);
     } else if (n.ended !== null) {
       setRinging((r) => (r?.callId === n.call_id ? undefined : r));
     }
@@ -147,6 +148,18 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
   };
 }
 
+/** A system notification for an incoming call, when the app is not what the user looks at
+ *  (and notifications were allowed, in "Devices"). */
+function ringNotification(sender: string) {
+  if (!document.hidden || typeof Notification === "undefined") return;
+  if (Notification.permission !== "granted") return;
+  new Notification(t("Incoming call"), {
+    body: t("{sender} is calling", { sender }),
+    tag: "missive-call",
+    requireInteraction: true,
+  });
+}
+
 function clock(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
   const m = Math.floor(s / 60);
@@ -162,9 +175,17 @@ export function CallPanel(props: {
 }) {
   const { call } = props;
   const [outputs, setOutputs] = useState<MediaDeviceInfo[]>([]);
+  const [inputs, setInputs] = useState<MediaDeviceInfo[]>([]);
+  const [deviceError, setDeviceError] = useState("");
   useEffect(() => {
     speakers().then(setOutputs, () => {});
+    microphones().then(setInputs, () => {});
   }, [!!call.media]);
+  const choose = (change: Promise<void> | undefined) =>
+    change?.then(
+      () => setDeviceError(""),
+      (e) => setDeviceError(errorText(e)),
+    );
   const speakingDevices = new Set(
     call.levels.flatMap((level, slot) => (level > SPEAKING && call.frames?.slots[slot] ? [call.frames.slots[slot]] : [])),
   );
@@ -193,13 +214,25 @@ export function CallPanel(props: {
         <button aria-pressed={call.muted} disabled={!call.media} onClick={() => props.onMute(!call.muted)}>
           {call.muted ? t("Unmute") : t("Mute")}
         </button>
+        {inputs.length > 1 && (
+          <label>
+            {t("Microphone")}
+            <select onChange={(e) => choose(call.media?.setMicrophone(e.currentTarget.value))}>
+              {inputs.map((d, i) => (
+                <option key={d.deviceId} value={d.deviceId}>
+                  {d.label || t("Microphone {n}", { n: i + 1 })}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         {outputs.length > 1 && (
           <label>
             {t("Speaker")}
-            <select onChange={(e) => call.media?.setSpeaker(e.currentTarget.value)}>
-              {outputs.map((o) => (
-                <option key={o.deviceId} value={o.deviceId}>
-                  {o.label || t("Speaker {n}", { n: outputs.indexOf(o) + 1 })}
+            <select onChange={(e) => choose(call.media?.setSpeaker(e.currentTarget.value))}>
+              {outputs.map((d, i) => (
+                <option key={d.deviceId} value={d.deviceId}>
+                  {d.label || t("Speaker {n}", { n: i + 1 })}
                 </option>
               ))}
             </select>
@@ -207,6 +240,7 @@ export function CallPanel(props: {
         )}
         <button class="hang-up" onClick={props.onHangUp}>{t("Hang up")}</button>
       </div>
+      {deviceError && <p class="error" role="alert">{deviceError}</p>}
     </section>
   );
 }

@@ -277,6 +277,26 @@ test("a call between the app and the command line: each hears the other's tone, 
     await sleep(2000);
     await panel.getByRole("button", { name: "Unmute" }).click();
     await sleep(2000);
+    // Another microphone, chosen during the call: the same sending track carries it on.
+    const mic = panel.getByRole("combobox", { name: "Microphone" });
+    const names = await mic.locator("option").allTextContents();
+    await mic.selectOption({ index: 1 });
+    const sending = () =>
+      bea.page.evaluate(async () => {
+        const pc = window.__peerConnections.at(-1);
+        let packets = 0;
+        (await pc.getStats()).forEach((r) => r.type === "outbound-rtp" && (packets += r.packetsSent));
+        return { packets, label: pc.getSenders()[0].track?.label };
+      });
+    await bea.page.waitForFunction(
+      (label) => window.__peerConnections.at(-1).getSenders()[0].track?.label === label,
+      names[1],
+    );
+    const before = await sending();
+    await sleep(1000);
+    const later = await sending();
+    assert.equal(later.label, names[1]);
+    assert.ok(later.packets - before.packets > 30, `${later.packets - before.packets} packets in a second`);
 
     // Bea hangs up; Tom, alone, ends the call and says so, with who was in it.
     await panel.getByRole("button", { name: "Hang up" }).click();

@@ -249,7 +249,19 @@ test("two people in the app: one sees the other typing, and can turn read receip
 
 test("a call started on the command line rings in the app, and shows as missed when nobody answered", async () => {
   const tom = terminalUser(server, "tom@talk.test");
-  const bea = await openWebApp(browser, server.url, { bypassCSP: true });
+  // The app in the background, notifications allowed and recorded: the ring raises one.
+  const init = () => {
+    window.shown = [];
+    window.Notification = class {
+      static permission = "granted";
+      static requestPermission = async () => "granted";
+      constructor(title, options) {
+        window.shown.push([title, options.body]);
+      }
+    };
+    Object.defineProperty(document, "hidden", { get: () => true });
+  };
+  const bea = await openWebApp(browser, server.url, { bypassCSP: true, init });
   await registerInApp(bea.page, "bea@talk.test");
   await (await newConversation(bea.page, "tom@talk.test")).waitFor({ state: "detached" });
   await say(bea.page, "call me");
@@ -259,6 +271,7 @@ test("a call started on the command line rings in the app, and shows as missed w
   // message), then the call as missed, with its length.
   cli(tom, "call", "start", conversation, "--duration", "2");
   await article(bea.page, "tom@talk.test started a call").waitFor();
+  assert.deepEqual(await bea.page.evaluate(() => window.shown), [["Incoming call", "tom@talk.test is calling"]]);
   const missed = article(bea.page, /Missed call \(\d s\)/);
   await missed.waitFor();
   assert.match(await missed.getAttribute("class"), /missed-call/);

@@ -3,7 +3,8 @@
 //! [`crate::call`]); the media itself is the caller's (the CLI's participant, the browser).
 
 use missive_proto::api::{
-    CallInfo, CallJoinRequest, CallJoinResponse, CallsResponse, IceServer, IceServersResponse,
+    CallInfo, CallJoinRequest, CallJoinResponse, CallLeaveResponse, CallsResponse, IceServer,
+    IceServersResponse,
 };
 use missive_proto::app::AppBody;
 use missive_proto::{ErrorCode, B64};
@@ -70,9 +71,11 @@ impl Transport {
         self.post(&call_path(conversation)?, &request).await
     }
 
-    /// Leaves `conversation`'s call.
-    pub async fn leave_call(&self, conversation: &str) -> Result<(), CoreError> {
-        self.delete(&call_path(conversation)?).await
+    /// Leaves `conversation`'s call; whether this device was the last one in it (the call
+    /// ended with it).
+    pub async fn leave_call(&self, conversation: &str) -> Result<bool, CoreError> {
+        let answer: CallLeaveResponse = self.delete_json(&call_path(conversation)?).await?;
+        Ok(answer.ended)
     }
 
     /// The TURN (and STUN) servers this device may use to reach the relay, with credentials
@@ -161,8 +164,9 @@ impl Client {
         ))
     }
 
-    /// Leaves `conversation`'s call; the last one out tells the members it ended, with its
-    /// length and who was in it (`answered`, addresses). Returns whether the call ended.
+    /// Leaves `conversation`'s call; the last one out (the server says which, so of two leaving
+    /// at once only one) tells the members it ended, with its length and who was in it
+    /// (`answered`, addresses). Returns whether the call ended.
     pub async fn hang_up(
         &mut self,
         conversation: &str,
@@ -171,11 +175,16 @@ impl Client {
         mut answered: Vec<String>,
     ) -> Result<bool, CoreError> {
         let transport = self.transport();
-        match transport.leave_call(conversation).await {
-            Err(e) if e.server_code() != Some(ErrorCode::NotInCall) => return Err(e),
-            _ => {}
-        }
-        if transport.ongoing_call(conversation).await?.is_some() {
+        let last = match transport.leave_call(conversation).await {
+            Ok(last) => last,
+            // Already out (the relay dropped a connection it lost): last if none is left.
+            Err(e) if e.server_code() == Some(ErrorCode::NotInCall) => transport
+                .ongoing_call(conversation)
+                .await?
+                .is_none_or(|c| c.call_id != call_id),
+            Err(e) => return Err(e),
+        };
+        if !last {
             return Ok(false);
         }
         let seconds = crate::now_ms().saturating_sub(started_ms) / 1000;

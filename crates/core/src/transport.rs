@@ -139,6 +139,14 @@ impl Transport {
             .await
     }
 
+    pub(super) async fn delete_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, CoreError> {
+        let url = self.url(path);
+        Self::answer(self.send(|| timed(self.http.delete(&url))).await?).await
+    }
+
     pub(super) async fn delete(&self, path: &str) -> Result<(), CoreError> {
         let url = self.url(path);
         self.expect_no_content(|| self.http.delete(&url)).await

@@ -610,6 +610,15 @@ pub struct CallJoinResponse {
     pub answer: String,
 }
 
+/// The answer to leaving a call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CallLeaveResponse {
+    /// This device was the last one in the call: it ended, and this device (alone) tells
+    /// the members so.
+    pub ended: bool,
+}
+
 /// `GET /v1/calls`: the calls going on in this device's conversations.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use missive_proto::api::{
-    CallInfo, CallJoinRequest, CallJoinResponse, CallsResponse, IceServer, IceServersResponse,
+    CallInfo, CallJoinRequest, CallJoinResponse, CallLeaveResponse, CallsResponse, IceServer,
+    IceServersResponse,
 };
 use missive_proto::{ErrorBody, ErrorCode, B64};
 
@@ -69,24 +70,24 @@ pub(crate) async fn join_call(
     }
 }
 
-/// Leaves the conversation's call.
+/// Leaves the conversation's call; the answer says whether this device was the last one in it
+/// (the call ended with it).
 #[utoipa::path(delete, path = "/v1/groups/{group}/call",
     params(("group" = String, Path, description = "group id, base64url")),
-    responses((status = 204), (status = "4XX", body = ErrorBody)),
+    responses((status = 200, body = CallLeaveResponse), (status = "4XX", body = ErrorBody)),
     security(("token" = [])))]
 pub(crate) async fn leave_call(
     State(state): State<AppState>,
     device: Device,
     GroupPath(group_id): GroupPath,
-) -> Result<StatusCode, AppError> {
-    if state.sfu().leave(&group_id, &device.device_id) {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(AppError::new(
+) -> ApiResult<CallLeaveResponse> {
+    match state.sfu().leave(&group_id, &device.device_id) {
+        Some(ended) => Ok(Json(CallLeaveResponse { ended })),
+        None => Err(AppError::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotInCall,
             "this device is in no call of the conversation",
-        ))
+        )),
     }
 }
 

@@ -201,9 +201,35 @@ impl Sfu {
         Ok((id, answer.to_sdp_string()))
     }
 
-    /// Ends `device`'s connection to the call of `group`; whether it had one.
-    pub fn leave(&self, group: &[u8], device: &str) -> bool {
-        self.disconnect(|g, d| g == group && d == device) > 0
+    /// Ends `device`'s connection to the call of `group`: `None` if it had none, else whether
+    /// it was the last one in the call (which ends with it).
+    pub fn leave(&self, group: &[u8], device: &str) -> Option<bool> {
+        // Who is left is decided under the lock: of two devices leaving at the same moment,
+        // exactly one is the last, and only it says the call ended.
+        let (taken, ended) = {
+            let mut rooms = lock(&self.rooms);
+            let room = rooms.get_mut(group)?;
+            let mut taken = Vec::new();
+            room.participants.retain(|(id, d)| {
+                let hit = d == device;
+                if hit {
+                    taken.push(*id);
+                }
+                !hit
+            });
+            if taken.is_empty() {
+                return None;
+            }
+            let ended = room.participants.is_empty();
+            if ended {
+                rooms.remove(group);
+            }
+            (taken, ended)
+        };
+        for id in taken {
+            self.send(Command::Leave(id));
+        }
+        Some(ended)
     }
 
     /// Ends the connections of `devices` to the call of `group` (they were removed from it).

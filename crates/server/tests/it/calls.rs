@@ -221,8 +221,13 @@ async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
         .expect_err("no longer a member");
     assert_eq!(code(e), Some(ErrorCode::Forbidden));
 
-    // Leaving: once; the last one out ends the call.
-    alice.transport().leave_call(&conv).await.expect("leave");
+    // Leaving: once; the last one out ends the call, and is told so (only it).
+    bob.transport()
+        .join_call(&conv, &call, offer())
+        .await
+        .expect("bob joins");
+    assert!(!bob.transport().leave_call(&conv).await.expect("bob leaves"));
+    assert!(alice.transport().leave_call(&conv).await.expect("leave"));
     let e = alice
         .transport()
         .leave_call(&conv)
@@ -230,6 +235,19 @@ async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
         .expect_err("left already");
     assert_eq!(code(e), Some(ErrorCode::NotInCall));
     assert!(bob.transport().calls().await.expect("calls").is_empty());
+
+    // Two leaving at the same moment: exactly one of them is told it was the last.
+    for client in [&alice, &bob] {
+        client
+            .transport()
+            .join_call(&conv, &[9u8; 16], offer())
+            .await
+            .expect("joins");
+    }
+    let (a, b) = (alice.transport(), bob.transport());
+    let (a, b) = tokio::join!(a.leave_call(&conv), b.leave_call(&conv));
+    let lasts = [a.expect("alice leaves"), b.expect("bob leaves")];
+    assert_eq!(lasts.iter().filter(|last| **last).count(), 1, "{lasts:?}");
 }
 
 #[tokio::test]
@@ -265,4 +283,147 @@ async fn each_device_gets_turn_credentials_of_its_own_that_expire() {
         .await
         .expect("ice servers")
         .is_empty());
+}
+
+/// An offer as a browser makes it: several codecs, header extensions, one sending and two
+/// receiving audio sections bundled.
+const BROWSER_OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1 2\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS s1\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\nc=IN IP4 0.0.0.0\r\n\
+a=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:Qx7e\r\na=ice-pwd:7m2ENg0s3Nh2Cr1nT8rE6kA5\r\n\
+a=ice-options:trickle\r\na=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n\
+a=setup:actpass\r\na=mid:0\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=sendonly\r\na=msid:s1 t1\r\na=rtcp-mux\r\n\
+a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\na=rtpmap:110 telephone-event/48000\r\n\
+a=rtpmap:126 telephone-event/8000\r\na=ssrc:1001 cname:abcd\r\na=ssrc:1001 msid:s1 t1\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:Qx7e\r\na=ice-pwd:7m2ENg0s3Nh2Cr1nT8rE6kA5\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n\
+a=setup:actpass\r\na=mid:1\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=recvonly\r\n\
+a=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:Qx7e\r\na=ice-pwd:7m2ENg0s3Nh2Cr1nT8rE6kA5\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 6B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08\r\n\
+a=setup:actpass\r\na=mid:2\r\na=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=recvonly\r\n\
+a=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n";
+
+/// `text` changed at random: lines dropped, repeated or swapped, numbers made huge or
+/// negative, characters replaced, or the whole cut short.
+fn mutate(text: &str) -> String {
+    let mut lines: Vec<String> = text.split("\r\n").map(str::to_owned).collect();
+    for _ in 0..1 + rand::random::<u8>() % 4 {
+        if lines.is_empty() {
+            break;
+        }
+        let at = rand::random::<usize>() % lines.len();
+        match rand::random::<u8>() % 7 {
+            0 => {
+                lines.remove(at);
+            }
+            1 => lines.insert(at, lines[at].clone()),
+            2 => {
+                let other = rand::random::<usize>() % lines.len();
+                lines.swap(at, other);
+            }
+            3 => {
+                let huge = ["99999999999999999999", "-1", "4294967296", "0", ""];
+                let with = huge[rand::random::<usize>() % huge.len()];
+                lines[at] = lines[at]
+                    .split(' ')
+                    .map(|w| if w.parse::<i64>().is_ok() { with } else { w })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+            4 => {
+                let mut chars: Vec<char> = lines[at].chars().collect();
+                if !chars.is_empty() {
+                    let i = rand::random::<usize>() % chars.len();
+                    chars[i] = [':', ' ', '=', '/', '\u{0}', 'é', '9'][rand::random::<usize>() % 7];
+                }
+                lines[at] = chars.into_iter().collect();
+            }
+            5 => lines[at] = lines[at].repeat(20),
+            _ => {
+                let keep = rand::random::<usize>() % text.len();
+                return text.chars().take(keep).collect();
+            }
+        }
+    }
+    lines.join("\r\n")
+}
+
+/// The relay's thread is still running (it would be gone after a panic).
+fn relay_alive() -> bool {
+    std::fs::read_dir("/proc/self/task")
+        .expect("threads")
+        .filter_map(Result::ok)
+        .any(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim() == "missive-sfu")
+        })
+}
+
+#[tokio::test]
+async fn offers_and_packets_bent_out_of_shape_get_clear_refusals_and_the_relay_stays_up() {
+    use missive_proto::ErrorCode;
+    let h = Harness::new();
+    let (alice, _bob, _carol, conv) = h.trio("call").await;
+    let call = [5u8; 16];
+    let transport = alice.transport();
+    let good = [offer(), BROWSER_OFFER.to_owned()];
+    for offer in &good {
+        transport
+            .join_call(&conv, &call, offer.clone())
+            .await
+            .expect("a well-formed offer is answered");
+    }
+    let (mut answered, mut refused) = (0, 0);
+    for round in 0..300 {
+        let bent = mutate(&good[round % 2]);
+        match transport.join_call(&conv, &call, bent.clone()).await {
+            Ok(_) => answered += 1,
+            Err(e) => {
+                // Too big for the route (a line repeated 200 times), or not an offer it takes.
+                let shown = e.to_string();
+                let code = code(e);
+                assert!(
+                    matches!(
+                        code,
+                        Some(ErrorCode::MalformedRequest | ErrorCode::PayloadTooLarge)
+                    ),
+                    "{shown} for {bent:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    eprintln!("bent offers: {refused} refused, {answered} answered");
+    assert!(refused > 50, "{refused} refused, {answered} answered");
+    // Datagrams that are no STUN, DTLS or SRTP, or broken ones, at the relay's port.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+    for _ in 0..2000 {
+        let mut packet: Vec<u8> = (0..rand::random::<usize>() % 1200)
+            .map(|_| rand::random())
+            .collect();
+        // Some start as STUN (a binding request's type and magic cookie) or DTLS would.
+        match rand::random::<u8>() % 3 {
+            0 if packet.len() >= 8 => {
+                packet[..8].copy_from_slice(&[0, 1, 0, 8, 0x21, 0x12, 0xa4, 0x42])
+            }
+            1 if packet.len() >= 3 => packet[..3].copy_from_slice(&[22, 254, 253]),
+            _ => {}
+        }
+        socket
+            .send_to(&packet, h.server.sfu().addr())
+            .expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(relay_alive(), "the relay's thread is gone");
+    transport
+        .join_call(&conv, &call, offer())
+        .await
+        .expect("the relay still answers");
 }
