@@ -214,34 +214,45 @@ export function CallPanel(props: {
         <button aria-pressed={call.muted} disabled={!call.media} onClick={() => props.onMute(!call.muted)}>
           {call.muted ? t("Unmute") : t("Mute")}
         </button>
-        {inputs.length > 1 && (
-          <label>
-            {t("Microphone")}
-            <select onChange={(e) => choose(call.media?.setMicrophone(e.currentTarget.value))}>
-              {inputs.map((d, i) => (
-                <option key={d.deviceId} value={d.deviceId}>
-                  {d.label || t("Microphone {n}", { n: i + 1 })}
-                </option>
-              ))}
-            </select>
-          </label>
-        )}
-        {outputs.length > 1 && (
-          <label>
-            {t("Speaker")}
-            <select onChange={(e) => choose(call.media?.setSpeaker(e.currentTarget.value))}>
-              {outputs.map((d, i) => (
-                <option key={d.deviceId} value={d.deviceId}>
-                  {d.label || t("Speaker {n}", { n: i + 1 })}
-                </option>
-              ))}
-            </select>
-          </label>
-        )}
+        <DeviceChoice
+          label={t("Microphone")}
+          unnamed={(n) => t("Microphone {n}", { n })}
+          devices={inputs}
+          onChoose={(id) => choose(call.media?.setMicrophone(id))}
+        />
+        <DeviceChoice
+          label={t("Speaker")}
+          unnamed={(n) => t("Speaker {n}", { n })}
+          devices={outputs}
+          onChoose={(id) => choose(call.media?.setSpeaker(id))}
+        />
         <button class="hang-up" onClick={props.onHangUp}>{t("Hang up")}</button>
       </div>
       {deviceError && <p class="error" role="alert">{deviceError}</p>}
     </section>
+  );
+}
+
+/** A choice among the browser's microphones or speakers, shown when there is one to make. */
+function DeviceChoice(props: {
+  label: string;
+  /** The name of the nth device, when the browser gives no label. */
+  unnamed(n: number): string;
+  devices: MediaDeviceInfo[];
+  onChoose(deviceId: string): void;
+}) {
+  if (props.devices.length < 2) return null;
+  return (
+    <label>
+      {props.label}
+      <select onChange={(e) => props.onChoose(e.currentTarget.value)}>
+        {props.devices.map((d, i) => (
+          <option key={d.deviceId} value={d.deviceId}>
+            {d.label || props.unnamed(i + 1)}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 

@@ -7,6 +7,7 @@ import {
   startServer,
   launchBrowser,
   openWebApp,
+  recordNotifications,
   cli,
   cliSync,
   screenshot,
@@ -157,18 +158,7 @@ test("in French from the browser's language, in English at a choice that is reme
 
 test("a message for a conversation not on screen raises a system notification", async () => {
   const nina = terminal("nina");
-  // The browser's notifications, granted and recorded (a headless browser shows none).
-  const init = () => {
-    window.shown = [];
-    window.Notification = class {
-      static permission = "granted";
-      static requestPermission = async () => "granted";
-      constructor(title, options) {
-        window.shown.push([title, options.body]);
-      }
-    };
-  };
-  const { page, errors } = await openWebApp(browser, server.url, { init });
+  const { page, errors } = await openWebApp(browser, server.url, { init: recordNotifications });
   await registerInApp(page, "omar@app.test");
   cli(nina, "dm", "omar@app.test", "ping");
   await page.waitForFunction(() => window.shown.length > 0);

@@ -10,6 +10,7 @@ import {
   startServer,
   launchBrowser,
   openWebApp,
+  recordNotifications,
   cli,
   synced,
   screenshot,
@@ -250,18 +251,11 @@ test("two people in the app: one sees the other typing, and can turn read receip
 test("a call started on the command line rings in the app, and shows as missed when nobody answered", async () => {
   const tom = terminalUser(server, "tom@talk.test");
   // The app in the background, notifications allowed and recorded: the ring raises one.
-  const init = () => {
-    window.shown = [];
-    window.Notification = class {
-      static permission = "granted";
-      static requestPermission = async () => "granted";
-      constructor(title, options) {
-        window.shown.push([title, options.body]);
-      }
-    };
-    Object.defineProperty(document, "hidden", { get: () => true });
-  };
-  const bea = await openWebApp(browser, server.url, { bypassCSP: true, init });
+  const inBackground = () => Object.defineProperty(document, "hidden", { get: () => true });
+  const bea = await openWebApp(browser, server.url, {
+    bypassCSP: true,
+    init: [recordNotifications, inBackground],
+  });
   await registerInApp(bea.page, "bea@talk.test");
   await (await newConversation(bea.page, "tom@talk.test")).waitFor({ state: "detached" });
   await say(bea.page, "call me");

@@ -128,8 +128,9 @@ export async function openApp(browser, url) {
   return { context, page, errors };
 }
 
-/** A new browser profile (at `viewport`, touch on phones, in `locale` if given, with `init`
- *  run in every page before the app's own scripts) on the web app itself. */
+/** A new browser profile (at `viewport`, touch on phones, in `locale` if given, with `init`,
+ *  a function or a list of them, run in every page before the app's own scripts) on the web
+ *  app itself. */
 export async function openWebApp(
   browser,
   url,
@@ -148,9 +149,22 @@ export async function openWebApp(
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(new Error(m.text()));
   });
-  if (init) await page.addInitScript(init);
+  for (const script of [init ?? []].flat()) await page.addInitScript(script);
   await page.goto(url);
   return { context, page, errors };
+}
+
+/** An init script (for `openWebApp`): the browser's notifications, granted and recorded in
+ *  `window.shown` as [title, body] (a headless browser shows none). */
+export function recordNotifications() {
+  window.shown = [];
+  window.Notification = class {
+    static permission = "granted";
+    static requestPermission = async () => "granted";
+    constructor(title, options) {
+      window.shown.push([title, options.body]);
+    }
+  };
 }
 
 /** Saves a screenshot of `page` as target/web-screenshots/NAME.png. */
