@@ -93,7 +93,7 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
         const now = current.current;
         if (!now || now.media !== media) return;
         if (!status || status.removed) {
-          onError(t("You are no longer a member of this conversation: the call ended."));
+          if (status) onError(t("You are no longer a member of this conversation: the call ended."));
           return hangUp();
         }
         const others = status.participants.length;

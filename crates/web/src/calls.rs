@@ -163,22 +163,28 @@ impl Engine {
         self.save().await?;
         let joined = joined.map_err(js_error)?;
         let mut client = self.client.lock().await;
-        let epoch = client
+        let keys = client
             .account
             .call_epoch(&conversation, &joined.call_id, CallKeys::secret_len())
-            .map_err(js_error)?;
-        let names = epoch
-            .members
-            .iter()
-            .map(|(_, owner)| (owner.device_id.clone(), owner.address.clone()))
-            .collect();
+            .and_then(|epoch| Ok((epoch.epoch, epoch.members.clone(), CallKeys::new(epoch)?)));
+        let (epoch, members, keys) = match keys {
+            Ok(keys) => keys,
+            Err(e) => {
+                // No keys, no call (a commit removed us meanwhile): leave the relay at once.
+                let _ = client.transport().leave_call(&conversation).await;
+                return Err(js_error(e));
+            }
+        };
         let active = ActiveCall {
             conversation,
             call_id: joined.call_id.clone(),
             started_ms: joined.started_ms,
-            epoch: epoch.epoch,
-            keys: CallKeys::new(epoch).map_err(js_error)?,
-            names,
+            epoch,
+            keys,
+            names: members
+                .into_iter()
+                .map(|(_, owner)| (owner.device_id, owner.address))
+                .collect(),
             answered: BTreeSet::from([client.account.address().to_owned()]),
             removed: false,
         };
