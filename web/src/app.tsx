@@ -551,6 +551,9 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
                 {(unread[c.id] ?? 0) > 0 && (
                   <span class="unread" aria-label={t("{n} unread", { n: unread[c.id] })}>{unread[c.id]}</span>
                 )}
+                {calls.ongoing.some((o) => o.conversation === c.id) && (
+                  <span class="call-going-on">{t("Call going on")}</span>
+                )}
               </button>
             </li>
           ))}

@@ -162,6 +162,7 @@ const fr: Record<string, string> = {
   Call: "Appeler",
   "Join the call": "Rejoindre l'appel",
   "In a call": "En appel",
+  "Call going on": "Appel en cours",
   "This browser cannot encrypt calls end to end: use a recent Firefox, Safari or Chromium.":
     "Ce navigateur ne sait pas chiffrer les appels de bout en bout : utilisez un Firefox, Safari ou Chromium récent.",
   "Call in {title}": "Appel dans {title}",

@@ -252,9 +252,11 @@ test("a call between the app and the command line: each hears the other's tone, 
   const tomCall = terminalCall(tom, "start", conversation, "--play", tone440, "--record", tomRecording);
   let summary;
   try {
-    // The app rings; Bea accepts.
+    // The app rings, and the conversation's line says a call is going on; Bea accepts.
     const ringing = bea.page.getByRole("alertdialog", { name: "Incoming call" });
     await ringing.getByText("tom@call.test is calling").waitFor({ timeout: 30_000 });
+    const line = bea.page.getByRole("navigation").getByRole("button", { name: /tom@call\.test/ });
+    await line.getByText("Call going on").waitFor();
     assert.deepEqual(await accessibilityViolations(bea.page), []);
     await ringing.getByRole("button", { name: "Accept" }).click();
     const panel = bea.page.getByRole("region", { name: /^Call in / });
@@ -303,6 +305,7 @@ test("a call between the app and the command line: each hears the other's tone, 
     await panel.waitFor({ state: "detached" });
     summary = await tomCall.summary();
     await bea.page.getByRole("article", { name: /Call ended after \d+ s/ }).waitFor();
+    await line.getByText("Call going on").waitFor({ state: "detached" });
     assert.equal(await bea.page.getByRole("article", { name: /Missed call/ }).count(), 0);
   } finally {
     tomCall.kill();
