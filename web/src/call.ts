@@ -15,6 +15,9 @@ const GATHERING_MS = 1500;
 type Slot = { transceiver: RTCRtpTransceiver; audio: HTMLAudioElement };
 
 export class CallMedia {
+  /** Muted: a microphone chosen meanwhile starts muted too. */
+  private silent = false;
+
   private constructor(
     private pc: RTCPeerConnection,
     private mic: MediaStream,
@@ -71,7 +74,6 @@ export class CallMedia {
     this.silent = on;
     for (const t of this.mic.getAudioTracks()) t.enabled = !on;
   }
-  private silent = false;
 
   /** Speaks through the microphone `deviceId` (one of `microphones()`) from now on: the
    *  same sending track, so nothing is negotiated again. */

@@ -73,12 +73,8 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
 
     let server = server_addr(client.account.server()).await?;
     let local = media::local_ip_towards(server)?;
-    let connection = connect(&transport, &conversation, &call_id, local).await?;
+    let (connection, started_ms) = connect(&transport, &conversation, &call_id, local).await?;
     let own_address = client.account.address().to_owned();
-    let started_ms = transport
-        .ongoing_call(&conversation)
-        .await?
-        .map_or_else(missive_core::now_ms, |c| c.started_ms);
     if start {
         // The ring: an encrypted message, so the server learns no more than the call it
         // relays; every member's devices show it.
@@ -127,7 +123,7 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
             Some(Report::Lost) => {
                 eprintln!("connection to the call lost; joining again");
                 match connect(&transport, &conversation, &call_id, local).await {
-                    Ok(c) => {
+                    Ok((c, _)) => {
                         let _ = command_tx.send(Command::Replace(Box::new(c)));
                     }
                     Err(e) => eprintln!("could not join again yet: {e:#}"),
@@ -311,18 +307,18 @@ pub async fn calls(client: &mut Client, json: bool) -> anyhow::Result<usize> {
     Ok(alerts)
 }
 
-/// Offers a new connection to the relay and accepts its answer.
+/// Offers a new connection to the relay and accepts its answer; with when the call started.
 async fn connect(
     transport: &Transport,
     conversation: &str,
     call_id: &[u8],
     local: std::net::IpAddr,
-) -> anyhow::Result<media::Connection> {
+) -> anyhow::Result<(media::Connection, u64)> {
     let offer = Offer::new(local)?;
     let answer = transport
         .join_call(conversation, call_id, offer.sdp.clone())
         .await?;
-    offer.accept(&answer.answer)
+    Ok((offer.accept(&answer.answer)?, answer.started_ms))
 }
 
 fn name<'a>(names: &'a HashMap<String, String>, device: &'a str) -> &'a str {

@@ -144,17 +144,13 @@ impl Client {
                 }
                 Err(e) => return Err(e),
             };
-            let started_ms = match transport.ongoing_call(conversation).await? {
-                Some(call) if call.call_id == call_id => call.started_ms,
-                _ => crate::now_ms(),
-            };
             if started {
                 self.send_body(conversation, call_message(&call_id, None, Vec::new()))
                     .await?;
             }
             return Ok(JoinedCall {
                 call_id,
-                started_ms,
+                started_ms: answer.started_ms,
                 answer: answer.answer,
                 started,
             });

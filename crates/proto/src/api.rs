@@ -608,6 +608,9 @@ pub struct CallJoinResponse {
     pub participant: u64,
     /// The SDP answer, with the relay's candidates.
     pub answer: String,
+    /// When the call started (its first participant joined), ms since the Unix epoch by the
+    /// server's clock.
+    pub started_ms: u64,
 }
 
 /// The answer to leaving a call.

@@ -54,9 +54,10 @@ pub(crate) async fn join_call(
         &req.offer,
         now_ms(),
     ) {
-        Ok((participant, answer)) => Ok(Json(CallJoinResponse {
-            participant,
-            answer,
+        Ok(joined) => Ok(Json(CallJoinResponse {
+            participant: joined.participant,
+            answer: joined.answer,
+            started_ms: joined.started_ms,
         })),
         Err(JoinError::OtherCall) => Err(AppError::new(
             StatusCode::CONFLICT,

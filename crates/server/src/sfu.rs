@@ -32,6 +32,16 @@ const TICK: Duration = Duration::from_millis(10);
 /// The most tracks one device may receive on (speakers heard at once).
 pub const MAX_SLOTS: usize = 16;
 
+/// A device connected to a call.
+pub struct Joined {
+    /// Its connection in the call.
+    pub participant: u64,
+    /// The relay's SDP answer.
+    pub answer: String,
+    /// When the call started (its first participant joined), ms since the Unix epoch.
+    pub started_ms: u64,
+}
+
 /// Why a join was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
@@ -151,7 +161,7 @@ impl Sfu {
         device: &str,
         offer: &str,
         now_ms: u64,
-    ) -> Result<(u64, String), JoinError> {
+    ) -> Result<Joined, JoinError> {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| JoinError::BadOffer(e.to_string()))?;
         let mut rtc = Rtc::builder()
@@ -168,7 +178,7 @@ impl Sfu {
             .accept_offer(offer)
             .map_err(|e| JoinError::BadOffer(e.to_string()))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let replaced = {
+        let (replaced, started_ms) = {
             let mut rooms = lock(&self.rooms);
             let room = rooms.entry(group.to_vec()).or_insert_with(|| Room {
                 call_id: call_id.to_vec(),
@@ -186,7 +196,7 @@ impl Sfu {
                 .collect();
             room.participants.retain(|(_, d)| d != device);
             room.participants.push((id, device.to_owned()));
-            replaced
+            (replaced, room.started_ms)
         };
         for old in replaced {
             self.send(Command::Leave(old));
@@ -198,38 +208,26 @@ impl Sfu {
             incoming: None,
             slots: Vec::new(),
         })));
-        Ok((id, answer.to_sdp_string()))
+        Ok(Joined {
+            participant: id,
+            answer: answer.to_sdp_string(),
+            started_ms,
+        })
     }
 
     /// Ends `device`'s connection to the call of `group`: `None` if it had none, else whether
     /// it was the last one in the call (which ends with it).
     pub fn leave(&self, group: &[u8], device: &str) -> Option<bool> {
-        // Who is left is decided under the lock: of two devices leaving at the same moment,
-        // exactly one is the last, and only it says the call ended.
-        let (taken, ended) = {
-            let mut rooms = lock(&self.rooms);
-            let room = rooms.get_mut(group)?;
-            let mut taken = Vec::new();
-            room.participants.retain(|(id, d)| {
-                let hit = d == device;
-                if hit {
-                    taken.push(*id);
-                }
-                !hit
-            });
-            if taken.is_empty() {
-                return None;
-            }
-            let ended = room.participants.is_empty();
-            if ended {
-                rooms.remove(group);
-            }
-            (taken, ended)
-        };
+        // Who is left is decided under the lock (in `take`): of two devices leaving at the
+        // same moment, exactly one is the last, and only it says the call ended.
+        let (taken, emptied) = self.take(|g, d| g == group && d == device);
+        if taken.is_empty() {
+            return None;
+        }
         for id in taken {
             self.send(Command::Leave(id));
         }
-        Some(ended)
+        Some(emptied.iter().any(|g| g == group))
     }
 
     /// Ends the connections of `devices` to the call of `group` (they were removed from it).
@@ -244,14 +242,16 @@ impl Sfu {
 
     /// Ends the connections `matches` picks (by group and device); how many.
     fn disconnect(&self, matches: impl Fn(&[u8], &str) -> bool) -> usize {
-        let taken = self.take(matches);
+        let (taken, _) = self.take(matches);
         for id in &taken {
             self.send(Command::Leave(*id));
         }
         taken.len()
     }
 
-    fn take(&self, matches: impl Fn(&[u8], &str) -> bool) -> Vec<u64> {
+    /// Takes the connections `matches` picks out of their rooms; returns them, and the groups
+    /// whose call they ended (no one left).
+    fn take(&self, matches: impl Fn(&[u8], &str) -> bool) -> (Vec<u64>, Vec<Vec<u8>>) {
         let mut rooms = lock(&self.rooms);
         let mut taken = Vec::new();
         for (group, room) in rooms.iter_mut() {
@@ -263,8 +263,15 @@ impl Sfu {
                 !hit
             });
         }
-        rooms.retain(|_, room| !room.participants.is_empty());
-        taken
+        let mut emptied = Vec::new();
+        rooms.retain(|group, room| {
+            let empty = room.participants.is_empty();
+            if empty {
+                emptied.push(group.clone());
+            }
+            !empty
+        });
+        (taken, emptied)
     }
 
     fn send(&self, command: Command) {
