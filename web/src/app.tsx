@@ -479,6 +479,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
             call={calls.call}
             title={nameOf(calls.call.conversation)}
             onMute={calls.setMuted}
+            onCamera={calls.setCamera}
             onHangUp={calls.hangUp}
           />
         )}

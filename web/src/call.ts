@@ -1,13 +1,18 @@
 // A call's media in the page: one RTCPeerConnection to the server's relay, with our
 // microphone on one sending track and a few receiving "slots" the relay puts the speakers in
-// (as the command line's participant does: a join or a leave never needs a new offer). Every
-// frame passes through the engine's Worker: sealed with SFrame going out, opened coming in, so
-// the relay forwards only what it cannot read.
+// (as the command line's participant does: a join or a leave never needs a new offer). Video
+// has the same shape: one sending track, empty until the camera is turned on, and a few
+// receiving slots. Every frame passes through the engine's Worker: sealed with SFrame going
+// out, opened coming in, so the relay forwards only what it cannot read.
 import type { EngineClient } from "./client";
 import { t } from "./i18n";
 
 /** Receiving slots: how many members can be heard at the same moment. */
 export const SLOTS = 4;
+/** Receiving video slots: how many cameras can be seen at the same moment. */
+export const VIDEO_SLOTS = 4;
+/** What the camera is asked for: enough for a face, light enough for a phone's uplink. */
+const CAMERA: MediaTrackConstraints = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
 /** How long the offer waits for the browser's own addresses (the relay needs none of them: it
  *  answers the checks our side sends, but an offer with them is the usual one). */
 const GATHERING_MS = 1500;
@@ -17,12 +22,17 @@ type Slot = { transceiver: RTCRtpTransceiver; audio: HTMLAudioElement };
 export class CallMedia {
   /** Muted: a microphone chosen meanwhile starts muted too. */
   private silent = false;
+  /** The camera, while it is on. */
+  private camera?: MediaStream;
 
   private constructor(
     private pc: RTCPeerConnection,
     private mic: MediaStream,
     private sender: RTCRtpSender,
     private slots: Slot[],
+    private videoSender: RTCRtpSender,
+    /** What each receiving video slot shows. */
+    private videoSlots: MediaStream[],
     /** The SDP offer to send to the relay. */
     readonly offer: string,
   ) {}
@@ -39,19 +49,35 @@ export class CallMedia {
     try {
       const [track] = mic.getAudioTracks();
       const sending = pc.addTransceiver(track, { direction: "sendonly", streams: [mic] });
-      sending.sender.transform = engine.transform({ side: "send" });
+      sending.sender.transform = engine.transform({ side: "send", video: false });
       const slots: Slot[] = [];
       for (let slot = 0; slot < SLOTS; slot++) {
         const transceiver = pc.addTransceiver("audio", { direction: "recvonly" });
-        transceiver.receiver.transform = engine.transform({ side: "receive", slot });
+        transceiver.receiver.transform = engine.transform({ side: "receive", slot, video: false });
         const audio = new Audio();
         audio.autoplay = true;
         audio.srcObject = new MediaStream([transceiver.receiver.track]);
         slots.push({ transceiver, audio });
       }
+      // The camera's track is put on this sender when it is turned on, and taken off when off.
+      // VP8 only (and its retransmissions): the relay forwards it, and what of a frame stays
+      // clear is VP8's header.
+      const vp8 = (RTCRtpReceiver.getCapabilities("video")?.codecs ?? []).filter((c) =>
+        /^video\/(vp8|rtx)$/i.test(c.mimeType),
+      );
+      const video = pc.addTransceiver("video", { direction: "sendonly" });
+      video.setCodecPreferences?.(vp8);
+      video.sender.transform = engine.transform({ side: "send", video: true });
+      const videoSlots: MediaStream[] = [];
+      for (let slot = 0; slot < VIDEO_SLOTS; slot++) {
+        const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
+        transceiver.setCodecPreferences?.(vp8);
+        transceiver.receiver.transform = engine.transform({ side: "receive", slot, video: true });
+        videoSlots.push(new MediaStream([transceiver.receiver.track]));
+      }
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
-      return new CallMedia(pc, mic, sending.sender, slots, pc.localDescription!.sdp);
+      return new CallMedia(pc, mic, sending.sender, slots, video.sender, videoSlots, pc.localDescription!.sdp);
     } catch (e) {
       pc.close();
       for (const t of mic.getTracks()) t.stop();
@@ -86,6 +112,29 @@ export class CallMedia {
     this.mic = mic;
   }
 
+  /** Turns the camera on (its picture goes to the call) or off (the camera is released). */
+  async setCamera(on: boolean) {
+    if (on && !this.camera) {
+      const camera = await navigator.mediaDevices.getUserMedia({ video: CAMERA });
+      await this.videoSender.replaceTrack(camera.getVideoTracks()[0]);
+      this.camera = camera;
+    } else if (!on && this.camera) {
+      await this.videoSender.replaceTrack(null);
+      for (const t of this.camera.getTracks()) t.stop();
+      this.camera = undefined;
+    }
+  }
+
+  /** Our camera's picture while it is on (the preview). */
+  get cameraStream(): MediaStream | undefined {
+    return this.camera;
+  }
+
+  /** What the receiving video slot `slot` shows. */
+  videoStream(slot: number): MediaStream | undefined {
+    return this.videoSlots[slot];
+  }
+
   /** Plays the call on the audio output `deviceId` (one of `speakers()`). */
   async setSpeaker(deviceId: string) {
     for (const { audio } of this.slots) {
@@ -114,6 +163,7 @@ export class CallMedia {
 
   close() {
     for (const t of this.mic.getTracks()) t.stop();
+    for (const t of this.camera?.getTracks() ?? []) t.stop();
     for (const { audio } of this.slots) audio.srcObject = null;
     this.pc.close();
   }

@@ -13,6 +13,8 @@ const POLL_MS = 1000;
 const RING_MS = 60_000;
 /** A slot's sound level above which its speaker is shown as speaking (0 to 1). */
 const SPEAKING = 0.01;
+/** A video slot that had no frame for this long shows nothing (the camera was turned off). */
+const VIDEO_IDLE_MS = 2500;
 
 export type ActiveCall = {
   conversation: string;
@@ -23,6 +25,8 @@ export type ActiveCall = {
   levels: number[];
   energy: number;
   muted: boolean;
+  /** Our camera is on. */
+  camera: boolean;
   since: number;
 };
 
@@ -54,7 +58,7 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     if (current.current) return;
     setRinging(undefined);
     company.current = false;
-    const fresh: ActiveCall = { conversation, levels: [], energy: 0, muted: false, since: Date.now() };
+    const fresh: ActiveCall = { conversation, levels: [], energy: 0, muted: false, camera: false, since: Date.now() };
     current.current = fresh;
     setCall(fresh);
     let media: CallMedia | undefined;
@@ -135,6 +139,18 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     setCall({ ...now, muted });
   };
 
+  const setCamera = async (on: boolean) => {
+    const now = current.current;
+    if (!now?.media) return;
+    try {
+      await now.media.setCamera(on);
+      const after = current.current;
+      if (after?.media === now.media) setCall({ ...after, camera: on });
+    } catch (e) {
+      onError(t("Could not turn the camera on: {error}", { error: errorText(e) }));
+    }
+  };
+
   return {
     call,
     ringing,
@@ -142,6 +158,7 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     start,
     hangUp,
     setMuted,
+    setCamera,
     onMessage,
     refreshOngoing,
     decline: () => setRinging(undefined),
@@ -171,6 +188,7 @@ export function CallPanel(props: {
   call: ActiveCall;
   title: string;
   onMute(muted: boolean): void;
+  onCamera(on: boolean): void;
   onHangUp(): void;
 }) {
   const { call } = props;
@@ -190,6 +208,9 @@ export function CallPanel(props: {
     call.levels.flatMap((level, slot) => (level > SPEAKING && call.frames?.slots[slot] ? [call.frames.slots[slot]] : [])),
   );
   const participants = call.status?.participants ?? [];
+  const nameOf = (device: string) => participants.find((p) => p.device === device)?.address || device.slice(0, 8);
+  const seen = Object.entries(call.frames?.videoSlots ?? {}).filter(([, v]) => Date.now() - v.at < VIDEO_IDLE_MS);
+  const preview = call.camera ? call.media?.cameraStream : undefined;
   return (
     <section class="call" aria-label={t("Call in {title}", { title: props.title })}>
       <p class="call-state" role="status">
@@ -210,9 +231,20 @@ export function CallPanel(props: {
           );
         })}
       </ul>
+      {(preview || seen.length > 0) && (
+        <div class="videos">
+          {seen.map(([slot, { device }]) => (
+            <Video key={`slot-${slot}`} stream={call.media?.videoStream(Number(slot))} label={nameOf(device)} />
+          ))}
+          {preview && <Video key="self" stream={preview} label={t("You")} mirrored />}
+        </div>
+      )}
       <div class="call-actions">
         <button aria-pressed={call.muted} disabled={!call.media} onClick={() => props.onMute(!call.muted)}>
           {call.muted ? t("Unmute") : t("Mute")}
+        </button>
+        <button aria-pressed={call.camera} disabled={!call.media} onClick={() => props.onCamera(!call.camera)}>
+          {call.camera ? t("Turn camera off") : t("Turn camera on")}
         </button>
         <DeviceChoice
           label={t("Microphone")}
@@ -230,6 +262,25 @@ export function CallPanel(props: {
       </div>
       {deviceError && <p class="error" role="alert">{deviceError}</p>}
     </section>
+  );
+}
+
+/** A picture in the call: a member's camera, or our own (mirrored, as a mirror shows a face). */
+function Video(props: { stream?: MediaStream; label: string; mirrored?: boolean }) {
+  const ref = useRef<HTMLVideoElement>(null);
+  useEffect(() => {
+    const video = ref.current;
+    if (!video || !props.stream || video.srcObject === props.stream) return;
+    video.muted = true; // the sound is the audio slots'
+    video.playsInline = true;
+    video.srcObject = props.stream;
+    video.play().catch(() => {});
+  }, [props.stream]);
+  return (
+    <figure class="video">
+      <video ref={ref} class={props.mirrored ? "mirrored" : ""} />
+      <figcaption>{props.label}</figcaption>
+    </figure>
   );
 }
 

@@ -1,7 +1,7 @@
 // The app's side of the engine Worker: calls as promises, pushed news as callbacks. One tab
 // owns the account at a time (Web Locks): the browser's storage has one writer.
 import { isAlert, plainAlert } from "./alerts";
-import type { Call, EngineError, Outcome, Reply, Request } from "./protocol";
+import type { Call, EngineError, Outcome, Reply, Request, TransformSide } from "./protocol";
 
 export class EngineClient {
   private worker: Worker;
@@ -60,7 +60,7 @@ export class EngineClient {
 
   /** A call's frame transform that runs in the engine's Worker, beside the keys (see
    *  worker.ts): `send` seals our frames, `receive` opens a slot's. */
-  transform(options: { side: "send" } | { side: "receive"; slot: number }): RTCRtpScriptTransform {
+  transform(options: TransformSide): RTCRtpScriptTransform {
     return new RTCRtpScriptTransform(this.worker, options);
   }
 

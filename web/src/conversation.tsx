@@ -282,7 +282,8 @@ export function ConversationView(props: {
         </div>
       ))}
       {dropping && <p class="drop-hint" role="status">{t("Drop files to send them")}</p>}
-      <div class="messages" ref={list}>
+      {/* Focusable, so the keyboard scrolls it even when nothing in it takes the focus. */}
+      <div class="messages" ref={list} role="region" aria-label={t("Messages")} tabIndex={0}>
         {props.earlier && (
           <button class="earlier" ref={earlierButton} onClick={showEarlier}>
             {t("Earlier messages")}

@@ -66,13 +66,19 @@ export type Call =
   | { method: "callFrames" };
 
 /** What the call's frame transforms did (in the engine's Worker): frames sent, refused, heard
- *  per address, and which device each receiving slot carries now. */
+ *  (audio) and seen (video) per address, which device each receiving audio slot carries now,
+ *  and which device each video slot shows, with when its last frame came. */
 export type CallFrames = {
   sent: number;
   refused: number;
   heard: Record<string, number>;
+  seen: Record<string, number>;
   slots: Record<number, string>;
+  videoSlots: Record<number, { device: string; at: number }>;
 };
+
+/** Where a frame transform sits: our sending track, or a receiving slot; audio or video. */
+export type TransformSide = { side: "send"; video: boolean } | { side: "receive"; slot: number; video: boolean };
 
 // The call is a field of its own: a call's fields never clash with the request's id.
 export type Request = { id: number; call: Call };

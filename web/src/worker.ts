@@ -2,7 +2,7 @@
 // never block the page. It answers the app's calls (protocol.ts) one at a time, as the engine
 // runs its flows, and listens on the push channel once an account is open.
 import init, { Engine, scanQr } from "missive-engine";
-import type { Call, CallFrames, EngineError, Outcome, Reply, Request } from "./protocol";
+import type { Call, CallFrames, EngineError, Outcome, Reply, Request, TransformSide } from "./protocol";
 import { openStorage } from "./storage";
 
 let engine: Engine | undefined;
@@ -132,16 +132,16 @@ async function answer(call: Call, id: number): Promise<unknown> {
 // engine that holds the keys. Our frames are sealed on their way out; the members' opened
 // on their way in, each noted with its sender (who is heard, in which receiving slot). A
 // frame that does not open is dropped, never played.
-type TransformSide = { side: "send" } | { side: "receive"; slot: number };
+type EncodedFrame = RTCEncodedAudioFrame | RTCEncodedVideoFrame;
 /** A transform's end in the Worker (`RTCRtpScriptTransformer`, of the webworker library). */
 type FrameTransformer = {
-  readable: ReadableStream<RTCEncodedAudioFrame>;
-  writable: WritableStream<RTCEncodedAudioFrame>;
+  readable: ReadableStream<EncodedFrame>;
+  writable: WritableStream<EncodedFrame>;
   options: TransformSide;
 };
 
 function newFrames(): CallFrames {
-  return { sent: 0, refused: 0, heard: {}, slots: {} };
+  return { sent: 0, refused: 0, heard: {}, seen: {}, slots: {}, videoSlots: {} };
 }
 let frames = newFrames();
 let catchingUp = false;
@@ -159,18 +159,20 @@ function catchUp(e: Engine) {
 type Transforms = { onrtctransform: (e: { transformer: FrameTransformer }) => void };
 (self as unknown as Transforms).onrtctransform = ({ transformer }) => {
   const options = transformer.options;
-  const seal = new TransformStream<RTCEncodedAudioFrame, RTCEncodedAudioFrame>({
+  const seal = new TransformStream<EncodedFrame, EncodedFrame>({
     transform(frame, out) {
       if (!engine) return;
       try {
         if (options.side === "send") {
-          frame.data = engine.sealFrame(new Uint8Array(frame.data)).buffer as ArrayBuffer;
+          frame.data = engine.sealFrame(new Uint8Array(frame.data), options.video).buffer as ArrayBuffer;
           frames.sent++;
         } else {
-          const opened = engine.openFrame(new Uint8Array(frame.data));
+          const opened = engine.openFrame(new Uint8Array(frame.data), options.video);
           frame.data = opened.payload.buffer as ArrayBuffer;
-          frames.heard[opened.address] = (frames.heard[opened.address] ?? 0) + 1;
-          frames.slots[options.slot] = opened.device;
+          const count = options.video ? frames.seen : frames.heard;
+          count[opened.address] = (count[opened.address] ?? 0) + 1;
+          if (options.video) frames.videoSlots[options.slot] = { device: opened.device, at: Date.now() };
+          else frames.slots[options.slot] = opened.device;
         }
         out.enqueue(frame);
       } catch (e) {

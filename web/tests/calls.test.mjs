@@ -1,6 +1,8 @@
 // Calls between the web app and the `missive` command: Chromium's fake microphone plays a
 // tone file, the terminal user plays another; each side must hear the other's tone, through
 // the server's relay, with every frame sealed (SFrame) by the engine in the app's Worker.
+// Chromium's fake camera shows a picture of one colour (a file too), which the other browser
+// must see, in that colour.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -97,6 +99,22 @@ function toneShares(samples, tones) {
 }
 
 let server;
+/** A Y4M video (Chromium's fake camera plays it in a loop): 320×240, all of one colour given
+ *  in full-range YCbCr. */
+function colourY4m(path, [y, cb, cr]) {
+  const [w, h] = [320, 240];
+  const frame = Buffer.concat([
+    Buffer.from("FRAME\n"),
+    Buffer.alloc(w * h, y),
+    Buffer.alloc((w * h) / 4, cb),
+    Buffer.alloc((w * h) / 4, cr),
+  ]);
+  writeFileSync(path, Buffer.concat([Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`), ...Array(30).fill(frame)]));
+  return path;
+}
+const RED = [76, 85, 255];
+const BLUE = [29, 255, 107];
+
 let browser;
 const tone440 = toneWav(join(work, "440.wav"), 440, 60);
 const tone660 = toneWav(join(work, "660.wav"), 660, 20);
@@ -114,6 +132,7 @@ before(async () => {
   browser = await launchBrowser([
     ...CALL_SWITCHES,
     `--use-file-for-fake-audio-capture=${toneWav(join(work, "880.wav"), 880, 20)}`,
+    `--use-file-for-fake-video-capture=${colourY4m(join(work, "red.y4m"), RED)}`,
   ]);
 });
 
@@ -149,7 +168,7 @@ async function heardInPage(page, tones) {
     const analyser = audio.createAnalyser();
     analyser.fftSize = 8192;
     // One source per receiving slot (a source plays only the first track of its stream).
-    for (const receiver of pc.getReceivers()) {
+    for (const receiver of pc.getReceivers().filter((r) => r.track.kind === "audio")) {
       audio.createMediaStreamSource(new MediaStream([receiver.track])).connect(analyser);
     }
     await new Promise((r) => setTimeout(r, 1000));
@@ -166,6 +185,49 @@ async function heardInPage(page, tones) {
     await audio.close();
     return { energy, loudestHz: loudest * hzPerBin, levels };
   }, tones);
+}
+
+/** The picture captioned `label` in the page's call, as shown: its size and mean colour (RGB),
+ *  or nothing while it has no frame. */
+async function pictureIn(page, label) {
+  return page.evaluate((label) => {
+    const figure = [...document.querySelectorAll("figure.video")].find(
+      (f) => f.querySelector("figcaption")?.textContent === label,
+    );
+    const video = figure?.querySelector("video");
+    if (!video?.videoWidth) return undefined;
+    const canvas = document.createElement("canvas");
+    [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
+    const g = canvas.getContext("2d", { willReadFrequently: true });
+    g.drawImage(video, 0, 0);
+    const pixels = g.getImageData(0, 0, canvas.width, canvas.height).data;
+    const rgb = [0, 0, 0];
+    for (let i = 0; i < pixels.length; i += 4) for (let c = 0; c < 3; c++) rgb[c] += pixels[i + c];
+    return { width: video.videoWidth, height: video.videoHeight, rgb: rgb.map((x) => Math.round(x / (pixels.length / 4))) };
+  }, label);
+}
+
+/** Waits until the page shows `label`'s picture in the colour `wanted` ("red", "blue"). */
+async function seesColour(page, label, wanted) {
+  const channel = { red: 0, blue: 2 }[wanted];
+  let last;
+  for (let tries = 0; tries < 100; tries++) {
+    last = await pictureIn(page, label);
+    if (last && last.rgb[channel] > 180 && last.rgb.every((v, c) => c === channel || v < 80)) return last;
+    await sleep(200);
+  }
+  throw new Error(`no ${wanted} picture of ${label}: ${JSON.stringify(last)}`);
+}
+
+/** How many video frames the page decoded, over all its receiving slots. */
+async function framesDecoded(page) {
+  return page.evaluate(async () => {
+    let frames = 0;
+    (await window.__peerConnections.at(-1).getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded ?? 0;
+    });
+    return frames;
+  });
 }
 
 /** `missive call ARGS...` of a terminal user, running: its JSON summary and stderr once done. */
@@ -455,5 +517,78 @@ test("where no UDP gets out, the app's call goes through the TURN server (coturn
     tomCall?.kill();
     turn.kill();
     await behind.stop();
+  }
+});
+
+test("video: each browser sees the other's camera, in its colour, and a camera turned off is gone from the call", async (t) => {
+  // Bea's fake camera is red, Cid's blue; Tom joins from the terminal, with sound only.
+  const other = await launchBrowser([
+    ...CALL_SWITCHES,
+    `--use-file-for-fake-audio-capture=${tone660}`,
+    `--use-file-for-fake-video-capture=${colourY4m(join(work, "blue.y4m"), BLUE)}`,
+  ]);
+  const tom = terminalUser(server, "tom3@call.test");
+  let tomCall;
+  try {
+    const bea = await openWebApp(browser, server.url, { bypassCSP: true, init: watchPeerConnections });
+    const cid = await openWebApp(other, server.url, { phone: true, bypassCSP: true, init: watchPeerConnections });
+    await registerInApp(bea.page, "bea3@call.test");
+    await registerInApp(cid.page, "cid3@call.test");
+    await (await newConversation(bea.page, "cid3@call.test, tom3@call.test", "Faces")).waitFor({ state: "detached" });
+    const conversation = JSON.parse(cli(tom, "conversations", "--json").trim().split("\n")[0]).id;
+
+    await bea.page.getByRole("button", { name: "Call", exact: true }).click();
+    const beaPanel = bea.page.getByRole("region", { name: "Call in Faces" });
+    const ringing = cid.page.getByRole("alertdialog", { name: "Incoming call" });
+    await ringing.getByRole("button", { name: "Accept" }).click({ timeout: 30_000 });
+    const cidPanel = cid.page.getByRole("region", { name: "Call in Faces" });
+    tomCall = terminalCall(tom, "join", conversation, "--play", tone440);
+    await beaPanel.locator("li.speaking").filter({ hasText: "cid3@call.test" }).waitFor({ timeout: 30_000 });
+    assert.equal(await cidPanel.locator("figure.video").count(), 0, "a picture before any camera is on");
+
+    // Bea turns her camera on: she sees herself, and Cid sees her, red.
+    await beaPanel.getByRole("button", { name: "Turn camera on" }).click();
+    await beaPanel.getByRole("button", { name: "Turn camera off", pressed: true }).waitFor();
+    await beaPanel.locator("figure.video").filter({ hasText: "You" }).waitFor();
+    const beaSeen = await seesColour(cid.page, "bea3@call.test", "red");
+    // Then Cid turns hers on: Bea sees her, blue.
+    await cidPanel.getByRole("button", { name: "Turn camera on" }).click();
+    const cidSeen = await seesColour(bea.page, "cid3@call.test", "blue");
+    t.diagnostic(`Cid sees Bea ${beaSeen.width}×${beaSeen.height} rgb(${beaSeen.rgb}); Bea sees Cid ${cidSeen.width}×${cidSeen.height} rgb(${cidSeen.rgb})`);
+    await cidPanel.locator("li.speaking").filter({ hasText: "tom3@call.test" }).waitFor({ timeout: 20_000 });
+    await screenshot(cid.page, "video-call-phone");
+    await screenshot(bea.page, "video-call");
+    assert.deepEqual(await accessibilityViolations(cid.page), []);
+    // The pictures go on: frames keep being decoded (each one opened by the engine, which
+    // refuses any frame a member did not seal, so the relay forwarded sealed frames only).
+    const before = await framesDecoded(cid.page);
+    await sleep(2000);
+    const decoded = (await framesDecoded(cid.page)) - before;
+    t.diagnostic(`Cid decoded ${decoded} video frames in 2 s`);
+    assert.ok(decoded > 20, `${decoded} frames in 2 s`);
+
+    // Bea turns her camera off: the camera is released, and her picture leaves Cid's call.
+    await beaPanel.getByRole("button", { name: "Turn camera off" }).click();
+    await beaPanel.getByRole("button", { name: "Turn camera on", pressed: false }).waitFor();
+    await beaPanel.locator("figure.video").filter({ hasText: "You" }).waitFor({ state: "detached" });
+    assert.equal(
+      await bea.page.evaluate(() => window.__peerConnections.at(-1).getSenders().filter((s) => s.track?.kind === "video").length),
+      0,
+    );
+    await cidPanel.locator("figure.video").filter({ hasText: "bea3@call.test" }).waitFor({ state: "detached", timeout: 10_000 });
+    await seesColour(bea.page, "cid3@call.test", "blue");
+
+    // Tom, with sound only, heard both through it all.
+    await beaPanel.getByRole("button", { name: "Hang up" }).click();
+    await cidPanel.getByRole("button", { name: "Hang up" }).click();
+    const summary = await tomCall.summary();
+    t.diagnostic(`Tom heard ${JSON.stringify(summary.heard)}, refused ${summary.refused}`);
+    assert.equal(summary.refused, 0, tomCall.stderr());
+    assert.ok(summary.heard["bea3@call.test"] > 100 && summary.heard["cid3@call.test"] > 100, JSON.stringify(summary));
+    assert.deepEqual(bea.errors, []);
+    assert.deepEqual(cid.errors, []);
+  } finally {
+    tomCall?.kill();
+    await other.close();
   }
 });

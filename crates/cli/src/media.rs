@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use missive_core::account::calls::CallEpoch;
-use missive_core::call::CallKeys;
+use missive_core::call::{CallKeys, Media};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
@@ -224,7 +224,7 @@ impl Participant {
                         }
                         Event::MediaData(data) if data.mid != self.connection.send => {
                             let now = Instant::now();
-                            if self.keys.is_ahead(&data.data) {
+                            if self.keys.is_ahead(Media::Audio, &data.data) {
                                 if ahead.is_empty() {
                                     let _ = reports.send(Report::EpochAhead);
                                 }

@@ -12,6 +12,12 @@
 //! slightly different times), then its keys are forgotten. A device removed by the commit
 //! holds only the previous epoch's secret: it reads nothing sent under the new one.
 //!
+//! Video frames keep the first bytes of their VP8 payload header in clear ([`Media::clear_len`]:
+//! 10 bytes of a keyframe, 3 of any other), as Jitsi's and the WebRTC samples' end-to-end
+//! encryption do: the receivers' depacketizers read them to find keyframes and picture sizes.
+//! Those bytes are the SFrame's metadata, authenticated with the frame, so changing one makes
+//! the frame refused; they tell the relay which frames are keyframes, nothing of the picture.
+//!
 //! What SFrame does not give, said plainly: every member holds the epoch secret, so a member
 //! could forge another member's frames (RFC 9605 §9.5). The SFU forwards only the frames of the
 //! device a connection authenticated as, which leaves a hostile server, not a hostile member,
@@ -40,6 +46,28 @@ const EPOCH_BITS: u8 = 8;
 const INDEX_BITS: u8 = 16;
 /// How far behind the newest frame of a sender a frame may arrive (reordering on the network).
 const REPLAY_WINDOW: usize = 128;
+
+/// The kind of media a frame carries, which decides what of it stays in clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Media {
+    /// An Opus frame: all of it is sealed.
+    Audio,
+    /// A VP8 frame: its payload header stays in clear (authenticated).
+    Video,
+}
+
+impl Media {
+    /// How many of `frame`'s first bytes stay in clear: for VP8 (RFC 6386 §9.1), 10 bytes of
+    /// a keyframe (the frame tag, start code and picture size) and 3 of an interframe (the
+    /// frame tag). The first byte's lowest bit, clear itself, tells which.
+    pub fn clear_len(self, frame: &[u8]) -> usize {
+        match (self, frame.first()) {
+            (Media::Audio, _) | (Media::Video, None) => 0,
+            (Media::Video, Some(tag)) if tag & 1 == 0 => frame.len().min(10),
+            (Media::Video, Some(_)) => frame.len().min(3),
+        }
+    }
+}
 
 /// One epoch's keys: ours to send, the members' to read (derived when first needed).
 struct EpochKeys {
@@ -155,17 +183,38 @@ impl CallKeys {
         Ok(())
     }
 
-    /// Seals one media frame (an encoded audio or video frame) for the other members.
+    /// Seals one encoded audio frame for the other members.
     pub fn seal(&mut self, payload: &[u8]) -> Result<Vec<u8>, CoreError> {
-        let frame = MediaFrameView::try_new(&mut self.counter, &payload).map_err(call_error)?;
-        let sealed = frame.encrypt(&self.sender).map_err(call_error)?;
+        self.seal_media(Media::Audio, payload)
+    }
+
+    /// Seals one encoded frame of `media` for the other members: what stays in clear
+    /// ([`Media::clear_len`]) comes first, as it was, then the SFrame that authenticates it.
+    pub fn seal_media(&mut self, media: Media, frame: &[u8]) -> Result<Vec<u8>, CoreError> {
+        let (clear, payload) = frame.split_at(media.clear_len(frame));
+        let view = MediaFrameView::try_with_meta_data(&mut self.counter, payload, clear)
+            .map_err(call_error)?;
+        // The sealed frame is laid out as it goes out: the metadata (the clear bytes), then
+        // the SFrame.
+        let sealed = view.encrypt(&self.sender).map_err(call_error)?;
         Ok(sealed.as_ref().to_vec())
     }
 
-    /// Opens a member's frame: refused when its key id names no member of the current epoch
-    /// (or of the previous one, within the grace), when it is replayed, or when it does not
-    /// authenticate.
+    /// Opens a member's audio frame: refused when its key id names no member of the current
+    /// epoch (or of the previous one, within the grace), when it is replayed, or when it does
+    /// not authenticate.
     pub fn open(&mut self, frame: &[u8], now: Instant) -> Result<Opened, CoreError> {
+        self.open_media(Media::Audio, frame, now)
+    }
+
+    /// Opens a member's frame of `media`, refused as [`CallKeys::open`] says; a video frame's
+    /// clear bytes are part of what must authenticate.
+    pub fn open_media(
+        &mut self,
+        media: Media,
+        frame: &[u8],
+        now: Instant,
+    ) -> Result<Opened, CoreError> {
         if self
             .previous
             .as_ref()
@@ -175,7 +224,13 @@ impl CallKeys {
                 self.replay.retain(|kid| !old.receivers.contains_key(&kid));
             }
         }
-        let view = EncryptedFrameView::try_new(&frame).map_err(call_error)?;
+        let (clear, sealed) = frame.split_at(media.clear_len(frame));
+        let view = EncryptedFrameView::try_with_meta_data(sealed, clear).map_err(|e| {
+            CoreError::refused(
+                crate::AlertCode::RejectedMessage,
+                format!("a call frame is not an SFrame: {e}"),
+            )
+        })?;
         let kid = view.header().key_id();
         let id = MlsKeyId::from_key_id(kid, bits());
         let index = u32::try_from(id.member_index()).map_err(call_error)?;
@@ -210,17 +265,19 @@ impl CallKeys {
                 format!("a call frame was refused: {e}"),
             )
         })?;
+        // The frame as it was sealed: its clear bytes (the metadata), then what was sealed.
         Ok(Opened {
             sender,
-            payload: opened.payload().to_vec(),
+            payload: opened.as_ref().to_vec(),
         })
     }
 
     /// Whether `frame` is sealed under an epoch a little after ours: a member rekeyed before
     /// this device learnt of the commit. The caller keeps such a frame, brings the group up to
     /// date, rekeys and opens it then, rather than losing it.
-    pub fn is_ahead(&self, frame: &[u8]) -> bool {
-        let Ok(view) = EncryptedFrameView::try_new(&frame) else {
+    pub fn is_ahead(&self, media: Media, frame: &[u8]) -> bool {
+        let (clear, sealed) = frame.split_at(media.clear_len(frame));
+        let Ok(view) = EncryptedFrameView::try_with_meta_data(sealed, clear) else {
             return false;
         };
         let low = MlsKeyId::from_key_id(view.header().key_id(), bits()).epoch_lsb();

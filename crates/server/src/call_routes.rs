@@ -18,8 +18,9 @@ use crate::{now_ms, AppState};
 
 /// Length of a call id.
 pub const CALL_ID_LEN: usize = 16;
-/// Body limit of a join (an SDP offer is a few kilobytes).
-pub const CALL_BODY: usize = 64 * 1024;
+/// Body limit of a join: an SDP offer is a few kilobytes for sound only, about 30 KB from a
+/// browser offering every video codec it has on five video tracks.
+pub const CALL_BODY: usize = 128 * 1024;
 
 /// Joins the conversation's call, starting it if none is going on, with this device's SDP
 /// offer; answers with the media relay's SDP. Only a device that is a member of the group may.

@@ -202,6 +202,8 @@ fn body_limit(path: &str) -> usize {
         MESSAGE_BODY
     } else if path.starts_with("/v1/links/") && path.ends_with("/history") {
         LINK_HISTORY_BODY
+    } else if path.starts_with("/v1/groups/") && path.ends_with("/call") {
+        crate::call_routes::CALL_BODY
     } else if path == "/v1/groups"
         || path == "/v1/key-packages"
         || path == "/v1/recovery"

@@ -1,12 +1,16 @@
-//! The media relay (a selective forwarding unit): every call's audio goes through one UDP socket
-//! and one thread, where each connected device is a str0m WebRTC peer (ICE-lite, DTLS-SRTP).
+//! The media relay (a selective forwarding unit): every call's audio and video go through one
+//! UDP socket and one thread, where each connected device is a str0m WebRTC peer (ICE-lite,
+//! DTLS-SRTP).
 //!
 //! The relay never holds a media key. What a device sends is an SFrame ciphertext (RFC 9605)
 //! keyed from the conversation's MLS group; the relay takes it off SRTP and forwards it, as it
-//! is, to the other devices of the same call. Each device offers one track it sends and a few
-//! tracks it receives ("slots"); the relay puts a speaker in a free slot of each listener, and
-//! the listener learns who is speaking from the SFrame key id, not from the slot: so no SDP
-//! renegotiation when someone joins or leaves.
+//! is, to the other devices of the same call. Each device offers, per kind (Opus audio, VP8
+//! video), one track it sends and a few tracks it receives ("slots"); the relay puts a sender
+//! in a free slot of that kind at each receiver, and the receiver learns who it is from the
+//! SFrame key id, not from the slot: so no SDP renegotiation when someone joins, leaves, or
+//! turns a camera on. A video receiver needs a keyframe to start from: the relay asks the
+//! sender for one (PLI) when it gives a slot a new sender, when the receiver asks, and when
+//! a frame was lost on the way in.
 //!
 //! Who may be in a call is decided before a peer reaches this thread (the route checks the
 //! device is a member of the group); [`Sfu::remove`] ends a device's connection when a commit
@@ -21,15 +25,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
-use str0m::media::{Direction, MediaData, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 /// A speaker who sent nothing for this long gives up its slot to another.
 const SLOT_IDLE: Duration = Duration::from_secs(1);
+/// The least time between two keyframe requests to one sender (a keyframe is large).
+const KEYFRAME_GAP: Duration = Duration::from_millis(500);
 /// The longest the relay waits for a packet before looking at its commands and timers.
 const TICK: Duration = Duration::from_millis(10);
-/// The most tracks one device may receive on (speakers heard at once).
+/// The most tracks of each kind one device may receive on (speakers heard, or seen, at once).
 pub const MAX_SLOTS: usize = 16;
 
 /// A device connected to a call.
@@ -169,6 +175,7 @@ impl Sfu {
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
+            .enable_vp8(true)
             .build(Instant::now());
         let candidate = Candidate::host(self.addr, "udp")
             .map_err(|e| JoinError::BadOffer(format!("relay address: {e}")))?;
@@ -206,7 +213,9 @@ impl Sfu {
             group: group.to_vec(),
             rtc,
             incoming: None,
+            incoming_video: None,
             slots: Vec::new(),
+            last_keyframe_request: None,
         })));
         Ok(Joined {
             participant: id,
@@ -296,35 +305,95 @@ struct Peer {
     id: u64,
     group: Vec<u8>,
     rtc: Rtc,
-    /// The track it sends on.
+    /// The track it sends its audio on.
     incoming: Option<Mid>,
-    /// The tracks it receives on, and who speaks on each.
+    /// The track it sends its video on.
+    incoming_video: Option<Mid>,
+    /// The tracks it receives on, and who speaks (or is seen) on each.
     slots: Vec<Slot>,
+    /// When a keyframe was last asked of it.
+    last_keyframe_request: Option<Instant>,
 }
 
 struct Slot {
     mid: Mid,
+    kind: MediaKind,
     speaker: Option<(u64, Instant)>,
 }
 
+/// Where the relay puts a sender's frame at one receiver.
+struct Placed {
+    mid: Mid,
+    /// The slot had another sender (or none) until now.
+    new_sender: bool,
+}
+
 impl Peer {
-    /// The slot for `speaker`: the one it has, a free one, or the longest idle if that is
-    /// idle enough.
-    fn slot_for(&mut self, speaker: u64, now: Instant) -> Option<Mid> {
-        let slot = match self
+    /// The slot of `kind` for `speaker`: the one it has, a free one, or the longest idle if
+    /// that is idle enough.
+    fn slot_for(&mut self, kind: MediaKind, speaker: u64, now: Instant) -> Option<Placed> {
+        let of_kind = |s: &Slot| s.kind == kind;
+        let (slot, new_sender) = match self
             .slots
             .iter()
-            .position(|s| s.speaker.is_some_and(|(p, _)| p == speaker))
+            .position(|s| of_kind(s) && s.speaker.is_some_and(|(p, _)| p == speaker))
         {
-            Some(i) => i,
-            None => self.slots.iter().position(|s| {
-                s.speaker
-                    .is_none_or(|(_, last)| now.duration_since(last) > SLOT_IDLE)
-            })?,
+            Some(i) => (i, false),
+            None => {
+                let free = self.slots.iter().position(|s| {
+                    of_kind(s)
+                        && s.speaker
+                            .is_none_or(|(_, last)| now.duration_since(last) > SLOT_IDLE)
+                })?;
+                (free, true)
+            }
         };
         self.slots[slot].speaker = Some((speaker, now));
-        Some(self.slots[slot].mid)
+        Some(Placed {
+            mid: self.slots[slot].mid,
+            new_sender,
+        })
     }
+
+    /// The kind of media it sends on `mid`, if it sends on it.
+    fn sends_on(&self, mid: Mid) -> Option<MediaKind> {
+        if Some(mid) == self.incoming {
+            Some(MediaKind::Audio)
+        } else if Some(mid) == self.incoming_video {
+            Some(MediaKind::Video)
+        } else {
+            None
+        }
+    }
+
+    /// Asks it for a keyframe of its video, unless it was just asked.
+    fn request_keyframe(&mut self, now: Instant) {
+        let Some(mid) = self.incoming_video else {
+            return;
+        };
+        if self
+            .last_keyframe_request
+            .is_some_and(|last| now.duration_since(last) < KEYFRAME_GAP)
+        {
+            return;
+        }
+        if let Some(mut writer) = self.rtc.writer(mid) {
+            if writer
+                .request_keyframe(None, KeyframeRequestKind::Pli)
+                .is_ok()
+            {
+                self.last_keyframe_request = Some(now);
+            }
+        }
+    }
+}
+
+/// What the peers said while polled: the media they sent, and the keyframes their receivers
+/// asked for (receiver, slot).
+#[derive(Default)]
+struct Polled {
+    media: Vec<(u64, MediaData)>,
+    keyframe_requests: Vec<(u64, Mid)>,
 }
 
 /// The relay thread's state.
@@ -360,14 +429,17 @@ impl Relay {
             let mut next;
             loop {
                 next = Instant::now() + TICK;
-                let mut media = Vec::new();
+                let mut polled = Polled::default();
                 for peer in &mut self.peers {
-                    next = next.min(poll(peer, &self.socket, &mut media));
+                    next = next.min(poll(peer, &self.socket, &mut polled));
                 }
-                if media.is_empty() {
+                for (receiver, mid) in polled.keyframe_requests {
+                    self.pass_keyframe_request(receiver, mid);
+                }
+                if polled.media.is_empty() {
                     break;
                 }
-                for (origin, data) in media {
+                for (origin, data) in polled.media {
                     self.forward(origin, &data);
                 }
             }
@@ -437,14 +509,31 @@ impl Relay {
         rooms.retain(|_, room| !room.participants.is_empty());
     }
 
-    /// Sends what `origin` said to everyone else in its call.
+    /// A receiver asked for a keyframe on its video slot `mid`: asks the sender in it.
+    fn pass_keyframe_request(&mut self, receiver: u64, mid: Mid) {
+        let Some(sender) = self
+            .peers
+            .iter()
+            .find(|p| p.id == receiver)
+            .and_then(|p| p.slots.iter().find(|s| s.mid == mid))
+            .and_then(|s| s.speaker)
+            .map(|(sender, _)| sender)
+        else {
+            return;
+        };
+        if let Some(peer) = self.peers.iter_mut().find(|p| p.id == sender) {
+            peer.request_keyframe(Instant::now());
+        }
+    }
+
+    /// Sends what `origin` said (or showed) to everyone else in its call.
     fn forward(&mut self, origin: u64, data: &MediaData) {
         self.stats.packets_in.fetch_add(1, Ordering::Relaxed);
-        let Some(group) = self
+        let Some((group, kind)) = self
             .peers
             .iter()
             .find(|p| p.id == origin)
-            .map(|p| p.group.clone())
+            .and_then(|p| Some((p.group.clone(), p.sends_on(data.mid)?)))
         else {
             return;
         };
@@ -452,13 +541,16 @@ impl Relay {
             tap.push(data.data.to_vec());
         }
         let now = Instant::now();
+        // A lost frame leaves the receivers' pictures broken until the next keyframe.
+        let mut needs_keyframe = kind == MediaKind::Video && !data.contiguous;
         for peer in &mut self.peers {
             if peer.id == origin || peer.group != group || !peer.rtc.is_alive() {
                 continue;
             }
-            let Some(mid) = peer.slot_for(origin, now) else {
+            let Some(Placed { mid, new_sender }) = peer.slot_for(kind, origin, now) else {
                 continue;
             };
+            needs_keyframe |= kind == MediaKind::Video && new_sender;
             let Some(writer) = peer.rtc.writer(mid) else {
                 continue;
             };
@@ -472,12 +564,18 @@ impl Relay {
                 self.stats.packets_forwarded.fetch_add(1, Ordering::Relaxed);
             }
         }
+        if needs_keyframe {
+            if let Some(peer) = self.peers.iter_mut().find(|p| p.id == origin) {
+                peer.request_keyframe(now);
+            }
+        }
     }
 }
 
 /// Drives one peer until it waits for time to pass: sends what it has to send, keeps the media
-/// it received (with its origin) for forwarding, and notes its tracks.
-fn poll(peer: &mut Peer, socket: &UdpSocket, media: &mut Vec<(u64, MediaData)>) -> Instant {
+/// it received (with its origin) for forwarding and the keyframes it asked for, and notes its
+/// tracks.
+fn poll(peer: &mut Peer, socket: &UdpSocket, polled: &mut Polled) -> Instant {
     loop {
         if !peer.rtc.is_alive() {
             return Instant::now() + TICK;
@@ -491,23 +589,32 @@ fn poll(peer: &mut Peer, socket: &UdpSocket, media: &mut Vec<(u64, MediaData)>) 
                 Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                     peer.rtc.disconnect();
                 }
-                Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
+                Event::MediaAdded(added) => {
+                    let incoming = match added.kind {
+                        MediaKind::Audio => &mut peer.incoming,
+                        MediaKind::Video => &mut peer.incoming_video,
+                    };
                     if matches!(added.direction, Direction::RecvOnly | Direction::SendRecv)
-                        && peer.incoming.is_none()
+                        && incoming.is_none()
                     {
-                        peer.incoming = Some(added.mid);
+                        *incoming = Some(added.mid);
                     }
+                    let slots = peer.slots.iter().filter(|s| s.kind == added.kind).count();
                     if matches!(added.direction, Direction::SendOnly | Direction::SendRecv)
-                        && peer.slots.len() < MAX_SLOTS
+                        && slots < MAX_SLOTS
                     {
                         peer.slots.push(Slot {
                             mid: added.mid,
+                            kind: added.kind,
                             speaker: None,
                         });
                     }
                 }
-                Event::MediaData(data) if Some(data.mid) == peer.incoming => {
-                    media.push((peer.id, data));
+                Event::MediaData(data) if peer.sends_on(data.mid).is_some() => {
+                    polled.media.push((peer.id, data));
+                }
+                Event::KeyframeRequest(request) => {
+                    polled.keyframe_requests.push((peer.id, request.mid));
                 }
                 _ => {}
             },
@@ -516,5 +623,53 @@ fn poll(peer: &mut Peer, socket: &UdpSocket, media: &mut Vec<(u64, MediaData)>) 
                 peer.rtc.disconnect();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receiver(slots: &[(&str, MediaKind)]) -> Peer {
+        Peer {
+            id: 1,
+            group: Vec::new(),
+            rtc: Rtc::new(Instant::now()),
+            incoming: None,
+            incoming_video: None,
+            slots: slots
+                .iter()
+                .map(|(mid, kind)| Slot {
+                    mid: Mid::from(*mid),
+                    kind: *kind,
+                    speaker: None,
+                })
+                .collect(),
+            last_keyframe_request: None,
+        }
+    }
+
+    #[test]
+    fn senders_take_slots_of_their_kind_and_a_slot_given_to_a_new_sender_says_so() {
+        use MediaKind::{Audio, Video};
+        let mut peer = receiver(&[("a", Audio), ("v1", Video), ("v2", Video)]);
+        let now = Instant::now();
+        let placed = |p: Option<Placed>| p.map(|p| (p.mid.to_string(), p.new_sender));
+        let at = |mid: &str, new: bool| Some((mid.to_owned(), new));
+
+        // Sender 7's video takes a video slot (new: the relay asks it for a keyframe), then
+        // keeps it; its sound goes to the audio slot, never a video one.
+        assert_eq!(placed(peer.slot_for(Video, 7, now)), at("v1", true));
+        assert_eq!(placed(peer.slot_for(Video, 7, now)), at("v1", false));
+        assert_eq!(placed(peer.slot_for(Audio, 7, now)), at("a", true));
+        // A second camera takes the other video slot; a third finds none free, and no audio
+        // slot either while 7 speaks.
+        assert_eq!(placed(peer.slot_for(Video, 8, now)), at("v2", true));
+        assert_eq!(placed(peer.slot_for(Video, 9, now)), None);
+        assert_eq!(placed(peer.slot_for(Audio, 9, now)), None);
+        // Once a camera has sent nothing for a while, its slot goes to the one waiting.
+        let later = now + SLOT_IDLE + Duration::from_millis(10);
+        assert_eq!(placed(peer.slot_for(Video, 8, later)), at("v2", false));
+        assert_eq!(placed(peer.slot_for(Video, 9, later)), at("v1", true));
     }
 }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use missive_core::call::CallKeys;
+use missive_core::call::{CallKeys, Media};
 use missive_core::client::Client;
 use missive_core::CoreError;
 use serde::Serialize;
@@ -112,6 +112,14 @@ fn coded(code: &str, message: &str) -> JsValue {
     let error = js_sys::Error::new(message);
     let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
     error.into()
+}
+
+fn media(video: bool) -> Media {
+    if video {
+        Media::Video
+    } else {
+        Media::Audio
+    }
 }
 
 fn not_in_call() -> JsValue {
@@ -277,28 +285,32 @@ impl Engine {
     }
 
     /// Seals one of our encoded media frames (SFrame under this device's key of the current
-    /// epoch).
+    /// epoch); a `video` frame (VP8) keeps its payload header in clear, authenticated.
     #[wasm_bindgen(js_name = sealFrame)]
-    pub fn seal_frame(&self, frame: &[u8]) -> Result<Vec<u8>, JsValue> {
+    pub fn seal_frame(&self, frame: &[u8], video: bool) -> Result<Vec<u8>, JsValue> {
         let mut slot = self.call.borrow_mut();
         let call = slot.as_mut().ok_or_else(not_in_call)?;
-        call.keys.seal(frame).map_err(js_error)
+        call.keys.seal_media(media(video), frame).map_err(js_error)
     }
 
     /// Opens a member's media frame. Refused (code `rejected_message`) unless a member of the
     /// current or previous epoch sealed it; `call_epoch_ahead` when it is sealed under an
     /// epoch this device has not reached yet (sync, then the next frames open).
     #[wasm_bindgen(js_name = openFrame, unchecked_return_type = "OpenedFrame")]
-    pub fn open_frame(&self, frame: &[u8]) -> Result<JsValue, JsValue> {
+    pub fn open_frame(&self, frame: &[u8], video: bool) -> Result<JsValue, JsValue> {
         let mut slot = self.call.borrow_mut();
         let call = slot.as_mut().ok_or_else(not_in_call)?;
-        if call.keys.is_ahead(frame) {
+        let media = media(video);
+        if call.keys.is_ahead(media, frame) {
             return Err(coded(
                 "call_epoch_ahead",
                 "a call frame of an epoch this device has not reached yet",
             ));
         }
-        let opened = call.keys.open(frame, Instant::now()).map_err(js_error)?;
+        let opened = call
+            .keys
+            .open_media(media, frame, Instant::now())
+            .map_err(js_error)?;
         let out = js_sys::Object::new();
         let set = |key: &str, value: JsValue| js_sys::Reflect::set(&out, &key.into(), &value);
         set("device", opened.sender.device_id.into())?;

@@ -3,7 +3,7 @@
 //! commit reads nothing sealed after it; frames of the previous epoch are read for the grace
 //! period only; tampered, replayed and foreign frames are refused.
 
-use missive_core::call::{CallKeys, GRACE};
+use missive_core::call::{CallKeys, Media, GRACE};
 use missive_core::AlertCode;
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,33 @@ async fn call_keys_come_from_the_group_and_change_with_its_members() {
         AlertCode::RejectedMessage,
     );
 
+    // A video (VP8) frame keeps its payload header in clear for the depacketizers, 10 bytes
+    // of a keyframe and 3 of an interframe; the picture is sealed, and the clear bytes are
+    // authenticated with it.
+    let keyframe = b"\x10\x02\x00\x9d\x01\x2a\x40\x01\xf0\x00 a red square".to_vec();
+    let interframe = b"\x31\x01\x00 the square moves".to_vec();
+    for (frame, clear) in [(&keyframe, 10), (&interframe, 3)] {
+        let sealed = a.seal_media(Media::Video, frame).expect("seal");
+        assert_eq!(sealed[..clear], frame[..clear]);
+        assert!(!sealed.windows(6).any(|w| w == b"square"));
+        for flipped in [1, clear + 2] {
+            let mut tampered = sealed.clone();
+            tampered[flipped] ^= 1;
+            assert_refused(
+                c.open_media(Media::Video, &tampered, now),
+                AlertCode::RejectedMessage,
+            );
+        }
+        let opened = c.open_media(Media::Video, &sealed, now).expect("open");
+        assert_eq!(&opened.payload, frame);
+    }
+    // A frame sealed whole is no video frame: opening it as one is refused, not mangled.
+    let whole = a.seal(&keyframe).expect("seal");
+    assert_refused(
+        c.open_media(Media::Video, &whole, now),
+        AlertCode::RejectedMessage,
+    );
+
     // Carol is removed: a new epoch, new keys.
     let before_removal = a.seal(b"sent before the removal").expect("seal");
     let delayed = a.seal(b"delayed on the network").expect("seal");
@@ -76,8 +103,8 @@ async fn call_keys_come_from_the_group_and_change_with_its_members() {
     // Before bob learns of the commit, alice's new frames are ahead of him (he keeps them for
     // after his rekey); frames of his own epoch are not.
     let early = a.seal(b"sealed before bob rekeyed").expect("seal");
-    assert!(b.is_ahead(&early));
-    assert!(!b.is_ahead(&before_removal));
+    assert!(b.is_ahead(Media::Audio, &early));
+    assert!(!b.is_ahead(Media::Audio, &before_removal));
     b.rekey(
         bob.account
             .call_epoch(&conv, CALL, CallKeys::secret_len())
@@ -120,12 +147,22 @@ async fn call_keys_come_from_the_group_and_change_with_its_members() {
 
 /// A real WebRTC offer (one track sent, two received), as a participant makes it.
 fn offer() -> String {
+    offer_with_video(0)
+}
+
+/// A real WebRTC offer: one audio track sent, two received, and with `video` receiving slots,
+/// one video track sent and those, every codec str0m knows offered for them (as a browser
+/// offers all of its own).
+fn offer_with_video(video: usize) -> String {
     use str0m::media::{Direction, MediaKind};
-    let mut rtc = str0m::Rtc::builder()
-        .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
-        .clear_codecs()
-        .enable_opus(true, false)
-        .build(Instant::now());
+    let builder = str0m::Rtc::builder()
+        .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()));
+    let builder = if video == 0 {
+        builder.clear_codecs().enable_opus(true, false)
+    } else {
+        builder
+    };
+    let mut rtc = builder.build(Instant::now());
     let candidate =
         str0m::Candidate::host("127.0.0.1:40000".parse().expect("addr"), "udp").expect("candidate");
     rtc.add_local_candidate(candidate);
@@ -133,6 +170,12 @@ fn offer() -> String {
     changes.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     changes.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     changes.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    if video > 0 {
+        changes.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    }
+    for _ in 0..video {
+        changes.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    }
     changes.apply().expect("offer").0.to_sdp_string()
 }
 
@@ -194,12 +237,19 @@ async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
         .expect_err("another call");
     assert_eq!(code(e), Some(ErrorCode::CallInProgress));
 
-    // Carol joins, then is removed from the group: the relay lets her go at once.
-    carol
+    // Carol joins with her camera and room to see eight others: an offer larger than most
+    // requests (a browser's, with every codec it has, is about 30 KB), answered with VP8.
+    let with_video = offer_with_video(8);
+    assert!(with_video.len() > 16 * 1024, "{} bytes", with_video.len());
+    let answer = carol
         .transport()
-        .join_call(&conv, &call, offer())
+        .join_call(&conv, &call, with_video)
         .await
         .expect("carol joins");
+    let video_lines = answer.answer.matches("m=video").count();
+    assert_eq!(video_lines, 9, "{}", answer.answer);
+    assert!(answer.answer.contains("VP8/90000"), "{}", answer.answer);
+    // Then she is removed from the group: the relay lets her go at once.
     let devices = |h: &Harness| -> Vec<String> {
         h.server
             .sfu()
