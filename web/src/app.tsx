@@ -391,6 +391,7 @@ function Home({ engine, me }: { engine: EngineClient; me: Identity }) {
       if (outcomes.some((o) => o.type !== "typing")) refresh();
     };
     engine.onConnection = setOnline;
+    engine.onCalls = calls.onCallsChanged;
     engine.onRefusal = (code, detail) => setAlerts((a) => [...a, { code, detail }]);
     refresh();
     calls.refreshOngoing();

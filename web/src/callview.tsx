@@ -7,8 +7,11 @@ import { EngineClient, errorText } from "./client";
 import { t } from "./i18n";
 import type { CallFrames, CallStatus, Identity, JoinedCall, Message, OngoingCall } from "./protocol";
 
-/** How often the call's state is looked at (who is in it, who speaks). */
+/** How often who speaks (and who is seen) is looked at: in this browser, not at the server. */
 const POLL_MS = 1000;
+/** How often the server is asked who is in the call, besides whenever it pushes a change
+ *  (it does on every join and leave; this is for a push channel down for a while). */
+const STATUS_MS = 10_000;
 /** A call nobody answers ends after this long, as does an incoming call's ringing. */
 const RING_MS = 60_000;
 /** A slot's sound level above which its speaker is shown as speaking (0 to 1). */
@@ -41,6 +44,17 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
   const current = useRef<ActiveCall | undefined>(undefined);
   current.current = call;
   const company = useRef(false);
+  /** Asks who is in the call now (set while in one). */
+  const statusNow = useRef<(() => void) | undefined>(undefined);
+  /** Changes the call shown, from what it is now (not from the last render: two answers may
+   *  come between renders). */
+  const update = (media: CallMedia, change: Partial<ActiveCall>) => {
+    const now = current.current;
+    if (!now || now.media !== media) return;
+    const next = { ...now, ...change };
+    current.current = next;
+    setCall(next);
+  };
 
   const refreshOngoing = () =>
     engine.call<OngoingCall[]>({ method: "calls" }).then(setOngoing, () => {});
@@ -87,13 +101,9 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
   const media = call?.media;
   useEffect(() => {
     if (!media) return;
-    const timer = setInterval(async () => {
+    const status = async () => {
       try {
-        const [status, frames, heard] = await Promise.all([
-          engine.call<CallStatus | undefined>({ method: "callStatus" }),
-          engine.call<CallFrames>({ method: "callFrames" }),
-          media.levels(),
-        ]);
+        const status = await engine.call<CallStatus | undefined>({ method: "callStatus" });
         const now = current.current;
         if (!now || now.media !== media) return;
         if (!status || status.removed) {
@@ -104,12 +114,26 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
         if (company.current && others === 0) return hangUp();
         if (!company.current && others === 0 && Date.now() - now.since > RING_MS) return hangUp();
         company.current ||= others > 0;
-        setCall({ ...now, status, frames, levels: heard.levels, energy: heard.energy });
+        update(media, { status });
       } catch {
         // The server out of reach for a moment: the media goes on, look again next time.
       }
-    }, POLL_MS);
-    return () => clearInterval(timer);
+    };
+    const speaking = async () => {
+      try {
+        const [frames, heard] = await Promise.all([engine.call<CallFrames>({ method: "callFrames" }), media.levels()]);
+        update(media, { frames, levels: heard.levels, energy: heard.energy });
+      } catch {
+        // The Worker busy or the connection closing: look again next time.
+      }
+    };
+    statusNow.current = status;
+    status();
+    const timers = [setInterval(speaking, POLL_MS), setInterval(status, STATUS_MS)];
+    return () => {
+      statusNow.current = undefined;
+      for (const timer of timers) clearInterval(timer);
+    };
   }, [media]);
 
   // An incoming call rings for a minute at most.
@@ -130,6 +154,13 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
       setRinging((r) => (r?.callId === n.call_id ? undefined : r));
     }
     refreshOngoing();
+  };
+
+  /** The server says the call of these conversations changed: someone joined or left. */
+  const onCallsChanged = (conversations: string[]) => {
+    refreshOngoing();
+    const now = current.current;
+    if (now && conversations.includes(now.conversation)) statusNow.current?.();
   };
 
   const setMuted = (muted: boolean) => {
@@ -160,6 +191,7 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     setMuted,
     setCamera,
     onMessage,
+    onCallsChanged,
     refreshOngoing,
     decline: () => setRinging(undefined),
   };

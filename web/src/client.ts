@@ -22,6 +22,8 @@ export class EngineClient {
   onRefusal: (code: string, detail: string) => void = () => {};
   /** The code (and its QR code) of a link in progress. */
   onLinkCode: (code: string, qrSvg: string) => void = () => {};
+  /** The call of these conversations changed: someone joined or left, or it ended. */
+  onCalls: (conversations: string[]) => void = () => {};
 
   constructor() {
     this.worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
@@ -33,6 +35,7 @@ export class EngineClient {
         }
         else if (data.event === "progress") this.progress.get(data.id)?.(data.done, data.total);
         else if (data.event === "linkCode") this.onLinkCode(data.code, data.qrSvg);
+        else if (data.event === "calls") this.onCalls(data.conversations);
         else this.onConnection(data.online);
         return;
       }

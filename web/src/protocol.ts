@@ -92,7 +92,8 @@ export type Reply =
   | { event: "outcomes"; outcomes: Outcome[] }
   | { event: "connection"; online: boolean }
   | { event: "progress"; id: number; done: number; total: number }
-  | { event: "linkCode"; code: string; qrSvg: string };
+  | { event: "linkCode"; code: string; qrSvg: string }
+  | { event: "calls"; conversations: string[] };
 
 /** Who this device is, once an account is open. */
 export type Identity = { address: string; deviceId: string };

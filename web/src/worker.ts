@@ -190,10 +190,13 @@ async function listen(e: Engine) {
   for (;;) {
     try {
       post({ event: "connection", online: true });
-      await e.listen((outcomes: Outcome[]) => {
-        pause = 500;
-        post({ event: "outcomes", outcomes });
-      });
+      await e.listen(
+        (outcomes: Outcome[]) => {
+          pause = 500;
+          post({ event: "outcomes", outcomes });
+        },
+        (conversations: string[]) => post({ event: "calls", conversations }),
+      );
       return;
     } catch {
       post({ event: "connection", online: false });

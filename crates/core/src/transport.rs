@@ -245,11 +245,21 @@ pub(super) fn push_url(server: &str, cursor: u64) -> Result<String, CoreError> {
     Ok(format!("{ws_base}/v1/ws?after={cursor}"))
 }
 
-/// A push frame's text made into events: `None` for a frame this version does not know
-/// (skipped).
-fn frame_events(text: &str) -> Result<Option<Vec<Event>>, CoreError> {
+/// A push frame's text made into events (none for a call that changed, noted in
+/// `calls_changed`): `None` for a frame this version does not know (skipped).
+fn frame_events(
+    text: &str,
+    calls_changed: &mut Vec<String>,
+) -> Result<Option<Vec<Event>>, CoreError> {
     match serde_json::from_str::<PushFrame>(text).map_err(network)? {
         PushFrame::Events { events } => Ok(Some(events)),
+        PushFrame::CallChanged { group } => {
+            let conversation = crate::account::conversation_id(&group.0);
+            if !calls_changed.contains(&conversation) {
+                calls_changed.push(conversation);
+            }
+            Ok(Some(Vec::new()))
+        }
         // A frame added after this version: skipped.
         PushFrame::Unknown => Ok(None),
     }
@@ -263,6 +273,8 @@ pub struct PushConnection {
     >,
     #[cfg(target_arch = "wasm32")]
     pub(super) stream: gloo_net::websocket::futures::WebSocket,
+    /// The conversations whose call changed since [`PushConnection::take_calls_changed`].
+    calls_changed: Vec<String>,
 }
 
 impl PushConnection {
@@ -285,7 +297,10 @@ impl PushConnection {
         let (stream, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(network)?;
-        Ok(PushConnection { stream })
+        Ok(PushConnection {
+            stream,
+            calls_changed: Vec::new(),
+        })
     }
 
     /// Opens the push channel of the device whose token is `token`, delivering its events
@@ -304,7 +319,10 @@ impl PushConnection {
             &[missive_proto::api::WS_PROTOCOL, bearer.as_str()],
         )
         .map_err(|e| CoreError::Network(e.to_string()))?;
-        Ok(PushConnection { stream })
+        Ok(PushConnection {
+            stream,
+            calls_changed: Vec::new(),
+        })
     }
 
     /// Every event that arrived: waits for one frame, then takes all frames already received,
@@ -324,6 +342,12 @@ impl PushConnection {
         Ok(Some(events))
     }
 
+    /// The conversations whose call changed (someone joined or left, or it ended) since the
+    /// last time this was asked: a batch with no events may have come for them.
+    pub fn take_calls_changed(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.calls_changed)
+    }
+
     /// The next batch of events; `None` when the server closed the channel.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn next(&mut self) -> Result<Option<Vec<Event>>, CoreError> {
@@ -332,7 +356,7 @@ impl PushConnection {
         while let Some(msg) = self.stream.next().await {
             match msg.map_err(network)? {
                 Message::Text(text) => {
-                    if let Some(events) = frame_events(&text)? {
+                    if let Some(events) = frame_events(&text, &mut self.calls_changed)? {
                         return Ok(Some(events));
                     }
                 }
@@ -351,7 +375,7 @@ impl PushConnection {
         while let Some(msg) = self.stream.next().await {
             match msg {
                 Ok(Message::Text(text)) => {
-                    if let Some(events) = frame_events(&text)? {
+                    if let Some(events) = frame_events(&text, &mut self.calls_changed)? {
                         return Ok(Some(events));
                     }
                 }

@@ -349,6 +349,10 @@ pub const WS_BEARER_PROTOCOL_PREFIX: &str = "missive.bearer.";
 pub enum PushFrame {
     /// New events for this device, in order.
     Events { events: Vec<Event> },
+    /// The call of one of this device's groups changed: someone joined or left, or it ended
+    /// (`GET /v1/calls` says who is in it now). Not stored: missed while offline, nothing is
+    /// lost, the list of calls is always current.
+    CallChanged { group: B64 },
     /// A frame added after this version (never sent by this server): the client skips it.
     #[serde(other)]
     Unknown,

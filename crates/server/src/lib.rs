@@ -73,6 +73,7 @@ impl AppState {
         tracing::info!(addr = %sfu.addr(), "call media relay");
         let hub = Arc::new(push::Hub::default());
         store.set_event_sink(hub.clone());
+        tell_call_changes(&sfu, store.clone(), hub.clone());
         let limits = ratelimit::Limits::new(&config);
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -173,6 +174,40 @@ impl Drop for UploadGuard {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         uploads.remove(&self.id);
     }
+}
+
+/// Pushes `PushFrame::CallChanged` to the connected members of a group whose call changed (and
+/// to the devices that left it, a device removed from the group among them), so their apps
+/// show who is in it at once rather than when they next ask. Runs while the relay
+/// lives (its end closes the channel); outside a Tokio runtime (never, in the server) nothing
+/// is pushed and clients still see the change when they ask.
+fn tell_call_changes(sfu: &sfu::Sfu, store: Arc<dyn Store>, hub: Arc<push::Hub>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let mut changes = sfu.watch();
+    runtime.spawn(async move {
+        while let Some((group, left)) = changes.recv().await {
+            let mut members = match store.group_members(&group).await {
+                Ok(members) => members,
+                Err(e) => {
+                    tracing::warn!(error = %e, "call change: reading the members failed");
+                    continue;
+                }
+            };
+            for device in left {
+                if !members.contains(&device) {
+                    members.push(device);
+                }
+            }
+            let frame = missive_proto::api::PushFrame::CallChanged {
+                group: missive_proto::B64(group),
+            };
+            if let Ok(json) = serde_json::to_string(&frame) {
+                hub.send_frame(&members, json.into());
+            }
+        }
+    });
 }
 
 /// The router with every route, limit and fallback.

@@ -21,6 +21,8 @@ pub enum Push {
     Event(u64, Arc<str>),
     /// Something new to fetch from the store.
     Wake,
+    /// A frame to send as it is (JSON, a `PushFrame` of something not stored).
+    Frame(Arc<str>),
 }
 
 struct Conn {
@@ -96,6 +98,16 @@ impl Hub {
     /// Ends every live connection of `device_id` (a revoked device).
     pub fn disconnect(&self, device_id: &str) {
         self.lock().remove(device_id);
+    }
+
+    /// Hands `frame` to every live connection of `devices`.
+    pub fn send_frame(&self, devices: &[String], frame: Arc<str>) {
+        let connected = self.lock();
+        for d in devices {
+            for conn in connected.get(d).into_iter().flatten() {
+                Self::deliver(conn, Push::Frame(frame.clone()));
+            }
+        }
     }
 
     fn deliver(conn: &Conn, push: Push) {

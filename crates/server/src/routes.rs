@@ -652,6 +652,13 @@ async fn push_loop(state: AppState, device: Device, mut cursor: u64, mut socket:
                         Err(_) => break,
                     }
                 }
+                for push in &batch {
+                    if let Push::Frame(text) = push {
+                        if socket.send(Message::Text(text.to_string().into())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 if sub.take_lagged() || batch.iter().any(|p| matches!(p, Push::Wake)) {
                     catch_up = true;
                     continue;
@@ -665,7 +672,7 @@ async fn push_loop(state: AppState, device: Device, mut cursor: u64, mut socket:
                     .collect();
                 let Some(last) = batch.iter().rev().find_map(|p| match p {
                     Push::Event(id, _) => Some(*id),
-                    Push::Wake => None,
+                    Push::Wake | Push::Frame(_) => None,
                 }) else {
                     continue;
                 };

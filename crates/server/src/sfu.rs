@@ -73,6 +73,12 @@ pub struct SfuStats {
     pub packets_forwarded: AtomicU64,
 }
 
+/// A group whose call changed (someone joined or left, or it ended), and the devices that left
+/// it (which may no longer be members of the group).
+pub type Change = (Vec<u8>, Vec<String>);
+/// Where changes are told.
+type Changes = Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Change>>>>;
+
 enum Command {
     Join(Box<Peer>),
     Leave(u64),
@@ -89,6 +95,7 @@ pub struct Sfu {
     provider: Arc<str0m::crypto::CryptoProvider>,
     /// Every payload forwarded, when a test asks for them ([`Sfu::tap`]).
     tap: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
+    changes: Changes,
 }
 
 impl Sfu {
@@ -111,6 +118,7 @@ impl Sfu {
         let rooms = Arc::new(Mutex::new(HashMap::new()));
         let stats = Arc::new(SfuStats::default());
         let tap = Arc::new(Mutex::new(None));
+        let changes: Changes = Arc::new(Mutex::new(None));
         let relay = Relay {
             socket,
             local,
@@ -118,6 +126,7 @@ impl Sfu {
             rooms: rooms.clone(),
             stats: stats.clone(),
             tap: tap.clone(),
+            changes: changes.clone(),
         };
         std::thread::Builder::new()
             .name("missive-sfu".into())
@@ -130,7 +139,16 @@ impl Sfu {
             stats,
             provider: Arc::new(str0m::crypto::from_feature_flags()),
             tap,
+            changes,
         })
+    }
+
+    /// From now on, the groups whose call changes (a join, a leave, a connection lost, the
+    /// end) are sent here, once per change, with the devices that left.
+    pub fn watch(&self) -> tokio::sync::mpsc::UnboundedReceiver<Change> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *lock(&self.changes) = Some(tx);
+        rx
     }
 
     /// The address devices send media to.
@@ -205,6 +223,7 @@ impl Sfu {
             room.participants.push((id, device.to_owned()));
             (replaced, room.started_ms)
         };
+        changed(&self.changes, [(group.to_vec(), Vec::new())]);
         for old in replaced {
             self.send(Command::Leave(old));
         }
@@ -263,15 +282,22 @@ impl Sfu {
     fn take(&self, matches: impl Fn(&[u8], &str) -> bool) -> (Vec<u64>, Vec<Vec<u8>>) {
         let mut rooms = lock(&self.rooms);
         let mut taken = Vec::new();
+        let mut touched = Vec::new();
         for (group, room) in rooms.iter_mut() {
+            let mut left = Vec::new();
             room.participants.retain(|(id, device)| {
                 let hit = matches(group, device);
                 if hit {
                     taken.push(*id);
+                    left.push(device.clone());
                 }
                 !hit
             });
+            if !left.is_empty() {
+                touched.push((group.clone(), left));
+            }
         }
+        changed(&self.changes, touched);
         let mut emptied = Vec::new();
         rooms.retain(|group, room| {
             let empty = room.participants.is_empty();
@@ -298,6 +324,15 @@ impl Drop for Sfu {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Tells the watcher (if any) that these calls changed.
+fn changed(changes: &Changes, groups: impl IntoIterator<Item = Change>) {
+    if let Some(tx) = lock(changes).as_ref() {
+        for change in groups {
+            let _ = tx.send(change);
+        }
+    }
 }
 
 /// One device's connection.
@@ -404,6 +439,7 @@ struct Relay {
     rooms: Arc<Mutex<HashMap<Vec<u8>, Room>>>,
     stats: Arc<SfuStats>,
     tap: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
+    changes: Changes,
 }
 
 impl Relay {
@@ -503,10 +539,22 @@ impl Relay {
         }
         self.peers.retain(|p| p.rtc.is_alive());
         let mut rooms = lock(&self.rooms);
-        for room in rooms.values_mut() {
-            room.participants.retain(|(id, _)| !dead.contains(id));
+        let mut touched = Vec::new();
+        for (group, room) in rooms.iter_mut() {
+            let mut left = Vec::new();
+            room.participants.retain(|(id, device)| {
+                let gone = dead.contains(id);
+                if gone {
+                    left.push(device.clone());
+                }
+                !gone
+            });
+            if !left.is_empty() {
+                touched.push((group.clone(), left));
+            }
         }
         rooms.retain(|_, room| !room.participants.is_empty());
+        changed(&self.changes, touched);
     }
 
     /// A receiver asked for a keyframe on its video slot `mid`: asks the sender in it.

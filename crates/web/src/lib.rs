@@ -485,11 +485,16 @@ impl Engine {
     }
 
     /// Listens on the push channel: every batch of events is applied, and what happened is
-    /// handed to `on_outcomes(outcomes: Outcome[])`. Catches up first (a sync, whose outcomes
-    /// are handed over too). Returns when [`Engine::stop`] is called; throws when the
-    /// connection is lost (call it again to reconnect: nothing is missed, the server keeps
-    /// every event until this device has it).
-    pub async fn listen(&self, on_outcomes: js_sys::Function) -> Result<(), JsValue> {
+    /// handed to `on_outcomes(outcomes: Outcome[])`; the conversations whose call changed
+    /// (someone joined or left, or it ended) to `on_calls(conversations: string[])`. Catches
+    /// up first (a sync, whose outcomes are handed over too). Returns when [`Engine::stop`] is
+    /// called; throws when the connection is lost (call it again to reconnect: nothing is
+    /// missed, the server keeps every event until this device has it).
+    pub async fn listen(
+        &self,
+        on_outcomes: js_sys::Function,
+        on_calls: Option<js_sys::Function>,
+    ) -> Result<(), JsValue> {
         self.stopping.set(false);
         let mut push = {
             let mut client = self.client.lock().await;
@@ -509,6 +514,13 @@ impl Engine {
                     "the server closed the push channel".into(),
                 )));
             };
+            let calls = push.take_calls_changed();
+            if let (Some(on_calls), false) = (&on_calls, calls.is_empty()) {
+                on_calls.call1(&JsValue::NULL, &to_js(&calls)?)?;
+            }
+            if events.is_empty() {
+                continue;
+            }
             let mut client = self.client.lock().await;
             let outcomes = client.process_events(&events).await.map_err(js_error)?;
             // A commit is a new epoch: the call's media keys follow at once.

@@ -179,6 +179,21 @@ fn offer_with_video(video: usize) -> String {
     changes.apply().expect("offer").0.to_sdp_string()
 }
 
+/// Waits (5 s at most) for the push channel to say that calls changed: their conversations.
+async fn calls_changed(push: &mut missive_core::client::PushConnection) -> Vec<String> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            push.next_batch().await.expect("push").expect("open");
+            let changed = push.take_calls_changed();
+            if !changed.is_empty() {
+                return changed;
+            }
+        }
+    })
+    .await
+    .expect("a call change pushed within 5 s")
+}
+
 fn code(e: missive_core::CoreError) -> Option<missive_proto::ErrorCode> {
     e.server_code()
 }
@@ -190,6 +205,10 @@ async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
     let (mut alice, bob, carol, conv) = h.trio("call").await;
     let dave = h.user("dave").await;
     let call = [7u8; 16];
+    // Bob and Carol listen: every join and leave is pushed to the members at once (each
+    // change checked as it happens, so each check reads the frame of that change).
+    let mut bob_push = bob.connect_push().await.expect("push");
+    let mut carol_push = carol.connect_push().await.expect("push");
 
     // Someone who is not a member is refused, however good the offer.
     let refused = dave
@@ -220,6 +239,8 @@ async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
         .await
         .expect("alice joins");
     assert!(answer.answer.contains("a=candidate"), "the relay's address");
+    assert_eq!(calls_changed(&mut bob_push).await, [conv.as_str()]);
+    assert_eq!(calls_changed(&mut carol_push).await, [conv.as_str()]);
     let listed = bob.transport().calls().await.expect("calls");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].conversation, conv);
@@ -246,6 +267,8 @@ async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
         .join_call(&conv, &call, with_video)
         .await
         .expect("carol joins");
+    assert_eq!(calls_changed(&mut bob_push).await, [conv.as_str()]);
+    assert_eq!(calls_changed(&mut carol_push).await, [conv.as_str()]);
     let video_lines = answer.answer.matches("m=video").count();
     assert_eq!(video_lines, 9, "{}", answer.answer);
     assert!(answer.answer.contains("VP8/90000"), "{}", answer.answer);
@@ -264,6 +287,9 @@ async fn only_members_join_a_call_and_a_removed_member_is_cut_off() {
         .await
         .expect("remove");
     assert_eq!(devices(&h), vec![alice.account.device_id().to_owned()]);
+    // Carol, no longer a member, is still told (her app ends the call), as is Bob.
+    assert_eq!(calls_changed(&mut carol_push).await, [conv.as_str()]);
+    assert_eq!(calls_changed(&mut bob_push).await, [conv.as_str()]);
     let e = carol
         .transport()
         .join_call(&conv, &call, offer())
