@@ -24,6 +24,8 @@ export class CallMedia {
   private silent = false;
   /** The camera, while it is on. */
   private camera?: MediaStream;
+  /** When the connection to the relay was last seen up (or, before, when it was opened). */
+  private lastUp = Date.now();
 
   private constructor(
     private pc: RTCPeerConnection,
@@ -94,6 +96,13 @@ export class CallMedia {
   /** Whether the relay is reachable (ICE and DTLS done). */
   get connected(): boolean {
     return this.pc.connectionState === "connected";
+  }
+
+  /** For how long the relay has been out of reach (ms; 0 while connected): a network that
+   *  changed or dropped. */
+  lostFor(): number {
+    if (this.connected) this.lastUp = Date.now();
+    return Date.now() - this.lastUp;
   }
 
   set muted(on: boolean) {

@@ -18,6 +18,11 @@ const RING_MS = 60_000;
 const SPEAKING = 0.01;
 /** A video slot that had no frame for this long shows nothing (the camera was turned off). */
 const VIDEO_IDLE_MS = 2500;
+/** The relay out of reach for this long: the call says it is reconnecting. */
+const SHAKY_MS = 2000;
+/** The relay out of reach for this long: the page joins the call again, with a new connection
+ *  (the network changed or dropped; ICE alone would take half a minute to give up). */
+const LOST_MS = 5000;
 
 export type ActiveCall = {
   conversation: string;
@@ -30,6 +35,8 @@ export type ActiveCall = {
   muted: boolean;
   /** Our camera is on. */
   camera: boolean;
+  /** The connection to the relay is down for now (a new one is on its way). */
+  reconnecting: boolean;
   since: number;
 };
 
@@ -72,7 +79,15 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     if (current.current) return;
     setRinging(undefined);
     company.current = false;
-    const fresh: ActiveCall = { conversation, levels: [], energy: 0, muted: false, camera: false, since: Date.now() };
+    const fresh: ActiveCall = {
+      conversation,
+      levels: [],
+      energy: 0,
+      muted: false,
+      camera: false,
+      reconnecting: false,
+      since: Date.now(),
+    };
     current.current = fresh;
     setCall(fresh);
     let media: CallMedia | undefined;
@@ -120,9 +135,11 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
       }
     };
     const speaking = async () => {
+      const lost = media.lostFor();
+      if (lost > LOST_MS) rejoin(media);
       try {
         const [frames, heard] = await Promise.all([engine.call<CallFrames>({ method: "callFrames" }), media.levels()]);
-        update(media, { frames, levels: heard.levels, energy: heard.energy });
+        update(media, { frames, levels: heard.levels, energy: heard.energy, reconnecting: lost > SHAKY_MS });
       } catch {
         // The Worker busy or the connection closing: look again next time.
       }
@@ -135,6 +152,33 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
       for (const timer of timers) clearInterval(timer);
     };
   }, [media]);
+
+  /** A rejoin under way (one at a time). */
+  const rejoining = useRef(false);
+  /** Joins the call again with a new connection in place of `lost`, with the same microphone
+   *  state and camera; if it fails (the network still down), the next look tries again. */
+  const rejoin = async (lost: CallMedia) => {
+    if (rejoining.current) return;
+    rejoining.current = true;
+    let media: CallMedia | undefined;
+    try {
+      const iceServers = await engine.call<RTCIceServer[]>({ method: "iceServers" });
+      media = await CallMedia.open(engine, iceServers);
+      const now = current.current;
+      if (!now || now.media !== lost) return media.close();
+      media.muted = now.muted;
+      if (now.camera) await media.setCamera(true);
+      const answer = await engine.call<JoinedCall>({ method: "rejoinCall", offer: media.offer });
+      await media.accept(answer.answer);
+      if (current.current?.media !== lost) return media.close();
+      update(lost, { media, reconnecting: true });
+      lost.close();
+    } catch {
+      media?.close();
+    } finally {
+      rejoining.current = false;
+    }
+  };
 
   // An incoming call rings for a minute at most.
   useEffect(() => {
@@ -248,7 +292,9 @@ export function CallPanel(props: {
       <p class="call-state" role="status">
         {!call.media
           ? t("Connecting…")
-          : participants.length === 0
+          : call.reconnecting
+            ? t("Reconnecting…")
+            : participants.length === 0
             ? t("Calling…")
             : t("In call · {time}", { time: clock(Date.now() - (call.status?.started_ms ?? call.since)) })}
       </p>

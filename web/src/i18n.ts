@@ -167,6 +167,7 @@ const fr: Record<string, string> = {
     "Ce navigateur ne sait pas chiffrer les appels de bout en bout : utilisez un Firefox, Safari ou Chromium récent.",
   "Call in {title}": "Appel dans {title}",
   "Connecting…": "Connexion…",
+  "Reconnecting…": "Reconnexion…",
   "Calling…": "Appel en cours…",
   "In call · {time}": "En appel · {time}",
   "In the call": "Dans l'appel",

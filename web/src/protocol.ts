@@ -61,6 +61,7 @@ export type Call =
   | { method: "calls" }
   | { method: "iceServers" }
   | { method: "joinCall"; conversation: string; offer: string }
+  | { method: "rejoinCall"; offer: string }
   | { method: "callStatus" }
   | { method: "hangUp" }
   | { method: "callFrames" };

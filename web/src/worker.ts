@@ -119,6 +119,8 @@ async function answer(call: Call, id: number): Promise<unknown> {
     case "joinCall":
       frames = newFrames();
       return engine.joinCall(call.conversation, call.offer);
+    case "rejoinCall":
+      return engine.rejoinCall(call.offer);
     case "callStatus":
       return engine.callStatus();
     case "hangUp":

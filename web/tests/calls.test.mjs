@@ -5,7 +5,7 @@
 // must see, in that colour.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer, connect } from "node:net";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -298,8 +298,45 @@ async function mediaPath(page) {
     const transport = reports.find((r) => r.type === "transport" && r.selectedCandidatePairId);
     const pair = stats.get(transport?.selectedCandidatePairId);
     const local = stats.get(pair?.localCandidateId);
-    return { type: local?.candidateType, relayProtocol: local?.relayProtocol };
+    return { type: local?.candidateType, relayProtocol: local?.relayProtocol, port: local?.port };
   });
+}
+
+/** The local UDP ports of the page's connection to the relay (one per address it has). */
+async function localPorts(page) {
+  return page.evaluate(async () => {
+    const ports = [];
+    (await window.__peerConnections.at(-1).getStats()).forEach((r) => {
+      if (r.type === "local-candidate" && r.protocol === "udp") ports.push(r.port);
+    });
+    return [...new Set(ports)];
+  });
+}
+
+/** Kills the paths through local UDP `ports`, both ways (as a phone's paths die when it
+ *  leaves a Wi-Fi network): iptables drops what is sent from them and to them. Returns the
+ *  undoing. */
+function cutPaths(ports) {
+  const rules = ports.flatMap((port) =>
+    ["--sport", "--dport"].map((side) => ["OUTPUT", "-o", "lo", "-p", "udp", side, String(port), "-j", "DROP"]),
+  );
+  for (const rule of rules) execFileSync("iptables", ["-I", ...rule]);
+  return () => {
+    for (const rule of rules) execFileSync("iptables", ["-D", ...rule]);
+  };
+}
+
+/** Which 100 ms windows of `samples` carry the tone `hz` (more than half the power of
+ *  `tones`, in a window with sound). */
+function toneWindows(samples, hz, tones) {
+  const window = RATE / 10;
+  const windows = [];
+  for (let at = 0; at + window <= samples.length; at += window) {
+    const part = samples.subarray(at, at + window);
+    const { loud, shares } = toneShares(part, tones);
+    windows.push(loud > 0 && shares[tones.indexOf(hz)] > 0.5);
+  }
+  return windows;
 }
 
 test("a call between the app and the command line: each hears the other's tone, and the relay only forwards sealed frames", async (t) => {
@@ -502,7 +539,7 @@ test("where no UDP gets out, the app's call goes through the TURN server (coturn
     const path = await mediaPath(bea.page);
     const heard = await heardInPage(bea.page, [440, 880]);
     t.diagnostic(`media through a ${path.type} candidate over ${path.relayProtocol}; the app hears 440/880 Hz at ${heard.levels.map((l) => l.toFixed(0))} dB`);
-    assert.deepEqual(path, { type: "relay", relayProtocol: "tcp" });
+    assert.deepEqual({ ...path, port: undefined }, { type: "relay", relayProtocol: "tcp", port: undefined });
     assert.ok(heard.levels[0] - heard.levels[1] > 30, `${heard.levels}`);
     await sleep(2000);
     await panel.getByRole("button", { name: "Hang up" }).click();
@@ -600,5 +637,64 @@ test("video: each browser sees the other's camera, in its colour, and a camera t
   } finally {
     tomCall?.kill();
     await other.close();
+  }
+});
+
+test("when the app's path to the relay dies (its network changed), it joins the call again by itself: each side hears the other again", async (t) => {
+  const tom = terminalUser(server, "tom4@call.test");
+  const bea = await openWebApp(browser, server.url, { bypassCSP: true, init: watchPeerConnections });
+  await registerInApp(bea.page, "bea4@call.test");
+  await (await newConversation(bea.page, "tom4@call.test")).waitFor({ state: "detached" });
+  const conversation = JSON.parse(cli(tom, "conversations", "--json").trim().split("\n")[0]).id;
+  const tomRecording = join(work, "tom4.wav");
+  // Tom stays for 30 s whoever leaves, so his recording spans the cut.
+  const tomCall = terminalCall(tom, "start", conversation, "--play", tone440, "--record", tomRecording, "--duration", "30");
+  let undo;
+  try {
+    await bea.page.getByRole("alertdialog", { name: "Incoming call" }).getByRole("button", { name: "Accept" }).click({ timeout: 30_000 });
+    const panel = bea.page.getByRole("region", { name: /^Call in / });
+    await panel.locator("li.speaking").filter({ hasText: "tom4@call.test" }).waitFor({ timeout: 30_000 });
+    await sleep(2000);
+
+    // The paths the media may take die: nothing more comes or goes through the page's ports
+    // (cutting only the one in use, Chromium's ICE moves to another address within seconds,
+    // which is ICE doing its work; this is a network that is gone).
+    const before = await mediaPath(bea.page);
+    const ports = await localPorts(bea.page);
+    undo = cutPaths(ports);
+    const cutAt = Date.now();
+    await panel.getByText("Reconnecting…").waitFor({ timeout: 15_000 });
+    await panel.getByText(/In call · \d+:\d\d/).waitFor({ timeout: 20_000 });
+    const back = await mediaPath(bea.page);
+    t.diagnostic(`the paths through ports ${ports} cut (media through ${before.port}); the app was back through port ${back.port} after ${Date.now() - cutAt} ms`);
+    assert.ok(!ports.includes(back.port), `back through ${back.port}, one of ${ports}`);
+    await panel.locator("li.speaking").filter({ hasText: "tom4@call.test" }).waitFor({ timeout: 10_000 });
+    await sleep(3000);
+    const heard = await heardInPage(bea.page, [440, 880]);
+    t.diagnostic(`after the rejoin the app hears 440/880 Hz at ${heard.levels.map((l) => l.toFixed(0))} dB`);
+    assert.ok(heard.levels[0] - heard.levels[1] > 30, `${heard.levels}`);
+    await panel.getByRole("button", { name: "Hang up" }).click();
+
+    // Tom heard Bea before the cut, nothing for a while, and Bea again after it: every frame
+    // of hers opened with the same call's keys (none refused).
+    const summary = await tomCall.summary();
+    assert.equal(summary.refused, 0, tomCall.stderr());
+    const windows = toneWindows(readWav(tomRecording), 880, [440, 880]);
+    const first = windows.indexOf(true);
+    const last = windows.lastIndexOf(true);
+    let gap = 0;
+    let run = 0;
+    for (const tone of windows.slice(first, last + 1)) {
+      run = tone ? 0 : run + 1;
+      gap = Math.max(gap, run);
+    }
+    const after = windows.slice(last - 20, last + 1).filter(Boolean).length;
+    t.diagnostic(`Tom heard 880 Hz from window ${first} to ${last}; the longest gap ${gap} windows; ${after} of the last 21 windows before it ended`);
+    assert.ok(gap >= 30, `no cut in Tom's recording (longest gap ${gap} windows)`);
+    assert.ok(after >= 15, `Tom does not hear Bea again after the cut (${after} windows)`);
+    assert.deepEqual(bea.errors, []);
+  } finally {
+    undo?.();
+    tomCall.kill();
   }
 });

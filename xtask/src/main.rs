@@ -336,8 +336,8 @@ fn node(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// The browser tests of `web/tests` (Node's test runner) against the debug server and CLI,
-/// after building the web app and checking its types; installs Debian's chromium and coturn if
-/// missing.
+/// after building the web app and checking its types; installs Debian's chromium, coturn and
+/// iptables if missing.
 /// Screenshots of the app's screens go to `target/web-screenshots`.
 fn browser_test() -> anyhow::Result<()> {
     let root = workspace_root()?;
@@ -359,6 +359,7 @@ fn browser_test() -> anyhow::Result<()> {
     )?;
     ensure_chromium()?;
     ensure_coturn()?;
+    ensure_iptables()?;
     let web_dir = root.join("web");
     // The app's TypeScript against the engine's generated types.
     node(
@@ -455,6 +456,15 @@ fn ensure_coturn() -> anyhow::Result<()> {
         return Ok(());
     }
     apt_install("coturn")
+}
+
+/// Debian's iptables (a call test kills the app's network path with it), installed unless
+/// present.
+fn ensure_iptables() -> anyhow::Result<()> {
+    if std::path::Path::new("/usr/sbin/iptables").exists() {
+        return Ok(());
+    }
+    apt_install("iptables")
 }
 
 /// Debian's Chromium, installed unless present (or named by `CHROMIUM`).

@@ -205,6 +205,31 @@ impl Engine {
         })
     }
 
+    /// Joins again the call this device is in, with a new `offer` (the page's connection to the
+    /// relay was lost: its network changed or dropped): the relay replaces the lost
+    /// connection, and the call's keys go on as they were. Refused (`forbidden`) if this
+    /// device is no longer a member of the conversation.
+    #[wasm_bindgen(js_name = rejoinCall, unchecked_return_type = "JoinedCall")]
+    pub async fn rejoin_call(&self, offer: String) -> Result<JsValue, JsValue> {
+        let (conversation, call_id, started_ms) = self
+            .call
+            .borrow()
+            .as_ref()
+            .map(|c| (c.conversation.clone(), c.call_id.clone(), c.started_ms))
+            .ok_or_else(not_in_call)?;
+        let transport = self.client.lock().await.transport();
+        let joined = transport
+            .join_call(&conversation, &call_id, offer)
+            .await
+            .map_err(js_error)?;
+        to_js(&JoinedView {
+            call_id: missive_core::hex(&call_id),
+            answer: joined.answer,
+            started_ms,
+            started: false,
+        })
+    }
+
     /// The call this device is in (`undefined` if none): who else is in it, and whether this
     /// device was removed from the conversation meanwhile. The keys follow the group first.
     #[wasm_bindgen(js_name = callStatus, unchecked_return_type = "CallStatus | undefined")]
