@@ -10,15 +10,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use missive_core::call::CallKeys;
-use missive_core::client::{call_message, new_call_id, Client, Transport};
+use missive_core::client::{call_message, new_call_id, Client, PushConnection, Transport};
 use missive_core::proto::ErrorCode;
 
 use crate::audio::Source;
 use crate::media::{self, Command, Offer, Participant, Report};
 use crate::show::report;
 
-/// How often the command looks at the group and at who is in the call.
+/// How often the command looks whether it has something to do (the deadline, the push
+/// channel to reconnect, a rejoin to try again).
 const FOLLOW: Duration = Duration::from_secs(1);
+/// How often it asks the server who is in the call and brings the group up to date, though
+/// the push channel says so as it happens (every FOLLOW while that channel is down).
+const FALLBACK: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
 pub struct CallArgs {
@@ -108,48 +112,73 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
     let mut others: HashSet<String> = HashSet::new();
     let mut had_company = false;
     let mut ended_by = "time";
+    // The group's commits and who joins or leaves come on the push channel; without it (and
+    // every FALLBACK with it, should a frame be lost) the command asks.
+    let mut push = client.connect_push().await.ok();
+    let mut asked_at: Option<Instant> = None;
+    let mut rejoin = false;
     let mut ticker = tokio::time::interval(FOLLOW);
     loop {
-        let report = tokio::select! {
-            _ = ticker.tick() => None,
-            r = report_rx.recv() => r,
+        // What to do this time round: bring the group up to date, ask who is in the call.
+        let mut sync = false;
+        let mut look = false;
+        tokio::select! {
+            _ = ticker.tick() => {
+                if push.is_none() {
+                    push = client.connect_push().await.ok();
+                }
+                let due = asked_at.is_none_or(|at| at.elapsed() >= FALLBACK);
+                sync = push.is_none() || due;
+                look = sync;
+            }
+            r = report_rx.recv() => match r {
+                Some(Report::Lost) => {
+                    eprintln!("connection to the call lost; joining again");
+                    rejoin = true;
+                }
+                // A member is at a newer epoch: catch up now, not at the next tick.
+                Some(Report::EpochAhead) => sync = true,
+                Some(Report::Connected) | None => {}
+            },
+            batch = next_push(&mut push) => match batch {
+                Some(events) => {
+                    alerts += report(&client.process_events(&events).await?);
+                    look = push
+                        .as_mut()
+                        .is_some_and(|p| p.take_calls_changed().contains(&conversation));
+                }
+                None => push = None,
+            },
             _ = tokio::signal::ctrl_c() => { ended_by = "you"; break; }
-        };
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        match report {
-            Some(Report::Connected) => continue,
-            Some(Report::Lost) => {
-                eprintln!("connection to the call lost; joining again");
-                match connect(&transport, &conversation, &call_id, local).await {
-                    Ok((c, _)) => {
-                        let _ = command_tx.send(Command::Replace(Box::new(c)));
-                    }
-                    Err(e) => eprintln!("could not join again yet: {e:#}"),
+        if rejoin {
+            // Until it works: the network may still be down.
+            match connect(&transport, &conversation, &call_id, local).await {
+                Ok((c, _)) => {
+                    let _ = command_tx.send(Command::Replace(Box::new(c)));
+                    rejoin = false;
                 }
-                continue;
+                Err(e) => eprintln!("could not join again yet: {e:#}"),
             }
-            // A member is at a newer epoch: catch up now, not at the next tick.
-            Some(Report::EpochAhead) | None => {}
         }
-        if !follow_group(
-            client,
-            &conversation,
-            &call_id,
-            &mut epoch,
-            &command_tx,
-            &mut alerts,
-        )
-        .await
-        {
+        if sync {
+            match client.sync().await {
+                Ok(outcomes) => alerts += report(&outcomes),
+                Err(e) => eprintln!("cannot reach the server: {e}"),
+            }
+        }
+        if !follow_epoch(client, &conversation, &call_id, &mut epoch, &command_tx) {
             ended_by = "removal";
             eprintln!("you are no longer a member of this conversation");
             break;
         }
-        if report.is_some() {
+        if !look {
             continue;
         }
+        asked_at = Some(Instant::now());
         // Who is in the call.
         let current = match transport.ongoing_call(&conversation).await {
             Ok(current) => current,
@@ -249,20 +278,26 @@ pub async fn call(client: &mut Client, args: CallArgs, start: bool) -> anyhow::R
     Ok(alerts)
 }
 
-/// Brings the group up to date; a new epoch rekeys the media. `false` once this device is no
-/// longer a member (the call is over for it).
-async fn follow_group(
+/// The next batch pushed (events, or only calls that changed); `None` once the channel is
+/// lost. Never ready without a channel.
+async fn next_push(
+    push: &mut Option<PushConnection>,
+) -> Option<Vec<missive_core::proto::api::Event>> {
+    match push {
+        Some(p) => p.next_batch().await.ok().flatten(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Follows the group's epoch (the group brought up to date before): a new one rekeys the
+/// media. `false` once this device is no longer a member (the call is over for it).
+fn follow_epoch(
     client: &mut Client,
     conversation: &str,
     call_id: &[u8],
     epoch: &mut u64,
     media: &std::sync::mpsc::Sender<Command>,
-    alerts: &mut usize,
 ) -> bool {
-    match client.sync().await {
-        Ok(outcomes) => *alerts += report(&outcomes),
-        Err(e) => eprintln!("cannot reach the server: {e}"),
-    }
     match client
         .account
         .call_epoch(conversation, call_id, CallKeys::secret_len())
