@@ -90,6 +90,8 @@ export class CallMedia {
   /** Takes the relay's answer: the media starts. */
   async accept(answer: string) {
     await this.pc.setRemoteDescription({ type: "answer", sdp: answer });
+    // The connection is being made from now on: not lost before it had its chance.
+    this.lastUp = Date.now();
     for (const { audio } of this.slots) audio.play().catch(() => {});
   }
 
