@@ -14,6 +14,10 @@ const POLL_MS = 1000;
 const STATUS_MS = 10_000;
 /** A call nobody answers ends after this long, as does an incoming call's ringing. */
 const RING_MS = 60_000;
+/** Left alone in a call, the page ends it only if still alone after this long: the commit that
+ *  removed this device (the server stops listing the call to a non-member at once), or a
+ *  member's rejoin, may be on its way. */
+const ALONE_MS = 2000;
 /** A slot's sound level above which its speaker is shown as speaking (0 to 1). */
 const SPEAKING = 0.01;
 /** A video slot that had no frame for this long shows nothing (the camera was turned off). */
@@ -51,6 +55,8 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
   const current = useRef<ActiveCall | undefined>(undefined);
   current.current = call;
   const company = useRef(false);
+  /** Since when this device has been alone in the call (after it had company). */
+  const aloneSince = useRef<number | undefined>(undefined);
   /** Asks who is in the call now (set while in one). */
   const statusNow = useRef<(() => void) | undefined>(undefined);
   /** Changes the call shown, from what it is now (not from the last render: two answers may
@@ -70,8 +76,12 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     const media = current.current?.media;
     current.current = undefined;
     setCall(undefined);
-    media?.close();
+    if (media) media.muted = true;
+    // Leave first, then close the connection: the relay decides who is the last one out (who
+    // says the call ended) as we leave. Closed first, the relay would drop us on its own, and
+    // a member leaving meanwhile could find the call over as well as we do: two ends.
     await engine.call({ method: "hangUp" }).catch(() => {});
+    media?.close();
     refreshOngoing();
   };
 
@@ -79,6 +89,7 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
     if (current.current) return;
     setRinging(undefined);
     company.current = false;
+    aloneSince.current = undefined;
     const fresh: ActiveCall = {
       conversation,
       levels: [],
@@ -116,7 +127,7 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
   const media = call?.media;
   useEffect(() => {
     if (!media) return;
-    const status = async () => {
+    const askWho = async () => {
       try {
         const status = await engine.call<CallStatus | undefined>({ method: "callStatus" });
         const now = current.current;
@@ -126,7 +137,14 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
           return hangUp();
         }
         const others = status.participants.length;
-        if (company.current && others === 0) return hangUp();
+        if (company.current && others === 0) {
+          if (aloneSince.current === undefined) {
+            aloneSince.current = Date.now();
+            setTimeout(askWho, ALONE_MS);
+          } else if (Date.now() - aloneSince.current >= ALONE_MS) return hangUp();
+          return;
+        }
+        aloneSince.current = undefined;
         if (!company.current && others === 0 && Date.now() - now.since > RING_MS) return hangUp();
         company.current ||= others > 0;
         update(media, { status });
@@ -144,9 +162,9 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
         // The Worker busy or the connection closing: look again next time.
       }
     };
-    statusNow.current = status;
-    status();
-    const timers = [setInterval(speaking, POLL_MS), setInterval(status, STATUS_MS)];
+    statusNow.current = askWho;
+    askWho();
+    const timers = [setInterval(speaking, POLL_MS), setInterval(askWho, STATUS_MS)];
     return () => {
       statusNow.current = undefined;
       for (const timer of timers) clearInterval(timer);

@@ -350,12 +350,11 @@ impl Engine {
 
 impl Engine {
     /// Brings the call's keys to the group's epoch (a member added or removed); notes when
-    /// this device is no longer a member.
-    pub(crate) fn follow_call(&self, client: &mut Client) {
+    /// this device is no longer a member. Returns the call's conversation when its members
+    /// changed (or this device was removed from it): the page asks who is in the call then.
+    pub(crate) fn follow_call(&self, client: &mut Client) -> Option<String> {
         let mut slot = self.call.borrow_mut();
-        let Some(call) = slot.as_mut().filter(|c| !c.removed) else {
-            return;
-        };
+        let call = slot.as_mut().filter(|c| !c.removed)?;
         match client
             .account
             .call_epoch(&call.conversation, &call.call_id, CallKeys::secret_len())
@@ -368,9 +367,13 @@ impl Engine {
                 call.epoch = epoch.epoch;
                 // Epochs only grow: a failure here would be a bug, and the old keys stay.
                 let _ = call.keys.rekey(epoch, Instant::now());
+                Some(call.conversation.clone())
             }
-            Ok(_) => {}
-            Err(_) => call.removed = true,
+            Ok(_) => None,
+            Err(_) => {
+                call.removed = true;
+                Some(call.conversation.clone())
+            }
         }
     }
 }

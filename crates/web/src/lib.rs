@@ -514,17 +514,23 @@ impl Engine {
                     "the server closed the push channel".into(),
                 )));
             };
-            let calls = push.take_calls_changed();
+            let mut calls = push.take_calls_changed();
+            let mut client = self.client.lock().await;
+            let outcomes = client.process_events(&events).await.map_err(js_error)?;
+            // A commit is a new epoch: the call's media keys follow at once. A commit that
+            // removed this device from its call's conversation (whose news of the relay may
+            // come before the commit itself) is a change of the call too.
+            if let Some(conversation) = self.follow_call(&mut client) {
+                if !calls.contains(&conversation) {
+                    calls.push(conversation);
+                }
+            }
             if let (Some(on_calls), false) = (&on_calls, calls.is_empty()) {
                 on_calls.call1(&JsValue::NULL, &to_js(&calls)?)?;
             }
             if events.is_empty() {
                 continue;
             }
-            let mut client = self.client.lock().await;
-            let outcomes = client.process_events(&events).await.map_err(js_error)?;
-            // A commit is a new epoch: the call's media keys follow at once.
-            self.follow_call(&mut client);
             // Shown at once: the receipts (a request, with the save it waits for) come after.
             // Nothing is lost if the page closes first: the server keeps the events until this
             // device acknowledges them, which it does only after saving them.
