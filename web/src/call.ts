@@ -24,6 +24,8 @@ export class CallMedia {
   private silent = false;
   /** The camera, while it is on. */
   private camera?: MediaStream;
+  /** The audio output chosen with `setSpeaker`. */
+  private sink?: string;
   /** When the connection to the relay was last seen up (or, before, when it was opened). */
   private lastUp = Date.now();
 
@@ -39,14 +41,16 @@ export class CallMedia {
     readonly offer: string,
   ) {}
 
-  /** Opens the microphone and makes the offer; `iceServers` are the TURN servers to reach
-   *  the relay through when the network blocks UDP to it. */
-  static async open(engine: EngineClient, iceServers: RTCIceServer[]): Promise<CallMedia> {
+  /** Opens the microphone (`microphone`, one of `microphones()`, or the default) and makes
+   *  the offer; `iceServers` are the TURN servers to reach the relay through when the network
+   *  blocks UDP to it. */
+  static async open(engine: EngineClient, iceServers: RTCIceServer[], microphone?: string): Promise<CallMedia> {
     // Without it our frames would leave unsealed: no call rather than a call the relay hears.
     if (typeof RTCRtpScriptTransform === "undefined") {
       throw new Error(t("This browser cannot encrypt calls end to end: use a recent Firefox, Safari or Chromium."));
     }
-    const mic = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+    const audio = microphone ? { deviceId: { exact: microphone } } : true;
+    const mic = await navigator.mediaDevices.getUserMedia({ audio, video: false });
     const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     try {
       const [track] = mic.getAudioTracks();
@@ -146,12 +150,23 @@ export class CallMedia {
     return this.videoSlots[slot];
   }
 
+  /** The microphone speaking now (its device id). */
+  get microphone(): string | undefined {
+    return this.mic.getAudioTracks()[0]?.getSettings().deviceId;
+  }
+
   /** Plays the call on the audio output `deviceId` (one of `speakers()`). */
   async setSpeaker(deviceId: string) {
     for (const { audio } of this.slots) {
       const sink = audio as HTMLAudioElement & { setSinkId?(id: string): Promise<void> };
       await sink.setSinkId?.(deviceId);
     }
+    this.sink = deviceId;
+  }
+
+  /** The audio output chosen (none: the default). */
+  get speaker(): string | undefined {
+    return this.sink;
   }
 
   /** Each slot's sound level now (0 to 1), and the energy heard since the call began. */

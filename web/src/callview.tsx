@@ -174,18 +174,19 @@ export function useCalls(engine: EngineClient, me: Identity, onError: (text: str
   /** A rejoin under way (one at a time). */
   const rejoining = useRef(false);
   /** Joins the call again with a new connection in place of `lost`, with the same microphone
-   *  state and camera; if it fails (the network still down), the next look tries again. */
+   *  (and its mute), speaker and camera; if it fails (the network still down), the next look tries again. */
   const rejoin = async (lost: CallMedia) => {
     if (rejoining.current) return;
     rejoining.current = true;
     let media: CallMedia | undefined;
     try {
       const iceServers = await engine.call<RTCIceServer[]>({ method: "iceServers" });
-      media = await CallMedia.open(engine, iceServers);
+      media = await CallMedia.open(engine, iceServers, lost.microphone);
       const now = current.current;
       if (!now || now.media !== lost) return media.close();
       media.muted = now.muted;
       if (now.camera) await media.setCamera(true);
+      if (lost.speaker) await media.setSpeaker(lost.speaker);
       const answer = await engine.call<JoinedCall>({ method: "rejoinCall", offer: media.offer });
       await media.accept(answer.answer);
       if (current.current?.media !== lost) return media.close();

@@ -654,6 +654,15 @@ test("when the app's path to the relay dies (its network changed), it joins the 
     await bea.page.getByRole("alertdialog", { name: "Incoming call" }).getByRole("button", { name: "Accept" }).click({ timeout: 30_000 });
     const panel = bea.page.getByRole("region", { name: /^Call in / });
     await panel.locator("li.speaking").filter({ hasText: "tom4@call.test" }).waitFor({ timeout: 30_000 });
+    // Bea speaks through her second microphone: the new connection must keep it.
+    const mic = panel.getByRole("combobox", { name: "Microphone" });
+    const micNames = await mic.locator("option").allTextContents();
+    await mic.selectOption({ index: 1 });
+    const sendingLabel = () => bea.page.evaluate(() => window.__peerConnections.at(-1).getSenders()[0].track?.label);
+    await bea.page.waitForFunction(
+      (label) => window.__peerConnections.at(-1).getSenders()[0].track?.label === label,
+      micNames[1],
+    );
     await sleep(2000);
 
     // The paths the media may take die: nothing more comes or goes through the page's ports
@@ -668,6 +677,7 @@ test("when the app's path to the relay dies (its network changed), it joins the 
     const back = await mediaPath(bea.page);
     t.diagnostic(`the paths through ports ${ports} cut (media through ${before.port}); the app was back through port ${back.port} after ${Date.now() - cutAt} ms`);
     assert.ok(!ports.includes(back.port), `back through ${back.port}, one of ${ports}`);
+    assert.equal(await sendingLabel(), micNames[1], "the microphone chosen before the cut");
     await panel.locator("li.speaking").filter({ hasText: "tom4@call.test" }).waitFor({ timeout: 10_000 });
     await sleep(3000);
     const heard = await heardInPage(bea.page, [440, 880]);
