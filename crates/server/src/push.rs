@@ -102,10 +102,14 @@ impl Hub {
 
     /// Hands `frame` to every live connection of `devices`.
     pub fn send_frame(&self, devices: &[String], frame: Arc<str>) {
-        let connected = self.lock();
+        Self::deliver_to(&self.lock(), devices, &Push::Frame(frame));
+    }
+
+    /// Hands `push` to every live connection of `devices` among `connected`.
+    fn deliver_to(connected: &HashMap<String, Vec<Conn>>, devices: &[String], push: &Push) {
         for d in devices {
             for conn in connected.get(d).into_iter().flatten() {
-                Self::deliver(conn, Push::Frame(frame.clone()));
+                Self::deliver(conn, push.clone());
             }
         }
     }
@@ -143,13 +147,7 @@ impl EventSink for Hub {
                 }
                 Published::Wake {
                     devices: targets, ..
-                } => {
-                    for d in &targets {
-                        for conn in devices.get(d).into_iter().flatten() {
-                            Self::deliver(conn, Push::Wake);
-                        }
-                    }
-                }
+                } => Self::deliver_to(&devices, &targets, &Push::Wake),
             }
         }
     }

@@ -280,33 +280,9 @@ impl Sfu {
     /// Takes the connections `matches` picks out of their rooms; returns them, and the groups
     /// whose call they ended (no one left).
     fn take(&self, matches: impl Fn(&[u8], &str) -> bool) -> (Vec<u64>, Vec<Vec<u8>>) {
-        let mut rooms = lock(&self.rooms);
-        let mut taken = Vec::new();
-        let mut touched = Vec::new();
-        for (group, room) in rooms.iter_mut() {
-            let mut left = Vec::new();
-            room.participants.retain(|(id, device)| {
-                let hit = matches(group, device);
-                if hit {
-                    taken.push(*id);
-                    left.push(device.clone());
-                }
-                !hit
-            });
-            if !left.is_empty() {
-                touched.push((group.clone(), left));
-            }
-        }
-        changed(&self.changes, touched);
-        let mut emptied = Vec::new();
-        rooms.retain(|group, room| {
-            let empty = room.participants.is_empty();
-            if empty {
-                emptied.push(group.clone());
-            }
-            !empty
-        });
-        (taken, emptied)
+        take_participants(&mut lock(&self.rooms), &self.changes, |group, _, device| {
+            matches(group, device)
+        })
     }
 
     fn send(&self, command: Command) {
@@ -324,6 +300,42 @@ impl Drop for Sfu {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Takes the participants `hit` picks (by group, connection and device) out of `rooms`, tells
+/// the watcher which calls changed, and forgets the calls left with no one. Returns the
+/// connections taken and the groups whose call they ended.
+fn take_participants(
+    rooms: &mut HashMap<Vec<u8>, Room>,
+    changes: &Changes,
+    hit: impl Fn(&[u8], u64, &str) -> bool,
+) -> (Vec<u64>, Vec<Vec<u8>>) {
+    let mut taken = Vec::new();
+    let mut touched = Vec::new();
+    for (group, room) in rooms.iter_mut() {
+        let mut left = Vec::new();
+        room.participants.retain(|(id, device)| {
+            let out = hit(group, *id, device);
+            if out {
+                taken.push(*id);
+                left.push(device.clone());
+            }
+            !out
+        });
+        if !left.is_empty() {
+            touched.push((group.clone(), left));
+        }
+    }
+    changed(changes, touched);
+    let mut emptied = Vec::new();
+    rooms.retain(|group, room| {
+        let empty = room.participants.is_empty();
+        if empty {
+            emptied.push(group.clone());
+        }
+        !empty
+    });
+    (taken, emptied)
 }
 
 /// Tells the watcher (if any) that these calls changed.
@@ -538,23 +550,9 @@ impl Relay {
             return;
         }
         self.peers.retain(|p| p.rtc.is_alive());
-        let mut rooms = lock(&self.rooms);
-        let mut touched = Vec::new();
-        for (group, room) in rooms.iter_mut() {
-            let mut left = Vec::new();
-            room.participants.retain(|(id, device)| {
-                let gone = dead.contains(id);
-                if gone {
-                    left.push(device.clone());
-                }
-                !gone
-            });
-            if !left.is_empty() {
-                touched.push((group.clone(), left));
-            }
-        }
-        rooms.retain(|_, room| !room.participants.is_empty());
-        changed(&self.changes, touched);
+        take_participants(&mut lock(&self.rooms), &self.changes, |_, id, _| {
+            dead.contains(&id)
+        });
     }
 
     /// A receiver asked for a keyframe on its video slot `mid`: asks the sender in it.
